@@ -1,0 +1,176 @@
+//! The event model: one row change (or truncate, or logical message) with the
+//! source position it came from.
+
+use std::fmt;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use cdc_signal::TableRef;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::value::Row;
+
+/// An opaque, totally ordered source position: an LSN for PostgreSQL, a
+/// resume token for MongoDB. Sources encode it so that byte order is stream
+/// order; the engine only compares, stores and hands it back.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Position(Bytes);
+
+impl Position {
+    pub fn from_bytes(bytes: impl Into<Bytes>) -> Self {
+        Position(bytes.into())
+    }
+
+    /// Big-endian, so byte order equals numeric order.
+    pub fn from_u64(value: u64) -> Self {
+        Position(Bytes::copy_from_slice(&value.to_be_bytes()))
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+
+    /// The value back, for positions made by [`Position::from_u64`].
+    pub fn to_u64(&self) -> Option<u64> {
+        let bytes: [u8; 8] = self.0.as_ref().try_into().ok()?;
+        Some(u64::from_be_bytes(bytes))
+    }
+
+    pub fn to_hex(&self) -> String {
+        self.0.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    pub fn from_hex(hex: &str) -> Option<Self> {
+        if hex.len() % 2 != 0 {
+            return None;
+        }
+        let bytes = (0..hex.len())
+            .step_by(2)
+            .map(|i| {
+                hex.get(i..i + 2)
+                    .and_then(|h| u8::from_str_radix(h, 16).ok())
+            })
+            .collect::<Option<Vec<u8>>>()?;
+        Some(Position(Bytes::from(bytes)))
+    }
+}
+
+impl fmt::Debug for Position {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Position({})", self.to_hex())
+    }
+}
+
+impl fmt::Display for Position {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_hex())
+    }
+}
+
+impl Serialize for Position {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.to_hex())
+    }
+}
+
+impl<'de> Deserialize<'de> for Position {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let hex = String::deserialize(deserializer)?;
+        Position::from_hex(&hex).ok_or_else(|| serde::de::Error::custom("invalid position hex"))
+    }
+}
+
+/// Debezium's `op` codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Op {
+    Create,
+    Update,
+    Delete,
+    /// A row read by a snapshot.
+    Read,
+    Truncate,
+    /// A logical decoding message (`pg_logical_emit_message`).
+    Message,
+}
+
+impl Op {
+    pub fn code(self) -> &'static str {
+        match self {
+            Op::Create => "c",
+            Op::Update => "u",
+            Op::Delete => "d",
+            Op::Read => "r",
+            Op::Truncate => "t",
+            Op::Message => "m",
+        }
+    }
+}
+
+/// Whether an event came from a snapshot (Debezium's `source.snapshot`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SnapshotFlag {
+    No,
+    Incremental,
+}
+
+impl SnapshotFlag {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SnapshotFlag::No => "false",
+            SnapshotFlag::Incremental => "incremental",
+        }
+    }
+}
+
+/// What every event of one source shares.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceMeta {
+    /// `postgresql`, `mongodb`.
+    pub connector: &'static str,
+    /// The logical name of this capture (Debezium's `topic.prefix`).
+    pub name: String,
+    pub db: String,
+}
+
+/// Where an event came from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SourceInfo {
+    pub meta: Arc<SourceMeta>,
+    /// Ordering and acknowledgement position of the event's transaction.
+    pub position: Position,
+    /// PostgreSQL's LSN of the change's transaction commit (Debezium `lsn`).
+    pub lsn: Option<u64>,
+    pub tx_id: Option<u64>,
+    /// Commit time of the transaction, milliseconds since the Unix epoch.
+    pub ts_ms: i64,
+    pub snapshot: SnapshotFlag,
+}
+
+/// A logical decoding message's payload.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogicalMessage {
+    pub prefix: String,
+    pub content: Bytes,
+    pub transactional: bool,
+}
+
+/// One change event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    pub op: Op,
+    /// `None` only for logical messages, which belong to no table.
+    pub table: Option<Arc<TableRef>>,
+    /// The primary-key columns, for row events of tables that have one.
+    pub key: Option<Row>,
+    pub before: Option<Row>,
+    pub after: Option<Row>,
+    pub source: SourceInfo,
+    pub message: Option<LogicalMessage>,
+}
+
+impl Event {
+    /// The key in a canonical byte form (its JSON), for per-key bookkeeping.
+    pub fn key_bytes(&self) -> Option<Vec<u8>> {
+        self.key.as_ref().map(crate::envelope::key_json)
+    }
+}

@@ -1,0 +1,20 @@
+//! The engine of `cdc`: event model, DBLog window merger, snapshot scheduler,
+//! offsets and the pipeline that moves events from a source to a sink.
+//!
+//! Nothing here does I/O of its own beyond the channels between tasks:
+//! sources and sinks are adapters behind [`source::Source`] and
+//! [`sink::Sink`], and depend on this crate, never the other way round.
+
+pub mod envelope;
+pub mod event;
+pub mod offsets;
+pub mod pipeline;
+pub mod sink;
+pub mod source;
+pub mod value;
+
+pub use cdc_signal::{SignalRow, TableRef};
+pub use event::{Event, LogicalMessage, Op, Position, SnapshotFlag, SourceInfo, SourceMeta};
+pub use sink::{Sink, SinkError};
+pub use source::{LogItem, Source, SourceError, StreamContext};
+pub use value::{Row, Value, UNAVAILABLE_VALUE_PLACEHOLDER};

@@ -1,0 +1,266 @@
+//! The pipeline: log items in, events to the sink, durable positions back to
+//! the source.
+//!
+//! ```text
+//!  source ──items (bounded)──► processor ──events──► sink.write ─► sink.flush
+//!    ▲                                                               │
+//!    └──────────── acks (highest durable checkpoint) ◄───────────────┘
+//! ```
+//!
+//! Backpressure: the items channel is bounded and the pipeline stops taking
+//! items while the sink is slow or failing, so memory stays bounded and the
+//! reader slows down instead. A checkpoint is published only after a flush
+//! that covers it, so nothing is acknowledged that no sink holds.
+
+use std::time::{Duration, Instant};
+
+use tokio::sync::{mpsc, watch};
+
+use crate::event::{Event, Position};
+use crate::offsets::DurableTracker;
+use crate::sink::{Sink, SinkError};
+use crate::source::LogItem;
+
+/// Tuning of the pipeline.
+#[derive(Debug, Clone)]
+pub struct PipelineConfig {
+    /// Events handed to the sink in one `write`.
+    pub max_batch_events: usize,
+    /// Longest time written events wait for a flush (and so for their
+    /// acknowledgement) while items keep arriving.
+    pub flush_interval: Duration,
+    /// Longest pause between retries of a failing sink.
+    pub max_retry_backoff: Duration,
+}
+
+impl Default for PipelineConfig {
+    fn default() -> Self {
+        PipelineConfig {
+            max_batch_events: 4096,
+            flush_interval: Duration::from_millis(250),
+            max_retry_backoff: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Counters, for the final log line and tests.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct PipelineStats {
+    pub events: u64,
+    pub flushes: u64,
+    pub retries: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    #[error("sink {sink} failed: {reason}")]
+    SinkFatal { sink: String, reason: String },
+    #[error("stopped while sink {sink} was failing ({reason}); its events were not acknowledged")]
+    Interrupted { sink: String, reason: String },
+}
+
+/// Turns log items into the events the sink receives. The passthrough
+/// processor emits row events and drops signal rows; the snapshot engine
+/// merges chunks in here.
+pub trait Processor: Send {
+    fn process(&mut self, item: LogItem, out: &mut Vec<Event>);
+}
+
+/// Emits every change event as it is; signal rows are consumed, not emitted.
+#[derive(Debug, Default)]
+pub struct Passthrough;
+
+impl Processor for Passthrough {
+    fn process(&mut self, item: LogItem, out: &mut Vec<Event>) {
+        if let LogItem::Event(event) = item {
+            out.push(event);
+        }
+    }
+}
+
+/// Run until `items` closes (the source stopped) or a fatal sink error.
+/// On return the last durable position has been published to `acks`, and
+/// `acks` is dropped, which tells the source to send its final status.
+pub async fn run(
+    mut items: mpsc::Receiver<Vec<LogItem>>,
+    processor: &mut dyn Processor,
+    sink: &mut dyn Sink,
+    acks: watch::Sender<Option<Position>>,
+    mut shutdown: watch::Receiver<bool>,
+    config: &PipelineConfig,
+) -> Result<PipelineStats, PipelineError> {
+    let mut stats = PipelineStats::default();
+    let mut durable = DurableTracker::default();
+    let mut batch: Vec<Event> = Vec::with_capacity(config.max_batch_events);
+    let mut last_flush = Instant::now();
+    let mut progress = ProgressLog::new();
+    let mut open = true;
+
+    while open {
+        // Wait for work; if written events are waiting for a flush, wait at
+        // most until their flush is due.
+        let received = if durable.has_unflushed() {
+            let due = last_flush + config.flush_interval;
+            tokio::select! {
+                received = items.recv() => Some(received),
+                _ = tokio::time::sleep_until(due.into()) => None,
+            }
+        } else {
+            Some(items.recv().await)
+        };
+        match received {
+            Some(Some(chunk)) => {
+                absorb(chunk, processor, &mut batch, &mut durable);
+                // Take whatever else is already queued, up to a batch.
+                while batch.len() < config.max_batch_events {
+                    match items.try_recv() {
+                        Ok(chunk) => absorb(chunk, processor, &mut batch, &mut durable),
+                        Err(_) => break,
+                    }
+                }
+            }
+            Some(None) => open = false,
+            None => {}
+        }
+
+        if !batch.is_empty() {
+            retry(
+                sink,
+                SinkOp::Write(&batch),
+                &mut shutdown,
+                config,
+                &mut stats,
+            )
+            .await?;
+            stats.events += batch.len() as u64;
+            batch.clear();
+        }
+        durable.written();
+
+        let idle = items.is_empty();
+        let due = last_flush.elapsed() >= config.flush_interval;
+        if durable.has_unflushed() && (idle || due || !open) {
+            retry(sink, SinkOp::Flush, &mut shutdown, config, &mut stats).await?;
+            stats.flushes += 1;
+            last_flush = Instant::now();
+            if let Some(position) = durable.flushed() {
+                acks.send_replace(Some(position));
+            }
+        }
+        progress.maybe_log(&stats, durable.acknowledged());
+    }
+    tracing::info!(
+        events = stats.events,
+        acknowledged = %durable.acknowledged().map(|p| p.to_hex()).unwrap_or_default(),
+        "pipeline drained"
+    );
+    Ok(stats)
+}
+
+fn absorb(
+    chunk: Vec<LogItem>,
+    processor: &mut dyn Processor,
+    batch: &mut Vec<Event>,
+    durable: &mut DurableTracker,
+) {
+    for item in chunk {
+        let checkpoint = item.checkpoint().cloned();
+        processor.process(item, batch);
+        if let Some(position) = checkpoint {
+            durable.checkpoint(position);
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+enum SinkOp<'a> {
+    Write(&'a [Event]),
+    Flush,
+}
+
+/// Call the sink until it succeeds, backing off on retriable errors. While
+/// it fails nothing is taken from the source and nothing is acknowledged.
+async fn retry(
+    sink: &mut dyn Sink,
+    op: SinkOp<'_>,
+    shutdown: &mut watch::Receiver<bool>,
+    config: &PipelineConfig,
+    stats: &mut PipelineStats,
+) -> Result<(), PipelineError> {
+    let mut backoff = Duration::from_millis(100);
+    let mut last_reason = String::new();
+    loop {
+        let result = match op {
+            SinkOp::Write(events) => sink.write(events).await,
+            SinkOp::Flush => sink.flush().await,
+        };
+        match result {
+            Ok(()) => {
+                if !last_reason.is_empty() {
+                    tracing::info!(sink = %sink.describe(), "sink recovered");
+                }
+                return Ok(());
+            }
+            Err(SinkError::Fatal(reason)) => {
+                return Err(PipelineError::SinkFatal {
+                    sink: sink.describe(),
+                    reason,
+                })
+            }
+            Err(SinkError::Retriable(reason)) => {
+                if reason != last_reason {
+                    tracing::warn!(
+                        sink = %sink.describe(),
+                        "sink failed, retrying without acknowledging: {reason}"
+                    );
+                }
+                last_reason = reason;
+                stats.retries += 1;
+                if *shutdown.borrow() {
+                    return Err(PipelineError::Interrupted {
+                        sink: sink.describe(),
+                        reason: last_reason,
+                    });
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(backoff) => {}
+                    _ = shutdown.changed() => {}
+                }
+                backoff = (backoff * 2).min(config.max_retry_backoff);
+            }
+        }
+    }
+}
+
+/// A progress line every few seconds while events flow.
+struct ProgressLog {
+    last: Instant,
+    last_events: u64,
+}
+
+impl ProgressLog {
+    const EVERY: Duration = Duration::from_secs(10);
+
+    fn new() -> Self {
+        ProgressLog {
+            last: Instant::now(),
+            last_events: 0,
+        }
+    }
+
+    fn maybe_log(&mut self, stats: &PipelineStats, acknowledged: Option<&Position>) {
+        let elapsed = self.last.elapsed();
+        if elapsed < Self::EVERY || stats.events == self.last_events {
+            return;
+        }
+        let rate = (stats.events - self.last_events) as f64 / elapsed.as_secs_f64();
+        tracing::info!(
+            events = stats.events,
+            rate = format!("{rate:.0}/s"),
+            acknowledged = %acknowledged.map(|p| p.to_hex()).unwrap_or_default(),
+            "streaming"
+        );
+        self.last = Instant::now();
+        self.last_events = stats.events;
+    }
+}

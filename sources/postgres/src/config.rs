@@ -1,0 +1,36 @@
+//! Settings of the PostgreSQL source.
+
+use std::time::Duration;
+
+use cdc_engine::TableRef;
+
+use crate::connect::ConnectConfig;
+
+#[derive(Debug, Clone)]
+pub struct PostgresConfig {
+    pub connect: ConnectConfig,
+    /// The tables to capture.
+    pub tables: Vec<TableRef>,
+    pub slot: String,
+    pub publication: String,
+    /// Signals and watermarks; its schema also holds the engine's state.
+    pub signal_table: TableRef,
+    /// The logical name of this capture (`source.name` in events).
+    pub name: String,
+    /// How often a standby status update is sent while nothing else asks.
+    pub status_interval: Duration,
+}
+
+impl PostgresConfig {
+    pub fn new(connect: ConnectConfig, tables: Vec<TableRef>) -> Self {
+        PostgresConfig {
+            connect,
+            tables,
+            slot: "cdc".into(),
+            publication: "cdc".into(),
+            signal_table: TableRef::new("cdc", "signal"),
+            name: "cdc".into(),
+            status_interval: Duration::from_secs(10),
+        }
+    }
+}

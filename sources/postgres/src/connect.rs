@@ -1,0 +1,494 @@
+//! Connection settings shared by the SQL connection (tokio-postgres) and the
+//! replication connection (our own client): one URL, one TLS policy.
+//!
+//! The password lives only in here and is never formatted: `Debug` and
+//! [`ConnectConfig::redacted`] print `***` instead.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::WebPkiServerVerifier;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use rustls_pki_types::pem::PemObject;
+
+/// Session settings that make every value print the way the type converter
+/// expects, on both connections.
+pub const SESSION_OPTIONS: &str = "-c DateStyle=ISO -c TimeZone=UTC -c IntervalStyle=iso_8601 \
+     -c extra_float_digits=3 -c bytea_output=hex";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SslMode {
+    Disable,
+    Prefer,
+    Require,
+    VerifyCa,
+    VerifyFull,
+}
+
+impl FromStr for SslMode {
+    type Err = ConnectError;
+    fn from_str(s: &str) -> Result<Self, ConnectError> {
+        Ok(match s {
+            "disable" => SslMode::Disable,
+            "prefer" | "allow" => SslMode::Prefer,
+            "require" => SslMode::Require,
+            "verify-ca" => SslMode::VerifyCa,
+            "verify-full" => SslMode::VerifyFull,
+            other => {
+                return Err(ConnectError::Config(format!(
+                    "unknown sslmode '{other}' (expected disable, prefer, require, verify-ca or verify-full)"
+                )))
+            }
+        })
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    #[error("{0}")]
+    Config(String),
+    #[error("TLS setup: {0}")]
+    Tls(String),
+    #[error("connecting to {target}: {reason}")]
+    Connect { target: String, reason: String },
+}
+
+/// Where the server is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Endpoint {
+    Tcp { host: String, port: u16 },
+    Unix { dir: PathBuf, port: u16 },
+}
+
+#[derive(Clone)]
+pub struct ConnectConfig {
+    pg: tokio_postgres::Config,
+    pub endpoint: Endpoint,
+    pub user: String,
+    password: Option<String>,
+    pub dbname: String,
+    pub ssl_mode: SslMode,
+    pub root_cert: Option<PathBuf>,
+}
+
+impl fmt::Debug for ConnectConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.redacted())
+    }
+}
+
+impl ConnectConfig {
+    /// Parse a `postgresql://` URL. Errors never contain the password.
+    pub fn parse(url: &str) -> Result<Self, ConnectError> {
+        let (base, query) = match url.split_once('?') {
+            Some((base, query)) => (base, query),
+            None => (url, ""),
+        };
+        let mut ssl_mode = SslMode::Prefer;
+        let mut root_cert = None;
+        let mut rest = Vec::new();
+        for pair in query.split('&').filter(|p| !p.is_empty()) {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            match key {
+                "sslmode" => ssl_mode = percent_decode(value).parse()?,
+                "sslrootcert" => root_cert = Some(PathBuf::from(percent_decode(value))),
+                _ => rest.push(pair),
+            }
+        }
+        let stripped = if rest.is_empty() {
+            base.to_string()
+        } else {
+            format!("{base}?{}", rest.join("&"))
+        };
+        let pg = tokio_postgres::Config::from_str(&stripped).map_err(|err| {
+            ConnectError::Config(format!("invalid PostgreSQL URL {}: {err}", redact_url(url)))
+        })?;
+        let port = pg.get_ports().first().copied().unwrap_or(5432);
+        let endpoint = match pg.get_hosts().first() {
+            Some(tokio_postgres::config::Host::Tcp(host)) => Endpoint::Tcp {
+                host: host.clone(),
+                port,
+            },
+            Some(tokio_postgres::config::Host::Unix(dir)) => Endpoint::Unix {
+                dir: dir.clone(),
+                port,
+            },
+            None => Endpoint::Tcp {
+                host: "localhost".into(),
+                port,
+            },
+        };
+        let user = pg
+            .get_user()
+            .map(str::to_string)
+            .or_else(|| std::env::var("USER").ok())
+            .unwrap_or_else(|| "postgres".into());
+        let password = pg
+            .get_password()
+            .map(|p| String::from_utf8_lossy(p).into_owned());
+        let dbname = pg
+            .get_dbname()
+            .map(str::to_string)
+            .unwrap_or_else(|| user.clone());
+        let mut config = ConnectConfig {
+            pg,
+            endpoint,
+            user,
+            password,
+            dbname,
+            ssl_mode,
+            root_cert,
+        };
+        config.pg.user(config.user.clone());
+        config.pg.dbname(config.dbname.clone());
+        config.pg.options(SESSION_OPTIONS);
+        if config.pg.get_connect_timeout().is_none() {
+            config.pg.connect_timeout(Duration::from_secs(10));
+        }
+        config.pg.ssl_mode(match ssl_mode {
+            SslMode::Disable => tokio_postgres::config::SslMode::Disable,
+            SslMode::Prefer => tokio_postgres::config::SslMode::Prefer,
+            _ => tokio_postgres::config::SslMode::Require,
+        });
+        Ok(config)
+    }
+
+    pub fn password(&self) -> Option<&str> {
+        self.password.as_deref()
+    }
+
+    /// `postgresql://user:***@host:port/db`, for logs and errors.
+    pub fn redacted(&self) -> String {
+        let auth = match self.password {
+            Some(_) => format!("{}:***", self.user),
+            None => self.user.clone(),
+        };
+        let target = match &self.endpoint {
+            Endpoint::Tcp { host, port } => format!("{host}:{port}"),
+            Endpoint::Unix { dir, port } => format!("[{}]:{port}", dir.display()),
+        };
+        format!("postgresql://{auth}@{target}/{}", self.dbname)
+    }
+
+    pub fn connect_timeout(&self) -> Duration {
+        self.pg
+            .get_connect_timeout()
+            .copied()
+            .unwrap_or(Duration::from_secs(10))
+    }
+
+    /// The rustls configuration for this sslmode, `None` for `disable`.
+    pub fn tls_config(&self) -> Result<Option<Arc<ClientConfig>>, ConnectError> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let builder = ClientConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| ConnectError::Tls(e.to_string()))?;
+        let config = match self.ssl_mode {
+            SslMode::Disable => return Ok(None),
+            SslMode::Prefer | SslMode::Require => builder
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(AcceptAnyCert { provider }))
+                .with_no_client_auth(),
+            SslMode::VerifyCa | SslMode::VerifyFull => {
+                let roots = Arc::new(self.root_store()?);
+                let webpki = WebPkiServerVerifier::builder_with_provider(roots, provider)
+                    .build()
+                    .map_err(|e| ConnectError::Tls(e.to_string()))?;
+                let verifier: Arc<dyn ServerCertVerifier> = if self.ssl_mode == SslMode::VerifyCa {
+                    Arc::new(IgnoreHostname { inner: webpki })
+                } else {
+                    webpki
+                };
+                builder
+                    .dangerous()
+                    .with_custom_certificate_verifier(verifier)
+                    .with_no_client_auth()
+            }
+        };
+        Ok(Some(Arc::new(config)))
+    }
+
+    fn root_store(&self) -> Result<RootCertStore, ConnectError> {
+        let mut store = RootCertStore::empty();
+        match &self.root_cert {
+            Some(path) => {
+                let certs = CertificateDer::pem_file_iter(path)
+                    .map_err(|e| ConnectError::Tls(format!("sslrootcert {}: {e}", path.display())))?
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|e| {
+                        ConnectError::Tls(format!("sslrootcert {}: {e}", path.display()))
+                    })?;
+                for cert in certs {
+                    store.add(cert).map_err(|e| {
+                        ConnectError::Tls(format!("sslrootcert {}: {e}", path.display()))
+                    })?;
+                }
+            }
+            None => {
+                let loaded = rustls_native_certs::load_native_certs();
+                for cert in loaded.certs {
+                    let _ = store.add(cert);
+                }
+            }
+        }
+        if store.is_empty() {
+            return Err(ConnectError::Tls(
+                "no root certificates: set sslrootcert=/path/to/ca.pem in the URL".into(),
+            ));
+        }
+        Ok(store)
+    }
+
+    /// The server name TLS verifies against.
+    pub fn server_name(&self) -> Result<ServerName<'static>, ConnectError> {
+        let host = match &self.endpoint {
+            Endpoint::Tcp { host, .. } => host.clone(),
+            Endpoint::Unix { .. } => "localhost".to_string(),
+        };
+        ServerName::try_from(host.clone())
+            .map_err(|_| ConnectError::Tls(format!("'{host}' is not a valid TLS server name")))
+    }
+
+    /// An ordinary SQL connection; its driver task runs in the background.
+    pub async fn connect_sql(&self) -> Result<tokio_postgres::Client, ConnectError> {
+        let fail = |e: tokio_postgres::Error| ConnectError::Connect {
+            target: self.redacted(),
+            reason: describe_pg_error(&e),
+        };
+        match self.tls_config()? {
+            None => {
+                let (client, connection) =
+                    self.pg.connect(tokio_postgres::NoTls).await.map_err(fail)?;
+                tokio::spawn(async move {
+                    if let Err(err) = connection.await {
+                        tracing::debug!("SQL connection closed: {err}");
+                    }
+                });
+                Ok(client)
+            }
+            Some(tls) => {
+                let tls = tokio_postgres_rustls::MakeRustlsConnect::new((*tls).clone());
+                let (client, connection) = self.pg.connect(tls).await.map_err(fail)?;
+                tokio::spawn(async move {
+                    if let Err(err) = connection.await {
+                        tracing::debug!("SQL connection closed: {err}");
+                    }
+                });
+                Ok(client)
+            }
+        }
+    }
+}
+
+/// A tokio-postgres error with the server's own message when there is one.
+pub fn describe_pg_error(err: &tokio_postgres::Error) -> String {
+    match err.as_db_error() {
+        Some(db) => format!("{}: {}", db.severity(), db.message()),
+        None => {
+            let mut text = err.to_string();
+            let mut source = std::error::Error::source(err);
+            while let Some(s) = source {
+                text.push_str(": ");
+                text.push_str(&s.to_string());
+                source = s.source();
+            }
+            text
+        }
+    }
+}
+
+/// Replace the password of a URL with `***` (best effort, for messages).
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return "<url>".to_string();
+    };
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split(':').next().unwrap_or("");
+            let masked = if userinfo.contains(':') {
+                format!("{user}:***")
+            } else {
+                user.to_string()
+            };
+            format!("{scheme}://{masked}@{host}{tail}")
+        }
+        None => url.to_string(),
+    }
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes.get(i).copied().unwrap_or(0);
+        if b == b'%' {
+            let hex = s
+                .get(i + 1..i + 3)
+                .and_then(|h| u8::from_str_radix(h, 16).ok());
+            if let Some(v) = hex {
+                out.push(v);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(b);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// `sslmode=require`/`prefer`: encrypt, but (as libpq) do not authenticate
+/// the server. Signatures are still checked so the handshake is sound.
+#[derive(Debug)]
+struct AcceptAnyCert {
+    provider: Arc<rustls::crypto::CryptoProvider>,
+}
+
+impl ServerCertVerifier for AcceptAnyCert {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
+
+/// `sslmode=verify-ca`: the chain must lead to a trusted root; the host name
+/// is not checked.
+#[derive(Debug)]
+struct IgnoreHostname {
+    inner: Arc<WebPkiServerVerifier>,
+}
+
+impl ServerCertVerifier for IgnoreHostname {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        match self.inner.verify_server_cert(
+            end_entity,
+            intermediates,
+            server_name,
+            ocsp_response,
+            now,
+        ) {
+            Err(rustls::Error::InvalidCertificate(rustls::CertificateError::NotValidForName))
+            | Err(rustls::Error::InvalidCertificate(
+                rustls::CertificateError::NotValidForNameContext { .. },
+            )) => Ok(ServerCertVerified::assertion()),
+            other => other,
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_url_and_never_shows_the_password() {
+        let c = ConnectConfig::parse(
+            "postgresql://app:s3cret@db.example:6543/shop?sslmode=verify-full&sslrootcert=%2Ftmp%2Fca.pem&application_name=x",
+        )
+        .unwrap();
+        assert_eq!(c.user, "app");
+        assert_eq!(c.password(), Some("s3cret"));
+        assert_eq!(c.dbname, "shop");
+        assert_eq!(c.ssl_mode, SslMode::VerifyFull);
+        assert_eq!(c.root_cert, Some(PathBuf::from("/tmp/ca.pem")));
+        assert_eq!(
+            c.endpoint,
+            Endpoint::Tcp {
+                host: "db.example".into(),
+                port: 6543
+            }
+        );
+        assert!(!format!("{c:?}").contains("s3cret"));
+        assert_eq!(c.redacted(), "postgresql://app:***@db.example:6543/shop");
+    }
+
+    #[test]
+    fn bad_urls_are_reported_without_the_password() {
+        let err = ConnectConfig::parse("postgresql://app:s3cret@host:notaport/db")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("invalid PostgreSQL URL"), "{err}");
+        assert!(!err.contains("s3cret"), "{err}");
+        let err = ConnectConfig::parse("postgresql://app:s3cret@host/db?sslmode=sometimes")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("unknown sslmode 'sometimes'"), "{err}");
+    }
+}

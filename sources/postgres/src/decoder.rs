@@ -1,0 +1,408 @@
+//! pgoutput messages → log items. No I/O: the relation cache and the open
+//! transaction are the only state.
+//!
+//! A primary-key change arrives as one update carrying the old key; it is
+//! emitted as a delete of the old key followed by a create of the new one (as
+//! Debezium does), so folding events by key stays correct.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use cdc_engine::{
+    Event, LogItem, LogicalMessage as MessagePayload, Op, Position, Row, SignalRow, SnapshotFlag,
+    SourceInfo, SourceMeta, TableRef, Value,
+};
+
+use crate::catalog::TableInfo;
+use crate::pgoutput::{
+    self, DecodeError, LogicalMessage, OldTuple, Relation, TupleData, TupleValue,
+};
+use crate::types::tuple_value_to_value;
+
+/// Milliseconds between the Unix epoch and PostgreSQL's (2000-01-01).
+const PG_EPOCH_MS: i64 = 946_684_800_000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DecoderError {
+    #[error("undecodable pgoutput message at {lsn}: {source}")]
+    Decode { lsn: String, source: DecodeError },
+    #[error("row for relation {0} arrived before its Relation message")]
+    UnknownRelation(u32),
+}
+
+struct RelationState {
+    table: Arc<TableRef>,
+    columns: Arc<[String]>,
+    type_oids: Vec<u32>,
+    key_columns: Arc<[String]>,
+    key_indexes: Vec<usize>,
+    kind: RelationKind,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum RelationKind {
+    Captured,
+    Signal,
+    /// In the publication but not configured: skipped.
+    Ignored,
+}
+
+struct Transaction {
+    xid: u32,
+    commit_lsn: u64,
+    ts_ms: i64,
+}
+
+pub struct Decoder {
+    meta: Arc<SourceMeta>,
+    captured: HashMap<TableRef, TableInfo>,
+    signal_table: TableRef,
+    relations: HashMap<u32, RelationState>,
+    tx: Option<Transaction>,
+}
+
+impl Decoder {
+    pub fn new(meta: Arc<SourceMeta>, captured: Vec<TableInfo>, signal_table: TableRef) -> Self {
+        Decoder {
+            meta,
+            captured: captured.into_iter().map(|t| (t.table.clone(), t)).collect(),
+            signal_table,
+            relations: HashMap::new(),
+            tx: None,
+        }
+    }
+
+    pub fn in_transaction(&self) -> bool {
+        self.tx.is_some()
+    }
+
+    /// Forget the session: a new connection resends relations and replays
+    /// any transaction that was open.
+    pub fn reset(&mut self) {
+        self.relations.clear();
+        self.tx = None;
+    }
+
+    /// Decode one XLogData payload that starts at `wal_start`.
+    pub fn handle(
+        &mut self,
+        wal_start: u64,
+        data: Bytes,
+        out: &mut Vec<LogItem>,
+    ) -> Result<(), DecoderError> {
+        let message = pgoutput::decode(data).map_err(|source| DecoderError::Decode {
+            lsn: crate::replication::format_lsn(wal_start),
+            source,
+        })?;
+        match message {
+            LogicalMessage::Begin {
+                final_lsn,
+                commit_ts,
+                xid,
+            } => {
+                self.tx = Some(Transaction {
+                    xid,
+                    commit_lsn: final_lsn,
+                    ts_ms: commit_ts / 1000 + PG_EPOCH_MS,
+                });
+            }
+            LogicalMessage::Commit { end_lsn, .. } => {
+                let tx_id = self.tx.take().map(|t| u64::from(t.xid));
+                out.push(LogItem::Commit {
+                    tx_id,
+                    position: Position::from_u64(end_lsn),
+                });
+            }
+            LogicalMessage::Relation(relation) => self.on_relation(relation),
+            LogicalMessage::Insert { relation, new } => {
+                let rel = self.relation(relation)?;
+                if rel.kind == RelationKind::Ignored {
+                    return Ok(());
+                }
+                let after = self.row(rel, &new, None);
+                if rel.kind == RelationKind::Signal {
+                    out.push(self.signal(&after, wal_start));
+                    return Ok(());
+                }
+                let key = key_of(rel, &after);
+                out.push(LogItem::Event(self.event(
+                    rel,
+                    Op::Create,
+                    key,
+                    None,
+                    Some(after),
+                    wal_start,
+                )));
+            }
+            LogicalMessage::Update { relation, old, new } => {
+                let rel = self.relation(relation)?;
+                if rel.kind != RelationKind::Captured {
+                    return Ok(());
+                }
+                let (old_row, old_is_full) = match &old {
+                    Some(OldTuple::Full(t)) => (Some(self.row(rel, t, None)), true),
+                    Some(OldTuple::Key(t)) => (Some(self.row(rel, t, None)), false),
+                    None => (None, false),
+                };
+                // With the full old row at hand, unchanged TOAST values can
+                // be filled in instead of marked.
+                let fill = if old_is_full { old_row.as_ref() } else { None };
+                let after = self.row(rel, &new, fill);
+                let new_key = key_of(rel, &after);
+                let old_key = old_row.as_ref().and_then(|r| key_of(rel, r));
+                match (old_key, &new_key) {
+                    (Some(old_key), Some(new_key)) if old_key.values != new_key.values => {
+                        out.push(LogItem::Event(self.event(
+                            rel,
+                            Op::Delete,
+                            Some(old_key),
+                            old_row,
+                            None,
+                            wal_start,
+                        )));
+                        out.push(LogItem::Event(self.event(
+                            rel,
+                            Op::Create,
+                            Some(new_key.clone()),
+                            None,
+                            Some(after),
+                            wal_start,
+                        )));
+                    }
+                    _ => {
+                        let before = if old_is_full { old_row } else { None };
+                        out.push(LogItem::Event(self.event(
+                            rel,
+                            Op::Update,
+                            new_key,
+                            before,
+                            Some(after),
+                            wal_start,
+                        )));
+                    }
+                }
+            }
+            LogicalMessage::Delete { relation, old } => {
+                let rel = self.relation(relation)?;
+                if rel.kind != RelationKind::Captured {
+                    return Ok(());
+                }
+                let tuple = match &old {
+                    OldTuple::Full(t) | OldTuple::Key(t) => t,
+                };
+                let before = self.row(rel, tuple, None);
+                let key = key_of(rel, &before);
+                out.push(LogItem::Event(self.event(
+                    rel,
+                    Op::Delete,
+                    key,
+                    Some(before),
+                    None,
+                    wal_start,
+                )));
+            }
+            LogicalMessage::Truncate { relations, .. } => {
+                for oid in relations {
+                    let rel = self.relation(oid)?;
+                    if rel.kind == RelationKind::Captured {
+                        out.push(LogItem::Event(self.event(
+                            rel,
+                            Op::Truncate,
+                            None,
+                            None,
+                            None,
+                            wal_start,
+                        )));
+                    }
+                }
+            }
+            LogicalMessage::Message {
+                transactional,
+                lsn,
+                prefix,
+                content,
+            } => {
+                let source = self.source_info(lsn);
+                out.push(LogItem::Event(Event {
+                    op: Op::Message,
+                    table: None,
+                    key: None,
+                    before: None,
+                    after: None,
+                    source,
+                    message: Some(MessagePayload {
+                        prefix,
+                        content,
+                        transactional,
+                    }),
+                }));
+            }
+            LogicalMessage::Origin { .. } | LogicalMessage::Type { .. } => {}
+        }
+        Ok(())
+    }
+
+    fn on_relation(&mut self, relation: Relation) {
+        let table = TableRef::new(
+            if relation.namespace.is_empty() {
+                "pg_catalog".to_string()
+            } else {
+                relation.namespace.clone()
+            },
+            relation.name.clone(),
+        );
+        let columns: Vec<String> = relation.columns.iter().map(|c| c.name.clone()).collect();
+        let kind = if table == self.signal_table {
+            RelationKind::Signal
+        } else if self.captured.contains_key(&table) {
+            RelationKind::Captured
+        } else {
+            RelationKind::Ignored
+        };
+        // The primary key from the catalog; the replica identity flags only
+        // when the table has none.
+        let mut key_indexes: Vec<usize> = self
+            .captured
+            .get(&table)
+            .map(|info| {
+                info.primary_key
+                    .iter()
+                    .filter_map(|k| columns.iter().position(|c| c == k))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let pk_len = self.captured.get(&table).map_or(0, |i| i.primary_key.len());
+        if key_indexes.len() != pk_len || key_indexes.is_empty() {
+            key_indexes = if relation.replica_identity == pgoutput::ReplicaIdentity::Full {
+                Vec::new()
+            } else {
+                relation
+                    .columns
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, c)| c.is_key)
+                    .map(|(i, _)| i)
+                    .collect()
+            };
+        }
+        let key_columns: Vec<String> = key_indexes
+            .iter()
+            .filter_map(|&i| columns.get(i).cloned())
+            .collect();
+        self.relations.insert(
+            relation.oid,
+            RelationState {
+                table: Arc::new(table),
+                columns: Arc::from(columns),
+                type_oids: relation.columns.iter().map(|c| c.type_oid).collect(),
+                key_columns: Arc::from(key_columns),
+                key_indexes,
+                kind,
+            },
+        );
+    }
+
+    fn relation(&self, oid: u32) -> Result<&RelationState, DecoderError> {
+        self.relations
+            .get(&oid)
+            .ok_or(DecoderError::UnknownRelation(oid))
+    }
+
+    fn row(&self, rel: &RelationState, tuple: &TupleData, fill: Option<&Row>) -> Row {
+        let values = tuple
+            .0
+            .iter()
+            .enumerate()
+            .map(|(i, v)| {
+                let type_oid = rel.type_oids.get(i).copied().unwrap_or(0);
+                if matches!(v, TupleValue::UnchangedToast) {
+                    if let Some(value) = fill.and_then(|r| r.values.get(i)) {
+                        return value.clone();
+                    }
+                }
+                tuple_value_to_value(type_oid, v).unwrap_or_else(|err| {
+                    let column = rel.columns.get(i).map(String::as_str).unwrap_or("?");
+                    tracing::warn!(
+                        table = %rel.table,
+                        column,
+                        "value kept as text: {err}"
+                    );
+                    match v {
+                        TupleValue::Text(b) | TupleValue::Binary(b) => {
+                            Value::Text(String::from_utf8_lossy(b).into_owned())
+                        }
+                        _ => Value::Null,
+                    }
+                })
+            })
+            .collect();
+        Row::new(rel.columns.clone(), values)
+    }
+
+    fn source_info(&self, change_lsn: u64) -> SourceInfo {
+        let (commit_lsn, xid, ts_ms) = match &self.tx {
+            Some(t) => (t.commit_lsn, Some(u64::from(t.xid)), t.ts_ms),
+            None => (change_lsn, None, 0),
+        };
+        // Commit LSN first: events order by transaction, then within it.
+        let mut position = Vec::with_capacity(16);
+        position.extend_from_slice(&commit_lsn.to_be_bytes());
+        position.extend_from_slice(&change_lsn.to_be_bytes());
+        SourceInfo {
+            meta: self.meta.clone(),
+            position: Position::from_bytes(position),
+            lsn: Some(change_lsn),
+            tx_id: xid,
+            ts_ms,
+            snapshot: SnapshotFlag::No,
+        }
+    }
+
+    fn event(
+        &self,
+        rel: &RelationState,
+        op: Op,
+        key: Option<Row>,
+        before: Option<Row>,
+        after: Option<Row>,
+        change_lsn: u64,
+    ) -> Event {
+        Event {
+            op,
+            table: Some(rel.table.clone()),
+            key,
+            before,
+            after,
+            source: self.source_info(change_lsn),
+            message: None,
+        }
+    }
+
+    fn signal(&self, row: &Row, change_lsn: u64) -> LogItem {
+        let text = |name: &str| match row.get(name) {
+            Some(Value::Text(s)) | Some(Value::Json(s)) => Some(s.clone()),
+            _ => None,
+        };
+        LogItem::Signal {
+            row: SignalRow {
+                id: text("id").unwrap_or_default(),
+                kind: text("type").unwrap_or_default(),
+                data: text("data"),
+            },
+            source: self.source_info(change_lsn),
+        }
+    }
+}
+
+fn key_of(rel: &RelationState, row: &Row) -> Option<Row> {
+    if rel.key_indexes.is_empty() {
+        return None;
+    }
+    let values = rel
+        .key_indexes
+        .iter()
+        .map(|&i| row.values.get(i).cloned().unwrap_or(Value::Null))
+        .collect();
+    Some(Row::new(rel.key_columns.clone(), values))
+}

@@ -1,0 +1,945 @@
+//! Decoder (and encoder, for tests and tooling) of the pgoutput logical
+//! replication protocol, version 1: one message per XLogData payload.
+//!
+//! Decoding never panics: every read is bounds-checked and every malformed
+//! input becomes a [`DecodeError`] naming the message and the byte offset.
+//! Column values are slices of the input buffer, so a row costs no copies of
+//! its data.
+
+use bytes::{BufMut, Bytes, BytesMut};
+
+/// A WAL position.
+pub type Lsn = u64;
+/// A PostgreSQL object id.
+pub type Oid = u32;
+
+/// One decoded pgoutput message.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LogicalMessage {
+    /// `commit_ts` is in microseconds since 2000-01-01 00:00:00 UTC.
+    Begin {
+        final_lsn: Lsn,
+        commit_ts: i64,
+        xid: u32,
+    },
+    Commit {
+        flags: u8,
+        commit_lsn: Lsn,
+        end_lsn: Lsn,
+        commit_ts: i64,
+    },
+    Origin {
+        commit_lsn: Lsn,
+        name: String,
+    },
+    Relation(Relation),
+    Type {
+        oid: Oid,
+        namespace: String,
+        name: String,
+    },
+    Insert {
+        relation: Oid,
+        new: TupleData,
+    },
+    Update {
+        relation: Oid,
+        old: Option<OldTuple>,
+        new: TupleData,
+    },
+    Delete {
+        relation: Oid,
+        old: OldTuple,
+    },
+    Truncate {
+        relations: Vec<Oid>,
+        cascade: bool,
+        restart_identity: bool,
+    },
+    Message {
+        transactional: bool,
+        lsn: Lsn,
+        prefix: String,
+        content: Bytes,
+    },
+}
+
+/// A table's description, sent before its first row in a session and again
+/// whenever it changes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Relation {
+    pub oid: Oid,
+    /// As sent: the empty string stands for `pg_catalog`.
+    pub namespace: String,
+    pub name: String,
+    pub replica_identity: ReplicaIdentity,
+    pub columns: Vec<RelationColumn>,
+}
+
+/// `REPLICA IDENTITY` setting of a table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplicaIdentity {
+    Default,
+    Nothing,
+    Full,
+    Index,
+}
+
+impl ReplicaIdentity {
+    fn from_byte(b: u8) -> Option<Self> {
+        match b {
+            b'd' => Some(ReplicaIdentity::Default),
+            b'n' => Some(ReplicaIdentity::Nothing),
+            b'f' => Some(ReplicaIdentity::Full),
+            b'i' => Some(ReplicaIdentity::Index),
+            _ => None,
+        }
+    }
+
+    fn to_byte(self) -> u8 {
+        match self {
+            ReplicaIdentity::Default => b'd',
+            ReplicaIdentity::Nothing => b'n',
+            ReplicaIdentity::Full => b'f',
+            ReplicaIdentity::Index => b'i',
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RelationColumn {
+    /// Part of the replica identity key (flag bit 1).
+    pub is_key: bool,
+    pub name: String,
+    pub type_oid: Oid,
+    pub type_modifier: i32,
+}
+
+/// The old row of an update or delete.
+#[derive(Debug, Clone, PartialEq)]
+pub enum OldTuple {
+    /// Only the replica identity key columns (`'K'`); others are null.
+    Key(TupleData),
+    /// The whole old row (`'O'`, replica identity full).
+    Full(TupleData),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct TupleData(pub Vec<TupleValue>);
+
+/// One column of a row.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TupleValue {
+    Null,
+    /// A TOASTed value that did not change; the server did not send it.
+    UnchangedToast,
+    /// The value in text output format.
+    Text(Bytes),
+    /// The value in binary format (only with the `binary` option).
+    Binary(Bytes),
+}
+
+/// Why a message could not be decoded. `message` names the message kind and
+/// `offset` is the byte position in the payload where the problem is.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum DecodeError {
+    #[error("{message} message truncated at byte {offset}: needed {needed} more bytes")]
+    Truncated {
+        message: &'static str,
+        offset: usize,
+        needed: usize,
+    },
+    #[error("unknown pgoutput message type {tag:?} (0x{0:02x})", tag = char::from(*.0))]
+    UnknownMessage(u8),
+    #[error("{message} message: unknown tuple column kind 0x{kind:02x} at byte {offset}")]
+    UnknownTupleKind {
+        message: &'static str,
+        offset: usize,
+        kind: u8,
+    },
+    #[error("{message} message: expected {expected} at byte {offset}, found 0x{found:02x}")]
+    UnexpectedByte {
+        message: &'static str,
+        offset: usize,
+        expected: &'static str,
+        found: u8,
+    },
+    #[error("{message} message: string at byte {offset} is not valid UTF-8")]
+    InvalidUtf8 {
+        message: &'static str,
+        offset: usize,
+    },
+    #[error("{message} message: string at byte {offset} has no NUL terminator")]
+    MissingNul {
+        message: &'static str,
+        offset: usize,
+    },
+    #[error("{message} message: {count} trailing bytes after byte {offset}")]
+    TrailingBytes {
+        message: &'static str,
+        offset: usize,
+        count: usize,
+    },
+    #[error("{message} message: {reason} at byte {offset}")]
+    Invalid {
+        message: &'static str,
+        offset: usize,
+        reason: &'static str,
+    },
+}
+
+/// Bounds-checked big-endian reader over one message.
+struct Reader {
+    buf: Bytes,
+    pos: usize,
+    message: &'static str,
+}
+
+impl Reader {
+    fn remaining(&self) -> usize {
+        self.buf.len().saturating_sub(self.pos)
+    }
+
+    fn take<const N: usize>(&mut self) -> Result<[u8; N], DecodeError> {
+        let end = self.pos.saturating_add(N);
+        let bytes = self
+            .buf
+            .get(self.pos..end)
+            .and_then(|s| <[u8; N]>::try_from(s).ok())
+            .ok_or_else(|| self.truncated(N))?;
+        self.pos = end;
+        Ok(bytes)
+    }
+
+    fn truncated(&self, needed: usize) -> DecodeError {
+        DecodeError::Truncated {
+            message: self.message,
+            offset: self.pos,
+            needed: needed.saturating_sub(self.remaining()),
+        }
+    }
+
+    fn invalid(&self, offset: usize, reason: &'static str) -> DecodeError {
+        DecodeError::Invalid {
+            message: self.message,
+            offset,
+            reason,
+        }
+    }
+
+    fn u8(&mut self) -> Result<u8, DecodeError> {
+        let [b] = self.take::<1>()?;
+        Ok(b)
+    }
+
+    fn i32(&mut self) -> Result<i32, DecodeError> {
+        Ok(i32::from_be_bytes(self.take()?))
+    }
+
+    fn u32(&mut self) -> Result<u32, DecodeError> {
+        Ok(u32::from_be_bytes(self.take()?))
+    }
+
+    fn i64(&mut self) -> Result<i64, DecodeError> {
+        Ok(i64::from_be_bytes(self.take()?))
+    }
+
+    fn u64(&mut self) -> Result<u64, DecodeError> {
+        Ok(u64::from_be_bytes(self.take()?))
+    }
+
+    /// A non-negative Int32 count or length.
+    fn len32(&mut self, what: &'static str) -> Result<usize, DecodeError> {
+        let at = self.pos;
+        let n = self.i32()?;
+        usize::try_from(n).map_err(|_| self.invalid(at, what))
+    }
+
+    /// A non-negative Int16 count.
+    fn len16(&mut self, what: &'static str) -> Result<usize, DecodeError> {
+        let at = self.pos;
+        let n = i16::from_be_bytes(self.take()?);
+        usize::try_from(n).map_err(|_| self.invalid(at, what))
+    }
+
+    fn bytes(&mut self, len: usize) -> Result<Bytes, DecodeError> {
+        let end = self.pos.saturating_add(len);
+        if end > self.buf.len() {
+            return Err(self.truncated(len));
+        }
+        let out = self.buf.slice(self.pos..end);
+        self.pos = end;
+        Ok(out)
+    }
+
+    fn string(&mut self) -> Result<String, DecodeError> {
+        let at = self.pos;
+        let rest = self.buf.get(at..).unwrap_or_default();
+        let nul = rest
+            .iter()
+            .position(|&b| b == 0)
+            .ok_or(DecodeError::MissingNul {
+                message: self.message,
+                offset: at,
+            })?;
+        let raw = rest.get(..nul).unwrap_or_default();
+        let s = std::str::from_utf8(raw).map_err(|_| DecodeError::InvalidUtf8 {
+            message: self.message,
+            offset: at,
+        })?;
+        self.pos = at + nul + 1;
+        Ok(s.to_owned())
+    }
+
+    fn tuple(&mut self) -> Result<TupleData, DecodeError> {
+        let ncols = self.len16("negative column count")?;
+        // Each column takes at least one byte; capping by what is left keeps a
+        // lying count from reserving memory the message cannot fill.
+        let mut values = Vec::with_capacity(ncols.min(self.remaining()));
+        for _ in 0..ncols {
+            let at = self.pos;
+            let value = match self.u8()? {
+                b'n' => TupleValue::Null,
+                b'u' => TupleValue::UnchangedToast,
+                b't' => {
+                    let len = self.len32("negative value length")?;
+                    TupleValue::Text(self.bytes(len)?)
+                }
+                b'b' => {
+                    let len = self.len32("negative value length")?;
+                    TupleValue::Binary(self.bytes(len)?)
+                }
+                kind => {
+                    return Err(DecodeError::UnknownTupleKind {
+                        message: self.message,
+                        offset: at,
+                        kind,
+                    })
+                }
+            };
+            values.push(value);
+        }
+        Ok(TupleData(values))
+    }
+
+    fn unexpected(&self, offset: usize, expected: &'static str, found: u8) -> DecodeError {
+        DecodeError::UnexpectedByte {
+            message: self.message,
+            offset,
+            expected,
+            found,
+        }
+    }
+
+    fn expect(&mut self, want: u8, expected: &'static str) -> Result<(), DecodeError> {
+        let at = self.pos;
+        match self.u8()? {
+            found if found == want => Ok(()),
+            found => Err(self.unexpected(at, expected, found)),
+        }
+    }
+
+    /// An old tuple if one follows (`'K'` or `'O'` + TupleData); any other
+    /// byte is left unread.
+    fn old_tuple(&mut self) -> Result<Option<OldTuple>, DecodeError> {
+        let kind: fn(TupleData) -> OldTuple = match self.buf.get(self.pos) {
+            Some(b'K') => OldTuple::Key,
+            Some(b'O') => OldTuple::Full,
+            _ => return Ok(None),
+        };
+        self.pos += 1;
+        Ok(Some(kind(self.tuple()?)))
+    }
+
+    fn finish(&self) -> Result<(), DecodeError> {
+        match self.remaining() {
+            0 => Ok(()),
+            count => Err(DecodeError::TrailingBytes {
+                message: self.message,
+                offset: self.pos,
+                count,
+            }),
+        }
+    }
+}
+
+fn message_name(tag: u8) -> Option<&'static str> {
+    Some(match tag {
+        b'B' => "Begin",
+        b'C' => "Commit",
+        b'O' => "Origin",
+        b'R' => "Relation",
+        b'Y' => "Type",
+        b'I' => "Insert",
+        b'U' => "Update",
+        b'D' => "Delete",
+        b'T' => "Truncate",
+        b'M' => "Message",
+        _ => return None,
+    })
+}
+
+/// Decode one pgoutput message (the payload of an XLogData frame).
+pub fn decode(buf: Bytes) -> Result<LogicalMessage, DecodeError> {
+    let Some(&tag) = buf.first() else {
+        return Err(DecodeError::Truncated {
+            message: "pgoutput",
+            offset: 0,
+            needed: 1,
+        });
+    };
+    let message = message_name(tag).ok_or(DecodeError::UnknownMessage(tag))?;
+    let mut r = Reader {
+        buf,
+        pos: 1,
+        message,
+    };
+    let msg = match tag {
+        b'B' => LogicalMessage::Begin {
+            final_lsn: r.u64()?,
+            commit_ts: r.i64()?,
+            xid: r.u32()?,
+        },
+        b'C' => LogicalMessage::Commit {
+            flags: r.u8()?,
+            commit_lsn: r.u64()?,
+            end_lsn: r.u64()?,
+            commit_ts: r.i64()?,
+        },
+        b'O' => LogicalMessage::Origin {
+            commit_lsn: r.u64()?,
+            name: r.string()?,
+        },
+        b'R' => decode_relation(&mut r)?,
+        b'Y' => LogicalMessage::Type {
+            oid: r.u32()?,
+            namespace: r.string()?,
+            name: r.string()?,
+        },
+        b'I' => {
+            let relation = r.u32()?;
+            r.expect(b'N', "'N' (new tuple)")?;
+            LogicalMessage::Insert {
+                relation,
+                new: r.tuple()?,
+            }
+        }
+        b'U' => {
+            let relation = r.u32()?;
+            let old = r.old_tuple()?;
+            let expected = match old {
+                Some(_) => "'N' (new tuple)",
+                None => "'K', 'O' or 'N'",
+            };
+            r.expect(b'N', expected)?;
+            LogicalMessage::Update {
+                relation,
+                old,
+                new: r.tuple()?,
+            }
+        }
+        b'D' => {
+            let relation = r.u32()?;
+            let at = r.pos;
+            let Some(old) = r.old_tuple()? else {
+                let found = r.u8()?;
+                return Err(r.unexpected(at, "'K' or 'O'", found));
+            };
+            LogicalMessage::Delete { relation, old }
+        }
+        b'T' => {
+            let nrels = r.len32("negative relation count")?;
+            let options = r.u8()?;
+            let mut relations = Vec::with_capacity(nrels.min(r.remaining() / 4));
+            for _ in 0..nrels {
+                relations.push(r.u32()?);
+            }
+            // Unknown option bits are ignored: they cannot change which
+            // tables were truncated.
+            LogicalMessage::Truncate {
+                relations,
+                cascade: options & 1 != 0,
+                restart_identity: options & 2 != 0,
+            }
+        }
+        b'M' => {
+            let flags = r.u8()?;
+            let lsn = r.u64()?;
+            let prefix = r.string()?;
+            let len = r.len32("negative content length")?;
+            LogicalMessage::Message {
+                transactional: flags & 1 != 0,
+                lsn,
+                prefix,
+                content: r.bytes(len)?,
+            }
+        }
+        // `message_name` accepted only the tags handled above.
+        _ => return Err(DecodeError::UnknownMessage(tag)),
+    };
+    r.finish()?;
+    Ok(msg)
+}
+
+fn decode_relation(r: &mut Reader) -> Result<LogicalMessage, DecodeError> {
+    let oid = r.u32()?;
+    let namespace = r.string()?;
+    let name = r.string()?;
+    let at = r.pos;
+    let ri = r.u8()?;
+    let replica_identity = ReplicaIdentity::from_byte(ri)
+        .ok_or_else(|| r.unexpected(at, "replica identity 'd', 'n', 'f' or 'i'", ri))?;
+    let ncols = r.len16("negative column count")?;
+    // A column takes at least 10 bytes (flags, NUL, oid, typmod).
+    let mut columns = Vec::with_capacity(ncols.min(r.remaining() / 10));
+    for _ in 0..ncols {
+        let flags = r.u8()?;
+        columns.push(RelationColumn {
+            is_key: flags & 1 != 0,
+            name: r.string()?,
+            type_oid: r.u32()?,
+            type_modifier: r.i32()?,
+        });
+    }
+    Ok(LogicalMessage::Relation(Relation {
+        oid,
+        namespace,
+        name,
+        replica_identity,
+        columns,
+    }))
+}
+
+/// Encode a message in pgoutput v1 format; `decode(encode(m)) == m`.
+///
+/// For tests and tooling. Strings with interior NUL bytes, and more than
+/// `i16::MAX` columns or `i32::MAX` bytes, cannot be represented: such
+/// messages encode without panicking but do not decode back to themselves.
+pub fn encode(msg: &LogicalMessage) -> Bytes {
+    let mut b = BytesMut::with_capacity(64);
+    match msg {
+        LogicalMessage::Begin {
+            final_lsn,
+            commit_ts,
+            xid,
+        } => {
+            b.put_u8(b'B');
+            b.put_u64(*final_lsn);
+            b.put_i64(*commit_ts);
+            b.put_u32(*xid);
+        }
+        LogicalMessage::Commit {
+            flags,
+            commit_lsn,
+            end_lsn,
+            commit_ts,
+        } => {
+            b.put_u8(b'C');
+            b.put_u8(*flags);
+            b.put_u64(*commit_lsn);
+            b.put_u64(*end_lsn);
+            b.put_i64(*commit_ts);
+        }
+        LogicalMessage::Origin { commit_lsn, name } => {
+            b.put_u8(b'O');
+            b.put_u64(*commit_lsn);
+            put_string(&mut b, name);
+        }
+        LogicalMessage::Relation(rel) => {
+            b.put_u8(b'R');
+            b.put_u32(rel.oid);
+            put_string(&mut b, &rel.namespace);
+            put_string(&mut b, &rel.name);
+            b.put_u8(rel.replica_identity.to_byte());
+            b.put_i16(saturating_i16(rel.columns.len()));
+            for col in &rel.columns {
+                b.put_u8(u8::from(col.is_key));
+                put_string(&mut b, &col.name);
+                b.put_u32(col.type_oid);
+                b.put_i32(col.type_modifier);
+            }
+        }
+        LogicalMessage::Type {
+            oid,
+            namespace,
+            name,
+        } => {
+            b.put_u8(b'Y');
+            b.put_u32(*oid);
+            put_string(&mut b, namespace);
+            put_string(&mut b, name);
+        }
+        LogicalMessage::Insert { relation, new } => {
+            b.put_u8(b'I');
+            b.put_u32(*relation);
+            b.put_u8(b'N');
+            put_tuple(&mut b, new);
+        }
+        LogicalMessage::Update { relation, old, new } => {
+            b.put_u8(b'U');
+            b.put_u32(*relation);
+            if let Some(old) = old {
+                put_old(&mut b, old);
+            }
+            b.put_u8(b'N');
+            put_tuple(&mut b, new);
+        }
+        LogicalMessage::Delete { relation, old } => {
+            b.put_u8(b'D');
+            b.put_u32(*relation);
+            put_old(&mut b, old);
+        }
+        LogicalMessage::Truncate {
+            relations,
+            cascade,
+            restart_identity,
+        } => {
+            b.put_u8(b'T');
+            b.put_i32(saturating_i32(relations.len()));
+            b.put_u8(u8::from(*cascade) | (u8::from(*restart_identity) << 1));
+            for oid in relations {
+                b.put_u32(*oid);
+            }
+        }
+        LogicalMessage::Message {
+            transactional,
+            lsn,
+            prefix,
+            content,
+        } => {
+            b.put_u8(b'M');
+            b.put_u8(u8::from(*transactional));
+            b.put_u64(*lsn);
+            put_string(&mut b, prefix);
+            b.put_i32(saturating_i32(content.len()));
+            b.put_slice(content);
+        }
+    }
+    b.freeze()
+}
+
+fn saturating_i16(n: usize) -> i16 {
+    i16::try_from(n).unwrap_or(i16::MAX)
+}
+
+fn saturating_i32(n: usize) -> i32 {
+    i32::try_from(n).unwrap_or(i32::MAX)
+}
+
+fn put_string(b: &mut BytesMut, s: &str) {
+    b.put_slice(s.as_bytes());
+    b.put_u8(0);
+}
+
+fn put_old(b: &mut BytesMut, old: &OldTuple) {
+    match old {
+        OldTuple::Key(t) => {
+            b.put_u8(b'K');
+            put_tuple(b, t);
+        }
+        OldTuple::Full(t) => {
+            b.put_u8(b'O');
+            put_tuple(b, t);
+        }
+    }
+}
+
+fn put_tuple(b: &mut BytesMut, t: &TupleData) {
+    b.put_i16(saturating_i16(t.0.len()));
+    for v in &t.0 {
+        match v {
+            TupleValue::Null => b.put_u8(b'n'),
+            TupleValue::UnchangedToast => b.put_u8(b'u'),
+            TupleValue::Text(data) => {
+                b.put_u8(b't');
+                b.put_i32(saturating_i32(data.len()));
+                b.put_slice(data);
+            }
+            TupleValue::Binary(data) => {
+                b.put_u8(b'b');
+                b.put_i32(saturating_i32(data.len()));
+                b.put_slice(data);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Wire bytes from a readable spec: hex tokens, and `'text` tokens for
+    /// literal text, so each case shows the protocol layout.
+    fn wire(spec: &str) -> Bytes {
+        let mut out = Vec::new();
+        for tok in spec.split_whitespace() {
+            match tok.strip_prefix('\'') {
+                Some(text) => out.extend_from_slice(text.as_bytes()),
+                None => (0..tok.len())
+                    .step_by(2)
+                    .for_each(|i| out.push(u8::from_str_radix(&tok[i..i + 2], 16).unwrap())),
+            }
+        }
+        Bytes::from(out)
+    }
+
+    const INSERT: &str = "'I 00004000 'N 0005 't 00000002 '42 'n 'u 'b 00000003 0001ff 't 00000000";
+
+    /// Each case reads `wire spec => Debug of the decoded message`.
+    const EVERY_MESSAGE: &[&str] = &[
+        "'B 0000000001000000 0000000000000002 00000003 \
+         => Begin { final_lsn: 16777216, commit_ts: 2, xid: 3 }",
+        "'C 00 0000000001000000 0000000001000030 ffffffffffffffff \
+         => Commit { flags: 0, commit_lsn: 16777216, end_lsn: 16777264, commit_ts: -1 }",
+        r#"'O 0000000000000007 'node_a 00 => Origin { commit_lsn: 7, name: "node_a" }"#,
+        r#"'R 00004000 00 'üsers 00 69 0002 01 'id 00 00000017 ffffffff
+           00 'name 00 00000413 00000044
+           => Relation(Relation { oid: 16384, namespace: "", name: "üsers",
+           replica_identity: Index, columns: [
+           RelationColumn { is_key: true, name: "id", type_oid: 23, type_modifier: -1 },
+           RelationColumn { is_key: false, name: "name", type_oid: 1043, type_modifier: 68 }] })"#,
+        r#"'R 00000001 'public 00 't 00 66 0000 => Relation(Relation { oid: 1,
+           namespace: "public", name: "t", replica_identity: Full, columns: [] })"#,
+        r#"'Y 00015f90 'public 00 'mood 00
+           => Type { oid: 90000, namespace: "public", name: "mood" }"#,
+        r#"'I 00004000 'N 0005 't 00000002 '42 'n 'u 'b 00000003 0001ff 't 00000000
+           => Insert { relation: 16384, new: TupleData([Text(b"42"), Null, UnchangedToast,
+           Binary(b"\0\x01\xff"), Text(b"")]) }"#,
+        r#"'U 00004000 'K 0001 't 00000001 '1 'N 0001 'u => Update { relation: 16384,
+           old: Some(Key(TupleData([Text(b"1")]))), new: TupleData([UnchangedToast]) }"#,
+        "'U 00004000 'N 0001 'n => Update { relation: 16384, old: None, new: TupleData([Null]) }",
+        "'U 00004000 'O 0002 'n 'n 'N 0000 => Update { relation: 16384, \
+         old: Some(Full(TupleData([Null, Null]))), new: TupleData([]) }",
+        r#"'D 00004000 'K 0002 't 00000001 '1 'n
+           => Delete { relation: 16384, old: Key(TupleData([Text(b"1"), Null])) }"#,
+        "'D 00004000 'O 0000 => Delete { relation: 16384, old: Full(TupleData([])) }",
+        "'T 00000002 03 00004000 00004006 \
+         => Truncate { relations: [16384, 16390], cascade: true, restart_identity: true }",
+        "'T 00000000 00 => Truncate { relations: [], cascade: false, restart_identity: false }",
+        r#"'M 01 0000000000000063 'cdc 00 00000003 'a 00 'b
+           => Message { transactional: true, lsn: 99, prefix: "cdc", content: b"a\0b" }"#,
+        r#"'M 00 0000000000000000 00 00000000
+           => Message { transactional: false, lsn: 0, prefix: "", content: b"" }"#,
+    ];
+
+    /// Debug output with the case's line breaks and indentation undone.
+    fn squash(s: &str) -> String {
+        s.split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+            .replace("[ ", "[")
+    }
+
+    #[test]
+    fn every_message_decodes_and_round_trips() {
+        for case in EVERY_MESSAGE {
+            let (spec, want) = case.split_once("=>").unwrap();
+            let raw = wire(spec);
+            let m = decode(raw.clone()).unwrap_or_else(|e| panic!("{spec}: {e}"));
+            assert_eq!(squash(&format!("{m:?}")), squash(want), "{spec}");
+            assert_eq!(encode(&m), raw, "{spec}");
+        }
+    }
+
+    #[test]
+    fn values_are_slices_of_the_input() {
+        let buf = wire(INSERT);
+        let range = buf.as_ptr_range();
+        let Ok(LogicalMessage::Insert { new, .. }) = decode(buf.clone()) else {
+            panic!("decode failed");
+        };
+        let Some(TupleValue::Text(v)) = new.0.first() else {
+            panic!("no text value");
+        };
+        assert!(range.contains(&v.as_ptr()));
+    }
+
+    #[test]
+    fn malformed_messages_are_errors() {
+        let cases: &[(&[u8], &str)] = &[
+            (b"", "pgoutput message truncated at byte 0: needed 1 more bytes"),
+            (b"S", "unknown pgoutput message type 'S' (0x53)"),
+            (b"B\0\0", "Begin message truncated at byte 1: needed 6 more bytes"),
+            (b"C\0", "Commit message truncated at byte 2: needed 8 more bytes"),
+            (b"O\0\0\0\0\0\0\0\0abc", "Origin message: string at byte 9 has no NUL terminator"),
+            (b"O\0\0\0\0\0\0\0\0\xff\0", "Origin message: string at byte 9 is not valid UTF-8"),
+            (b"I\0\0\0\x01N\0\x01x", "Insert message: unknown tuple column kind 0x78 at byte 8"),
+            (b"I\0\0\0\x01N\0\x01t\xff\xff\xff\xff", "Insert message: negative value length at byte 9"),
+            (b"I\0\0\0\x01N\xff\xff", "Insert message: negative column count at byte 6"),
+            (b"I\0\0\0\x01K\0\0", "Insert message: expected 'N' (new tuple) at byte 5, found 0x4b"),
+            (b"U\0\0\0\x01x\0\0", "Update message: expected 'K', 'O' or 'N' at byte 5, found 0x78"),
+            (b"D\0\0\0\x01N\0\0", "Delete message: expected 'K' or 'O' at byte 5, found 0x4e"),
+            (
+                b"R\0\0\0\x01\0t\0x\0\0",
+                "Relation message: expected replica identity 'd', 'n', 'f' or 'i' at byte 8, found 0x78",
+            ),
+            (b"T\x80\0\0\0\0", "Truncate message: negative relation count at byte 1"),
+            // A huge count with no data behind it fails cleanly, without
+            // reserving memory for it.
+            (b"T\x7f\xff\xff\xff\0", "Truncate message truncated at byte 6: needed 4 more bytes"),
+            (b"M\x01\0\0\0\0\0\0\0\0p\0\0\0\0\x09ab", "Message message truncated at byte 16: needed 7 more bytes"),
+            (b"Y\0\0\0\x01a\0b\0\0", "Type message: 1 trailing bytes after byte 9"),
+        ];
+        for (raw, want) in cases {
+            let got = decode(Bytes::from_static(raw)).map_err(|e| e.to_string());
+            assert_eq!(got, Err(want.to_string()), "{raw:?}");
+        }
+    }
+
+    fn arb_string() -> impl Strategy<Value = String> {
+        "[^\u{0}]{0,12}"
+    }
+
+    fn arb_bytes() -> impl Strategy<Value = Bytes> {
+        proptest::collection::vec(any::<u8>(), 0..24).prop_map(Bytes::from)
+    }
+
+    fn arb_tuple() -> impl Strategy<Value = TupleData> {
+        let value = prop_oneof![
+            Just(TupleValue::Null),
+            Just(TupleValue::UnchangedToast),
+            arb_bytes().prop_map(TupleValue::Text),
+            arb_bytes().prop_map(TupleValue::Binary),
+        ];
+        proptest::collection::vec(value, 0..6).prop_map(TupleData)
+    }
+
+    fn arb_old() -> impl Strategy<Value = OldTuple> {
+        prop_oneof![
+            arb_tuple().prop_map(OldTuple::Key),
+            arb_tuple().prop_map(OldTuple::Full)
+        ]
+    }
+
+    fn arb_message() -> impl Strategy<Value = LogicalMessage> {
+        use LogicalMessage as M;
+        let ri = prop::sample::select(vec![
+            ReplicaIdentity::Default,
+            ReplicaIdentity::Nothing,
+            ReplicaIdentity::Full,
+            ReplicaIdentity::Index,
+        ]);
+        let column = (any::<bool>(), arb_string(), any::<u32>(), any::<i32>());
+        let columns = proptest::collection::vec(column, 0..5);
+        let oids = proptest::collection::vec(any::<u32>(), 0..6);
+        // One draw of every ingredient; `kind` picks the message built.
+        let numbers = (any::<(u64, u64, i64, u32, u8)>(), any::<(bool, bool)>());
+        let strings = (arb_string(), arb_string(), arb_bytes());
+        let rows = (
+            arb_tuple(),
+            proptest::option::of(arb_old()),
+            ri,
+            columns,
+            oids,
+        );
+        (0..10u8, numbers, strings, rows).prop_map(|(kind, numbers, strings, rows)| {
+            let ((lsn, lsn2, ts, n32, n8), (b1, b2)) = numbers;
+            let (s1, s2, content) = strings;
+            let (tuple, old, replica_identity, columns, relations) = rows;
+            let columns = columns
+                .into_iter()
+                .map(|(is_key, name, type_oid, type_modifier)| RelationColumn {
+                    is_key,
+                    name,
+                    type_oid,
+                    type_modifier,
+                });
+            match kind {
+                0 => M::Begin {
+                    final_lsn: lsn,
+                    commit_ts: ts,
+                    xid: n32,
+                },
+                1 => M::Commit {
+                    flags: n8,
+                    commit_lsn: lsn,
+                    end_lsn: lsn2,
+                    commit_ts: ts,
+                },
+                2 => M::Origin {
+                    commit_lsn: lsn,
+                    name: s1,
+                },
+                3 => M::Relation(Relation {
+                    oid: n32,
+                    namespace: s1,
+                    name: s2,
+                    replica_identity,
+                    columns: columns.collect(),
+                }),
+                4 => M::Type {
+                    oid: n32,
+                    namespace: s1,
+                    name: s2,
+                },
+                5 => M::Insert {
+                    relation: n32,
+                    new: tuple,
+                },
+                6 => M::Update {
+                    relation: n32,
+                    old,
+                    new: tuple,
+                },
+                7 => M::Delete {
+                    relation: n32,
+                    old: old.unwrap_or(OldTuple::Key(tuple)),
+                },
+                8 => M::Truncate {
+                    relations,
+                    cascade: b1,
+                    restart_identity: b2,
+                },
+                _ => M::Message {
+                    transactional: b1,
+                    lsn,
+                    prefix: s1,
+                    content,
+                },
+            }
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn decode_inverts_encode(m in arb_message()) {
+            prop_assert_eq!(decode(encode(&m)), Ok(m));
+        }
+
+        #[test]
+        fn arbitrary_bytes_never_panic(raw in proptest::collection::vec(any::<u8>(), 0..64)) {
+            let _ = decode(Bytes::from(raw));
+        }
+
+        #[test]
+        fn any_message_tag_with_random_body_never_panics(
+            tag in prop::sample::select(b"BCORYIUDTM".to_vec()),
+            body in proptest::collection::vec(any::<u8>(), 0..64),
+        ) {
+            let mut raw = vec![tag];
+            raw.extend(body);
+            let _ = decode(Bytes::from(raw));
+        }
+
+        #[test]
+        fn mutated_messages_never_panic(
+            m in arb_message(),
+            edits in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..4),
+            cut in any::<prop::sample::Index>(),
+        ) {
+            let valid = encode(&m).to_vec();
+            let mut mutated = valid.clone();
+            for (at, byte) in edits {
+                if !mutated.is_empty() {
+                    let i = at.index(mutated.len());
+                    mutated[i] = byte;
+                }
+            }
+            let _ = decode(Bytes::from(mutated));
+            // Every strict prefix of a valid message is incomplete.
+            let keep = cut.index(valid.len());
+            prop_assert!(decode(Bytes::copy_from_slice(&valid[..keep])).is_err());
+        }
+    }
+}

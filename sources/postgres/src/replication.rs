@@ -1,0 +1,597 @@
+//! A small client for PostgreSQL's streaming-replication protocol, which
+//! tokio-postgres does not speak: startup with `replication=database`,
+//! authentication (trust, cleartext, md5, SCRAM-SHA-256), TLS, simple
+//! queries for replication commands, and the CopyBoth stream of
+//! `START_REPLICATION` with standby status updates.
+//!
+//! Reading is cancel-safe: bytes are read into a buffer that survives a
+//! dropped future, so the log reader can `select!` between the stream and its
+//! acknowledgements without losing data.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use postgres_protocol::authentication::sasl::{ChannelBinding, ScramSha256};
+use postgres_protocol::message::frontend;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+use crate::connect::{ConnectConfig, ConnectError, Endpoint, SslMode, SESSION_OPTIONS};
+
+trait Transport: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Transport for T {}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReplicationError {
+    #[error(transparent)]
+    Connect(#[from] ConnectError),
+    #[error("replication connection: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("server error {code}: {message}")]
+    Server { code: String, message: String },
+    #[error("protocol error: {0}")]
+    Protocol(String),
+    #[error("authentication: {0}")]
+    Auth(String),
+}
+
+impl ReplicationError {
+    /// SQLSTATE of a server error.
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            ReplicationError::Server { code, .. } => Some(code),
+            _ => None,
+        }
+    }
+}
+
+/// Result of `IDENTIFY_SYSTEM`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SystemId {
+    pub system_id: String,
+    pub timeline: u32,
+    pub xlog_pos: u64,
+    pub dbname: Option<String>,
+}
+
+/// A message of the replication stream.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ReplicationMessage {
+    XLogData {
+        wal_start: u64,
+        wal_end: u64,
+        server_time: i64,
+        data: Bytes,
+    },
+    Keepalive {
+        wal_end: u64,
+        server_time: i64,
+        reply_requested: bool,
+    },
+}
+
+struct Frame {
+    tag: u8,
+    body: Bytes,
+}
+
+/// A replication connection before streaming starts.
+pub struct ReplicationConnection {
+    io: Box<dyn Transport>,
+    read: BytesMut,
+    write: BytesMut,
+}
+
+impl ReplicationConnection {
+    pub async fn connect(config: &ConnectConfig) -> Result<Self, ReplicationError> {
+        let timeout = config.connect_timeout();
+        tokio::time::timeout(timeout, Self::connect_inner(config))
+            .await
+            .map_err(|_| ConnectError::Connect {
+                target: config.redacted(),
+                reason: format!("timed out after {}s", timeout.as_secs()),
+            })?
+    }
+
+    async fn connect_inner(config: &ConnectConfig) -> Result<Self, ReplicationError> {
+        let fail = |e: std::io::Error| ConnectError::Connect {
+            target: config.redacted(),
+            reason: e.to_string(),
+        };
+        let io: Box<dyn Transport> = match &config.endpoint {
+            Endpoint::Tcp { host, port } => {
+                let tcp = tokio::net::TcpStream::connect((host.as_str(), *port))
+                    .await
+                    .map_err(fail)?;
+                tcp.set_nodelay(true).map_err(fail)?;
+                Self::maybe_tls(config, tcp).await?
+            }
+            Endpoint::Unix { dir, port } => {
+                let path = dir.join(format!(".s.PGSQL.{port}"));
+                Box::new(tokio::net::UnixStream::connect(path).await.map_err(fail)?)
+            }
+        };
+        let mut conn = ReplicationConnection {
+            io,
+            read: BytesMut::with_capacity(256 * 1024),
+            write: BytesMut::with_capacity(1024),
+        };
+        conn.startup(config).await?;
+        Ok(conn)
+    }
+
+    async fn maybe_tls(
+        config: &ConnectConfig,
+        mut tcp: tokio::net::TcpStream,
+    ) -> Result<Box<dyn Transport>, ReplicationError> {
+        let Some(tls) = config.tls_config()? else {
+            return Ok(Box::new(tcp));
+        };
+        let mut buf = BytesMut::new();
+        frontend::ssl_request(&mut buf);
+        tcp.write_all(&buf).await?;
+        let answer = tcp.read_u8().await?;
+        match answer {
+            b'S' => {
+                let connector = tokio_rustls::TlsConnector::from(tls);
+                let stream = connector
+                    .connect(config.server_name()?, tcp)
+                    .await
+                    .map_err(|e| ConnectError::Tls(format!("handshake failed: {e}")))?;
+                Ok(Box::new(stream))
+            }
+            b'N' if config.ssl_mode == SslMode::Prefer => Ok(Box::new(tcp)),
+            b'N' => Err(ConnectError::Tls(format!(
+                "the server at {} does not accept TLS, but sslmode requires it",
+                config.redacted()
+            ))
+            .into()),
+            other => Err(ReplicationError::Protocol(format!(
+                "unexpected answer {other:#x} to the TLS request"
+            ))),
+        }
+    }
+
+    async fn startup(&mut self, config: &ConnectConfig) -> Result<(), ReplicationError> {
+        let params = [
+            ("user", config.user.as_str()),
+            ("database", config.dbname.as_str()),
+            ("replication", "database"),
+            ("application_name", "cdc"),
+            ("options", SESSION_OPTIONS),
+        ];
+        frontend::startup_message(params.iter().copied(), &mut self.write)?;
+        self.flush().await?;
+        let mut scram: Option<ScramSha256> = None;
+        loop {
+            let frame = self.read_frame().await?;
+            let mut body = frame.body;
+            match frame.tag {
+                b'R' => {
+                    let code = get_i32(&mut body)?;
+                    match code {
+                        0 => {}
+                        3 => {
+                            let password = self.password(config)?;
+                            frontend::password_message(password.as_bytes(), &mut self.write)?;
+                            self.flush().await?;
+                        }
+                        5 => {
+                            let salt = get_bytes(&mut body, 4)?;
+                            let mut salt4 = [0u8; 4];
+                            salt4.copy_from_slice(&salt);
+                            let password = self.password(config)?;
+                            let hash = postgres_protocol::authentication::md5_hash(
+                                config.user.as_bytes(),
+                                password.as_bytes(),
+                                salt4,
+                            );
+                            frontend::password_message(hash.as_bytes(), &mut self.write)?;
+                            self.flush().await?;
+                        }
+                        10 => {
+                            let mut mechanisms = Vec::new();
+                            while !body.is_empty() {
+                                let m = get_cstr(&mut body)?;
+                                if !m.is_empty() {
+                                    mechanisms.push(m);
+                                }
+                            }
+                            if !mechanisms.iter().any(|m| m == "SCRAM-SHA-256") {
+                                return Err(ReplicationError::Auth(format!(
+                                    "server offers SASL mechanisms {mechanisms:?}, none supported"
+                                )));
+                            }
+                            let password = self.password(config)?;
+                            // "n": no channel binding, valid with and without TLS.
+                            let s = ScramSha256::new(
+                                password.as_bytes(),
+                                ChannelBinding::unsupported(),
+                            );
+                            frontend::sasl_initial_response(
+                                "SCRAM-SHA-256",
+                                s.message(),
+                                &mut self.write,
+                            )?;
+                            scram = Some(s);
+                            self.flush().await?;
+                        }
+                        11 => {
+                            let s = scram.as_mut().ok_or_else(|| {
+                                ReplicationError::Protocol("SASL continue without start".into())
+                            })?;
+                            s.update(&body)
+                                .map_err(|e| ReplicationError::Auth(e.to_string()))?;
+                            frontend::sasl_response(s.message(), &mut self.write)?;
+                            self.flush().await?;
+                        }
+                        12 => {
+                            let s = scram.as_mut().ok_or_else(|| {
+                                ReplicationError::Protocol("SASL final without start".into())
+                            })?;
+                            s.finish(&body)
+                                .map_err(|e| ReplicationError::Auth(e.to_string()))?;
+                        }
+                        other => {
+                            return Err(ReplicationError::Auth(format!(
+                                "unsupported authentication method {other}"
+                            )))
+                        }
+                    }
+                }
+                b'Z' => return Ok(()),
+                b'E' => return Err(server_error(body)),
+                // ParameterStatus, BackendKeyData, notices.
+                _ => {}
+            }
+        }
+    }
+
+    fn password(&self, config: &ConnectConfig) -> Result<String, ReplicationError> {
+        config.password().map(str::to_string).ok_or_else(|| {
+            ReplicationError::Auth(format!(
+                "the server asks {} for a password, but the URL has none",
+                config.user
+            ))
+        })
+    }
+
+    async fn flush(&mut self) -> Result<(), ReplicationError> {
+        self.io.write_all(&self.write).await?;
+        self.io.flush().await?;
+        self.write.clear();
+        Ok(())
+    }
+
+    /// Read one backend message. Cancel-safe.
+    async fn read_frame(&mut self) -> Result<Frame, ReplicationError> {
+        loop {
+            if self.read.len() >= 5 {
+                let len = i32::from_be_bytes([
+                    self.read.get(1).copied().unwrap_or(0),
+                    self.read.get(2).copied().unwrap_or(0),
+                    self.read.get(3).copied().unwrap_or(0),
+                    self.read.get(4).copied().unwrap_or(0),
+                ]);
+                if len < 4 {
+                    return Err(ReplicationError::Protocol(format!(
+                        "bad message length {len}"
+                    )));
+                }
+                let total = 1 + len as usize;
+                if self.read.len() >= total {
+                    let mut frame = self.read.split_to(total);
+                    let tag = frame.get_u8();
+                    frame.advance(4);
+                    return Ok(Frame {
+                        tag,
+                        body: frame.freeze(),
+                    });
+                }
+                self.read.reserve(total - self.read.len());
+            }
+            if self.read.capacity() - self.read.len() < 8192 {
+                self.read.reserve(256 * 1024);
+            }
+            let n = self.io.read_buf(&mut self.read).await?;
+            if n == 0 {
+                return Err(ReplicationError::Io(std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    "server closed the connection",
+                )));
+            }
+        }
+    }
+
+    /// Run a simple query; returns the rows of its (last) result set as text.
+    pub async fn simple_query(
+        &mut self,
+        sql: &str,
+    ) -> Result<Vec<Vec<Option<String>>>, ReplicationError> {
+        frontend::query(sql, &mut self.write)?;
+        self.flush().await?;
+        let mut rows = Vec::new();
+        let mut error = None;
+        loop {
+            let frame = self.read_frame().await?;
+            let mut body = frame.body;
+            match frame.tag {
+                b'T' => rows.clear(),
+                b'D' => {
+                    let n = get_i16(&mut body)?;
+                    let mut row = Vec::with_capacity(n.max(0) as usize);
+                    for _ in 0..n {
+                        let len = get_i32(&mut body)?;
+                        if len < 0 {
+                            row.push(None);
+                        } else {
+                            let bytes = get_bytes(&mut body, len as usize)?;
+                            row.push(Some(String::from_utf8_lossy(&bytes).into_owned()));
+                        }
+                    }
+                    rows.push(row);
+                }
+                b'E' => error = Some(server_error(body)),
+                b'Z' => {
+                    return match error {
+                        Some(err) => Err(err),
+                        None => Ok(rows),
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    pub async fn identify_system(&mut self) -> Result<SystemId, ReplicationError> {
+        let rows = self.simple_query("IDENTIFY_SYSTEM").await?;
+        let row = rows
+            .first()
+            .ok_or_else(|| ReplicationError::Protocol("IDENTIFY_SYSTEM returned no row".into()))?;
+        let field = |i: usize| row.get(i).cloned().flatten();
+        Ok(SystemId {
+            system_id: field(0).unwrap_or_default(),
+            timeline: field(1).and_then(|t| t.parse().ok()).unwrap_or(0),
+            xlog_pos: field(2).as_deref().and_then(parse_lsn).unwrap_or(0),
+            dbname: field(3),
+        })
+    }
+
+    /// Create a logical slot with pgoutput. `slot` must be a valid slot name
+    /// (checked by the caller): it is sent as an identifier.
+    pub async fn create_logical_slot(&mut self, slot: &str) -> Result<u64, ReplicationError> {
+        let sql = format!("CREATE_REPLICATION_SLOT \"{slot}\" LOGICAL pgoutput NOEXPORT_SNAPSHOT");
+        let rows = self.simple_query(&sql).await?;
+        Ok(rows
+            .first()
+            .and_then(|r| r.get(1).cloned().flatten())
+            .as_deref()
+            .and_then(parse_lsn)
+            .unwrap_or(0))
+    }
+
+    /// Start streaming `slot` from `start` with pgoutput v1 over
+    /// `publication`. Both names must be plain identifiers (checked by the
+    /// caller).
+    pub async fn start_replication(
+        mut self,
+        slot: &str,
+        start: u64,
+        publication: &str,
+    ) -> Result<ReplicationStream, ReplicationError> {
+        let sql = format!(
+            "START_REPLICATION SLOT \"{slot}\" LOGICAL {} (proto_version '1', publication_names '\"{publication}\"', messages 'true')",
+            format_lsn(start)
+        );
+        frontend::query(&sql, &mut self.write)?;
+        self.flush().await?;
+        loop {
+            let frame = self.read_frame().await?;
+            match frame.tag {
+                b'W' => return Ok(ReplicationStream { conn: self }),
+                b'E' => return Err(server_error(frame.body)),
+                _ => {}
+            }
+        }
+    }
+}
+
+/// The CopyBoth stream of `START_REPLICATION`.
+pub struct ReplicationStream {
+    conn: ReplicationConnection,
+}
+
+impl ReplicationStream {
+    /// The next message; `None` when the server ended the stream. Cancel-safe.
+    pub async fn next(&mut self) -> Result<Option<ReplicationMessage>, ReplicationError> {
+        loop {
+            let frame = self.conn.read_frame().await?;
+            let mut body = frame.body;
+            match frame.tag {
+                b'd' => {
+                    let kind = get_u8(&mut body)?;
+                    match kind {
+                        b'w' => {
+                            let wal_start = get_i64(&mut body)? as u64;
+                            let wal_end = get_i64(&mut body)? as u64;
+                            let server_time = get_i64(&mut body)?;
+                            return Ok(Some(ReplicationMessage::XLogData {
+                                wal_start,
+                                wal_end,
+                                server_time,
+                                data: body,
+                            }));
+                        }
+                        b'k' => {
+                            let wal_end = get_i64(&mut body)? as u64;
+                            let server_time = get_i64(&mut body)?;
+                            let reply_requested = get_u8(&mut body)? == 1;
+                            return Ok(Some(ReplicationMessage::Keepalive {
+                                wal_end,
+                                server_time,
+                                reply_requested,
+                            }));
+                        }
+                        other => {
+                            return Err(ReplicationError::Protocol(format!(
+                                "unknown CopyData message {other:#x}"
+                            )))
+                        }
+                    }
+                }
+                b'c' => return Ok(None),
+                b'E' => return Err(server_error(body)),
+                // CommandComplete, ReadyForQuery after the copy, notices.
+                _ => {}
+            }
+        }
+    }
+
+    /// Whether a whole message is already buffered, so `next` will not wait.
+    pub fn has_buffered_message(&self) -> bool {
+        let buf = &self.conn.read;
+        match buf.get(1..5) {
+            Some(&[a, b, c, d]) => {
+                let len = i32::from_be_bytes([a, b, c, d]);
+                len >= 4 && buf.len() > len as usize
+            }
+            _ => false,
+        }
+    }
+
+    /// Send a standby status update.
+    pub async fn send_status(
+        &mut self,
+        write: u64,
+        flush: u64,
+        apply: u64,
+        reply_requested: bool,
+    ) -> Result<(), ReplicationError> {
+        let mut payload = BytesMut::with_capacity(34);
+        payload.put_u8(b'r');
+        payload.put_u64(write);
+        payload.put_u64(flush);
+        payload.put_u64(apply);
+        payload.put_i64(pg_now_micros());
+        payload.put_u8(u8::from(reply_requested));
+        frontend::CopyData::new(payload.freeze())?.write(&mut self.conn.write);
+        self.conn.flush().await
+    }
+
+    /// End the stream politely: CopyDone then Terminate.
+    pub async fn finish(mut self) -> Result<(), ReplicationError> {
+        frontend::copy_done(&mut self.conn.write);
+        frontend::terminate(&mut self.conn.write);
+        self.conn.flush().await
+    }
+}
+
+/// Microseconds since 2000-01-01, PostgreSQL's epoch.
+fn pg_now_micros() -> i64 {
+    const PG_EPOCH_OFFSET_MICROS: i64 = 946_684_800_000_000;
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or(0);
+    now - PG_EPOCH_OFFSET_MICROS
+}
+
+/// `16/B374D848` → u64.
+pub fn parse_lsn(text: &str) -> Option<u64> {
+    let (hi, lo) = text.split_once('/')?;
+    let hi = u64::from_str_radix(hi, 16).ok()?;
+    let lo = u64::from_str_radix(lo, 16).ok()?;
+    if hi > u32::MAX as u64 || lo > u32::MAX as u64 {
+        return None;
+    }
+    Some((hi << 32) | lo)
+}
+
+pub fn format_lsn(lsn: u64) -> String {
+    format!("{:X}/{:X}", lsn >> 32, lsn & 0xFFFF_FFFF)
+}
+
+fn server_error(mut body: Bytes) -> ReplicationError {
+    let mut code = String::new();
+    let mut message = String::new();
+    let mut detail = String::new();
+    while let Ok(kind) = get_u8(&mut body) {
+        if kind == 0 {
+            break;
+        }
+        let Ok(value) = get_cstr(&mut body) else {
+            break;
+        };
+        match kind {
+            b'C' => code = value,
+            b'M' => message = value,
+            b'D' => detail = value,
+            _ => {}
+        }
+    }
+    if !detail.is_empty() {
+        message = format!("{message} ({detail})");
+    }
+    ReplicationError::Server { code, message }
+}
+
+fn short(what: &str) -> ReplicationError {
+    ReplicationError::Protocol(format!("message too short reading {what}"))
+}
+
+fn get_u8(b: &mut Bytes) -> Result<u8, ReplicationError> {
+    if b.remaining() < 1 {
+        return Err(short("u8"));
+    }
+    Ok(b.get_u8())
+}
+
+fn get_i16(b: &mut Bytes) -> Result<i16, ReplicationError> {
+    if b.remaining() < 2 {
+        return Err(short("i16"));
+    }
+    Ok(b.get_i16())
+}
+
+fn get_i32(b: &mut Bytes) -> Result<i32, ReplicationError> {
+    if b.remaining() < 4 {
+        return Err(short("i32"));
+    }
+    Ok(b.get_i32())
+}
+
+fn get_i64(b: &mut Bytes) -> Result<i64, ReplicationError> {
+    if b.remaining() < 8 {
+        return Err(short("i64"));
+    }
+    Ok(b.get_i64())
+}
+
+fn get_bytes(b: &mut Bytes, n: usize) -> Result<Bytes, ReplicationError> {
+    if b.remaining() < n {
+        return Err(short("bytes"));
+    }
+    Ok(b.split_to(n))
+}
+
+fn get_cstr(b: &mut Bytes) -> Result<String, ReplicationError> {
+    let end = b
+        .iter()
+        .position(|&c| c == 0)
+        .ok_or_else(|| ReplicationError::Protocol("unterminated string".into()))?;
+    let s = b.split_to(end);
+    b.advance(1);
+    Ok(String::from_utf8_lossy(&s).into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lsn_round_trip() {
+        assert_eq!(parse_lsn("16/B374D848"), Some(0x16_B374_D848));
+        assert_eq!(format_lsn(0x16_B374_D848), "16/B374D848");
+        assert_eq!(parse_lsn("nope"), None);
+        assert_eq!(parse_lsn("1/FFFFFFFFF"), None);
+    }
+}

@@ -1,0 +1,275 @@
+//! The log reader's connection loop: stream the slot, hand batches of items
+//! to the pipeline, acknowledge what the pipeline reports durable, and
+//! reconnect when the connection drops.
+//!
+//! The reader never stops answering the server while the pipeline is slow:
+//! waiting for room in the items channel goes together with sending status
+//! updates, so `wal_sender_timeout` does not cut a throttled connection.
+
+use std::time::Duration;
+
+use cdc_engine::{LogItem, Position, SourceError, StreamContext};
+use tokio::sync::{mpsc, watch};
+use tokio::time::{Instant, MissedTickBehavior};
+
+use crate::config::PostgresConfig;
+use crate::decoder::Decoder;
+use crate::replication::{
+    format_lsn, ReplicationConnection, ReplicationError, ReplicationMessage, ReplicationStream,
+};
+
+/// Items handed over in one channel message.
+const BATCH_ITEMS: usize = 2048;
+
+/// How a streaming session ended.
+enum Exit {
+    /// Shutdown requested or the pipeline is gone.
+    Stop(ReplicationStream),
+    /// The connection failed; reconnect unless the error is fatal.
+    Failed(ReplicationError),
+}
+
+struct Acks {
+    rx: watch::Receiver<Option<Position>>,
+    /// Highest LSN the pipeline reported durable (or the slot's own
+    /// confirmed position at start).
+    flushed: u64,
+    /// Highest LSN received from the server.
+    received: u64,
+    last_sent_flush: u64,
+}
+
+impl Acks {
+    fn refresh(&mut self) {
+        let latest = self
+            .rx
+            .borrow_and_update()
+            .as_ref()
+            .and_then(Position::to_u64);
+        if let Some(lsn) = latest {
+            self.flushed = self.flushed.max(lsn);
+        }
+    }
+
+    async fn send(
+        &mut self,
+        stream: &mut ReplicationStream,
+        reply: bool,
+    ) -> Result<(), ReplicationError> {
+        self.refresh();
+        let write = self.received.max(self.flushed);
+        stream
+            .send_status(write, self.flushed, self.flushed, reply)
+            .await?;
+        self.last_sent_flush = self.flushed;
+        Ok(())
+    }
+}
+
+pub(crate) async fn run(
+    config: &PostgresConfig,
+    mut decoder: Decoder,
+    ctx: StreamContext,
+) -> Result<(), SourceError> {
+    let StreamContext {
+        items,
+        acks,
+        mut shutdown,
+    } = ctx;
+    let mut acks = Acks {
+        rx: acks,
+        flushed: 0,
+        received: 0,
+        last_sent_flush: 0,
+    };
+    let mut backoff = Duration::from_millis(250);
+    let stream = loop {
+        if *shutdown.borrow() {
+            return Ok(());
+        }
+        let started = Instant::now();
+        match session(config, &mut decoder, &items, &mut acks, &mut shutdown).await {
+            Exit::Stop(stream) => break stream,
+            Exit::Failed(err) => {
+                if let Some(fatal) = fatal(config, &err) {
+                    return Err(SourceError::Fatal(fatal));
+                }
+                if items.is_closed() {
+                    return Ok(());
+                }
+                if started.elapsed() > Duration::from_secs(30) {
+                    backoff = Duration::from_millis(250);
+                }
+                tracing::warn!(
+                    server = %config.connect.redacted(),
+                    "replication connection lost: {err}; reconnecting in {}ms",
+                    backoff.as_millis()
+                );
+                decoder.reset();
+                tokio::select! {
+                    _ = tokio::time::sleep(backoff) => {}
+                    _ = shutdown.changed() => {}
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(30));
+            }
+        }
+    };
+    finish(stream, items, acks).await;
+    Ok(())
+}
+
+/// Hand the pipeline its last items' acknowledgements upstream: wait until
+/// it has flushed and closed `acks`, then send the final status.
+async fn finish(mut stream: ReplicationStream, items: mpsc::Sender<Vec<LogItem>>, mut acks: Acks) {
+    drop(items);
+    let mut tick = tokio::time::interval(Duration::from_secs(5));
+    tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            changed = acks.rx.changed() => {
+                if changed.is_err() {
+                    break;
+                }
+            }
+            _ = tick.tick() => {
+                if acks.send(&mut stream, false).await.is_err() {
+                    return;
+                }
+            }
+        }
+    }
+    match acks.send(&mut stream, false).await {
+        Ok(()) => tracing::info!(flushed = %format_lsn(acks.flushed), "final acknowledgement sent"),
+        Err(err) => tracing::warn!("final acknowledgement not sent: {err}"),
+    }
+    let _ = stream.finish().await;
+}
+
+fn fatal(config: &PostgresConfig, err: &ReplicationError) -> Option<String> {
+    match (err, err.code()) {
+        (_, Some("42704")) => Some(format!(
+            "replication slot '{}' or publication '{}' does not exist (dropped while running?): {err}",
+            config.slot, config.publication
+        )),
+        (_, Some(code)) if code.starts_with("28") => {
+            Some(format!("authentication failed for {}: {err}", config.connect.redacted()))
+        }
+        (ReplicationError::Auth(_), _) => Some(err.to_string()),
+        (ReplicationError::Protocol(_), _) => Some(err.to_string()),
+        _ => None,
+    }
+}
+
+async fn session(
+    config: &PostgresConfig,
+    decoder: &mut Decoder,
+    items: &mpsc::Sender<Vec<LogItem>>,
+    acks: &mut Acks,
+    shutdown: &mut watch::Receiver<bool>,
+) -> Exit {
+    let conn = match ReplicationConnection::connect(&config.connect).await {
+        Ok(conn) => conn,
+        Err(err) => return Exit::Failed(err),
+    };
+    // Start from the slot's confirmed position (0/0): the server resends
+    // every transaction not yet acknowledged.
+    let mut stream = match conn
+        .start_replication(&config.slot, 0, &config.publication)
+        .await
+    {
+        Ok(stream) => stream,
+        Err(err) => return Exit::Failed(err),
+    };
+    tracing::info!(slot = %config.slot, "streaming");
+    let mut pending: Vec<LogItem> = Vec::with_capacity(BATCH_ITEMS);
+    let mut status = tokio::time::interval(config.status_interval.min(Duration::from_secs(1)));
+    status.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut last_status = Instant::now();
+
+    loop {
+        tokio::select! {
+            biased;
+            _ = shutdown.changed() => {
+                if *shutdown.borrow() {
+                    // Partial transactions are harmless: without their
+                    // commit nothing of them is acknowledged.
+                    if !pending.is_empty() && items.send(std::mem::take(&mut pending)).await.is_err() {
+                        return Exit::Stop(stream);
+                    }
+                    return Exit::Stop(stream);
+                }
+            }
+            _ = status.tick() => {
+                // Acknowledge promptly when the pipeline moved forward, and
+                // at least every status_interval to keep the session alive.
+                acks.refresh();
+                if acks.flushed > acks.last_sent_flush || last_status.elapsed() >= config.status_interval {
+                    if let Err(err) = acks.send(&mut stream, false).await {
+                        return Exit::Failed(err);
+                    }
+                    last_status = Instant::now();
+                }
+            }
+            message = stream.next() => {
+                let message = match message {
+                    Ok(Some(message)) => message,
+                    Ok(None) => return Exit::Failed(ReplicationError::Protocol("server ended the replication stream".into())),
+                    Err(err) => return Exit::Failed(err),
+                };
+                match message {
+                    ReplicationMessage::XLogData { wal_start, wal_end, data, .. } => {
+                        acks.received = acks.received.max(wal_end);
+                        if let Err(err) = decoder.handle(wal_start, data, &mut pending) {
+                            return Exit::Failed(ReplicationError::Protocol(err.to_string()));
+                        }
+                    }
+                    ReplicationMessage::Keepalive { wal_end, reply_requested, .. } => {
+                        acks.received = acks.received.max(wal_end);
+                        if !decoder.in_transaction() {
+                            pending.push(LogItem::Heartbeat(Position::from_u64(wal_end)));
+                        }
+                        if reply_requested {
+                            if let Err(err) = acks.send(&mut stream, false).await {
+                                return Exit::Failed(err);
+                            }
+                            last_status = Instant::now();
+                        }
+                    }
+                }
+                if pending.len() >= BATCH_ITEMS || (!pending.is_empty() && !stream.has_buffered_message()) {
+                    let batch = std::mem::replace(&mut pending, Vec::with_capacity(BATCH_ITEMS));
+                    match hand_over(batch, items, &mut stream, acks, &mut status).await {
+                        Ok(true) => {}
+                        Ok(false) => return Exit::Stop(stream),
+                        Err(err) => return Exit::Failed(err),
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Send a batch to the pipeline, answering the server while waiting for
+/// room. `Ok(false)` when the pipeline is gone.
+async fn hand_over(
+    batch: Vec<LogItem>,
+    items: &mpsc::Sender<Vec<LogItem>>,
+    stream: &mut ReplicationStream,
+    acks: &mut Acks,
+    status: &mut tokio::time::Interval,
+) -> Result<bool, ReplicationError> {
+    loop {
+        tokio::select! {
+            permit = items.reserve() => {
+                return match permit {
+                    Ok(permit) => {
+                        permit.send(batch);
+                        Ok(true)
+                    }
+                    Err(_) => Ok(false),
+                };
+            }
+            _ = status.tick() => acks.send(stream, false).await?,
+        }
+    }
+}

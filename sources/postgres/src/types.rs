@@ -1,0 +1,920 @@
+//! Conversion of PostgreSQL text-format values to typed engine values.
+//!
+//! Sessions run with `DateStyle=ISO`, `TimeZone=UTC`, `IntervalStyle=iso_8601`,
+//! `extra_float_digits=3` and `bytea_output=hex`, so each type has one output
+//! shape to handle. Types without a better JSON form (and every unknown type:
+//! enums, domains, user types) become UTF-8 checked text.
+
+use cdc_engine::Value;
+
+use crate::pgoutput::TupleValue;
+
+/// Type OIDs from `pg_type.dat` that get a conversion of their own.
+pub mod oid {
+    pub const BOOL: u32 = 16;
+    pub const BYTEA: u32 = 17;
+    pub const CHAR: u32 = 18;
+    pub const NAME: u32 = 19;
+    pub const INT8: u32 = 20;
+    pub const INT2: u32 = 21;
+    pub const INT4: u32 = 23;
+    pub const TEXT: u32 = 25;
+    pub const OID: u32 = 26;
+    pub const XID: u32 = 28;
+    pub const JSON: u32 = 114;
+    pub const XML: u32 = 142;
+    pub const CIDR: u32 = 650;
+    pub const FLOAT4: u32 = 700;
+    pub const FLOAT8: u32 = 701;
+    pub const MONEY: u32 = 790;
+    pub const MACADDR: u32 = 829;
+    pub const INET: u32 = 869;
+    pub const BPCHAR: u32 = 1042;
+    pub const VARCHAR: u32 = 1043;
+    pub const DATE: u32 = 1082;
+    pub const TIME: u32 = 1083;
+    pub const TIMESTAMP: u32 = 1114;
+    pub const TIMESTAMPTZ: u32 = 1184;
+    pub const INTERVAL: u32 = 1186;
+    pub const TIMETZ: u32 = 1266;
+    pub const BIT: u32 = 1560;
+    pub const VARBIT: u32 = 1562;
+    pub const NUMERIC: u32 = 1700;
+    pub const UUID: u32 = 2950;
+    pub const JSONB: u32 = 3802;
+    pub const JSONPATH: u32 = 4072;
+}
+
+/// Why a value could not be converted; names the type OID of the value (of
+/// the element, for a bad element inside an array).
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum ValueError {
+    #[error("type {type_oid}: value is not valid UTF-8")]
+    InvalidUtf8 { type_oid: u32 },
+    #[error("type {type_oid}: invalid boolean {text:?}")]
+    InvalidBool { type_oid: u32, text: String },
+    #[error("type {type_oid}: invalid integer {text:?}")]
+    InvalidInt { type_oid: u32, text: String },
+    #[error("type {type_oid}: invalid float {text:?}")]
+    InvalidFloat { type_oid: u32, text: String },
+    #[error("type {type_oid}: invalid JSON: {reason}")]
+    InvalidJson { type_oid: u32, reason: String },
+    #[error("type {type_oid}: invalid bytea at byte {offset}: {reason}")]
+    InvalidBytea {
+        type_oid: u32,
+        offset: usize,
+        reason: &'static str,
+    },
+    #[error("type {type_oid}: invalid array literal at byte {offset}: {reason}")]
+    InvalidArray {
+        type_oid: u32,
+        offset: usize,
+        reason: &'static str,
+    },
+}
+
+/// Nesting bound for array literals. PostgreSQL allows 6 dimensions; the
+/// bound keeps hostile input from building values too deep to drop safely.
+const MAX_ARRAY_DEPTH: usize = 16;
+
+/// At most this much of a bad value is quoted in an error, so one huge value
+/// cannot flood the logs.
+const ERROR_SNIPPET: usize = 64;
+
+fn snippet(text: &[u8]) -> String {
+    String::from_utf8_lossy(text.get(..ERROR_SNIPPET).unwrap_or(text)).into_owned()
+}
+
+fn utf8(type_oid: u32, text: &[u8]) -> Result<&str, ValueError> {
+    std::str::from_utf8(text).map_err(|_| ValueError::InvalidUtf8 { type_oid })
+}
+
+/// The element type of a supported array type.
+pub fn element_type(array_oid: u32) -> Option<u32> {
+    Some(match array_oid {
+        1000 => oid::BOOL,
+        1001 => oid::BYTEA,
+        1002 => oid::CHAR,
+        1003 => oid::NAME,
+        1005 => oid::INT2,
+        1007 => oid::INT4,
+        1009 => oid::TEXT,
+        1011 => oid::XID,
+        1014 => oid::BPCHAR,
+        1015 => oid::VARCHAR,
+        1016 => oid::INT8,
+        1021 => oid::FLOAT4,
+        1022 => oid::FLOAT8,
+        1028 => oid::OID,
+        1040 => oid::MACADDR,
+        1041 => oid::INET,
+        1115 => oid::TIMESTAMP,
+        1182 => oid::DATE,
+        1183 => oid::TIME,
+        1185 => oid::TIMESTAMPTZ,
+        1187 => oid::INTERVAL,
+        1231 => oid::NUMERIC,
+        1270 => oid::TIMETZ,
+        1561 => oid::BIT,
+        1563 => oid::VARBIT,
+        143 => oid::XML,
+        199 => oid::JSON,
+        651 => oid::CIDR,
+        791 => oid::MONEY,
+        2951 => oid::UUID,
+        3807 => oid::JSONB,
+        4073 => oid::JSONPATH,
+        _ => return None,
+    })
+}
+
+/// Convert one value in PostgreSQL text output format to a typed value, by
+/// the column's type OID.
+pub fn text_to_value(type_oid: u32, text: &[u8]) -> Result<Value, ValueError> {
+    match type_oid {
+        oid::BOOL => match text {
+            b"t" | b"true" => Ok(Value::Bool(true)),
+            b"f" | b"false" => Ok(Value::Bool(false)),
+            _ => Err(ValueError::InvalidBool {
+                type_oid,
+                text: snippet(text),
+            }),
+        },
+        oid::INT2 | oid::INT4 | oid::INT8 | oid::OID | oid::XID => parse_int(type_oid, text),
+        oid::FLOAT4 | oid::FLOAT8 => parse_float(type_oid, text),
+        oid::JSON | oid::JSONB => {
+            let s = utf8(type_oid, text)?;
+            // RawValue validates without building a tree, and without a
+            // nesting limit, so every document PostgreSQL accepts passes.
+            let raw: &serde_json::value::RawValue =
+                serde_json::from_str(s).map_err(|e| ValueError::InvalidJson {
+                    type_oid,
+                    reason: e.to_string(),
+                })?;
+            Ok(Value::Json(raw.get().to_owned()))
+        }
+        oid::TIMESTAMP => Ok(Value::Text(timestamp(utf8(type_oid, text)?))),
+        oid::TIMESTAMPTZ => Ok(Value::Text(timestamptz(utf8(type_oid, text)?))),
+        oid::BYTEA => parse_bytea(type_oid, text).map(Value::Bytes),
+        _ => match element_type(type_oid) {
+            Some(elem) => parse_array(type_oid, elem, text),
+            None => Ok(Value::Text(utf8(type_oid, text)?.to_owned())),
+        },
+    }
+}
+
+/// Convert one pgoutput tuple column.
+pub fn tuple_value_to_value(type_oid: u32, v: &TupleValue) -> Result<Value, ValueError> {
+    match v {
+        TupleValue::Null => Ok(Value::Null),
+        TupleValue::UnchangedToast => Ok(Value::Unchanged),
+        TupleValue::Text(text) => text_to_value(type_oid, text),
+        TupleValue::Binary(data) => Ok(Value::Bytes(data.to_vec())),
+    }
+}
+
+fn parse_int(type_oid: u32, text: &[u8]) -> Result<Value, ValueError> {
+    std::str::from_utf8(text)
+        .ok()
+        .and_then(|s| s.parse::<i64>().ok())
+        .map(Value::Int)
+        .ok_or_else(|| ValueError::InvalidInt {
+            type_oid,
+            text: snippet(text),
+        })
+}
+
+fn parse_float(type_oid: u32, text: &[u8]) -> Result<Value, ValueError> {
+    let invalid = || ValueError::InvalidFloat {
+        type_oid,
+        text: snippet(text),
+    };
+    let s = std::str::from_utf8(text).map_err(|_| invalid())?;
+    let f: f64 = s.parse().map_err(|_| invalid())?;
+    // JSON has no NaN or infinities; they travel as the server spelled them.
+    Ok(if f.is_finite() {
+        Value::Float(f)
+    } else {
+        Value::Text(s.to_owned())
+    })
+}
+
+/// Infinite and BC timestamps have no ISO-8601 form; they stay as given.
+fn is_special_timestamp(s: &str) -> bool {
+    s == "infinity" || s == "-infinity" || s.ends_with(" BC")
+}
+
+/// `2024-01-02 03:04:05.123456` → `2024-01-02T03:04:05.123456`.
+fn timestamp(s: &str) -> String {
+    match s.split_once(' ') {
+        Some((date, time)) if !is_special_timestamp(s) => {
+            let mut out = String::with_capacity(s.len());
+            out.push_str(date);
+            out.push('T');
+            out.push_str(time);
+            out
+        }
+        _ => s.to_owned(),
+    }
+}
+
+/// `2024-01-02 03:04:05.123+00` → `2024-01-02T03:04:05.123Z`; other offsets
+/// become `+HH:MM`. Shapes other than ISO output stay as given.
+fn timestamptz(s: &str) -> String {
+    if is_special_timestamp(s) {
+        return s.to_owned();
+    }
+    let Some((date, rest)) = s.split_once(' ') else {
+        return s.to_owned();
+    };
+    // The time part has no sign, so the first one starts the offset.
+    let Some((time, offset)) = rest
+        .find(['+', '-'])
+        .and_then(|at| rest.split_at_checked(at))
+    else {
+        return s.to_owned();
+    };
+    let Some(offset) = iso_offset(offset) else {
+        return s.to_owned();
+    };
+    let mut out = String::with_capacity(s.len() + 3);
+    out.push_str(date);
+    out.push('T');
+    out.push_str(time);
+    match offset {
+        IsoOffset::Utc => out.push('Z'),
+        IsoOffset::Hours(o) => {
+            out.push_str(o);
+            out.push_str(":00");
+        }
+        IsoOffset::AsGiven(o) => out.push_str(o),
+    }
+    out
+}
+
+enum IsoOffset<'a> {
+    Utc,
+    /// `+HH`: needs `:00` appended.
+    Hours(&'a str),
+    /// `+HH:MM` or `+HH:MM:SS`.
+    AsGiven(&'a str),
+}
+
+/// Classify a `±HH[:MM[:SS]]` offset; `None` for anything else.
+fn iso_offset(o: &str) -> Option<IsoOffset<'_>> {
+    let b = o.as_bytes();
+    let sign_ok = matches!(b.first(), Some(b'+' | b'-'));
+    let shape_ok = match b.len() {
+        3 => two_digits(b, 1),
+        6 => two_digits(b, 1) && b.get(3) == Some(&b':') && two_digits(b, 4),
+        9 => {
+            two_digits(b, 1)
+                && b.get(3) == Some(&b':')
+                && two_digits(b, 4)
+                && b.get(6) == Some(&b':')
+                && two_digits(b, 7)
+        }
+        _ => false,
+    };
+    if !sign_ok || !shape_ok {
+        return None;
+    }
+    let zero = b.iter().skip(1).all(|&c| c == b'0' || c == b':');
+    Some(if zero {
+        IsoOffset::Utc
+    } else if b.len() == 3 {
+        IsoOffset::Hours(o)
+    } else {
+        IsoOffset::AsGiven(o)
+    })
+}
+
+fn two_digits(b: &[u8], at: usize) -> bool {
+    matches!(b.get(at..at + 2), Some([x, y]) if x.is_ascii_digit() && y.is_ascii_digit())
+}
+
+fn hex_digit(c: u8) -> Option<u8> {
+    match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        b'A'..=b'F' => Some(c - b'A' + 10),
+        _ => None,
+    }
+}
+
+/// Hex format (`\x0001ff`), or the legacy escape format (`a\\b\001`).
+fn parse_bytea(type_oid: u32, text: &[u8]) -> Result<Vec<u8>, ValueError> {
+    let err = |offset, reason| ValueError::InvalidBytea {
+        type_oid,
+        offset,
+        reason,
+    };
+    if let Some(hex) = text.strip_prefix(b"\\x") {
+        if hex.len() % 2 != 0 {
+            return Err(err(text.len(), "odd number of hex digits"));
+        }
+        let mut out = Vec::with_capacity(hex.len() / 2);
+        for (i, pair) in hex.chunks_exact(2).enumerate() {
+            let byte = match pair {
+                [hi, lo] => hex_digit(*hi)
+                    .zip(hex_digit(*lo))
+                    .map(|(h, l)| (h << 4) | l),
+                _ => None,
+            };
+            out.push(byte.ok_or_else(|| err(2 + 2 * i, "invalid hex digit"))?);
+        }
+        return Ok(out);
+    }
+    let mut out = Vec::with_capacity(text.len());
+    let mut i = 0;
+    while let Some(&c) = text.get(i) {
+        if c != b'\\' {
+            out.push(c);
+            i += 1;
+            continue;
+        }
+        if text.get(i + 1) == Some(&b'\\') {
+            out.push(b'\\');
+            i += 2;
+        } else if let Some(&[a @ b'0'..=b'3', b @ b'0'..=b'7', d @ b'0'..=b'7']) =
+            text.get(i + 1..i + 4)
+        {
+            out.push(((a - b'0') << 6) | ((b - b'0') << 3) | (d - b'0'));
+            i += 4;
+        } else {
+            return Err(err(i, "invalid escape"));
+        }
+    }
+    Ok(out)
+}
+
+/// Whitespace as PostgreSQL's array parser sees it (`array_isspace`).
+fn is_array_space(c: u8) -> bool {
+    matches!(c, b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c)
+}
+
+fn skip_space(text: &[u8], mut i: usize) -> usize {
+    while text.get(i).copied().is_some_and(is_array_space) {
+        i += 1;
+    }
+    i
+}
+
+#[derive(Clone, Copy)]
+enum ArrayState {
+    /// Just after `{`: an element, `{` or `}` may follow.
+    Open,
+    /// After an element: `,` or `}`.
+    Item,
+    /// After `,`: an element or `{`.
+    Comma,
+}
+
+/// Parse an array literal (`{1,2,NULL}`, `{{"a b","c\"d"}}`, `[0:1]={1,2}`)
+/// into nested `Value::Array`s, converting each element by `elem_oid`.
+fn parse_array(type_oid: u32, elem_oid: u32, text: &[u8]) -> Result<Value, ValueError> {
+    let err = |offset, reason| ValueError::InvalidArray {
+        type_oid,
+        offset,
+        reason,
+    };
+    let mut i = skip_space(text, 0);
+    if text.get(i) == Some(&b'[') {
+        // Dimension decoration for non-default lower bounds; the bounds do
+        // not change the values.
+        let eq = text
+            .get(i..)
+            .and_then(|rest| rest.iter().position(|&c| c == b'='))
+            .ok_or_else(|| err(i, "dimension decoration without '='"))?;
+        i = skip_space(text, i + eq + 1);
+    }
+    if text.get(i) != Some(&b'{') {
+        return Err(err(i, "expected '{'"));
+    }
+    i += 1;
+    let mut stack: Vec<Vec<Value>> = vec![Vec::new()];
+    let mut state = ArrayState::Open;
+    // Reused for elements with escapes; others are converted in place.
+    let mut scratch = Vec::new();
+    loop {
+        i = skip_space(text, i);
+        let Some(&c) = text.get(i) else {
+            return Err(err(i, "unterminated array"));
+        };
+        match (state, c) {
+            (ArrayState::Open | ArrayState::Comma, b'{') => {
+                if stack.len() >= MAX_ARRAY_DEPTH {
+                    return Err(err(i, "too deeply nested"));
+                }
+                stack.push(Vec::new());
+                state = ArrayState::Open;
+                i += 1;
+            }
+            (ArrayState::Open | ArrayState::Item, b'}') => {
+                i += 1;
+                let Some(done) = stack.pop() else {
+                    return Err(err(i, "unbalanced '}'"));
+                };
+                match stack.last_mut() {
+                    Some(parent) => {
+                        parent.push(Value::Array(done));
+                        state = ArrayState::Item;
+                    }
+                    None if skip_space(text, i) == text.len() => return Ok(Value::Array(done)),
+                    None => return Err(err(i, "characters after the array")),
+                }
+            }
+            (ArrayState::Item, b',') => {
+                state = ArrayState::Comma;
+                i += 1;
+            }
+            (ArrayState::Open | ArrayState::Comma, b'"') => {
+                let (raw, next) = quoted_element(text, i + 1, &mut scratch)
+                    .ok_or_else(|| err(i, "unterminated quoted element"))?;
+                let value = text_to_value(elem_oid, raw.resolve(text, &scratch))?;
+                push_element(&mut stack, value);
+                state = ArrayState::Item;
+                i = next;
+            }
+            (ArrayState::Open | ArrayState::Comma, b',' | b'}') => {
+                return Err(err(i, "missing element"));
+            }
+            (ArrayState::Open | ArrayState::Comma, _) => {
+                let (raw, next) =
+                    unquoted_element(text, i, &mut scratch).map_err(|reason| err(i, reason))?;
+                let bytes = raw.resolve(text, &scratch);
+                let value = if matches!(raw, Raw::Slice(..)) && bytes.eq_ignore_ascii_case(b"NULL")
+                {
+                    Value::Null
+                } else {
+                    text_to_value(elem_oid, bytes)?
+                };
+                push_element(&mut stack, value);
+                state = ArrayState::Item;
+                i = next;
+            }
+            (ArrayState::Item, _) => return Err(err(i, "expected ',' or '}'")),
+        }
+    }
+}
+
+fn push_element(stack: &mut [Vec<Value>], value: Value) {
+    // The parser pushes a level before any element, so there is a last one.
+    if let Some(level) = stack.last_mut() {
+        level.push(value);
+    }
+}
+
+/// Where an element's bytes are: a range of the literal (no escapes), or the
+/// scratch buffer (escapes resolved).
+enum Raw {
+    Slice(usize, usize),
+    Scratch,
+}
+
+impl Raw {
+    fn resolve<'a>(&self, text: &'a [u8], scratch: &'a [u8]) -> &'a [u8] {
+        match *self {
+            Raw::Slice(start, end) => text.get(start..end).unwrap_or_default(),
+            Raw::Scratch => scratch,
+        }
+    }
+}
+
+/// A quoted element starting after its opening quote; returns its bytes and
+/// the position after the closing quote, `None` if unterminated.
+fn quoted_element(text: &[u8], start: usize, scratch: &mut Vec<u8>) -> Option<(Raw, usize)> {
+    let rest = text.get(start..)?;
+    let end = rest.iter().position(|&c| c == b'"' || c == b'\\')?;
+    if rest.get(end) == Some(&b'"') {
+        return Some((Raw::Slice(start, start + end), start + end + 1));
+    }
+    // Slow path: escapes present.
+    scratch.clear();
+    scratch.extend_from_slice(rest.get(..end)?);
+    let mut i = start + end;
+    loop {
+        match *text.get(i)? {
+            b'"' => return Some((Raw::Scratch, i + 1)),
+            b'\\' => {
+                scratch.push(*text.get(i + 1)?);
+                i += 2;
+            }
+            c => {
+                scratch.push(c);
+                i += 1;
+            }
+        }
+    }
+}
+
+/// An unquoted element starting at its first non-space byte; returns its
+/// bytes (trailing unescaped whitespace trimmed) and the position of the
+/// `,` or `}` after it.
+fn unquoted_element(
+    text: &[u8],
+    start: usize,
+    scratch: &mut Vec<u8>,
+) -> Result<(Raw, usize), &'static str> {
+    const UNTERMINATED: &str = "unterminated array";
+    const STRAY: &str = "'\"' or '{' inside an unquoted element";
+    let rest = text.get(start..).unwrap_or_default();
+    let end = rest
+        .iter()
+        .position(|&c| matches!(c, b',' | b'}' | b'"' | b'{' | b'\\'))
+        .ok_or(UNTERMINATED)?;
+    match rest.get(end) {
+        Some(b',' | b'}') => {
+            let body = rest.get(..end).unwrap_or_default();
+            let trimmed = body
+                .iter()
+                .rposition(|&c| !is_array_space(c))
+                .map_or(0, |p| p + 1);
+            return Ok((Raw::Slice(start, start + trimmed), start + end));
+        }
+        Some(b'\\') => {}
+        _ => return Err(STRAY),
+    }
+    // Slow path: escapes present. Escaped bytes are content even if they
+    // are whitespace, so trimming stops at the last one.
+    scratch.clear();
+    scratch.extend_from_slice(rest.get(..end).unwrap_or_default());
+    let mut keep = scratch.len();
+    let mut i = start + end;
+    loop {
+        match *text.get(i).ok_or(UNTERMINATED)? {
+            b',' | b'}' => break,
+            b'"' | b'{' => return Err(STRAY),
+            b'\\' => {
+                scratch.push(*text.get(i + 1).ok_or(UNTERMINATED)?);
+                keep = scratch.len();
+                i += 2;
+            }
+            c => {
+                scratch.push(c);
+                if !is_array_space(c) {
+                    keep = scratch.len();
+                }
+                i += 1;
+            }
+        }
+    }
+    scratch.truncate(keep);
+    Ok((Raw::Scratch, i))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn conv(type_oid: u32, text: &str) -> Result<Value, ValueError> {
+        text_to_value(type_oid, text.as_bytes())
+    }
+
+    /// A compact, type-revealing rendering, so cases fit on one line.
+    fn show(v: &Value) -> String {
+        match v {
+            Value::Null => "NULL".into(),
+            Value::Bool(b) => b.to_string(),
+            Value::Int(i) => i.to_string(),
+            Value::Float(f) => format!("{f:?}f"),
+            Value::Text(s) => format!("'{s}'"),
+            Value::Json(s) => format!("json {s}"),
+            Value::Bytes(b) => format!("bytes {b:?}"),
+            Value::Array(items) => {
+                format!(
+                    "[{}]",
+                    items.iter().map(show).collect::<Vec<_>>().join(", ")
+                )
+            }
+            Value::Unchanged => "UNCHANGED".into(),
+        }
+    }
+
+    /// Each case reads `OID: input => expected`, the expected side being
+    /// the `show` rendering or `error: <message>`.
+    fn check(cases: &[&str]) {
+        for case in cases {
+            let (oid, rest) = case.split_once(": ").unwrap();
+            let (input, want) = rest.rsplit_once(" => ").unwrap();
+            let got = match conv(oid.parse().unwrap(), input) {
+                Ok(v) => show(&v),
+                Err(e) => format!("error: {e}"),
+            };
+            assert_eq!(got, want, "{case}");
+        }
+    }
+
+    #[test]
+    fn scalars() {
+        check(&[
+            "16: t => true",
+            "16: true => true",
+            "16: f => false",
+            "16: false => false",
+            r#"16: yes => error: type 16: invalid boolean "yes""#,
+            "21: -32768 => -32768",
+            "23: 42 => 42",
+            "20: -9223372036854775808 => -9223372036854775808",
+            "26: 4294967295 => 4294967295",
+            "28: 771 => 771",
+            r#"20: 9223372036854775808 => error: type 20: invalid integer "9223372036854775808""#,
+            r#"23:  => error: type 23: invalid integer """#,
+            r#"23: 1.5 => error: type 23: invalid integer "1.5""#,
+            "701: 1.5 => 1.5f",
+            "700: 1.10000002 => 1.10000002f",
+            "701: -1e-300 => -1e-300f",
+            "701: 1 => 1.0f",
+            "701: NaN => 'NaN'",
+            "700: Infinity => 'Infinity'",
+            "701: -Infinity => '-Infinity'",
+            r#"701: abc => error: type 701: invalid float "abc""#,
+        ]);
+        let long = "9".repeat(100);
+        let Err(ValueError::InvalidInt { text, .. }) = conv(20, &long) else {
+            panic!("accepted {long}");
+        };
+        assert_eq!(text.len(), ERROR_SNIPPET);
+    }
+
+    #[test]
+    fn text_types() {
+        check(&[
+            "1700: 12345678901234567890.000001 => '12345678901234567890.000001'",
+            "1700: NaN => 'NaN'",
+            "790: $1,000.00 => '$1,000.00'",
+            "25: héllo => 'héllo'",
+            "2950: a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11 => 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11'",
+            "1186: P1Y2M3DT4H5M6S => 'P1Y2M3DT4H5M6S'",
+            "1082: 2024-01-02 => '2024-01-02'",
+            "1082: infinity => 'infinity'",
+            "1266: 03:04:05+05:30 => '03:04:05+05:30'",
+            "4072: $.a[*] => '$.a[*]'",
+            // Unknown OIDs (enums, domains) are text; so is an unknown array.
+            "91234: happy => 'happy'",
+            "91235: {happy,sad} => '{happy,sad}'",
+        ]);
+        let bad = text_to_value(91_234, b"a\xffb");
+        assert_eq!(bad, Err(ValueError::InvalidUtf8 { type_oid: 91_234 }));
+    }
+
+    #[test]
+    fn json() {
+        check(&[
+            r#"3802: {"a": [1, 2.5, null]} => json {"a": [1, 2.5, null]}"#,
+            "114:   [1]   => json [1]",
+            r#"114: "x" => json "x""#,
+            "114: { => error: type 114: invalid JSON: EOF while parsing an object at line 1 column 1",
+            "3802: [1] [2] => error: type 3802: invalid JSON: trailing characters at line 1 column 5",
+        ]);
+        // Deeper than serde_json's recursion limit, still accepted.
+        let deep = format!("{}{}", "[".repeat(1000), "]".repeat(1000));
+        assert_eq!(conv(3802, &deep), Ok(Value::Json(deep.clone())));
+    }
+
+    #[test]
+    fn timestamps() {
+        check(&[
+            "1114: 2024-01-02 03:04:05.123456 => '2024-01-02T03:04:05.123456'",
+            "1114: 2024-01-02 03:04:05 => '2024-01-02T03:04:05'",
+            "1114: infinity => 'infinity'",
+            "1114: -infinity => '-infinity'",
+            "1114: 0044-03-15 00:00:00 BC => '0044-03-15 00:00:00 BC'",
+            "1114: 12345-01-02 03:04:05 => '12345-01-02T03:04:05'",
+            "1184: 2024-01-02 03:04:05.123+00 => '2024-01-02T03:04:05.123Z'",
+            "1184: 2024-01-02 03:04:05+00:00 => '2024-01-02T03:04:05Z'",
+            "1184: 2024-01-02 03:04:05+05:30 => '2024-01-02T03:04:05+05:30'",
+            "1184: 2024-01-02 03:04:05+05 => '2024-01-02T03:04:05+05:00'",
+            "1184: 2024-01-02 03:04:05-08 => '2024-01-02T03:04:05-08:00'",
+            "1184: 1900-01-01 00:00:00+00:53:28 => '1900-01-01T00:00:00+00:53:28'",
+            "1184: infinity => 'infinity'",
+            "1184: -infinity => '-infinity'",
+            "1184: 0044-03-15 00:00:00+00 BC => '0044-03-15 00:00:00+00 BC'",
+            // Unexpected shapes pass through rather than fail the row.
+            "1184: 2024-01-02 03:04:05 UTC => '2024-01-02 03:04:05 UTC'",
+            "1184: 2024-01-02 03:04:05+5 => '2024-01-02 03:04:05+5'",
+        ]);
+    }
+
+    #[test]
+    fn bytea() {
+        check(&[
+            r#"17: \x0001ff => bytes [0, 1, 255]"#,
+            r#"17: \xABcd => bytes [171, 205]"#,
+            r#"17: \x => bytes []"#,
+            r#"17: \x0g => error: type 17: invalid bytea at byte 2: invalid hex digit"#,
+            r#"17: \x123 => error: type 17: invalid bytea at byte 5: odd number of hex digits"#,
+            // Legacy escape format.
+            r#"17: a\\b\001\377 => bytes [97, 92, 98, 1, 255]"#,
+            r#"17: a\9 => error: type 17: invalid bytea at byte 1: invalid escape"#,
+            r#"17: a\ => error: type 17: invalid bytea at byte 1: invalid escape"#,
+        ]);
+    }
+
+    #[test]
+    fn tuple_values() {
+        use bytes::Bytes;
+        let text = TupleValue::Text(Bytes::from_static(b"7"));
+        let binary = TupleValue::Binary(Bytes::from_static(&[0, 0, 0, 7]));
+        assert_eq!(tuple_value_to_value(23, &TupleValue::Null), Ok(Value::Null));
+        assert_eq!(
+            tuple_value_to_value(25, &TupleValue::UnchangedToast),
+            Ok(Value::Unchanged)
+        );
+        assert_eq!(tuple_value_to_value(23, &text), Ok(Value::Int(7)));
+        assert_eq!(
+            tuple_value_to_value(23, &binary),
+            Ok(Value::Bytes(vec![0, 0, 0, 7]))
+        );
+    }
+
+    #[test]
+    fn arrays() {
+        check(&[
+            "1007: {1,2,NULL} => [1, 2, NULL]",
+            "1007: {} => []",
+            "1000: {t,f} => [true, false]",
+            "1022: {1.5,NaN,-Infinity} => [1.5f, 'NaN', '-Infinity']",
+            "1231: {1.50,NaN} => ['1.50', 'NaN']",
+            "1007: [0:1]={1,2} => [1, 2]",
+            "1007: [1:2][3:4]={{1,2},{3,4}} => [[1, 2], [3, 4]]",
+            "1007:  { 1 , 2 }  => [1, 2]",
+            r#"1009: {"a b","c\"d",NULL,"NULL",null,""} => ['a b', 'c"d', NULL, 'NULL', NULL, '']"#,
+            r#"1009: {x\,y,"back\\slash",a b} => ['x,y', 'back\slash', 'a b']"#,
+            // Unquoted whitespace is trimmed, quoted and escaped whitespace kept.
+            r#"1009: {  a b  ," c ",d\ } => ['a b', ' c ', 'd ']"#,
+            "1009: {{a,b},{c,NULL}} => [['a', 'b'], ['c', NULL]]",
+            "1009: {{},{}} => [[], []]",
+            r#"1185: {"2024-01-02 03:04:05+00",infinity} => ['2024-01-02T03:04:05Z', 'infinity']"#,
+            r#"1185: {"2024-01-02 03:04:05+05:30"} => ['2024-01-02T03:04:05+05:30']"#,
+            r#"1115: {"2024-01-02 03:04:05"} => ['2024-01-02T03:04:05']"#,
+            r#"1001: {"\\x0001ff",NULL} => [bytes [0, 1, 255], NULL]"#,
+            r#"3807: {"{\"a\": 1}","[1, 2]",NULL} => [json {"a": 1}, json [1, 2], NULL]"#,
+            "2951: {a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11} => ['a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11']",
+            "1182: {2024-01-02,infinity} => ['2024-01-02', 'infinity']",
+            "1028: {1,4294967295} => [1, 4294967295]",
+            "1187: {P1D,PT1H} => ['P1D', 'PT1H']",
+            // A bad element reports the element type.
+            r#"1007: {1,x} => error: type 23: invalid integer "x""#,
+        ]);
+    }
+
+    #[test]
+    fn malformed_arrays() {
+        let e = "error: type 1009: invalid array literal at byte";
+        check(&[
+            &format!("1009:  => {e} 0: expected '{{'"),
+            &format!("1009: 1,2 => {e} 0: expected '{{'"),
+            &format!("1009: }} => {e} 0: expected '{{'"),
+            &format!("1009: {{ => {e} 1: unterminated array"),
+            &format!("1009: {{1,2 => {e} 3: unterminated array"),
+            &format!("1009: {{{{1}},2 => {e} 5: unterminated array"),
+            &format!("1009: {{a\\}} => {e} 1: unterminated array"),
+            &format!("1009: {{1,}} => {e} 3: missing element"),
+            &format!("1009: {{,1}} => {e} 1: missing element"),
+            &format!("1009: {{1}}x => {e} 3: characters after the array"),
+            &format!("1009: {{1}}}} => {e} 3: characters after the array"),
+            &format!(r#"1009: {{"a}} => {e} 1: unterminated quoted element"#),
+            &format!(r#"1009: {{a"b"}} => {e} 1: '"' or '{{' inside an unquoted element"#),
+            &format!(r#"1009: {{"a"b}} => {e} 4: expected ',' or '}}'"#),
+            &format!("1009: [1:2]{{1,2}} => {e} 0: dimension decoration without '='"),
+        ]);
+        let deep = format!("{}{}", "{".repeat(100), "}".repeat(100));
+        check(&[
+            &format!("1007: {deep} => error: type 1007: invalid array literal at byte 16: too deeply nested"),
+            r#"1007: {1 2} => error: type 23: invalid integer "1 2""#,
+        ]);
+        let six = format!("{}1{}", "{".repeat(6), "}".repeat(6));
+        assert!(conv(1007, &six).is_ok());
+    }
+
+    /// Quote an element the way PostgreSQL's `array_out` does.
+    fn pg_quote(s: &str) -> String {
+        let needs_quotes = s.is_empty()
+            || s.eq_ignore_ascii_case("NULL")
+            || s.bytes()
+                .any(|c| matches!(c, b'{' | b'}' | b',' | b'"' | b'\\') || is_array_space(c));
+        if !needs_quotes {
+            return s.to_owned();
+        }
+        let mut out = String::from("\"");
+        for c in s.chars() {
+            if c == '"' || c == '\\' {
+                out.push('\\');
+            }
+            out.push(c);
+        }
+        out.push('"');
+        out
+    }
+
+    const OIDS: &[u32] = &[
+        16, 17, 18, 20, 21, 23, 25, 26, 28, 114, 700, 701, 790, 1000, 1001, 1007, 1009, 1022, 1082,
+        1114, 1115, 1184, 1185, 1186, 1231, 1700, 2950, 3802, 3807, 99_999,
+    ];
+
+    proptest! {
+        #[test]
+        fn never_panics_on_arbitrary_bytes(
+            type_oid in prop::sample::select(OIDS),
+            text in proptest::collection::vec(any::<u8>(), 0..48),
+        ) {
+            let _ = text_to_value(type_oid, &text);
+        }
+
+        #[test]
+        fn never_panics_on_array_like_text(
+            type_oid in prop::sample::select(OIDS),
+            text in r#"[\[\]{}",\\ a1:=NULtf-]{0,32}"#,
+        ) {
+            let _ = text_to_value(type_oid, text.as_bytes());
+        }
+
+        #[test]
+        fn quoted_text_arrays_round_trip(
+            items in proptest::collection::vec(proptest::option::of(any::<String>()), 0..8),
+        ) {
+            // NUL cannot occur in PostgreSQL text.
+            let items: Vec<Option<String>> = items
+                .into_iter()
+                .map(|o| o.map(|s| s.replace('\0', "")))
+                .collect();
+            let literal = format!(
+                "{{{}}}",
+                items
+                    .iter()
+                    .map(|o| o.as_deref().map_or("NULL".to_owned(), pg_quote))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            );
+            let expected = Value::Array(
+                items.into_iter().map(|o| o.map_or(Value::Null, Value::Text)).collect(),
+            );
+            prop_assert_eq!(conv(1009, &literal), Ok(expected));
+        }
+
+        #[test]
+        fn integer_arrays_round_trip(
+            rows in proptest::collection::vec(proptest::collection::vec(any::<i64>(), 2), 1..4),
+        ) {
+            let literal = format!(
+                "{{{}}}",
+                rows.iter()
+                    .map(|r| format!("{{{}}}", r.iter().map(i64::to_string).collect::<Vec<_>>().join(",")))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            );
+            let expected = Value::Array(
+                rows.into_iter()
+                    .map(|r| Value::Array(r.into_iter().map(Value::Int).collect()))
+                    .collect(),
+            );
+            prop_assert_eq!(conv(1016, &literal), Ok(expected));
+        }
+    }
+}
+#[cfg(test)]
+mod perf_tmp {
+    #[test]
+    fn perf() {
+        use crate::pgoutput::*;
+        use bytes::Bytes;
+        let t = |s: &str| TupleValue::Text(Bytes::copy_from_slice(s.as_bytes()));
+        let m = LogicalMessage::Insert {
+            relation: 1,
+            new: TupleData(vec![
+                t("12345"),
+                t("some text value here"),
+                t("2024-01-02 03:04:05.123456+00"),
+                t("123.45"),
+                t("{\"a\": 1, \"b\": [1,2,3]}"),
+                t("t"),
+                TupleValue::Null,
+                t("{1,2,3}"),
+                t("a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11"),
+                t("3.14"),
+            ]),
+        };
+        let oids = [20u32, 25, 1184, 1700, 3802, 16, 25, 1007, 2950, 701];
+        let raw = encode(&m);
+        let n = 200_000;
+        let start = std::time::Instant::now();
+        for _ in 0..n {
+            let LogicalMessage::Insert { new, .. } = decode(raw.clone()).unwrap() else {
+                panic!()
+            };
+            let vals: Vec<_> = new
+                .0
+                .iter()
+                .zip(oids)
+                .map(|(v, o)| super::tuple_value_to_value(o, v).unwrap())
+                .collect();
+            std::hint::black_box(vals);
+        }
+        println!(
+            "PERF {:.0} rows/s",
+            n as f64 / start.elapsed().as_secs_f64()
+        );
+    }
+}

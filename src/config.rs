@@ -1,0 +1,140 @@
+//! `cdc.toml`: every key can be overridden from the environment with
+//! `CDC_<SECTION>__<KEY>` (e.g. `CDC_SOURCE__URL`).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use cdc_engine::TableRef;
+use figment::providers::{Env, Format, Toml};
+use figment::Figment;
+use serde::Deserialize;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub source: SourceConfig,
+    pub sink: SinkConfig,
+    #[serde(default)]
+    pub pipeline: PipelineSettings,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
+pub enum SourceConfig {
+    Postgres(PostgresSettings),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PostgresSettings {
+    pub url: String,
+    pub tables: Vec<String>,
+    #[serde(default = "default_cdc")]
+    pub slot: String,
+    #[serde(default = "default_cdc")]
+    pub publication: String,
+    #[serde(default = "default_signal_table")]
+    pub signal_table: String,
+    /// The logical name of the capture (`source.name`, topic prefix).
+    #[serde(default = "default_cdc")]
+    pub name: String,
+    #[serde(default = "default_status_interval")]
+    pub status_interval_secs: u64,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
+pub enum SinkConfig {
+    File { path: PathBuf },
+    Stdout {},
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PipelineSettings {
+    #[serde(default = "default_batch")]
+    pub max_batch_events: usize,
+    #[serde(default = "default_flush_ms")]
+    pub flush_interval_ms: u64,
+    /// Batches of log items buffered between reader and sink.
+    #[serde(default = "default_channel")]
+    pub channel_capacity: usize,
+}
+
+impl Default for PipelineSettings {
+    fn default() -> Self {
+        PipelineSettings {
+            max_batch_events: default_batch(),
+            flush_interval_ms: default_flush_ms(),
+            channel_capacity: default_channel(),
+        }
+    }
+}
+
+fn default_cdc() -> String {
+    "cdc".into()
+}
+fn default_signal_table() -> String {
+    "cdc.signal".into()
+}
+fn default_status_interval() -> u64 {
+    10
+}
+fn default_batch() -> usize {
+    4096
+}
+fn default_flush_ms() -> u64 {
+    250
+}
+fn default_channel() -> usize {
+    64
+}
+
+impl Config {
+    pub fn load(path: &Path) -> Result<Config> {
+        if !path.exists() {
+            bail!("config file {} does not exist", path.display());
+        }
+        let config: Config = Figment::new()
+            .merge(Toml::file(path))
+            // Only nested keys: CDC_TEST_* and other CDC_ variables are not config.
+            .merge(
+                Env::prefixed("CDC_")
+                    .filter(|k| k.as_str().contains("__"))
+                    .split("__"),
+            )
+            .extract()
+            .map_err(|err| anyhow::anyhow!(crate::redact::redact(&one_line(&err))))
+            .with_context(|| format!("invalid config {}", path.display()))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<()> {
+        let SourceConfig::Postgres(pg) = &self.source;
+        for table in &pg.tables {
+            TableRef::parse(table)
+                .with_context(|| format!("source.tables: invalid table name '{table}'"))?;
+        }
+        TableRef::parse(&pg.signal_table).with_context(|| {
+            format!(
+                "source.signal_table: invalid table name '{}'",
+                pg.signal_table
+            )
+        })?;
+        if self.pipeline.max_batch_events == 0 || self.pipeline.channel_capacity == 0 {
+            bail!("pipeline.max_batch_events and pipeline.channel_capacity must be at least 1");
+        }
+        Ok(())
+    }
+}
+
+/// figment errors can chain several; keep them on one line.
+fn one_line(err: &figment::Error) -> String {
+    err.clone()
+        .into_iter()
+        .map(|e| e.to_string())
+        .collect::<Vec<_>>()
+        .join("; ")
+        .replace('\n', " ")
+}

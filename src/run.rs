@@ -1,0 +1,123 @@
+//! `cdc run` and `cdc check`.
+
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use cdc_engine::pipeline::{self, Passthrough, PipelineConfig};
+use cdc_engine::{Sink, Source, StreamContext, TableRef};
+use cdc_postgres::{ConnectConfig, PostgresConfig, PostgresSource, Severity};
+use cdc_sink_file::{FileSink, StdoutSink};
+use tokio::sync::{mpsc, watch};
+
+use crate::config::{Config, SinkConfig, SourceConfig};
+
+pub fn postgres_config(config: &Config) -> Result<PostgresConfig> {
+    let SourceConfig::Postgres(pg) = &config.source;
+    let connect = ConnectConfig::parse(&pg.url).context("source.url")?;
+    let tables = pg
+        .tables
+        .iter()
+        .map(|t| TableRef::parse(t).with_context(|| format!("source.tables: '{t}'")))
+        .collect::<Result<Vec<_>>>()?;
+    let mut out = PostgresConfig::new(connect, tables);
+    out.slot = pg.slot.clone();
+    out.publication = pg.publication.clone();
+    out.signal_table = TableRef::parse(&pg.signal_table).context("source.signal_table")?;
+    out.name = pg.name.clone();
+    out.status_interval = Duration::from_secs(pg.status_interval_secs.max(1));
+    Ok(out)
+}
+
+pub async fn check(path: &Path) -> Result<ExitCode> {
+    let config = Config::load(path)?;
+    let pg = postgres_config(&config)?;
+    let findings = cdc_postgres::check(&pg).await.context("preflight")?;
+    let mut failed = false;
+    for finding in &findings {
+        println!("{finding}");
+        failed |= finding.severity == Severity::Error;
+    }
+    if failed {
+        return Ok(ExitCode::FAILURE);
+    }
+    println!("ok");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn open_sink(config: &SinkConfig) -> Result<Box<dyn Sink>> {
+    Ok(match config {
+        SinkConfig::File { path } => Box::new(FileSink::open(path)?),
+        SinkConfig::Stdout {} => Box::new(StdoutSink::new()),
+    })
+}
+
+pub async fn run(path: &Path) -> Result<ExitCode> {
+    let config = Config::load(path)?;
+    let pg = postgres_config(&config)?;
+    let mut sink = open_sink(&config.sink)?;
+    let source = PostgresSource::prepare(pg)
+        .await
+        .context("source not ready")?;
+    tracing::info!(
+        server = %source.config().connect.redacted(),
+        tables = source.tables().len(),
+        sink = %sink.describe(),
+        "cdc starting"
+    );
+
+    let (items_tx, items_rx) = mpsc::channel(config.pipeline.channel_capacity);
+    let (acks_tx, acks_rx) = watch::channel(None);
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let signals = tokio::spawn(wait_for_signal(shutdown_tx.clone()));
+
+    let ctx = StreamContext {
+        items: items_tx,
+        acks: acks_rx,
+        shutdown: shutdown_rx.clone(),
+    };
+    let source_task = tokio::spawn(async move { source.stream(ctx).await });
+
+    let pipeline_config = PipelineConfig {
+        max_batch_events: config.pipeline.max_batch_events,
+        flush_interval: Duration::from_millis(config.pipeline.flush_interval_ms),
+        ..PipelineConfig::default()
+    };
+    let mut processor = Passthrough;
+    let outcome = pipeline::run(
+        items_rx,
+        &mut processor,
+        sink.as_mut(),
+        acks_tx,
+        shutdown_rx,
+        &pipeline_config,
+    )
+    .await;
+    if outcome.is_err() {
+        // The sink failed for good: stop the reader without acknowledging.
+        let _ = shutdown_tx.send(true);
+    }
+    let source_result = source_task.await.context("log reader task")?;
+    signals.abort();
+    let stats = outcome.context("pipeline")?;
+    source_result.context("log reader")?;
+    tracing::info!(events = stats.events, "stopped cleanly");
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn wait_for_signal(shutdown: watch::Sender<bool>) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        tracing::warn!("cannot install signal handlers; stop with SIGKILL");
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM: stopping"),
+        _ = int.recv() => tracing::info!("SIGINT: stopping"),
+    }
+    let _ = shutdown.send(true);
+}

@@ -1,0 +1,169 @@
+//! Shared helpers of the integration tests: run the real `cdc` binary against
+//! a real PostgreSQL from `cdc-testcontainers`, and read what it wrote.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use cdc_testcontainers::Postgres;
+use serde_json::Value;
+
+pub fn cdc_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_cdc")
+}
+
+/// Write a config for `cdc` into `dir` and return its path.
+pub fn write_config(dir: &Path, url: &str, tables: &[&str], extra: &str) -> PathBuf {
+    let tables = tables
+        .iter()
+        .map(|t| format!("{t:?}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let events = dir.join("events.jsonl");
+    let text = format!(
+        "[source]\ntype = \"postgres\"\nurl = {url:?}\ntables = [{tables}]\nstatus_interval_secs = 1\n{extra}\n\
+         [sink]\ntype = \"file\"\npath = {:?}\n\n[pipeline]\nflush_interval_ms = 50\n",
+        events.display().to_string()
+    );
+    let path = dir.join("cdc.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// A running `cdc run`.
+pub struct Engine {
+    child: Option<Child>,
+    pub log: PathBuf,
+}
+
+impl Engine {
+    pub fn start(config: &Path) -> Engine {
+        let log = config.with_file_name(format!(
+            "cdc-{}.log",
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos()
+        ));
+        let stderr = std::fs::File::create(&log).unwrap();
+        let child = Command::new(cdc_bin())
+            .args(["run", "--config"])
+            .arg(config)
+            .env("CDC_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(stderr)
+            .spawn()
+            .unwrap();
+        Engine {
+            child: Some(child),
+            log,
+        }
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// SIGTERM and wait for a clean exit.
+    pub fn terminate(&mut self) -> ExitStatus {
+        let mut child = self.child.take().expect("engine running");
+        let pid = child.id() as i32;
+        // SAFETY-free: libc::kill is a plain syscall wrapper.
+        #[allow(unsafe_code)]
+        unsafe {
+            libc::kill(pid, libc::SIGTERM);
+        }
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("cdc did not stop within 30s of SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        match self.child.as_mut() {
+            Some(c) => c.try_wait().unwrap().is_none(),
+            None => false,
+        }
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("---- cdc log ----\n{}", self.log_text());
+        }
+        self.kill();
+    }
+}
+
+/// Every event in the JSON-lines file (a torn last line is ignored).
+pub fn read_events(path: &Path) -> Vec<Value> {
+    let mut text = String::new();
+    if let Ok(mut f) = std::fs::File::open(path) {
+        f.read_to_string(&mut text).unwrap();
+    }
+    text.lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+/// Poll until `check` holds, or panic after `timeout` naming `what`.
+pub fn wait_until(what: &str, timeout: Duration, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !check() {
+        if Instant::now() > deadline {
+            panic!("timed out waiting for {what}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Events for one table, in file order.
+pub fn table_events<'a>(events: &'a [Value], table: &str) -> Vec<&'a Value> {
+    events
+        .iter()
+        .filter(|e| e["source"]["table"] == table)
+        .collect()
+}
+
+/// Start a cluster and create `ddl`.
+pub fn postgres_with(ddl: &str) -> Postgres {
+    let pg = Postgres::start().unwrap();
+    pg.psql(ddl).unwrap();
+    pg
+}
+
+/// Wait until the engine has written at least `n` events.
+pub fn wait_for_events(path: &Path, n: usize, engine: &mut Engine) -> Vec<Value> {
+    let mut events = Vec::new();
+    wait_until(&format!("{n} events"), Duration::from_secs(60), || {
+        assert!(engine.is_running(), "cdc exited:\n{}", engine.log_text());
+        events = read_events(path);
+        events.len() >= n
+    });
+    events
+}
+
+/// Wait until the log says the engine streams (slot and publication exist).
+pub fn wait_streaming(engine: &mut Engine) {
+    wait_until("cdc to start streaming", Duration::from_secs(60), || {
+        assert!(engine.is_running(), "cdc exited:\n{}", engine.log_text());
+        engine.log_text().contains("streaming")
+    });
+}
