@@ -757,33 +757,35 @@ mod tests {
 
     #[test]
     fn malformed_messages_are_errors() {
-        let cases: &[(&[u8], &str)] = &[
-            (b"", "pgoutput message truncated at byte 0: needed 1 more bytes"),
-            (b"S", "unknown pgoutput message type 'S' (0x53)"),
-            (b"B\0\0", "Begin message truncated at byte 1: needed 6 more bytes"),
-            (b"C\0", "Commit message truncated at byte 2: needed 8 more bytes"),
-            (b"O\0\0\0\0\0\0\0\0abc", "Origin message: string at byte 9 has no NUL terminator"),
-            (b"O\0\0\0\0\0\0\0\0\xff\0", "Origin message: string at byte 9 is not valid UTF-8"),
-            (b"I\0\0\0\x01N\0\x01x", "Insert message: unknown tuple column kind 0x78 at byte 8"),
-            (b"I\0\0\0\x01N\0\x01t\xff\xff\xff\xff", "Insert message: negative value length at byte 9"),
-            (b"I\0\0\0\x01N\xff\xff", "Insert message: negative column count at byte 6"),
-            (b"I\0\0\0\x01K\0\0", "Insert message: expected 'N' (new tuple) at byte 5, found 0x4b"),
-            (b"U\0\0\0\x01x\0\0", "Update message: expected 'K', 'O' or 'N' at byte 5, found 0x78"),
-            (b"D\0\0\0\x01N\0\0", "Delete message: expected 'K' or 'O' at byte 5, found 0x4e"),
-            (
-                b"R\0\0\0\x01\0t\0x\0\0",
-                "Relation message: expected replica identity 'd', 'n', 'f' or 'i' at byte 8, found 0x78",
-            ),
-            (b"T\x80\0\0\0\0", "Truncate message: negative relation count at byte 1"),
+        let cases = [
+            " => pgoutput message truncated at byte 0: needed 1 more bytes",
+            "'S => unknown pgoutput message type 'S' (0x53)",
+            "'B 0000 => Begin message truncated at byte 1: needed 6 more bytes",
+            "'C 00 => Commit message truncated at byte 2: needed 8 more bytes",
+            "'O 0000000000000000 'abc => Origin message: string at byte 9 has no NUL terminator",
+            "'O 0000000000000000 ff00 => Origin message: string at byte 9 is not valid UTF-8",
+            "'I 00000001 'N 0001 'x => Insert message: unknown tuple column kind 0x78 at byte 8",
+            "'I 00000001 'N 0001 't ffffffff => Insert message: negative value length at byte 9",
+            "'I 00000001 'N ffff => Insert message: negative column count at byte 6",
+            "'I 00000001 'K 0000 => Insert message: expected 'N' (new tuple) at byte 5, found 0x4b",
+            "'U 00000001 'x 0000 => Update message: expected 'K', 'O' or 'N' at byte 5, found 0x78",
+            "'U 00000001 'K 0000 'x => Update message: expected 'N' (new tuple) at byte 8, \
+             found 0x78",
+            "'D 00000001 'N 0000 => Delete message: expected 'K' or 'O' at byte 5, found 0x4e",
+            "'R 00000001 00 't 00 'x 0000 => Relation message: expected replica identity \
+             'd', 'n', 'f' or 'i' at byte 8, found 0x78",
+            "'T 80000000 00 => Truncate message: negative relation count at byte 1",
             // A huge count with no data behind it fails cleanly, without
             // reserving memory for it.
-            (b"T\x7f\xff\xff\xff\0", "Truncate message truncated at byte 6: needed 4 more bytes"),
-            (b"M\x01\0\0\0\0\0\0\0\0p\0\0\0\0\x09ab", "Message message truncated at byte 16: needed 7 more bytes"),
-            (b"Y\0\0\0\x01a\0b\0\0", "Type message: 1 trailing bytes after byte 9"),
+            "'T 7fffffff 00 => Truncate message truncated at byte 6: needed 4 more bytes",
+            "'M 01 0000000000000000 'p 00 00000009 'ab \
+             => Message message truncated at byte 16: needed 7 more bytes",
+            "'Y 00000001 'a 00 'b 00 00 => Type message: 1 trailing bytes after byte 9",
         ];
-        for (raw, want) in cases {
-            let got = decode(Bytes::from_static(raw)).map_err(|e| e.to_string());
-            assert_eq!(got, Err(want.to_string()), "{raw:?}");
+        for case in cases {
+            let (spec, want) = case.split_once(" => ").unwrap();
+            let got = decode(wire(spec)).map_err(|e| e.to_string());
+            assert_eq!(got, Err(want.to_string()), "{spec}");
         }
     }
 

@@ -382,11 +382,11 @@ fn parse_array(type_oid: u32, elem_oid: u32, text: &[u8]) -> Result<Value, Value
     if text.get(i) == Some(&b'[') {
         // Dimension decoration for non-default lower bounds; the bounds do
         // not change the values.
-        let eq = text
-            .get(i..)
-            .and_then(|rest| rest.iter().position(|&c| c == b'='))
-            .ok_or_else(|| err(i, "dimension decoration without '='"))?;
-        i = skip_space(text, i + eq + 1);
+        let rest = text.get(i..).unwrap_or_default();
+        match rest.iter().position(|&c| c == b'=' || c == b'{') {
+            Some(eq) if rest.get(eq) == Some(&b'=') => i = skip_space(text, i + eq + 1),
+            _ => return Err(err(i, "dimension decoration without '='")),
+        }
     }
     if text.get(i) != Some(&b'{') {
         return Err(err(i, "expected '{'"));
@@ -665,8 +665,10 @@ mod tests {
             r#"3802: {"a": [1, 2.5, null]} => json {"a": [1, 2.5, null]}"#,
             "114:   [1]   => json [1]",
             r#"114: "x" => json "x""#,
-            "114: { => error: type 114: invalid JSON: EOF while parsing an object at line 1 column 1",
-            "3802: [1] [2] => error: type 3802: invalid JSON: trailing characters at line 1 column 5",
+            "114: { => error: type 114: invalid JSON: \
+             EOF while parsing an object at line 1 column 1",
+            "3802: [1] [2] => error: type 3802: invalid JSON: \
+             trailing characters at line 1 column 5",
         ]);
         // Deeper than serde_json's recursion limit, still accepted.
         let deep = format!("{}{}", "[".repeat(1000), "]".repeat(1000));
@@ -751,7 +753,8 @@ mod tests {
             r#"1115: {"2024-01-02 03:04:05"} => ['2024-01-02T03:04:05']"#,
             r#"1001: {"\\x0001ff",NULL} => [bytes [0, 1, 255], NULL]"#,
             r#"3807: {"{\"a\": 1}","[1, 2]",NULL} => [json {"a": 1}, json [1, 2], NULL]"#,
-            "2951: {a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11} => ['a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11']",
+            "2951: {a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11} \
+             => ['a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11']",
             "1182: {2024-01-02,infinity} => ['2024-01-02', 'infinity']",
             "1028: {1,4294967295} => [1, 4294967295]",
             "1187: {P1D,PT1H} => ['P1D', 'PT1H']",
@@ -779,10 +782,14 @@ mod tests {
             &format!(r#"1009: {{a"b"}} => {e} 1: '"' or '{{' inside an unquoted element"#),
             &format!(r#"1009: {{"a"b}} => {e} 4: expected ',' or '}}'"#),
             &format!("1009: [1:2]{{1,2}} => {e} 0: dimension decoration without '='"),
+            &format!("1009: [1:2]{{a=b}} => {e} 0: dimension decoration without '='"),
         ]);
         let deep = format!("{}{}", "{".repeat(100), "}".repeat(100));
         check(&[
-            &format!("1007: {deep} => error: type 1007: invalid array literal at byte 16: too deeply nested"),
+            &format!(
+                "1007: {deep} => {} 16: too deeply nested",
+                e.replace("1009", "1007")
+            ),
             r#"1007: {1 2} => error: type 23: invalid integer "1 2""#,
         ]);
         let six = format!("{}1{}", "{".repeat(6), "}".repeat(6));
@@ -858,13 +865,9 @@ mod tests {
         fn integer_arrays_round_trip(
             rows in proptest::collection::vec(proptest::collection::vec(any::<i64>(), 2), 1..4),
         ) {
-            let literal = format!(
-                "{{{}}}",
-                rows.iter()
-                    .map(|r| format!("{{{}}}", r.iter().map(i64::to_string).collect::<Vec<_>>().join(",")))
-                    .collect::<Vec<_>>()
-                    .join(",")
-            );
+            let join = |items: Vec<String>| format!("{{{}}}", items.join(","));
+            let literal =
+                join(rows.iter().map(|r| join(r.iter().map(i64::to_string).collect())).collect());
             let expected = Value::Array(
                 rows.into_iter()
                     .map(|r| Value::Array(r.into_iter().map(Value::Int).collect()))
@@ -872,49 +875,5 @@ mod tests {
             );
             prop_assert_eq!(conv(1016, &literal), Ok(expected));
         }
-    }
-}
-#[cfg(test)]
-mod perf_tmp {
-    #[test]
-    fn perf() {
-        use crate::pgoutput::*;
-        use bytes::Bytes;
-        let t = |s: &str| TupleValue::Text(Bytes::copy_from_slice(s.as_bytes()));
-        let m = LogicalMessage::Insert {
-            relation: 1,
-            new: TupleData(vec![
-                t("12345"),
-                t("some text value here"),
-                t("2024-01-02 03:04:05.123456+00"),
-                t("123.45"),
-                t("{\"a\": 1, \"b\": [1,2,3]}"),
-                t("t"),
-                TupleValue::Null,
-                t("{1,2,3}"),
-                t("a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11"),
-                t("3.14"),
-            ]),
-        };
-        let oids = [20u32, 25, 1184, 1700, 3802, 16, 25, 1007, 2950, 701];
-        let raw = encode(&m);
-        let n = 200_000;
-        let start = std::time::Instant::now();
-        for _ in 0..n {
-            let LogicalMessage::Insert { new, .. } = decode(raw.clone()).unwrap() else {
-                panic!()
-            };
-            let vals: Vec<_> = new
-                .0
-                .iter()
-                .zip(oids)
-                .map(|(v, o)| super::tuple_value_to_value(o, v).unwrap())
-                .collect();
-            std::hint::black_box(vals);
-        }
-        println!(
-            "PERF {:.0} rows/s",
-            n as f64 / start.elapsed().as_secs_f64()
-        );
     }
 }
