@@ -16,6 +16,34 @@ pub struct Config {
     pub sink: SinkConfig,
     #[serde(default)]
     pub pipeline: PipelineSettings,
+    #[serde(default)]
+    pub snapshot: SnapshotSettings,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SnapshotSettings {
+    /// Snapshot every captured table on the first start.
+    #[serde(default)]
+    pub initial: bool,
+    /// Rows per chunk.
+    #[serde(default = "default_chunk_size")]
+    pub chunk_size: usize,
+}
+
+impl Default for SnapshotSettings {
+    fn default() -> Self {
+        SnapshotSettings {
+            initial: false,
+            chunk_size: default_chunk_size(),
+        }
+    }
+}
+
+/// Measured (see README, "Benchmarks"): larger chunks amortise the
+/// watermark round trips; beyond this the gain is small and memory grows.
+fn default_chunk_size() -> usize {
+    8192
 }
 
 #[derive(Debug, Deserialize)]
@@ -122,6 +150,9 @@ impl Config {
                 pg.signal_table
             )
         })?;
+        if self.snapshot.chunk_size == 0 {
+            bail!("snapshot.chunk_size must be at least 1");
+        }
         if self.pipeline.max_batch_events == 0 || self.pipeline.channel_capacity == 0 {
             bail!("pipeline.max_batch_events and pipeline.channel_capacity must be at least 1");
         }

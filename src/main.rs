@@ -1,6 +1,7 @@
 //! `cdc`: change data capture with DBLog incremental snapshots.
 
 mod config;
+mod operator;
 mod redact;
 mod run;
 
@@ -32,6 +33,45 @@ enum Command {
         #[arg(long, short, default_value = "cdc.toml")]
         config: PathBuf,
     },
+    /// Start an incremental snapshot of TABLEs, or pause/resume/stop
+    /// snapshots, by writing a signal row (as an INSERT would).
+    #[command(args_conflicts_with_subcommands = true)]
+    Snapshot {
+        #[command(subcommand)]
+        action: Option<SnapshotCommand>,
+        /// Tables to snapshot, e.g. public.orders.
+        tables: Vec<String>,
+        /// Only rows matching this SQL condition (Debezium's additional-conditions).
+        #[arg(long)]
+        filter: Option<String>,
+        #[arg(long, short, default_value = "cdc.toml")]
+        config: PathBuf,
+    },
+    /// Snapshot progress per table and the replication lag.
+    Status {
+        #[arg(long, short, default_value = "cdc.toml")]
+        config: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum SnapshotCommand {
+    /// Stop selecting chunks; progress is kept.
+    Pause {
+        #[arg(long, short, default_value = "cdc.toml")]
+        config: PathBuf,
+    },
+    /// Continue a paused snapshot.
+    Resume {
+        #[arg(long, short, default_value = "cdc.toml")]
+        config: PathBuf,
+    },
+    /// Drop TABLEs (all when none are named) from the snapshot queue.
+    Stop {
+        tables: Vec<String>,
+        #[arg(long, short, default_value = "cdc.toml")]
+        config: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
@@ -51,6 +91,27 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Run { config } => run::run(&config).await,
             Command::Check { config } => run::check(&config).await,
+            Command::Status { config } => operator::status(&config).await,
+            Command::Snapshot {
+                action,
+                tables,
+                filter,
+                config,
+            } => match action {
+                None => operator::snapshot(&config, None, &tables, filter.as_deref()).await,
+                Some(SnapshotCommand::Pause { config }) => {
+                    operator::snapshot(&config, Some(operator::SnapshotAction::Pause), &[], None)
+                        .await
+                }
+                Some(SnapshotCommand::Resume { config }) => {
+                    operator::snapshot(&config, Some(operator::SnapshotAction::Resume), &[], None)
+                        .await
+                }
+                Some(SnapshotCommand::Stop { tables, config }) => {
+                    operator::snapshot(&config, Some(operator::SnapshotAction::Stop), &tables, None)
+                        .await
+                }
+            },
         }
     });
     match result {

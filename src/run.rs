@@ -5,8 +5,12 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use cdc_engine::pipeline::{self, Passthrough, PipelineConfig};
+use std::sync::Arc;
+
+use cdc_engine::pipeline::{self, PipelineConfig};
+use cdc_engine::snapshot::{SnapshotProcessor, SnapshotTables};
 use cdc_engine::{Sink, Source, StreamContext, TableRef};
+use cdc_postgres::snapshot::PgChunkSource;
 use cdc_postgres::{ConnectConfig, PostgresConfig, PostgresSource, Severity};
 use cdc_sink_file::{FileSink, StdoutSink};
 use tokio::sync::{mpsc, watch};
@@ -60,6 +64,7 @@ pub async fn run(path: &Path) -> Result<ExitCode> {
     let source = PostgresSource::prepare(pg)
         .await
         .context("source not ready")?;
+    let snapshots = Snapshots::load(&source).await?;
     tracing::info!(
         server = %source.config().connect.redacted(),
         tables = source.tables().len(),
@@ -84,7 +89,7 @@ pub async fn run(path: &Path) -> Result<ExitCode> {
         flush_interval: Duration::from_millis(config.pipeline.flush_interval_ms),
         ..PipelineConfig::default()
     };
-    let mut processor = Passthrough;
+    let (mut processor, worker) = snapshots.start(&config)?;
     let outcome = pipeline::run(
         items_rx,
         &mut processor,
@@ -97,6 +102,16 @@ pub async fn run(path: &Path) -> Result<ExitCode> {
     if outcome.is_err() {
         // The sink failed for good: stop the reader without acknowledging.
         let _ = shutdown_tx.send(true);
+    }
+    // The worker saves the progress of what the last flush made durable.
+    drop(processor);
+    if tokio::time::timeout(Duration::from_secs(10), worker)
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            "snapshot worker did not finish in 10s; progress resumes from its last save"
+        );
     }
     let source_result = source_task.await.context("log reader task")?;
     signals.abort();
@@ -120,4 +135,64 @@ async fn wait_for_signal(shutdown: watch::Sender<bool>) {
         _ = int.recv() => tracing::info!("SIGINT: stopping"),
     }
     let _ = shutdown.send(true);
+}
+
+/// Snapshot machinery of one run: the chunk source, its saved progress.
+struct Snapshots {
+    chunks: Arc<PgChunkSource>,
+    state: Option<cdc_engine::scheduler::SnapshotState>,
+    tables: SnapshotTables,
+    slot: String,
+}
+
+impl Snapshots {
+    async fn load(source: &PostgresSource) -> Result<Snapshots> {
+        let pg = source.config();
+        let chunks = Arc::new(PgChunkSource::new(
+            pg.connect.clone(),
+            source.tables(),
+            pg.signal_table.clone(),
+            pg.slot.clone(),
+        ));
+        let state = chunks
+            .load_state()
+            .await
+            .context("reading the snapshot progress")?;
+        if let Some(state) = &state {
+            if let Some(current) = state.queue.front() {
+                tracing::info!(
+                    table = %current.table,
+                    rows = current.rows_emitted,
+                    paused = state.paused,
+                    "resuming snapshot"
+                );
+            }
+        }
+        let tables = source
+            .tables()
+            .iter()
+            .map(|t| (t.table.clone(), t.primary_key.clone()))
+            .collect();
+        Ok(Snapshots {
+            chunks,
+            state,
+            tables,
+            slot: pg.slot.clone(),
+        })
+    }
+
+    fn start(self, config: &Config) -> Result<(SnapshotProcessor, tokio::task::JoinHandle<()>)> {
+        let first_start = self.state.is_none();
+        let (mut processor, worker) = SnapshotProcessor::start(
+            self.chunks,
+            self.state.unwrap_or_default(),
+            self.tables,
+            config.snapshot.chunk_size,
+            self.slot,
+        );
+        if config.snapshot.initial && first_start {
+            processor.enqueue_all();
+        }
+        Ok((processor, worker))
+    }
 }

@@ -7,9 +7,12 @@
 
 pub mod envelope;
 pub mod event;
+pub mod merger;
 pub mod offsets;
 pub mod pipeline;
+pub mod scheduler;
 pub mod sink;
+pub mod snapshot;
 pub mod source;
 pub mod value;
 

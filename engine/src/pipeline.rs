@@ -64,7 +64,20 @@ pub enum PipelineError {
 /// merges chunks in here.
 pub trait Processor: Send {
     fn process(&mut self, item: LogItem, out: &mut Vec<Event>);
+
+    /// Called regularly while the log is quiet, when `wants_tick`.
+    fn tick(&mut self, _out: &mut Vec<Event>) {}
+
+    fn wants_tick(&self) -> bool {
+        false
+    }
+
+    /// Everything emitted so far is durable in the sink.
+    fn flushed(&mut self) {}
 }
+
+/// How often a processor that wants ticks gets one while the log is quiet.
+const TICK: Duration = Duration::from_millis(100);
 
 /// Emits every change event as it is; signal rows are consumed, not emitted.
 #[derive(Debug, Default)]
@@ -99,14 +112,17 @@ pub async fn run(
     while open {
         // Wait for work; if written events are waiting for a flush, wait at
         // most until their flush is due.
-        let received = if durable.has_unflushed() {
-            let due = last_flush + config.flush_interval;
-            tokio::select! {
-                received = items.recv() => Some(received),
-                _ = tokio::time::sleep_until(due.into()) => None,
-            }
+        let mut wake = if durable.has_unflushed() {
+            last_flush + config.flush_interval
         } else {
-            Some(items.recv().await)
+            Instant::now() + Duration::from_secs(3600)
+        };
+        if processor.wants_tick() {
+            wake = wake.min(Instant::now() + TICK);
+        }
+        let received = tokio::select! {
+            received = items.recv() => Some(received),
+            _ = tokio::time::sleep_until(wake.into()) => None,
         };
         match received {
             Some(Some(chunk)) => {
@@ -120,7 +136,7 @@ pub async fn run(
                 }
             }
             Some(None) => open = false,
-            None => {}
+            None => processor.tick(&mut batch),
         }
 
         if !batch.is_empty() {
@@ -146,6 +162,7 @@ pub async fn run(
             if let Some(position) = durable.flushed() {
                 acks.send_replace(Some(position));
             }
+            processor.flushed();
         }
         progress.maybe_log(&stats, durable.acknowledged());
     }

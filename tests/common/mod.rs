@@ -51,7 +51,10 @@ impl Engine {
         let child = Command::new(cdc_bin())
             .args(["run", "--config"])
             .arg(config)
-            .env("CDC_LOG", "info")
+            .env(
+                "CDC_LOG",
+                std::env::var("TEST_CDC_LOG").unwrap_or_else(|_| "info".into()),
+            )
             .stdout(Stdio::null())
             .stderr(stderr)
             .spawn()

@@ -11,9 +11,11 @@ pub mod catalog;
 pub mod config;
 pub mod connect;
 pub mod decoder;
+pub mod operator;
 pub mod pgoutput;
 pub mod replication;
 pub mod setup;
+pub mod snapshot;
 mod stream;
 pub mod types;
 

@@ -277,9 +277,12 @@ pub async fn ensure(client: &Client, config: &PostgresConfig) -> Result<TableInf
 async fn ensure_signal_table(client: &Client, signal: &TableRef) -> Result<(), SetupError> {
     let sql = format!(
         "CREATE SCHEMA IF NOT EXISTS {schema}; \
-         CREATE TABLE IF NOT EXISTS {table} (id text PRIMARY KEY, type text NOT NULL, data jsonb)",
+         CREATE TABLE IF NOT EXISTS {table} (id text PRIMARY KEY, type text NOT NULL, data jsonb); \
+         CREATE TABLE IF NOT EXISTS {state} (name text PRIMARY KEY, state jsonb NOT NULL, \
+           updated_at timestamptz NOT NULL DEFAULT now())",
         schema = quote_ident(&signal.schema),
         table = quote_table(signal),
+        state = quote_table(&crate::snapshot::state_table(signal)),
     );
     client
         .batch_execute(&sql)

@@ -1,0 +1,264 @@
+//! The DBLog window merger: pure logic that interleaves snapshot chunks with the log so
+//! that, per key, the output never goes back in time (DESIGN.md §2).
+//!
+//! ```text
+//!  scheduler ── expect_window ─┐              ┌── log events, at once ─────────► out
+//!  chunk reader ── on_chunk ───┤ WindowMerger ├── chunk rows as `r`, at the HW ─► out
+//!  log ── on_log, log order ───┘              └── Outcome per chunk ──► scheduler
+//! ```
+//!
+//! One window is in flight at a time. Between its low watermark (LW) and high watermark
+//! (HW) in the log, every event of the chunk's table drops the chunk row with the same key
+//! (a truncate drops them all): a log event in the window is at least as new as the
+//! selected row. At the HW the rows left are emitted as reads.
+//!
+//! PostgreSQL can stream a commit before other sessions see it (a synchronous-replication
+//! wait). If such a transaction committed before the LW and the chunk's snapshot did not
+//! see it, the chunk holds rows older than events already emitted: the chunk is *torn*
+//! and is discarded whole, to be selected again. The merger remembers recent commits'
+//! xids for this (see `commits`).
+//!
+//! The chunk may be registered before or after the log shows its LW; for the latter the
+//! scheduler announces the window first ([`WindowMerger::expect_window`]), which is also
+//! how the merger tells its own watermarks from another engine's or stale ones replayed
+//! after a restart: those are ignored. Anything that leaves a chunk unaccounted for
+//! discards it: a row is only emitted when the merger can vouch for it.
+
+mod commits;
+mod visibility;
+mod window;
+
+use std::sync::Arc;
+
+use cdc_signal::{Command, TableRef};
+
+use crate::event::{Event, Op, SnapshotFlag, SourceInfo};
+use crate::source::LogItem;
+use crate::value::Row;
+
+pub use commits::DEFAULT_COMMIT_MEMORY;
+pub use visibility::{Visibility, VisibilityParseError};
+use window::InFlight;
+
+/// One selected row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChunkRow {
+    /// The primary-key columns, built exactly as the log reader builds event keys: they are
+    /// matched by their JSON bytes.
+    pub key: Row,
+    pub after: Row,
+}
+
+/// A chunk selected between a low and a high watermark.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Chunk {
+    /// The scheduler's id for this chunk, handed back in its [`Outcome`].
+    pub token: u64,
+    /// The watermark window id (`<window>-open` / `<window>-close` signal rows).
+    pub window: String,
+    pub table: Arc<TableRef>,
+    /// In primary-key order.
+    pub rows: Vec<ChunkRow>,
+    /// The snapshot the `SELECT` ran in; `None` for sources without the torn-snapshot
+    /// hazard (MongoDB), which turns the check off.
+    pub visibility: Option<Visibility>,
+}
+
+/// What became of a chunk. Every window handed in (by `expect_window` or `on_chunk`)
+/// gets exactly one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The window closed; `emitted` rows were sent as reads, the others lost to log
+    /// events inside the window. The chunk's key range is covered.
+    ChunkDone { token: u64, emitted: usize },
+    /// Nothing of the chunk was emitted and its key range is not covered: select it again.
+    /// `reason` is one line.
+    ChunkDiscarded { token: u64, reason: String },
+}
+
+/// The merger. See the module docs.
+#[derive(Debug)]
+pub struct WindowMerger {
+    commits: commits::CommitMemory,
+    flight: Option<InFlight>,
+}
+
+impl Default for WindowMerger {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl WindowMerger {
+    /// Remembers the last [`DEFAULT_COMMIT_MEMORY`] commits for the torn check.
+    pub fn new() -> Self {
+        Self::with_commit_memory(DEFAULT_COMMIT_MEMORY)
+    }
+
+    /// Remembers the last `capacity` commits for the torn check. A transaction still
+    /// invisible to a chunk after more than `capacity` later commits, and not caught by an
+    /// earlier chunk, is missed; 0 turns the check off.
+    pub fn with_commit_memory(capacity: usize) -> Self {
+        WindowMerger {
+            commits: commits::CommitMemory::new(capacity),
+            flight: None,
+        }
+    }
+
+    /// The scheduler is about to write the low watermark of `window` for a chunk of
+    /// `table`. Call it before writing the LW (so before the log can show it): it is how
+    /// the merger knows that LW as its own when the LW comes before the chunk. A chunk
+    /// registered after its LW went by unannounced is discarded at its HW. A window
+    /// still in flight is discarded (superseded).
+    pub fn expect_window(
+        &mut self,
+        token: u64,
+        window: String,
+        table: Arc<TableRef>,
+        outcomes: &mut Vec<Outcome>,
+    ) {
+        self.supersede(&window, outcomes);
+        self.flight = Some(InFlight::new(token, window, table));
+    }
+
+    /// The chunk reader selected a chunk: after writing its LW, before writing its HW, so
+    /// the log may show the LW before or after this call, and the HW after it. A chunk
+    /// that does not match the window in flight (other window, token or table, or a
+    /// second chunk for it) discards that window and takes its place.
+    pub fn on_chunk(&mut self, chunk: Chunk, outcomes: &mut Vec<Outcome>) {
+        if let Some(flight) = self.flight.as_mut() {
+            if flight.window == chunk.window
+                && flight.token == chunk.token
+                && flight.table == chunk.table
+                && flight.chunk.is_none()
+            {
+                flight.attach(chunk.rows, chunk.visibility);
+                return;
+            }
+        }
+        self.supersede(&chunk.window, outcomes);
+        let mut flight = InFlight::new(chunk.token, chunk.window, chunk.table);
+        flight.attach(chunk.rows, chunk.visibility);
+        self.flight = Some(flight);
+    }
+
+    /// Processes one log item, in log order. A row event moves to `out` at once (events
+    /// are never held back); at a HW the chunk's remaining rows follow it as reads and the
+    /// chunk's outcome goes to `outcomes`. Any other item (commit, heartbeat, signal,
+    /// watermarks included) produces no event and is handed back for the caller's
+    /// checkpoints and commands. By value, so events are moved, never copied.
+    pub fn on_log(
+        &mut self,
+        item: LogItem,
+        out: &mut Vec<Event>,
+        outcomes: &mut Vec<Outcome>,
+    ) -> Option<LogItem> {
+        let item = match item {
+            LogItem::Event(event) => {
+                if let Some(flight) = self.flight.as_mut() {
+                    flight.observe(&event);
+                }
+                out.push(event);
+                return None;
+            }
+            other => other,
+        };
+        match &item {
+            LogItem::Commit {
+                tx_id: Some(tx_id), ..
+            } => self.commits.record(*tx_id),
+            LogItem::Signal { row, source } => match cdc_signal::parse(row) {
+                Ok(Command::WindowOpen { window }) => self.open(&window, outcomes),
+                Ok(Command::WindowClose { window }) => self.close(&window, source, out, outcomes),
+                // Operators' commands and bad signals are the caller's.
+                _ => {}
+            },
+            _ => {}
+        }
+        Some(item)
+    }
+
+    /// Forgets the window in flight (the log restarts: reconnect or restart) and reports
+    /// its chunk discarded. Remembered commits are kept: they happened all the same.
+    pub fn abandon(&mut self, outcomes: &mut Vec<Outcome>) {
+        if let Some(flight) = self.flight.take() {
+            outcomes.push(Outcome::ChunkDiscarded {
+                token: flight.token,
+                reason: format!(
+                    "window {} abandoned: the log restarted before its high watermark",
+                    flight.window
+                ),
+            });
+        }
+    }
+
+    /// No window expected, no chunk pending.
+    pub fn is_idle(&self) -> bool {
+        self.flight.is_none()
+    }
+
+    fn supersede(&mut self, by_window: &str, outcomes: &mut Vec<Outcome>) {
+        if let Some(old) = self.flight.take() {
+            outcomes.push(Outcome::ChunkDiscarded {
+                token: old.token,
+                reason: format!(
+                    "window {} superseded by window {by_window} before its high watermark",
+                    old.window
+                ),
+            });
+        }
+    }
+
+    fn open(&mut self, window: &str, outcomes: &mut Vec<Outcome>) {
+        let mark = self.commits.mark();
+        let Some(flight) = self.flight.as_mut().filter(|f| f.window == window) else {
+            // Not ours: another engine's window, or a stale one from before a restart.
+            return;
+        };
+        if flight.opened_at.is_none() {
+            flight.opened_at = Some(mark);
+            return;
+        }
+        let token = flight.token;
+        self.flight = None;
+        outcomes.push(Outcome::ChunkDiscarded {
+            token,
+            reason: format!("low watermark of window {window} seen twice"),
+        });
+    }
+
+    fn close(
+        &mut self,
+        window: &str,
+        source: &SourceInfo,
+        out: &mut Vec<Event>,
+        outcomes: &mut Vec<Outcome>,
+    ) {
+        let Some(flight) = self.flight.take_if(|f| f.window == window) else {
+            return;
+        };
+        let token = flight.token;
+        let table = flight.table.clone();
+        match flight.verdict(&mut self.commits) {
+            Err(reason) => outcomes.push(Outcome::ChunkDiscarded { token, reason }),
+            Ok(rows) => {
+                let mut source = source.clone();
+                source.snapshot = SnapshotFlag::Incremental;
+                let before = out.len();
+                out.extend(rows.map(|row| Event {
+                    op: Op::Read,
+                    table: Some(table.clone()),
+                    key: Some(row.key),
+                    before: None,
+                    after: Some(row.after),
+                    source: source.clone(),
+                    message: None,
+                }));
+                outcomes.push(Outcome::ChunkDone {
+                    token,
+                    emitted: out.len() - before,
+                });
+            }
+        }
+    }
+}

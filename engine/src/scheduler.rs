@@ -1,0 +1,503 @@
+//! The snapshot scheduler: which table is snapshotted, which chunk comes
+//! next, and the progress that survives restarts. Pure: commands and chunk
+//! outcomes in, chunk requests out; the caller persists [`SnapshotState`]
+//! once the events it accounts for are durable.
+//!
+//! Progress moves only when a chunk's window closed and its rows went out,
+//! so a crash at any point resumes at the last completed chunk.
+
+use std::collections::VecDeque;
+
+use cdc_signal::{Command, TableRef};
+use serde::{Deserialize, Serialize};
+
+/// Signal ids remembered to ignore replays after a restart.
+const REMEMBERED_SIGNALS: usize = 1024;
+
+/// The persisted part: everything a replacement engine needs to resume.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SnapshotState {
+    pub paused: bool,
+    /// The first entry is the table being snapshotted; the rest wait.
+    pub queue: VecDeque<TableProgress>,
+    /// Tables whose snapshot finished, most recent last (bounded).
+    #[serde(default)]
+    pub completed: VecDeque<TableProgress>,
+    /// Ids of signals already applied, so a replayed signal is not applied
+    /// twice.
+    #[serde(default)]
+    pub applied_signals: VecDeque<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TableProgress {
+    pub table: TableRef,
+    /// The signal that asked for it (for messages).
+    pub signal_id: String,
+    pub filter: Option<String>,
+    /// Primary-key values (as text) of the last row of the last completed
+    /// chunk; `None` before the first chunk.
+    pub last_key: Option<Vec<String>>,
+    /// The largest key when the snapshot of this table started; rows
+    /// inserted beyond it arrive through the log anyway. `None` while not
+    /// read yet or for an empty table (see `max_key_read`).
+    pub max_key: Option<Vec<String>>,
+    pub max_key_read: bool,
+    pub rows_emitted: u64,
+    pub chunks: u64,
+    /// The planner's row estimate when the table started.
+    pub estimate: Option<u64>,
+}
+
+/// What the chunk reader should select.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChunkRequest {
+    pub token: u64,
+    pub table: TableRef,
+    pub filter: Option<String>,
+    pub after_key: Option<Vec<String>>,
+    /// Upper bound (inclusive); read it first when `max_key_read` is false.
+    pub max_key: Option<Vec<String>>,
+    pub max_key_read: bool,
+    pub limit: usize,
+    /// Chunks of this table discarded in a row (the reader backs off).
+    pub attempt: u32,
+}
+
+/// What the chunk reader found, before the window closes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Selected {
+    pub rows: usize,
+    pub last_key: Option<Vec<String>>,
+    pub max_key: Option<Vec<String>>,
+    pub estimate: Option<u64>,
+}
+
+/// What applying a signal did, for the caller's log line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Applied {
+    Queued(Vec<TableRef>),
+    Stopped(Vec<TableRef>),
+    Paused,
+    Resumed,
+    /// A replay of a signal already applied before a restart.
+    Duplicate,
+    /// Nothing for the scheduler (log, watermarks).
+    Ignored,
+}
+
+/// A table finished, for the caller's log line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finished {
+    pub table: TableRef,
+    pub rows: u64,
+}
+
+#[derive(Debug)]
+struct InFlight {
+    token: u64,
+    table: TableRef,
+    limit: usize,
+    selected: Option<Selected>,
+}
+
+#[derive(Debug)]
+pub struct Scheduler {
+    state: SnapshotState,
+    chunk_size: usize,
+    in_flight: Option<InFlight>,
+    next_token: u64,
+    attempt: u32,
+    dirty: bool,
+}
+
+impl Scheduler {
+    pub fn new(state: SnapshotState, chunk_size: usize) -> Self {
+        Scheduler {
+            state,
+            chunk_size: chunk_size.max(1),
+            in_flight: None,
+            next_token: 1,
+            attempt: 0,
+            dirty: false,
+        }
+    }
+
+    pub fn state(&self) -> &SnapshotState {
+        &self.state
+    }
+
+    /// Whether the state changed since the last call.
+    pub fn take_dirty(&mut self) -> bool {
+        std::mem::take(&mut self.dirty)
+    }
+
+    pub fn is_busy(&self) -> bool {
+        self.in_flight.is_some()
+    }
+
+    /// The token of the chunk in flight.
+    pub fn in_flight(&self) -> Option<u64> {
+        self.in_flight.as_ref().map(|f| f.token)
+    }
+
+    /// Queue tables directly (the initial snapshot), skipping queued ones.
+    pub fn enqueue(&mut self, tables: &[TableRef], signal_id: &str) -> Vec<TableRef> {
+        let mut added = Vec::new();
+        for table in tables {
+            if self.state.queue.iter().any(|p| &p.table == table) {
+                continue;
+            }
+            self.state.queue.push_back(TableProgress {
+                table: table.clone(),
+                signal_id: signal_id.to_string(),
+                filter: None,
+                last_key: None,
+                max_key: None,
+                max_key_read: false,
+                rows_emitted: 0,
+                chunks: 0,
+                estimate: None,
+            });
+            added.push(table.clone());
+        }
+        self.dirty |= !added.is_empty();
+        added
+    }
+
+    /// Apply an operator's command. `validate` says why a table cannot be
+    /// snapshotted (not captured, no primary key); one bad table rejects the
+    /// whole signal so it is never half-applied.
+    pub fn apply(
+        &mut self,
+        signal_id: &str,
+        command: &Command,
+        validate: impl Fn(&TableRef) -> Result<(), String>,
+    ) -> Result<Applied, String> {
+        if self.state.applied_signals.iter().any(|s| s == signal_id) {
+            return Ok(Applied::Duplicate);
+        }
+        let applied = match command {
+            Command::ExecuteSnapshot {
+                tables, conditions, ..
+            } => {
+                for table in tables {
+                    validate(table)?;
+                }
+                let mut added = Vec::new();
+                for table in tables {
+                    let filter = conditions
+                        .iter()
+                        .find(|c| &c.table == table)
+                        .map(|c| c.filter.clone());
+                    if let Some(queued) = self.state.queue.iter_mut().find(|p| &p.table == table) {
+                        // Asked again while queued: keep the progress, take
+                        // the newest filter only if it has not started.
+                        if queued.chunks == 0 {
+                            queued.filter = filter;
+                        }
+                        continue;
+                    }
+                    self.state.queue.push_back(TableProgress {
+                        table: table.clone(),
+                        signal_id: signal_id.to_string(),
+                        filter,
+                        last_key: None,
+                        max_key: None,
+                        max_key_read: false,
+                        rows_emitted: 0,
+                        chunks: 0,
+                        estimate: None,
+                    });
+                    added.push(table.clone());
+                }
+                Applied::Queued(added)
+            }
+            Command::StopSnapshot { tables } => {
+                let stopped: Vec<TableRef> = self
+                    .state
+                    .queue
+                    .iter()
+                    .filter(|p| tables.is_empty() || tables.contains(&p.table))
+                    .map(|p| p.table.clone())
+                    .collect();
+                self.state.queue.retain(|p| !stopped.contains(&p.table));
+                Applied::Stopped(stopped)
+            }
+            Command::PauseSnapshot => {
+                self.state.paused = true;
+                Applied::Paused
+            }
+            Command::ResumeSnapshot => {
+                self.state.paused = false;
+                Applied::Resumed
+            }
+            Command::Log { .. } | Command::WindowOpen { .. } | Command::WindowClose { .. } => {
+                return Ok(Applied::Ignored)
+            }
+        };
+        self.remember(signal_id);
+        self.dirty = true;
+        Ok(applied)
+    }
+
+    fn remember(&mut self, signal_id: &str) {
+        self.state.applied_signals.push_back(signal_id.to_string());
+        while self.state.applied_signals.len() > REMEMBERED_SIGNALS {
+            self.state.applied_signals.pop_front();
+        }
+    }
+
+    /// The next chunk to select, unless paused, idle, or one is in flight.
+    pub fn next_request(&mut self) -> Option<ChunkRequest> {
+        if self.state.paused || self.in_flight.is_some() {
+            return None;
+        }
+        let current = self.state.queue.front()?;
+        let token = self.next_token;
+        self.next_token += 1;
+        self.in_flight = Some(InFlight {
+            token,
+            table: current.table.clone(),
+            limit: self.chunk_size,
+            selected: None,
+        });
+        Some(ChunkRequest {
+            token,
+            table: current.table.clone(),
+            filter: current.filter.clone(),
+            after_key: current.last_key.clone(),
+            max_key: current.max_key.clone(),
+            max_key_read: current.max_key_read,
+            limit: self.chunk_size,
+            attempt: self.attempt,
+        })
+    }
+
+    fn current_in_flight(&mut self, token: u64) -> Option<&mut InFlight> {
+        self.in_flight.as_mut().filter(|f| f.token == token)
+    }
+
+    /// The reader selected the chunk (its window is still open).
+    pub fn on_selected(&mut self, token: u64, selected: Selected) {
+        let Some(flight) = self.current_in_flight(token) else {
+            return;
+        };
+        let table = flight.table.clone();
+        flight.selected = Some(selected.clone());
+        if let Some(progress) = self.state.queue.iter_mut().find(|p| p.table == table) {
+            if !progress.max_key_read {
+                // Fixed once, when the table's snapshot starts.
+                progress.max_key = selected.max_key;
+                progress.max_key_read = true;
+                progress.estimate = selected.estimate;
+                self.dirty = true;
+            }
+        }
+    }
+
+    /// The window closed and `emitted` rows went out (the rest lost to log
+    /// events). Returns the table if it is now complete.
+    pub fn on_done(&mut self, token: u64, emitted: usize) -> Option<Finished> {
+        let flight = self.in_flight.take_if(|f| f.token == token)?;
+        self.attempt = 0;
+        let selected = flight.selected?;
+        let index = self
+            .state
+            .queue
+            .iter()
+            .position(|p| p.table == flight.table)?;
+        let progress = self.state.queue.get_mut(index)?;
+        progress.rows_emitted += emitted as u64;
+        progress.chunks += 1;
+        self.dirty = true;
+        // A short chunk means nothing is left up to the start maximum.
+        if selected.rows < flight.limit || selected.last_key.is_none() {
+            let done = self.state.queue.remove(index)?;
+            let finished = Finished {
+                table: done.table.clone(),
+                rows: done.rows_emitted,
+            };
+            self.state.completed.push_back(done);
+            while self.state.completed.len() > 64 {
+                self.state.completed.pop_front();
+            }
+            return Some(finished);
+        }
+        progress.last_key = selected.last_key;
+        None
+    }
+
+    /// The chunk was discarded (torn, or its window broken): select the
+    /// same range again.
+    pub fn on_discarded(&mut self, token: u64) {
+        if self.in_flight.take_if(|f| f.token == token).is_some() {
+            self.attempt = self.attempt.saturating_add(1);
+        }
+    }
+
+    /// The reader failed. A definite failure (the filter does not parse,
+    /// the table is gone) drops the table and returns it; a transient one
+    /// retries.
+    pub fn on_failed(&mut self, token: u64, definite: bool) -> Option<TableProgress> {
+        let flight = self.in_flight.take_if(|f| f.token == token)?;
+        if !definite {
+            self.attempt = self.attempt.saturating_add(1);
+            return None;
+        }
+        self.attempt = 0;
+        let index = self
+            .state
+            .queue
+            .iter()
+            .position(|p| p.table == flight.table)?;
+        self.dirty = true;
+        self.state.queue.remove(index)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use cdc_signal::{AdditionalCondition, SnapshotKind};
+
+    use super::*;
+
+    fn t(name: &str) -> TableRef {
+        TableRef::new("public", name)
+    }
+
+    fn execute(tables: &[&str]) -> Command {
+        Command::ExecuteSnapshot {
+            tables: tables.iter().map(|n| t(n)).collect(),
+            kind: SnapshotKind::Incremental,
+            conditions: vec![],
+        }
+    }
+
+    fn ok(_: &TableRef) -> Result<(), String> {
+        Ok(())
+    }
+
+    fn selected(rows: usize, last: Option<&str>) -> Selected {
+        Selected {
+            rows,
+            last_key: last.map(|k| vec![k.to_string()]),
+            max_key: Some(vec!["100".into()]),
+            estimate: Some(100),
+        }
+    }
+
+    #[test]
+    fn chunks_advance_then_the_table_completes() {
+        let mut s = Scheduler::new(SnapshotState::default(), 2);
+        assert_eq!(
+            s.apply("s1", &execute(&["a"]), ok),
+            Ok(Applied::Queued(vec![t("a")]))
+        );
+        let r = s.next_request().unwrap();
+        assert_eq!(r.after_key, None);
+        assert!(!r.max_key_read);
+        assert!(s.next_request().is_none(), "one chunk at a time");
+        s.on_selected(r.token, selected(2, Some("2")));
+        assert_eq!(s.on_done(r.token, 1), None);
+        let r = s.next_request().unwrap();
+        assert_eq!(r.after_key, Some(vec!["2".into()]));
+        assert_eq!(r.max_key, Some(vec!["100".into()]));
+        assert!(r.max_key_read);
+        s.on_selected(r.token, selected(1, Some("3")));
+        assert_eq!(
+            s.on_done(r.token, 1),
+            Some(Finished {
+                table: t("a"),
+                rows: 2
+            })
+        );
+        assert!(s.next_request().is_none());
+        assert!(s.take_dirty());
+    }
+
+    #[test]
+    fn discarded_chunks_repeat_the_same_range() {
+        let mut s = Scheduler::new(SnapshotState::default(), 2);
+        s.apply("s1", &execute(&["a"]), ok).unwrap();
+        let r1 = s.next_request().unwrap();
+        s.on_selected(r1.token, selected(2, Some("2")));
+        s.on_discarded(r1.token);
+        let r2 = s.next_request().unwrap();
+        assert_eq!(r2.after_key, None);
+        assert_eq!(r2.attempt, 1);
+        // A late outcome of the discarded chunk changes nothing.
+        assert_eq!(s.on_done(r1.token, 2), None);
+        assert!(s.is_busy());
+    }
+
+    #[test]
+    fn pause_resume_stop_and_replayed_signals() {
+        let mut s = Scheduler::new(SnapshotState::default(), 10);
+        s.apply("s1", &execute(&["a", "b"]), ok).unwrap();
+        assert_eq!(s.apply("s1", &execute(&["c"]), ok), Ok(Applied::Duplicate));
+        s.apply("p", &Command::PauseSnapshot, ok).unwrap();
+        assert!(s.next_request().is_none());
+        s.apply("r", &Command::ResumeSnapshot, ok).unwrap();
+        assert_eq!(s.next_request().unwrap().table, t("a"));
+        assert_eq!(
+            s.apply(
+                "x",
+                &Command::StopSnapshot {
+                    tables: vec![t("b")]
+                },
+                ok
+            ),
+            Ok(Applied::Stopped(vec![t("b")]))
+        );
+        assert_eq!(
+            s.apply("y", &Command::StopSnapshot { tables: vec![] }, ok),
+            Ok(Applied::Stopped(vec![t("a")]))
+        );
+        assert!(s.state().queue.is_empty());
+    }
+
+    #[test]
+    fn one_bad_table_rejects_the_whole_signal() {
+        let mut s = Scheduler::new(SnapshotState::default(), 10);
+        let err = s
+            .apply("s1", &execute(&["a", "bad"]), |t| {
+                if t.name == "bad" {
+                    Err(format!("table {t} is not captured"))
+                } else {
+                    Ok(())
+                }
+            })
+            .unwrap_err();
+        assert!(err.contains("public.bad"));
+        assert!(s.state().queue.is_empty());
+    }
+
+    #[test]
+    fn conditions_attach_to_their_table_and_definite_failures_drop_it() {
+        let mut s = Scheduler::new(SnapshotState::default(), 10);
+        let cmd = Command::ExecuteSnapshot {
+            tables: vec![t("a"), t("b")],
+            kind: SnapshotKind::Incremental,
+            conditions: vec![AdditionalCondition {
+                table: t("a"),
+                filter: "x > 1".into(),
+            }],
+        };
+        s.apply("s1", &cmd, ok).unwrap();
+        let r = s.next_request().unwrap();
+        assert_eq!(r.filter.as_deref(), Some("x > 1"));
+        let dropped = s.on_failed(r.token, true).unwrap();
+        assert_eq!(dropped.table, t("a"));
+        assert_eq!(s.next_request().unwrap().table, t("b"));
+    }
+
+    #[test]
+    fn state_round_trips_through_json() {
+        let mut s = Scheduler::new(SnapshotState::default(), 10);
+        s.apply("s1", &execute(&["a"]), ok).unwrap();
+        let json = serde_json::to_string(s.state()).unwrap();
+        let back: SnapshotState = serde_json::from_str(&json).unwrap();
+        assert_eq!(&back, s.state());
+    }
+}

@@ -1,0 +1,470 @@
+//! Incremental snapshots in the pipeline: signals drive the scheduler, a
+//! worker selects chunks between watermarks, and the window merger folds
+//! each chunk into the log at its high watermark.
+//!
+//! ```text
+//!  log items ─► SnapshotProcessor ─► events (log events at once, chunk rows at HW)
+//!                 │  ▲ signals/outcomes
+//!        requests ▼  │ reports (chunk selected before its HW is written)
+//!               worker: LW → SELECT (with snapshot) → report → HW
+//! ```
+//!
+//! The worker sends a chunk before it writes the high watermark, so when the
+//! merger meets the high watermark in the log the chunk is already in the
+//! report channel: the processor drains reports before every item.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use cdc_signal::{Command, TableRef};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use crate::event::Event;
+use crate::merger::{Chunk, ChunkRow, Outcome, Visibility, WindowMerger};
+use crate::pipeline::Processor;
+use crate::scheduler::{Applied, ChunkRequest, Scheduler, Selected, SnapshotState};
+use crate::source::LogItem;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotError {
+    /// Retrying cannot help (the filter does not parse, the table is gone):
+    /// the table's snapshot is dropped with this reason.
+    #[error("{0}")]
+    Definite(String),
+    /// A lost connection and the like: the chunk is selected again.
+    #[error("{0}")]
+    Transient(String),
+}
+
+/// What the chunk reader found.
+#[derive(Debug, Clone)]
+pub struct SelectedChunk {
+    pub rows: Vec<ChunkRow>,
+    /// Primary-key values of the last row, as text, for the next chunk.
+    pub last_key: Option<Vec<String>>,
+    /// The largest key, when the request asked for it (table start).
+    pub max_key: Option<Vec<String>>,
+    pub estimate: Option<u64>,
+    pub visibility: Option<Visibility>,
+}
+
+/// The source side of snapshots: watermarks, chunk selects, progress.
+#[async_trait]
+pub trait ChunkSource: Send + Sync {
+    /// Write the low watermark of `window` in its own transaction.
+    async fn open_window(&self, window: &str) -> Result<(), SnapshotError>;
+    /// Select the chunk (and the table's maximum key if not read yet).
+    async fn select_chunk(&self, request: &ChunkRequest) -> Result<SelectedChunk, SnapshotError>;
+    /// Write the high watermark of `window` in its own transaction.
+    async fn close_window(&self, window: &str) -> Result<(), SnapshotError>;
+    /// Persist the scheduler's state (called once its events are durable).
+    async fn save_state(&self, state: &SnapshotState) -> Result<(), SnapshotError>;
+
+    /// Reject a filter (`additional-conditions`) that cannot be used safely,
+    /// when its signal arrives. The server still has the last word when the
+    /// chunk is selected.
+    fn check_filter(&self, _filter: &str) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+enum Request {
+    Select {
+        request: ChunkRequest,
+        window: String,
+    },
+    Save(SnapshotState),
+}
+
+enum Report {
+    Selected {
+        token: u64,
+        chunk: Chunk,
+        selected: Selected,
+    },
+    Failed {
+        token: u64,
+        definite: bool,
+        reason: String,
+    },
+}
+
+/// Tables that may be snapshotted: captured, with their primary key.
+pub type SnapshotTables = HashMap<TableRef, Vec<String>>;
+
+pub struct SnapshotProcessor {
+    source: Arc<dyn ChunkSource>,
+    merger: WindowMerger,
+    scheduler: Scheduler,
+    tables: SnapshotTables,
+    requests: mpsc::UnboundedSender<Request>,
+    reports: mpsc::UnboundedReceiver<Report>,
+    outcomes: Vec<Outcome>,
+    last_progress_log: Instant,
+    in_flight_since: Instant,
+    /// Unique per engine run: `<prefix>-<start millis>-<token>`.
+    window_prefix: String,
+}
+
+/// Longest a chunk's window may stay open before it is selected again.
+const WINDOW_TIMEOUT: Duration = Duration::from_secs(120);
+
+impl SnapshotProcessor {
+    /// Start the worker. `window_prefix` keeps this engine's watermark ids
+    /// apart from another engine's on the same signal table.
+    pub fn start(
+        source: Arc<dyn ChunkSource>,
+        state: SnapshotState,
+        tables: SnapshotTables,
+        chunk_size: usize,
+        window_prefix: String,
+    ) -> (SnapshotProcessor, JoinHandle<()>) {
+        let (requests, request_rx) = mpsc::unbounded_channel();
+        let (report_tx, reports) = mpsc::unbounded_channel();
+        let worker = tokio::spawn(worker(source.clone(), request_rx, report_tx));
+        let started = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis())
+            .unwrap_or_default();
+        let processor = SnapshotProcessor {
+            source,
+            merger: WindowMerger::new(),
+            scheduler: Scheduler::new(state, chunk_size),
+            tables,
+            requests,
+            reports,
+            outcomes: Vec::new(),
+            last_progress_log: Instant::now(),
+            in_flight_since: Instant::now(),
+            window_prefix: format!("{window_prefix}-{started}"),
+        };
+        (processor, worker)
+    }
+
+    /// Queue every snapshottable table (the initial snapshot).
+    pub fn enqueue_all(&mut self) {
+        let mut tables: Vec<TableRef> = self
+            .tables
+            .iter()
+            .filter(|(_, pk)| !pk.is_empty())
+            .map(|(t, _)| t.clone())
+            .collect();
+        tables.sort();
+        let added = self.scheduler.enqueue(&tables, "initial");
+        if !added.is_empty() {
+            tracing::info!(tables = added.len(), "initial snapshot queued");
+            self.schedule();
+        }
+    }
+
+    pub fn state(&self) -> &SnapshotState {
+        self.scheduler.state()
+    }
+
+    fn validate(tables: &SnapshotTables, table: &TableRef) -> Result<(), String> {
+        match tables.get(table) {
+            None => Err(format!(
+                "table {table} is not captured (add it to source.tables)"
+            )),
+            Some(pk) if pk.is_empty() => Err(format!(
+                "table {table} has no primary key, so it cannot be snapshotted in chunks"
+            )),
+            Some(_) => Ok(()),
+        }
+    }
+
+    /// A signal row the merger did not consume: an operator's command.
+    fn on_command(&mut self, row: &cdc_signal::SignalRow) {
+        let command = match cdc_signal::parse(row) {
+            Ok(command) => command,
+            Err(err) => {
+                tracing::warn!("signal '{}' ignored: {err}", row.id);
+                return;
+            }
+        };
+        match &command {
+            // The merger's business (another engine's watermarks included).
+            Command::WindowOpen { .. } | Command::WindowClose { .. } => {}
+            Command::Log { message } => tracing::info!(signal = %row.id, "{message}"),
+            Command::ExecuteSnapshot { conditions, .. } => {
+                for condition in conditions {
+                    if let Err(reason) = self.source.check_filter(&condition.filter) {
+                        tracing::warn!(
+                            "signal '{}' ignored: filter for {}: {reason}",
+                            row.id,
+                            condition.table
+                        );
+                        return;
+                    }
+                }
+                self.apply(row, &command);
+            }
+            _ => self.apply(row, &command),
+        }
+    }
+
+    fn apply(&mut self, row: &cdc_signal::SignalRow, command: &Command) {
+        let tables = &self.tables;
+        let id = &row.id;
+        match self
+            .scheduler
+            .apply(id, command, |t| Self::validate(tables, t))
+        {
+            Ok(Applied::Queued(added)) if added.is_empty() => {
+                tracing::info!(signal = %id, "snapshot already queued for every table named")
+            }
+            Ok(Applied::Queued(added)) => {
+                tracing::info!(signal = %id, "snapshot queued: {}", join(&added))
+            }
+            Ok(Applied::Stopped(stopped)) => {
+                tracing::info!(signal = %id, "snapshot stopped: {}", join(&stopped))
+            }
+            Ok(Applied::Paused) => tracing::info!(signal = %id, "snapshot paused"),
+            Ok(Applied::Resumed) => tracing::info!(signal = %id, "snapshot resumed"),
+            Ok(Applied::Duplicate | Applied::Ignored) => {}
+            Err(reason) => tracing::warn!("signal '{id}' ignored: {reason}"),
+        }
+    }
+
+    fn drain_reports(&mut self) {
+        while let Ok(report) = self.reports.try_recv() {
+            match report {
+                Report::Selected {
+                    token,
+                    chunk,
+                    selected,
+                } => {
+                    self.scheduler.on_selected(token, selected);
+                    self.merger.on_chunk(chunk, &mut self.outcomes);
+                }
+                Report::Failed {
+                    token,
+                    definite,
+                    reason,
+                } => {
+                    if self.scheduler.in_flight() != Some(token) {
+                        // Its window already closed (the failure came after
+                        // the high watermark committed): nothing to undo.
+                        continue;
+                    }
+                    // The window (if open) can no longer be trusted.
+                    let mut ignored = Vec::new();
+                    self.merger.abandon(&mut ignored);
+                    match self.scheduler.on_failed(token, definite) {
+                        Some(dropped) => tracing::error!(
+                            "snapshot of {} (signal '{}') stopped: {reason}",
+                            dropped.table,
+                            dropped.signal_id
+                        ),
+                        None => {
+                            tracing::warn!("snapshot chunk failed, selecting it again: {reason}")
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn handle_outcomes(&mut self) {
+        for outcome in std::mem::take(&mut self.outcomes) {
+            match outcome {
+                Outcome::ChunkDone { token, emitted } => {
+                    if let Some(finished) = self.scheduler.on_done(token, emitted) {
+                        tracing::info!(
+                            table = %finished.table,
+                            rows = finished.rows,
+                            "snapshot complete"
+                        );
+                    } else {
+                        self.log_progress();
+                    }
+                }
+                Outcome::ChunkDiscarded { token, reason } => {
+                    tracing::info!("snapshot chunk discarded, selecting it again: {reason}");
+                    self.scheduler.on_discarded(token);
+                }
+            }
+        }
+    }
+
+    fn log_progress(&mut self) {
+        if self.last_progress_log.elapsed() < Duration::from_secs(5) {
+            return;
+        }
+        self.last_progress_log = Instant::now();
+        if let Some(current) = self.scheduler.state().queue.front() {
+            let estimate = current.estimate.unwrap_or(0);
+            let percent = if estimate > 0 {
+                format!(
+                    " ({:.0}%)",
+                    100.0 * current.rows_emitted as f64 / estimate as f64
+                )
+            } else {
+                String::new()
+            };
+            tracing::info!(
+                table = %current.table,
+                "snapshot progress: {} of ~{} rows{percent}",
+                current.rows_emitted,
+                estimate
+            );
+        }
+    }
+
+    fn schedule(&mut self) {
+        if let Some(request) = self.scheduler.next_request() {
+            let window = format!("{}-{}", self.window_prefix, request.token);
+            // Before the low watermark is written, so the merger knows it
+            // as its own whenever it shows up in the log.
+            self.merger.expect_window(
+                request.token,
+                window.clone(),
+                Arc::new(request.table.clone()),
+                &mut self.outcomes,
+            );
+            if self
+                .requests
+                .send(Request::Select { request, window })
+                .is_err()
+            {
+                tracing::error!("snapshot worker is gone; snapshots stop");
+            }
+        }
+    }
+
+    fn step(&mut self) {
+        self.handle_outcomes();
+        if let Some(token) = self.scheduler.in_flight() {
+            // Watermarks that never show up in the log (a signal table
+            // dropped from the publication, a lost report) must not stall
+            // the snapshot forever.
+            if self.in_flight_since.elapsed() > WINDOW_TIMEOUT {
+                tracing::warn!(
+                    "snapshot window {token} not closed after {}s; selecting the chunk again",
+                    WINDOW_TIMEOUT.as_secs()
+                );
+                let mut ignored = Vec::new();
+                self.merger.abandon(&mut ignored);
+                self.scheduler.on_discarded(token);
+            }
+        }
+        if !self.scheduler.is_busy() {
+            self.in_flight_since = Instant::now();
+        }
+        self.schedule();
+    }
+}
+
+fn join(tables: &[TableRef]) -> String {
+    if tables.is_empty() {
+        return "(none)".into();
+    }
+    tables
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+impl Processor for SnapshotProcessor {
+    fn process(&mut self, item: LogItem, out: &mut Vec<Event>) {
+        self.drain_reports();
+        if let Some(LogItem::Signal { row, .. }) = self.merger.on_log(item, out, &mut self.outcomes)
+        {
+            self.on_command(&row);
+        }
+        self.step();
+    }
+
+    fn tick(&mut self, _out: &mut Vec<Event>) {
+        self.drain_reports();
+        self.step();
+    }
+
+    fn wants_tick(&self) -> bool {
+        true
+    }
+
+    fn flushed(&mut self) {
+        if self.scheduler.take_dirty() {
+            let state = self.scheduler.state().clone();
+            if self.requests.send(Request::Save(state)).is_err() {
+                tracing::error!("snapshot worker is gone; progress not saved");
+            }
+        }
+    }
+}
+
+/// Backoff before selecting a chunk again after `attempt` failures.
+fn retry_delay(attempt: u32) -> Duration {
+    if attempt == 0 {
+        return Duration::ZERO;
+    }
+    Duration::from_millis(100u64.saturating_mul(1 << attempt.min(6))).min(Duration::from_secs(5))
+}
+
+async fn worker(
+    source: Arc<dyn ChunkSource>,
+    mut requests: mpsc::UnboundedReceiver<Request>,
+    reports: mpsc::UnboundedSender<Report>,
+) {
+    while let Some(request) = requests.recv().await {
+        match request {
+            Request::Save(state) => {
+                if let Err(err) = source.save_state(&state).await {
+                    tracing::warn!(
+                        "snapshot progress not saved (kept in memory, saved again later): {err}"
+                    );
+                }
+            }
+            Request::Select { request, window } => {
+                tokio::time::sleep(retry_delay(request.attempt)).await;
+                let report = select(source.as_ref(), &request, &window, &reports).await;
+                if let Err((definite, reason)) = report {
+                    let _ = reports.send(Report::Failed {
+                        token: request.token,
+                        definite,
+                        reason,
+                    });
+                }
+            }
+        }
+    }
+}
+
+async fn select(
+    source: &dyn ChunkSource,
+    request: &ChunkRequest,
+    window: &str,
+    reports: &mpsc::UnboundedSender<Report>,
+) -> Result<(), (bool, String)> {
+    let fail = |err: SnapshotError| match err {
+        SnapshotError::Definite(reason) => (true, reason),
+        SnapshotError::Transient(reason) => (false, reason),
+    };
+    source.open_window(window).await.map_err(fail)?;
+    let selected = source.select_chunk(request).await.map_err(fail)?;
+    let chunk = Chunk {
+        token: request.token,
+        window: window.to_string(),
+        table: Arc::new(request.table.clone()),
+        rows: selected.rows,
+        visibility: selected.visibility,
+    };
+    let summary = Selected {
+        rows: chunk.rows.len(),
+        last_key: selected.last_key,
+        max_key: selected.max_key,
+        estimate: selected.estimate,
+    };
+    // Before the high watermark: see the module docs.
+    let _ = reports.send(Report::Selected {
+        token: request.token,
+        chunk,
+        selected: summary,
+    });
+    source.close_window(window).await.map_err(fail)
+}

@@ -1,0 +1,103 @@
+//! What the operator's commands need from the database: write a signal row
+//! (exactly what an operator would INSERT) and read the status.
+
+use cdc_engine::scheduler::SnapshotState;
+use cdc_engine::SignalRow;
+
+use crate::catalog::quote_table;
+use crate::config::PostgresConfig;
+use crate::connect::describe_pg_error;
+use crate::setup::SetupError;
+use crate::snapshot::state_table;
+
+fn sql_error(what: &str) -> impl Fn(tokio_postgres::Error) -> SetupError + '_ {
+    move |err| SetupError::Sql {
+        what: what.to_string(),
+        reason: describe_pg_error(&err),
+    }
+}
+
+/// Insert a signal row into the signal table.
+pub async fn send_signal(config: &PostgresConfig, row: &SignalRow) -> Result<(), SetupError> {
+    let client = config
+        .connect
+        .connect_sql()
+        .await
+        .map_err(|e| SetupError::Preflight(e.to_string()))?;
+    let sql = format!(
+        "INSERT INTO {} (id, type, data) VALUES ($1, $2, $3::text::jsonb)",
+        quote_table(&config.signal_table)
+    );
+    client
+        .execute(&sql, &[&row.id, &row.kind, &row.data])
+        .await
+        .map_err(sql_error("writing the signal row"))?;
+    Ok(())
+}
+
+/// The replication slot as the server sees it.
+#[derive(Debug, Clone)]
+pub struct SlotStatus {
+    pub active: bool,
+    /// Bytes of WAL not yet acknowledged by the engine.
+    pub lag_bytes: i64,
+    pub confirmed_flush: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Status {
+    pub slot: Option<SlotStatus>,
+    pub snapshot: Option<SnapshotState>,
+}
+
+pub async fn status(config: &PostgresConfig) -> Result<Status, SetupError> {
+    let client = config
+        .connect
+        .connect_sql()
+        .await
+        .map_err(|e| SetupError::Preflight(e.to_string()))?;
+    let slot = client
+        .query_opt(
+            "SELECT active, (pg_current_wal_lsn() - confirmed_flush_lsn)::bigint, confirmed_flush_lsn::text \
+             FROM pg_replication_slots WHERE slot_name = $1",
+            &[&config.slot],
+        )
+        .await
+        .map_err(sql_error("reading the replication slot"))?
+        .map(|r| SlotStatus {
+            active: r.get(0),
+            lag_bytes: r.get::<_, Option<i64>>(1).unwrap_or(0),
+            confirmed_flush: r.get(2),
+        });
+    let exists: bool = client
+        .query_one(
+            "SELECT to_regclass($1) IS NOT NULL",
+            &[&quote_table(&state_table(&config.signal_table))],
+        )
+        .await
+        .map_err(sql_error("looking for the snapshot state"))?
+        .get(0);
+    let snapshot = if exists {
+        let sql = format!(
+            "SELECT state::text FROM {} WHERE name = $1",
+            quote_table(&state_table(&config.signal_table))
+        );
+        match client
+            .query_opt(&sql, &[&config.slot])
+            .await
+            .map_err(sql_error("reading the snapshot state"))?
+        {
+            Some(row) => {
+                let text: String = row.get(0);
+                Some(serde_json::from_str(&text).map_err(|e| SetupError::Sql {
+                    what: "reading the snapshot state".into(),
+                    reason: e.to_string(),
+                })?)
+            }
+            None => None,
+        }
+    } else {
+        None
+    };
+    Ok(Status { slot, snapshot })
+}

@@ -1,0 +1,134 @@
+//! The operator's commands: snapshot control (the same signal rows an
+//! operator would INSERT) and status.
+
+use std::io::IsTerminal;
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use cdc_engine::scheduler::TableProgress;
+use cdc_engine::TableRef;
+use cdc_signal::{new_signal_id, AdditionalCondition, Command};
+
+use crate::config::Config;
+use crate::run::postgres_config;
+
+#[derive(Debug, Clone, Copy)]
+pub enum SnapshotAction {
+    Pause,
+    Resume,
+    Stop,
+}
+
+pub async fn snapshot(
+    path: &Path,
+    action: Option<SnapshotAction>,
+    tables: &[String],
+    filter: Option<&str>,
+) -> Result<ExitCode> {
+    let config = Config::load(path)?;
+    let pg = postgres_config(&config)?;
+    let tables = tables
+        .iter()
+        .map(|t| TableRef::parse(t).with_context(|| format!("table '{t}'")))
+        .collect::<Result<Vec<_>>>()?;
+    let command = match action {
+        None => {
+            let conditions = filter
+                .map(|f| {
+                    tables
+                        .iter()
+                        .map(|t| AdditionalCondition {
+                            table: t.clone(),
+                            filter: f.to_string(),
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            Command::execute_snapshot(tables, conditions)?
+        }
+        Some(SnapshotAction::Stop) => Command::stop_snapshot(tables)?,
+        Some(SnapshotAction::Pause) => Command::PauseSnapshot,
+        Some(SnapshotAction::Resume) => Command::ResumeSnapshot,
+    };
+    let row = command.to_row(new_signal_id());
+    cdc_postgres::operator::send_signal(&pg, &row)
+        .await
+        .context("sending the signal")?;
+    println!(
+        "signal {} ({}) written to {}",
+        row.id, row.kind, pg.signal_table
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn bar(done: u64, total: u64) -> String {
+    const WIDTH: usize = 30;
+    let filled = if total == 0 {
+        0
+    } else {
+        ((done.min(total) as f64 / total as f64) * WIDTH as f64) as usize
+    };
+    format!("[{}{}]", "#".repeat(filled), "-".repeat(WIDTH - filled))
+}
+
+fn describe(progress: &TableProgress, state: &str, tty: bool) -> String {
+    let estimate = progress.estimate.unwrap_or(0);
+    let mut line = format!(
+        "{:<32} {:<9} {} / ~{} rows",
+        progress.table.to_string(),
+        state,
+        progress.rows_emitted,
+        estimate
+    );
+    if tty && state != "queued" {
+        line.push(' ');
+        line.push_str(&bar(
+            progress.rows_emitted,
+            estimate.max(progress.rows_emitted),
+        ));
+    }
+    if let Some(filter) = &progress.filter {
+        line.push_str(&format!("  filter: {filter}"));
+    }
+    line
+}
+
+pub async fn status(path: &Path) -> Result<ExitCode> {
+    let config = Config::load(path)?;
+    let pg = postgres_config(&config)?;
+    let status = cdc_postgres::operator::status(&pg)
+        .await
+        .context("status")?;
+    match &status.slot {
+        Some(slot) => println!(
+            "slot {}: {}, replication lag {} bytes (confirmed {})",
+            pg.slot,
+            if slot.active { "active" } else { "inactive" },
+            slot.lag_bytes,
+            slot.confirmed_flush.as_deref().unwrap_or("-")
+        ),
+        None => println!("slot {}: does not exist (cdc has not run yet)", pg.slot),
+    }
+    let tty = std::io::stdout().is_terminal();
+    match status.snapshot {
+        None => println!("snapshots: none"),
+        Some(state) => {
+            if state.queue.is_empty() && state.completed.is_empty() {
+                println!("snapshots: none");
+            }
+            for (i, progress) in state.queue.iter().enumerate() {
+                let label = match (i, state.paused) {
+                    (0, true) => "paused",
+                    (0, false) => "running",
+                    _ => "queued",
+                };
+                println!("{}", describe(progress, label, tty));
+            }
+            for progress in state.completed.iter().rev().take(10) {
+                println!("{}", describe(progress, "done", tty));
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
