@@ -73,8 +73,12 @@ pub struct PostgresSettings {
 #[derive(Debug, Deserialize)]
 #[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
 pub enum SinkConfig {
-    File { path: PathBuf },
+    File {
+        path: PathBuf,
+    },
     Stdout {},
+    /// Encodes and discards: for measuring the engine alone.
+    Null {},
 }
 
 #[derive(Debug, Deserialize)]

@@ -12,7 +12,7 @@ use cdc_engine::snapshot::{SnapshotProcessor, SnapshotTables};
 use cdc_engine::{Sink, Source, StreamContext, TableRef};
 use cdc_postgres::snapshot::PgChunkSource;
 use cdc_postgres::{ConnectConfig, PostgresConfig, PostgresSource, Severity};
-use cdc_sink_file::{FileSink, StdoutSink};
+use cdc_sink_file::{FileSink, NullSink, StdoutSink};
 use tokio::sync::{mpsc, watch};
 
 use crate::config::{Config, SinkConfig, SourceConfig};
@@ -54,6 +54,7 @@ fn open_sink(config: &SinkConfig) -> Result<Box<dyn Sink>> {
     Ok(match config {
         SinkConfig::File { path } => Box::new(FileSink::open(path)?),
         SinkConfig::Stdout {} => Box::new(StdoutSink::new()),
+        SinkConfig::Null {} => Box::new(NullSink::default()),
     })
 }
 

@@ -199,6 +199,21 @@ async fn session(
                     return Exit::Stop(stream);
                 }
             }
+            changed = acks.rx.changed() => {
+                // The pipeline made more durable: tell the server now, so
+                // the slot releases WAL promptly.
+                if changed.is_err() {
+                    // The pipeline is gone (its sink failed): stop reading.
+                    return Exit::Stop(stream);
+                }
+                acks.refresh();
+                if acks.flushed > acks.last_sent_flush {
+                    if let Err(err) = acks.send(&mut stream, false).await {
+                        return Exit::Failed(err);
+                    }
+                    last_status = Instant::now();
+                }
+            }
             _ = status.tick() => {
                 // Acknowledge promptly when the pipeline moved forward, and
                 // at least every status_interval to keep the session alive.

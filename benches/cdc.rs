@@ -1,0 +1,640 @@
+//! `cargo bench --bench cdc`: cdc against the physical limits, measured side
+//! by side in one run on a PostgreSQL the benchmark starts itself.
+//!
+//! - streaming drain: `pg_recvlogical` (pgoutput, same options) vs cdc
+//!   draining a slot filled by 100 transactions of 10k rows;
+//! - one large transaction of the same size;
+//! - snapshot: `COPY (SELECT …) TO STDOUT` vs cdc incremental snapshots at
+//!   several chunk sizes while a light writer streams;
+//! - latency: commit (`source.ts_ms`) to the line landing in the sink file,
+//!   at fixed change rates;
+//! - memory: peak RSS of cdc per workload, and the snapshot at two sizes.
+//!
+//! Environment: `CDC_BENCH_ROWS` (default 1000000), `CDC_BENCH_BIG_ROWS`
+//! (second snapshot size for the memory check, default 3 × rows, 0 to
+//! skip), `CDC_BENCH_LATENCY_SECS` (default 30), `CDC_BENCH_CHUNKS`
+//! (default "1000,8192,50000"), `CDC_BENCH_ONLY` (comma list of
+//! stream,bigtx,snapshot,latency,memory).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{BufRead, BufReader, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use cdc_testcontainers::Postgres;
+
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn clk_tck() -> f64 {
+    100.0
+}
+
+/// utime + stime of a process, in seconds.
+fn cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let utime: f64 = fields.get(11)?.parse().ok()?;
+    let stime: f64 = fields.get(12)?.parse().ok()?;
+    Some((utime + stime) / clk_tck())
+}
+
+fn peak_rss_mb(pid: u32) -> Option<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
+}
+
+const TABLE_DDL: &str = "CREATE TABLE IF NOT EXISTS bench (id bigint PRIMARY KEY, a int, b text, \
+     ts timestamptz, n numeric(12,2), j jsonb)";
+
+/// ~240 bytes per row in text form.
+fn insert_sql(from: usize, to: usize) -> String {
+    format!(
+        "INSERT INTO bench SELECT g, g % 1000, repeat(md5(g::text), 4), \
+         '2024-01-01'::timestamptz + g * interval '1 second', (g % 100000) / 100.0, \
+         jsonb_build_object('k', g, 's', 'abcdefgh') FROM generate_series({from}, {to}) g"
+    )
+}
+
+struct Bench {
+    pg: Postgres,
+    dir: tempfile::TempDir,
+    rows: usize,
+}
+
+struct Run {
+    rows_per_s: f64,
+    secs: f64,
+    cpu: Option<f64>,
+    walsender_cpu: Option<f64>,
+    rss_mb: Option<f64>,
+}
+
+impl Bench {
+    fn psql(&self, sql: &str) -> String {
+        self.pg.psql(sql).unwrap()
+    }
+
+    fn lsn(&self) -> String {
+        self.psql("SELECT pg_current_wal_lsn()")
+    }
+
+    fn config(&self, name: &str, sink: &str, chunk: usize) -> PathBuf {
+        let path = self.dir.path().join(format!("{name}.toml"));
+        let text = format!(
+            "[source]\ntype = \"postgres\"\nurl = \"{}\"\ntables = [\"public.bench\"]\nslot = \"{name}\"\n\
+             publication = \"cdc\"\nstatus_interval_secs = 1\n\n[sink]\n{sink}\n\n[pipeline]\nflush_interval_ms = 100\n\n\
+             [snapshot]\nchunk_size = {chunk}\n",
+            self.pg.url()
+        );
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    fn start_cdc(&self, config: &Path) -> Child {
+        let log = std::fs::File::create(config.with_extension("log")).unwrap();
+        Command::new(env!("CARGO_BIN_EXE_cdc"))
+            .args(["run", "--config"])
+            .arg(config)
+            .env("CDC_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap()
+    }
+
+    fn stop(child: &mut Child) {
+        #[allow(unsafe_code)]
+        unsafe {
+            libc::kill(child.id() as i32, libc::SIGTERM);
+        }
+        let _ = child.wait();
+    }
+
+    fn walsender_pid(&self, application: &str) -> Option<u32> {
+        self.pg
+            .psql(&format!(
+                "SELECT pid FROM pg_stat_replication WHERE application_name = '{application}' LIMIT 1"
+            ))
+            .ok()?
+            .parse()
+            .ok()
+    }
+
+    fn create_slot(&self, name: &str) {
+        self.psql(&format!(
+            "SELECT pg_create_logical_replication_slot('{name}', 'pgoutput')"
+        ));
+    }
+
+    /// pg_recvlogical drains `slot` up to `endpos`.
+    fn recvlogical(&self, slot: &str, endpos: &str) -> Run {
+        let start = Instant::now();
+        let mut child = Command::new(self.pg.bindir().join("pg_recvlogical"))
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &self.pg.port().to_string(),
+                "-U",
+                "postgres",
+            ])
+            .args(["-d", "postgres", "--slot", slot, "--start", "--no-loop"])
+            .args(["--endpos", endpos, "-f", "/dev/null"])
+            .args([
+                "-o",
+                "proto_version=1",
+                "-o",
+                "publication_names=cdc",
+                "-o",
+                "messages=true",
+            ])
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut walsender = None;
+        let mut walsender_cpu = None;
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                assert!(status.success(), "pg_recvlogical failed");
+                break;
+            }
+            walsender = walsender.or_else(|| self.walsender_pid("pg_recvlogical"));
+            if let Some(pid) = walsender {
+                walsender_cpu = cpu_seconds(pid).or(walsender_cpu);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let secs = start.elapsed().as_secs_f64();
+        Run {
+            rows_per_s: self.rows as f64 / secs,
+            secs,
+            cpu: None,
+            walsender_cpu,
+            rss_mb: None,
+        }
+    }
+
+    /// cdc drains `slot` until the slot's confirmed position reaches `endpos`.
+    fn cdc_drain(&self, slot: &str, sink: &str, endpos: &str) -> Run {
+        let config = self.config(slot, sink, 8192);
+        let start = Instant::now();
+        let mut child = self.start_cdc(&config);
+        let mut walsender = None;
+        let (mut cpu, mut rss, mut walsender_cpu) = (None, None, None);
+        loop {
+            let done = self.psql(&format!(
+                "SELECT confirmed_flush_lsn >= '{endpos}' FROM pg_replication_slots WHERE slot_name = '{slot}'"
+            ));
+            cpu = cpu_seconds(child.id()).or(cpu);
+            rss = peak_rss_mb(child.id()).or(rss);
+            walsender = walsender.or_else(|| self.walsender_pid("cdc"));
+            if let Some(pid) = walsender {
+                walsender_cpu = cpu_seconds(pid).or(walsender_cpu);
+            }
+            if done == "t" {
+                break;
+            }
+            assert!(
+                child.try_wait().unwrap().is_none(),
+                "cdc exited; see {}",
+                config.with_extension("log").display()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let secs = start.elapsed().as_secs_f64();
+        Self::stop(&mut child);
+        Run {
+            rows_per_s: self.rows as f64 / secs,
+            secs,
+            cpu,
+            walsender_cpu,
+            rss_mb: rss,
+        }
+    }
+
+    fn load_rows(&self, per_tx: usize) {
+        let mut from = 1;
+        while from <= self.rows {
+            let to = (from + per_tx - 1).min(self.rows);
+            self.psql(&insert_sql(from, to));
+            from = to + 1;
+        }
+    }
+
+    /// Workloads 1 and 2: slots first, then the writes, then the drains.
+    fn drain(&self, label: &str, per_tx: usize) {
+        self.psql("DROP TABLE IF EXISTS bench");
+        self.psql(TABLE_DDL);
+        self.prepare_cdc_objects();
+        let slots = ["recv", "cdc_null", "cdc_file"];
+        for slot in slots {
+            self.psql(&format!(
+                "SELECT pg_drop_replication_slot('{slot}') FROM pg_replication_slots WHERE slot_name = '{slot}'"
+            ));
+            self.create_slot(slot);
+        }
+        self.load_rows(per_tx);
+        let endpos = self.lsn();
+        let recv = self.recvlogical("recv", &endpos);
+        let null = self.cdc_drain("cdc_null", "type = \"null\"", &endpos);
+        let events = self.dir.path().join(format!("{label}.jsonl"));
+        let file = self.cdc_drain(
+            "cdc_file",
+            &format!("type = \"file\"\npath = {:?}", events.display().to_string()),
+            &endpos,
+        );
+        let _ = std::fs::remove_file(&events);
+        println!(
+            "\n## {label}: {} rows in transactions of {per_tx}",
+            self.rows
+        );
+        println!(
+            "| reader | rows/s | seconds | ratio | cdc CPU s | walsender CPU s | cdc peak RSS MB |"
+        );
+        println!("|---|---:|---:|---:|---:|---:|---:|");
+        let row = |name: &str, r: &Run| {
+            println!(
+                "| {name} | {:.0} | {:.2} | {:.2} | {} | {} | {} |",
+                r.rows_per_s,
+                r.secs,
+                r.rows_per_s / recv.rows_per_s,
+                r.cpu.map(|c| format!("{c:.2}")).unwrap_or("-".into()),
+                r.walsender_cpu
+                    .map(|c| format!("{c:.2}"))
+                    .unwrap_or("-".into()),
+                r.rss_mb.map(|c| format!("{c:.0}")).unwrap_or("-".into()),
+            )
+        };
+        row("pg_recvlogical (limit)", &recv);
+        row("cdc → null sink", &null);
+        row("cdc → file sink", &file);
+        for slot in slots {
+            self.psql(&format!("SELECT pg_drop_replication_slot('{slot}')"));
+        }
+    }
+
+    /// The publication and signal table cdc would create, made before the
+    /// slots so every slot can decode with them.
+    fn prepare_cdc_objects(&self) {
+        self.psql(
+            "CREATE SCHEMA IF NOT EXISTS cdc;
+             CREATE TABLE IF NOT EXISTS cdc.signal (id text PRIMARY KEY, type text NOT NULL, data jsonb);
+             DROP PUBLICATION IF EXISTS cdc;
+             CREATE PUBLICATION cdc FOR TABLE bench, cdc.signal;",
+        );
+    }
+
+    fn copy_limit(&self) -> Run {
+        let start = Instant::now();
+        let status = Command::new(self.pg.bindir().join("psql"))
+            .args([
+                "-X",
+                "-q",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &self.pg.port().to_string(),
+                "-U",
+                "postgres",
+                "-d",
+                "postgres",
+            ])
+            .args(["-c", "COPY (SELECT * FROM bench) TO STDOUT"])
+            .stdout(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let secs = start.elapsed().as_secs_f64();
+        Run {
+            rows_per_s: self.rows as f64 / secs,
+            secs,
+            cpu: None,
+            walsender_cpu: None,
+            rss_mb: None,
+        }
+    }
+
+    /// An incremental snapshot of the whole table while a light writer
+    /// streams; timed from the signal to "snapshot complete".
+    fn cdc_snapshot(&self, chunk: usize, rows: usize) -> Run {
+        let slot = format!("snap_{chunk}");
+        let config = self.config(&slot, "type = \"null\"", chunk);
+        let log = config.with_extension("log");
+        let mut child = self.start_cdc(&config);
+        wait_for(&log, "streaming", Duration::from_secs(60));
+        let writer_stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let writer = {
+            let stop = writer_stop.clone();
+            let url = self.pg.url();
+            let bindir = self.pg.bindir().to_path_buf();
+            std::thread::spawn(move || light_writer(&bindir, &url, &stop))
+        };
+        let start = Instant::now();
+        self.psql(&format!(
+            "INSERT INTO cdc.signal VALUES ('bench-{chunk}-{}', 'execute-snapshot', '{{\"data-collections\": [\"public.bench\"]}}')",
+            SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos()
+        ));
+        let (mut cpu, mut rss) = (None, None);
+        while !std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .contains("snapshot complete")
+        {
+            cpu = cpu_seconds(child.id()).or(cpu);
+            rss = peak_rss_mb(child.id()).or(rss);
+            assert!(
+                child.try_wait().unwrap().is_none(),
+                "cdc exited; see {}",
+                log.display()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let secs = start.elapsed().as_secs_f64();
+        writer_stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        let _ = writer.join();
+        Self::stop(&mut child);
+        self.psql(&format!("SELECT pg_drop_replication_slot('{slot}')"));
+        Run {
+            rows_per_s: rows as f64 / secs,
+            secs,
+            cpu,
+            walsender_cpu: None,
+            rss_mb: rss,
+        }
+    }
+
+    fn snapshot(&self, chunks: &[usize]) {
+        self.psql("DROP TABLE IF EXISTS bench");
+        self.psql(TABLE_DDL);
+        self.prepare_cdc_objects();
+        self.load_rows(100_000);
+        self.psql("VACUUM ANALYZE bench");
+        // Warm the cache the same way for both readers.
+        self.copy_limit();
+        let copy = self.copy_limit();
+        println!(
+            "\n## snapshot: {} rows, light writer streaming meanwhile",
+            self.rows
+        );
+        println!("| reader | rows/s | seconds | ratio | cdc CPU s | cdc peak RSS MB |");
+        println!("|---|---:|---:|---:|---:|---:|");
+        println!(
+            "| COPY (SELECT …) TO STDOUT (limit) | {:.0} | {:.2} | 1.00 | - | - |",
+            copy.rows_per_s, copy.secs
+        );
+        for &chunk in chunks {
+            let run = self.cdc_snapshot(chunk, self.rows);
+            println!(
+                "| cdc, chunk {chunk} | {:.0} | {:.2} | {:.2} | {} | {} |",
+                run.rows_per_s,
+                run.secs,
+                run.rows_per_s / copy.rows_per_s,
+                run.cpu.map(|c| format!("{c:.2}")).unwrap_or("-".into()),
+                run.rss_mb.map(|c| format!("{c:.0}")).unwrap_or("-".into()),
+            );
+        }
+    }
+
+    /// Peak RSS of a snapshot at two table sizes: it must not grow.
+    fn memory(&mut self, sizes: [usize; 2], chunk: usize) {
+        println!("\n## memory: snapshot peak RSS by table size (chunk {chunk})");
+        println!("| rows | cdc peak RSS MB | rows/s |");
+        println!("|---:|---:|---:|");
+        for rows in sizes {
+            self.rows = rows;
+            self.psql("DROP TABLE IF EXISTS bench");
+            self.psql(TABLE_DDL);
+            self.prepare_cdc_objects();
+            self.load_rows(100_000);
+            self.psql("VACUUM ANALYZE bench");
+            let run = self.cdc_snapshot(chunk, rows);
+            println!(
+                "| {rows} | {:.0} | {:.0} |",
+                run.rss_mb.unwrap_or(0.0),
+                run.rows_per_s
+            );
+        }
+    }
+
+    /// Commit-to-sink latency at a fixed change rate.
+    fn latency(&self, rate: usize, secs: u64) {
+        self.psql("DROP TABLE IF EXISTS bench");
+        self.psql(TABLE_DDL);
+        self.prepare_cdc_objects();
+        let slot = format!("lat_{rate}");
+        let events = self.dir.path().join(format!("{slot}.jsonl"));
+        let config = self.config(
+            &slot,
+            &format!("type = \"file\"\npath = {:?}", events.display().to_string()),
+            8192,
+        );
+        let log = config.with_extension("log");
+        let mut child = self.start_cdc(&config);
+        wait_for(&log, "streaming", Duration::from_secs(60));
+        // 100 transactions a second, rate/100 rows each.
+        let per_tx = (rate / 100).max(1);
+        let url = self.pg.url();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let writer = {
+            let stop = stop.clone();
+            std::thread::spawn(move || paced_writer(&url, per_tx, secs, &stop))
+        };
+        let mut latencies = Vec::new();
+        let mut file = loop {
+            if let Ok(f) = std::fs::File::open(&events) {
+                break f;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        };
+        let mut offset = 0u64;
+        let mut pending = String::new();
+        let deadline = Instant::now() + Duration::from_secs(secs + 10);
+        let mut rss = None;
+        while Instant::now() < deadline
+            && !(writer.is_finished() && latencies.len() >= per_tx * 100 * secs as usize)
+        {
+            file.seek(SeekFrom::Start(offset)).unwrap();
+            let mut reader = BufReader::new(&file);
+            let mut line = String::new();
+            while reader.read_line(&mut line).unwrap() > 0 {
+                offset += line.len() as u64;
+                pending.push_str(&line);
+                if pending.ends_with('\n') {
+                    let now_ms = SystemTime::now()
+                        .duration_since(UNIX_EPOCH)
+                        .unwrap()
+                        .as_secs_f64()
+                        * 1000.0;
+                    if let Ok(v) = serde_json::from_str::<serde_json::Value>(&pending) {
+                        // source.ts_ms is the transaction's commit time.
+                        if let Some(ts) = v["source"]["ts_ms"].as_f64() {
+                            latencies.push(now_ms - ts);
+                        }
+                    }
+                    pending.clear();
+                }
+                line.clear();
+            }
+            rss = peak_rss_mb(child.id()).or(rss);
+            std::thread::sleep(Duration::from_micros(500));
+        }
+        stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        let achieved = writer.join().unwrap();
+        Self::stop(&mut child);
+        self.psql(&format!("SELECT pg_drop_replication_slot('{slot}')"));
+        latencies.sort_by(|a, b| a.total_cmp(b));
+        let pct = |p: f64| {
+            latencies
+                .get(((latencies.len() as f64 * p) as usize).min(latencies.len().saturating_sub(1)))
+                .copied()
+                .unwrap_or(f64::NAN)
+        };
+        println!(
+            "| {rate} | {:.0} | {} | {:.1} | {:.1} | {:.1} | {:.0} |",
+            achieved,
+            latencies.len(),
+            pct(0.50),
+            pct(0.99),
+            latencies.last().copied().unwrap_or(f64::NAN),
+            rss.unwrap_or(0.0)
+        );
+    }
+}
+
+fn wait_for(log: &Path, text: &str, timeout: Duration) {
+    let deadline = Instant::now() + timeout;
+    while !std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .contains(text)
+    {
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {text:?} in {}",
+            log.display()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// About 100 single-row updates a second, until told to stop.
+fn light_writer(bindir: &Path, url: &str, stop: &std::sync::atomic::AtomicBool) {
+    let mut child = Command::new(bindir.join("psql"))
+        .args(["-X", "-q", url])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut i = 0u64;
+    while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+        use std::io::Write;
+        i += 1;
+        let _ = writeln!(
+            stdin,
+            "UPDATE bench SET a = a + 1 WHERE id = {};",
+            1 + (i * 7919) % 1000
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    drop(stdin);
+    let _ = child.wait();
+}
+
+/// 100 transactions a second of `per_tx` rows, for `secs`; returns the
+/// achieved changes per second.
+fn paced_writer(url: &str, per_tx: usize, secs: u64, stop: &std::sync::atomic::AtomicBool) -> f64 {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        let start = Instant::now();
+        let mut next = start;
+        let mut id = 0usize;
+        let mut changes = 0usize;
+        while start.elapsed() < Duration::from_secs(secs)
+            && !stop.load(std::sync::atomic::Ordering::SeqCst)
+        {
+            client
+                .batch_execute(&insert_sql(id + 1, id + per_tx))
+                .await
+                .unwrap();
+            id += per_tx;
+            changes += per_tx;
+            next += Duration::from_millis(10);
+            if let Some(wait) = next.checked_duration_since(Instant::now()) {
+                tokio::time::sleep(wait).await;
+            }
+        }
+        changes as f64 / start.elapsed().as_secs_f64()
+    })
+}
+
+fn main() {
+    // `cargo bench` passes --bench; nothing else to parse.
+    let rows = env_usize("CDC_BENCH_ROWS", 1_000_000);
+    let big_rows = env_usize("CDC_BENCH_BIG_ROWS", rows * 3);
+    let latency_secs = env_usize("CDC_BENCH_LATENCY_SECS", 30) as u64;
+    let chunks: Vec<usize> = std::env::var("CDC_BENCH_CHUNKS")
+        .unwrap_or_else(|_| "1000,8192,50000".into())
+        .split(',')
+        .filter_map(|c| c.trim().parse().ok())
+        .collect();
+    let only = std::env::var("CDC_BENCH_ONLY").unwrap_or_default();
+    let wanted = |name: &str| only.is_empty() || only.split(',').any(|o| o.trim() == name);
+
+    let pg = Postgres::builder()
+        .setting("shared_buffers", "1GB")
+        .setting("max_wal_size", "8GB")
+        .setting("wal_sender_timeout", "5min")
+        .start()
+        .unwrap();
+    let mut bench = Bench {
+        pg,
+        dir: tempfile::tempdir().unwrap(),
+        rows,
+    };
+    println!(
+        "# cdc benchmark: {} cores, {} rows, PostgreSQL {}",
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(0),
+        rows,
+        bench.psql("SHOW server_version")
+    );
+    if wanted("stream") {
+        bench.drain("streaming drain", 10_000);
+    }
+    if wanted("bigtx") {
+        bench.drain("one large transaction", rows);
+    }
+    if wanted("snapshot") {
+        bench.snapshot(&chunks);
+    }
+    if wanted("latency") {
+        println!("\n## latency: commit (source.ts_ms) to the line in the sink file, {latency_secs}s per rate");
+        println!(
+            "| target changes/s | achieved | events | p50 ms | p99 ms | max ms | cdc peak RSS MB |"
+        );
+        println!("|---:|---:|---:|---:|---:|---:|---:|");
+        for rate in [1_000, 10_000] {
+            bench.latency(rate, latency_secs);
+        }
+    }
+    if wanted("memory") && big_rows > 0 {
+        bench.memory([rows, big_rows], 8192);
+    }
+}
