@@ -4,20 +4,45 @@
 //! ClickHouse) read these unchanged: `{before, after, source, op, ts_ms}` with
 //! schemas disabled, and the key as the primary-key columns.
 
-use serde::ser::SerializeMap;
-use serde::{Serialize, Serializer};
-
 use crate::event::{Event, Op};
-use crate::value::Row;
+use crate::value::{Row, Value, UNAVAILABLE_VALUE_PLACEHOLDER};
 
 const VERSION: &str = concat!("cdc-", env!("CARGO_PKG_VERSION"));
 
 /// Serialise `event` as its envelope JSON, appending to `out`.
 /// `ts_ms` is the processing time (Debezium's top-level `ts_ms`).
+///
+/// Written directly rather than through serde's data model: this runs for
+/// every event, and JSON values are copied as the source validated them
+/// instead of being parsed again.
 pub fn write_value(event: &Event, ts_ms: i64, out: &mut Vec<u8>) {
-    // Serialising plain data into a Vec cannot fail: every Serialize impl
-    // here is infallible and the writer is memory.
-    let _ = serde_json::to_writer(out, &Envelope { event, ts_ms });
+    out.push(b'{');
+    if event.op == Op::Message {
+        if let Some(message) = &event.message {
+            out.extend_from_slice(b"\"message\":{\"prefix\":");
+            write_str(&message.prefix, out);
+            out.extend_from_slice(b",\"content\":\"");
+            use base64::Engine as _;
+            out.extend_from_slice(
+                base64::engine::general_purpose::STANDARD
+                    .encode(&message.content)
+                    .as_bytes(),
+            );
+            out.extend_from_slice(b"\"},");
+        }
+    } else {
+        out.extend_from_slice(b"\"before\":");
+        write_optional_row(event.before.as_ref(), out);
+        out.extend_from_slice(b",\"after\":");
+        write_optional_row(event.after.as_ref(), out);
+        out.push(b',');
+    }
+    write_source(event, out);
+    out.extend_from_slice(b",\"op\":\"");
+    out.extend_from_slice(event.op.code().as_bytes());
+    out.extend_from_slice(b"\",\"ts_ms\":");
+    write_display(ts_ms, out);
+    out.push(b'}');
 }
 
 /// The envelope as a JSON string, for tests and tools.
@@ -29,76 +54,118 @@ pub fn value_json(event: &Event, ts_ms: i64) -> String {
 
 /// The key JSON: an object of the primary-key columns.
 pub fn key_json(key: &Row) -> Vec<u8> {
-    serde_json::to_vec(key).unwrap_or_default()
+    let mut out = Vec::with_capacity(32);
+    write_row(key, &mut out);
+    out
 }
 
-struct Envelope<'a> {
-    event: &'a Event,
-    ts_ms: i64,
-}
-
-impl Serialize for Envelope<'_> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let e = self.event;
-        let mut map = serializer.serialize_map(None)?;
-        if e.op == Op::Message {
-            if let Some(message) = &e.message {
-                map.serialize_entry("message", &MessageJson(message))?;
-            }
-        } else {
-            map.serialize_entry("before", &e.before)?;
-            map.serialize_entry("after", &e.after)?;
+fn write_source(event: &Event, out: &mut Vec<u8>) {
+    let s = &event.source;
+    out.extend_from_slice(b"\"source\":{\"version\":");
+    write_str(VERSION, out);
+    out.extend_from_slice(b",\"connector\":");
+    write_str(s.meta.connector, out);
+    out.extend_from_slice(b",\"name\":");
+    write_str(&s.meta.name, out);
+    out.extend_from_slice(b",\"ts_ms\":");
+    write_display(s.ts_ms, out);
+    out.extend_from_slice(b",\"snapshot\":\"");
+    out.extend_from_slice(s.snapshot.as_str().as_bytes());
+    out.extend_from_slice(b"\",\"db\":");
+    write_str(&s.meta.db, out);
+    match &event.table {
+        Some(table) => {
+            out.extend_from_slice(b",\"schema\":");
+            write_str(&table.schema, out);
+            out.extend_from_slice(b",\"table\":");
+            write_str(&table.name, out);
         }
-        map.serialize_entry("source", &SourceJson(e))?;
-        map.serialize_entry("op", e.op.code())?;
-        map.serialize_entry("ts_ms", &self.ts_ms)?;
-        map.end()
+        None => out.extend_from_slice(b",\"schema\":null,\"table\":null"),
+    }
+    out.extend_from_slice(b",\"txId\":");
+    match s.tx_id {
+        Some(tx) => write_display(tx, out),
+        None => out.extend_from_slice(b"null"),
+    }
+    out.extend_from_slice(b",\"lsn\":");
+    match s.lsn {
+        Some(lsn) => write_display(lsn, out),
+        None => out.extend_from_slice(b"null"),
+    }
+    out.extend_from_slice(b",\"position\":\"");
+    s.position.write_hex(out);
+    out.extend_from_slice(b"\"}");
+}
+
+fn write_optional_row(row: Option<&Row>, out: &mut Vec<u8>) {
+    match row {
+        Some(row) => write_row(row, out),
+        None => out.extend_from_slice(b"null"),
     }
 }
 
-struct SourceJson<'a>(&'a Event);
-
-impl Serialize for SourceJson<'_> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let e = self.0;
-        let s = &e.source;
-        let mut map = serializer.serialize_map(None)?;
-        map.serialize_entry("version", VERSION)?;
-        map.serialize_entry("connector", s.meta.connector)?;
-        map.serialize_entry("name", &s.meta.name)?;
-        map.serialize_entry("ts_ms", &s.ts_ms)?;
-        map.serialize_entry("snapshot", s.snapshot.as_str())?;
-        map.serialize_entry("db", &s.meta.db)?;
-        match &e.table {
-            Some(table) => {
-                map.serialize_entry("schema", &table.schema)?;
-                map.serialize_entry("table", &table.name)?;
-            }
-            None => {
-                map.serialize_entry("schema", &None::<&str>)?;
-                map.serialize_entry("table", &None::<&str>)?;
-            }
+/// A row as a JSON object.
+pub fn write_row(row: &Row, out: &mut Vec<u8>) {
+    out.push(b'{');
+    for (i, (name, value)) in row.columns.iter().zip(&row.values).enumerate() {
+        if i > 0 {
+            out.push(b',');
         }
-        map.serialize_entry("txId", &s.tx_id)?;
-        map.serialize_entry("lsn", &s.lsn)?;
-        map.serialize_entry("position", &s.position)?;
-        map.end()
+        write_str(name, out);
+        out.push(b':');
+        write_json_value(value, out);
+    }
+    out.push(b'}');
+}
+
+/// One value as JSON (see [`Value`] for the mapping).
+pub fn write_json_value(value: &Value, out: &mut Vec<u8>) {
+    match value {
+        Value::Null => out.extend_from_slice(b"null"),
+        Value::Bool(true) => out.extend_from_slice(b"true"),
+        Value::Bool(false) => out.extend_from_slice(b"false"),
+        Value::Int(i) => write_display(*i, out),
+        Value::Float(f) => {
+            // serde_json prints finite floats exactly (ryu); non-finite ones
+            // never reach here as Float.
+            let _ = serde_json::to_writer(&mut *out, f);
+        }
+        Value::Text(text) => write_str(text, out),
+        // Validated by the source when the value was built.
+        Value::Json(raw) => out.extend_from_slice(raw.as_bytes()),
+        Value::Bytes(bytes) => {
+            use base64::Engine as _;
+            out.push(b'"');
+            out.extend_from_slice(
+                base64::engine::general_purpose::STANDARD
+                    .encode(bytes)
+                    .as_bytes(),
+            );
+            out.push(b'"');
+        }
+        Value::Array(items) => {
+            out.push(b'[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_json_value(item, out);
+            }
+            out.push(b']');
+        }
+        Value::Unchanged => write_str(UNAVAILABLE_VALUE_PLACEHOLDER, out),
     }
 }
 
-struct MessageJson<'a>(&'a crate::event::LogicalMessage);
+/// A JSON string with escapes.
+fn write_str(text: &str, out: &mut Vec<u8>) {
+    // Writing a str into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut *out, text);
+}
 
-impl Serialize for MessageJson<'_> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        use base64::Engine as _;
-        let mut map = serializer.serialize_map(Some(2))?;
-        map.serialize_entry("prefix", &self.0.prefix)?;
-        map.serialize_entry(
-            "content",
-            &base64::engine::general_purpose::STANDARD.encode(&self.0.content),
-        )?;
-        map.end()
-    }
+fn write_display(n: impl itoa::Integer, out: &mut Vec<u8>) {
+    let mut buf = itoa::Buffer::new();
+    out.extend_from_slice(buf.format(n).as_bytes());
 }
 
 #[cfg(test)]

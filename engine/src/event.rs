@@ -37,7 +37,19 @@ impl Position {
     }
 
     pub fn to_hex(&self) -> String {
-        self.0.iter().map(|b| format!("{b:02x}")).collect()
+        let mut out = Vec::with_capacity(self.0.len() * 2);
+        self.write_hex(&mut out);
+        String::from_utf8(out).unwrap_or_default()
+    }
+
+    /// Append the lower-case hex form to `out` (on every event's path).
+    pub fn write_hex(&self, out: &mut Vec<u8>) {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        out.reserve(self.0.len() * 2);
+        for &b in self.0.iter() {
+            out.push(HEX[usize::from(b >> 4)]);
+            out.push(HEX[usize::from(b & 0x0f)]);
+        }
     }
 
     pub fn from_hex(hex: &str) -> Option<Self> {

@@ -34,6 +34,8 @@ pub fn state_table(signal_table: &TableRef) -> TableRef {
 struct TableSql {
     info: TableInfo,
     key_oids: Vec<u32>,
+    /// Positions of the key columns among all columns.
+    key_indexes: Vec<usize>,
     column_oids: Vec<u32>,
     key_names: Arc<[String]>,
     column_names: Arc<[String]>,
@@ -49,8 +51,14 @@ impl TableSql {
         if key_oids.is_empty() {
             return None;
         }
+        let key_indexes = info
+            .primary_key
+            .iter()
+            .map(|k| info.columns.iter().position(|c| &c.name == k))
+            .collect::<Option<Vec<_>>>()?;
         Some(TableSql {
             key_oids,
+            key_indexes,
             column_oids: info.columns.iter().map(|c| c.type_oid).collect(),
             key_names: Arc::from(info.primary_key.clone()),
             column_names: Arc::from(
@@ -96,10 +104,9 @@ impl TableSql {
 
     fn select_list(&self) -> String {
         self.info
-            .primary_key
+            .columns
             .iter()
-            .chain(self.info.columns.iter().map(|c| &c.name))
-            .map(|c| format!("src.{}::text", quote_ident(c)))
+            .map(|c| format!("src.{}::text", quote_ident(&c.name)))
             .collect::<Vec<_>>()
             .join(", ")
     }
@@ -466,22 +473,30 @@ impl ChunkSource for PgChunkSource {
             tx.commit().await.map_err(transient)?;
 
             let mut chunk = Vec::with_capacity(rows.len());
-            let mut last_key = None;
             for row in &rows {
-                let key = row_values(row, 0..nkeys, &sql.key_oids)?;
-                let after =
-                    row_values(row, nkeys..nkeys + sql.column_oids.len(), &sql.column_oids)?;
+                let after = row_values(row, 0..sql.column_oids.len(), &sql.column_oids)?;
+                let key = sql
+                    .key_indexes
+                    .iter()
+                    .map(|&i| after.get(i).cloned().unwrap_or(Value::Null))
+                    .collect();
                 chunk.push(ChunkRow {
                     key: Row::new(sql.key_names.clone(), key),
                     after: Row::new(sql.column_names.clone(), after),
                 });
-                last_key = Some(
-                    (0..nkeys)
-                        .map(|i| row.try_get::<_, String>(i))
+            }
+            // The next chunk starts after the last key, in the server's own
+            // text form of it.
+            let last_key = match rows.last() {
+                Some(row) => Some(
+                    sql.key_indexes
+                        .iter()
+                        .map(|&i| row.try_get::<_, String>(i))
                         .collect::<Result<Vec<_>, _>>()
                         .map_err(|e| SnapshotError::Transient(e.to_string()))?,
-                );
-            }
+                ),
+                None => None,
+            };
             Ok(SelectedChunk {
                 rows: chunk,
                 last_key,
