@@ -101,11 +101,16 @@ struct InFlight {
     selected: Option<Selected>,
 }
 
+/// Chunks in flight at once: the next chunk of a table is selected while the
+/// log still has to reach the previous one's high watermark.
+const PIPELINE_DEPTH: usize = 2;
+
 #[derive(Debug)]
 pub struct Scheduler {
     state: SnapshotState,
     chunk_size: usize,
-    in_flight: Option<InFlight>,
+    /// In selection order; a chunk's range starts where the one before ends.
+    in_flight: VecDeque<InFlight>,
     next_token: u64,
     attempt: u32,
     dirty: bool,
@@ -116,7 +121,7 @@ impl Scheduler {
         Scheduler {
             state,
             chunk_size: chunk_size.max(1),
-            in_flight: None,
+            in_flight: VecDeque::new(),
             next_token: 1,
             attempt: 0,
             dirty: false,
@@ -133,12 +138,20 @@ impl Scheduler {
     }
 
     pub fn is_busy(&self) -> bool {
-        self.in_flight.is_some()
+        !self.in_flight.is_empty()
     }
 
-    /// The token of the chunk in flight.
+    /// The token of the oldest chunk in flight.
     pub fn in_flight(&self) -> Option<u64> {
-        self.in_flight.as_ref().map(|f| f.token)
+        self.in_flight.front().map(|f| f.token)
+    }
+
+    pub fn in_flight_count(&self) -> usize {
+        self.in_flight.len()
+    }
+
+    pub fn is_in_flight(&self, token: u64) -> bool {
+        self.in_flight.iter().any(|f| f.token == token)
     }
 
     /// Queue tables directly (the initial snapshot), skipping queued ones.
@@ -248,15 +261,29 @@ impl Scheduler {
         }
     }
 
-    /// The next chunk to select, unless paused, idle, or one is in flight.
+    /// The next chunk to select, unless paused or idle. With a chunk in
+    /// flight, the next one of the same table may follow once the previous
+    /// is selected and full (its last key is where the next one starts).
     pub fn next_request(&mut self) -> Option<ChunkRequest> {
-        if self.state.paused || self.in_flight.is_some() {
+        if self.state.paused {
             return None;
         }
         let current = self.state.queue.front()?;
+        let after_key = match self.in_flight.back() {
+            None => current.last_key.clone(),
+            Some(last) if self.in_flight.len() < PIPELINE_DEPTH && last.table == current.table => {
+                let selected = last.selected.as_ref()?;
+                if selected.rows < last.limit {
+                    // The last chunk of the table is in flight.
+                    return None;
+                }
+                Some(selected.last_key.clone()?)
+            }
+            Some(_) => return None,
+        };
         let token = self.next_token;
         self.next_token += 1;
-        self.in_flight = Some(InFlight {
+        self.in_flight.push_back(InFlight {
             token,
             table: current.table.clone(),
             limit: self.chunk_size,
@@ -266,7 +293,7 @@ impl Scheduler {
             token,
             table: current.table.clone(),
             filter: current.filter.clone(),
-            after_key: current.last_key.clone(),
+            after_key,
             max_key: current.max_key.clone(),
             max_key_read: current.max_key_read,
             limit: self.chunk_size,
@@ -275,7 +302,17 @@ impl Scheduler {
     }
 
     fn current_in_flight(&mut self, token: u64) -> Option<&mut InFlight> {
-        self.in_flight.as_mut().filter(|f| f.token == token)
+        self.in_flight.iter_mut().find(|f| f.token == token)
+    }
+
+    /// Remove the chunk `token` and every chunk selected after it (their
+    /// ranges start where it ends); returns the followers' tokens.
+    fn drop_from(&mut self, token: u64) -> Option<(InFlight, Vec<u64>)> {
+        let index = self.in_flight.iter().position(|f| f.token == token)?;
+        let mut removed = self.in_flight.drain(index..);
+        let first = removed.next()?;
+        let followers = removed.map(|f| f.token).collect();
+        Some((first, followers))
     }
 
     /// The reader selected the chunk (its window is still open).
@@ -299,7 +336,8 @@ impl Scheduler {
     /// The window closed and `emitted` rows went out (the rest lost to log
     /// events). Returns the table if it is now complete.
     pub fn on_done(&mut self, token: u64, emitted: usize) -> Option<Finished> {
-        let flight = self.in_flight.take_if(|f| f.token == token)?;
+        let index = self.in_flight.iter().position(|f| f.token == token)?;
+        let flight = self.in_flight.remove(index)?;
         self.attempt = 0;
         let selected = flight.selected?;
         let index = self
@@ -329,30 +367,39 @@ impl Scheduler {
     }
 
     /// The chunk was discarded (torn, or its window broken): select the
-    /// same range again.
-    pub fn on_discarded(&mut self, token: u64) {
-        if self.in_flight.take_if(|f| f.token == token).is_some() {
-            self.attempt = self.attempt.saturating_add(1);
+    /// same range again. Returns the chunks selected after it, which must be
+    /// cancelled too.
+    pub fn on_discarded(&mut self, token: u64) -> Vec<u64> {
+        match self.drop_from(token) {
+            Some((_, followers)) => {
+                self.attempt = self.attempt.saturating_add(1);
+                followers
+            }
+            None => Vec::new(),
         }
     }
 
     /// The reader failed. A definite failure (the filter does not parse,
     /// the table is gone) drops the table and returns it; a transient one
     /// retries.
-    pub fn on_failed(&mut self, token: u64, definite: bool) -> Option<TableProgress> {
-        let flight = self.in_flight.take_if(|f| f.token == token)?;
+    /// Also returns the chunks selected after it, to cancel.
+    pub fn on_failed(&mut self, token: u64, definite: bool) -> (Option<TableProgress>, Vec<u64>) {
+        let Some((flight, followers)) = self.drop_from(token) else {
+            return (None, Vec::new());
+        };
         if !definite {
             self.attempt = self.attempt.saturating_add(1);
-            return None;
+            return (None, followers);
         }
         self.attempt = 0;
-        let index = self
+        self.dirty = true;
+        let dropped = self
             .state
             .queue
             .iter()
-            .position(|p| p.table == flight.table)?;
-        self.dirty = true;
-        self.state.queue.remove(index)
+            .position(|p| p.table == flight.table)
+            .and_then(|index| self.state.queue.remove(index));
+        (dropped, followers)
     }
 }
 
@@ -397,10 +444,17 @@ mod tests {
         let r = s.next_request().unwrap();
         assert_eq!(r.after_key, None);
         assert!(!r.max_key_read);
-        assert!(s.next_request().is_none(), "one chunk at a time");
+        assert!(
+            s.next_request().is_none(),
+            "the next chunk waits for this one's select"
+        );
         s.on_selected(r.token, selected(2, Some("2")));
+        // Pipelined: the next chunk is requested before this one is done.
+        let r2 = s.next_request().unwrap();
+        assert_eq!(r2.after_key, Some(vec!["2".into()]));
+        assert!(s.next_request().is_none(), "two in flight at most");
         assert_eq!(s.on_done(r.token, 1), None);
-        let r = s.next_request().unwrap();
+        let r = r2;
         assert_eq!(r.after_key, Some(vec!["2".into()]));
         assert_eq!(r.max_key, Some(vec!["100".into()]));
         assert!(r.max_key_read);
@@ -422,13 +476,17 @@ mod tests {
         s.apply("s1", &execute(&["a"]), ok).unwrap();
         let r1 = s.next_request().unwrap();
         s.on_selected(r1.token, selected(2, Some("2")));
-        s.on_discarded(r1.token);
+        let follower = s.next_request().unwrap();
+        // Discarding a chunk cancels the one selected after it.
+        assert_eq!(s.on_discarded(r1.token), vec![follower.token]);
         let r2 = s.next_request().unwrap();
         assert_eq!(r2.after_key, None);
         assert_eq!(r2.attempt, 1);
         // A late outcome of the discarded chunk changes nothing.
         assert_eq!(s.on_done(r1.token, 2), None);
+        assert_eq!(s.on_done(follower.token, 2), None);
         assert!(s.is_busy());
+        assert_eq!(s.state().queue.front().map(|p| p.rows_emitted), Some(0));
     }
 
     #[test]
@@ -487,7 +545,7 @@ mod tests {
         s.apply("s1", &cmd, ok).unwrap();
         let r = s.next_request().unwrap();
         assert_eq!(r.filter.as_deref(), Some("x > 1"));
-        let dropped = s.on_failed(r.token, true).unwrap();
+        let dropped = s.on_failed(r.token, true).0.unwrap();
         assert_eq!(dropped.table, t("a"));
         assert_eq!(s.next_request().unwrap().table, t("b"));
     }

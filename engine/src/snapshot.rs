@@ -104,7 +104,8 @@ pub struct SnapshotProcessor {
     reports: mpsc::UnboundedReceiver<Report>,
     outcomes: Vec<Outcome>,
     last_progress_log: Instant,
-    in_flight_since: Instant,
+    /// The oldest chunk in flight and since when it has been the oldest.
+    oldest: Option<(u64, Instant)>,
     /// Unique per engine run: `<prefix>-<start millis>-<token>`.
     window_prefix: String,
 }
@@ -138,7 +139,7 @@ impl SnapshotProcessor {
             reports,
             outcomes: Vec::new(),
             last_progress_log: Instant::now(),
-            in_flight_since: Instant::now(),
+            oldest: None,
             window_prefix: format!("{window_prefix}-{started}"),
         };
         (processor, worker)
@@ -237,6 +238,11 @@ impl SnapshotProcessor {
                     chunk,
                     selected,
                 } => {
+                    if !self.scheduler.is_in_flight(token) {
+                        // Cancelled meanwhile (a chunk before it was
+                        // discarded): its watermarks will be ignored.
+                        continue;
+                    }
                     self.scheduler.on_selected(token, selected);
                     self.merger.on_chunk(chunk, &mut self.outcomes);
                 }
@@ -245,15 +251,19 @@ impl SnapshotProcessor {
                     definite,
                     reason,
                 } => {
-                    if self.scheduler.in_flight() != Some(token) {
+                    if !self.scheduler.is_in_flight(token) {
                         // Its window already closed (the failure came after
-                        // the high watermark committed): nothing to undo.
+                        // the high watermark committed) or was cancelled.
                         continue;
                     }
-                    // The window (if open) can no longer be trusted.
-                    let mut ignored = Vec::new();
-                    self.merger.abandon(&mut ignored);
-                    match self.scheduler.on_failed(token, definite) {
+                    // Its window (if open) can no longer be trusted, nor the
+                    // chunks selected after it.
+                    let (dropped, followers) = self.scheduler.on_failed(token, definite);
+                    self.merger.cancel(token);
+                    for follower in followers {
+                        self.merger.cancel(follower);
+                    }
+                    match dropped {
                         Some(dropped) => tracing::error!(
                             "snapshot of {} (signal '{}') stopped: {reason}",
                             dropped.table,
@@ -284,7 +294,9 @@ impl SnapshotProcessor {
                 }
                 Outcome::ChunkDiscarded { token, reason } => {
                     tracing::info!("snapshot chunk discarded, selecting it again: {reason}");
-                    self.scheduler.on_discarded(token);
+                    for follower in self.scheduler.on_discarded(token) {
+                        self.merger.cancel(follower);
+                    }
                 }
             }
         }
@@ -315,16 +327,19 @@ impl SnapshotProcessor {
     }
 
     fn schedule(&mut self) {
-        if let Some(request) = self.scheduler.next_request() {
+        while let Some(request) = self.scheduler.next_request() {
             let window = format!("{}-{}", self.window_prefix, request.token);
             // Before the low watermark is written, so the merger knows it
-            // as its own whenever it shows up in the log.
-            self.merger.expect_window(
-                request.token,
-                window.clone(),
-                Arc::new(request.table.clone()),
-                &mut self.outcomes,
-            );
+            // as its own whenever it shows up in the log. The worker writes
+            // a queued chunk's LW after the previous HW.
+            let table = Arc::new(request.table.clone());
+            if self.scheduler.in_flight_count() > 1 {
+                self.merger
+                    .queue_window(request.token, window.clone(), table);
+            } else {
+                self.merger
+                    .expect_window(request.token, window.clone(), table, &mut self.outcomes);
+            }
             if self
                 .requests
                 .send(Request::Select { request, window })
@@ -337,22 +352,24 @@ impl SnapshotProcessor {
 
     fn step(&mut self) {
         self.handle_outcomes();
-        if let Some(token) = self.scheduler.in_flight() {
+        let front = self.scheduler.in_flight();
+        if self.oldest.map(|(token, _)| token) != front {
+            self.oldest = front.map(|token| (token, Instant::now()));
+        }
+        if let Some((token, since)) = self.oldest {
             // Watermarks that never show up in the log (a signal table
             // dropped from the publication, a lost report) must not stall
             // the snapshot forever.
-            if self.in_flight_since.elapsed() > WINDOW_TIMEOUT {
+            if since.elapsed() > WINDOW_TIMEOUT {
                 tracing::warn!(
                     "snapshot window {token} not closed after {}s; selecting the chunk again",
                     WINDOW_TIMEOUT.as_secs()
                 );
-                let mut ignored = Vec::new();
-                self.merger.abandon(&mut ignored);
-                self.scheduler.on_discarded(token);
+                self.merger.cancel(token);
+                for follower in self.scheduler.on_discarded(token) {
+                    self.merger.cancel(follower);
+                }
             }
-        }
-        if !self.scheduler.is_busy() {
-            self.in_flight_since = Instant::now();
         }
         self.schedule();
     }

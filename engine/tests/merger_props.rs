@@ -505,3 +505,57 @@ fn visibility_text_round_trips() {
     assert_eq!(v.to_string(), "726:726:");
     assert!("726:725:".parse::<Visibility>().is_err());
 }
+
+/// Pipelined chunks: the next window is queued while the previous one still
+/// waits for its high watermark; each applies only inside its own window.
+#[test]
+fn queued_windows_merge_in_log_order() {
+    let mut h = Harness::new();
+    h.expect(1, "w1");
+    h.chunk(1, "w1", &[(1, 10), (2, 20)], vis(50, 50, &[]));
+    let table = h.log.table.clone();
+    h.merger.queue_window(2, "w2".into(), table);
+    h.mark(50, "w1", true);
+    h.write(51, 3, Some(30), Some(31)); // inside w1, before w2's select sees it
+    h.mark(52, "w1", false);
+    h.mark(53, "w2", true);
+    // w2's chunk: selected after its LW (xid 53), before xid 54 commits.
+    h.chunk(2, "w2", &[(3, 31), (4, 40)], vis(54, 54, &[]));
+    h.write(54, 4, Some(40), Some(41)); // inside w2: wins over the chunk row
+    h.mark(55, "w2", false);
+    assert_eq!(h.reads(), vec![(1, 10), (2, 20), (3, 31)]);
+    assert_eq!(
+        h.outcomes,
+        vec![
+            Outcome::ChunkDone {
+                token: 1,
+                emitted: 2
+            },
+            Outcome::ChunkDone {
+                token: 2,
+                emitted: 1
+            }
+        ]
+    );
+    assert!(h.merger.is_idle());
+}
+
+#[test]
+fn a_queued_window_opening_first_discards_the_one_before_it() {
+    let mut h = Harness::new();
+    h.expect(1, "w1");
+    let table = h.log.table.clone();
+    h.merger.queue_window(2, "w2".into(), table);
+    h.mark(50, "w2", true);
+    assert!(h.discarded().contains("reached before window w1 closed"));
+    h.outcomes.clear();
+    // A cancelled window's watermarks are ignored.
+    h.merger.cancel(2);
+    h.chunk(2, "w2", &[(1, 10)], None);
+    h.outcomes.clear();
+    h.merger.cancel(2);
+    h.mark(51, "w2", false);
+    assert!(h.outcomes.is_empty());
+    assert!(h.reads().is_empty());
+    assert!(h.merger.is_idle());
+}

@@ -28,6 +28,7 @@ mod commits;
 mod visibility;
 mod window;
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 
 use cdc_signal::{Command, TableRef};
@@ -80,7 +81,9 @@ pub enum Outcome {
 #[derive(Debug)]
 pub struct WindowMerger {
     commits: commits::CommitMemory,
-    flight: Option<InFlight>,
+    /// Windows in log order: the front one is the only one that can be open
+    /// (each LW is written after the previous HW committed).
+    flights: VecDeque<InFlight>,
 }
 
 impl Default for WindowMerger {
@@ -101,7 +104,7 @@ impl WindowMerger {
     pub fn with_commit_memory(capacity: usize) -> Self {
         WindowMerger {
             commits: commits::CommitMemory::new(capacity),
-            flight: None,
+            flights: VecDeque::new(),
         }
     }
 
@@ -118,7 +121,21 @@ impl WindowMerger {
         outcomes: &mut Vec<Outcome>,
     ) {
         self.supersede(&window, outcomes);
-        self.flight = Some(InFlight::new(token, window, table));
+        self.flights.push_back(InFlight::new(token, window, table));
+    }
+
+    /// Like [`WindowMerger::expect_window`], but behind the windows already in
+    /// flight instead of replacing them: the chunk reader selects the next chunk
+    /// while the log still has to reach the previous high watermark. Its LW must
+    /// be written after the previous window's HW committed.
+    pub fn queue_window(&mut self, token: u64, window: String, table: Arc<TableRef>) {
+        self.flights.push_back(InFlight::new(token, window, table));
+    }
+
+    /// Drop the window of `token` (its range depends on a discarded chunk);
+    /// no outcome is reported for it.
+    pub fn cancel(&mut self, token: u64) {
+        self.flights.retain(|f| f.token != token);
     }
 
     /// The chunk reader selected a chunk: after writing its LW, before writing its HW, so
@@ -126,20 +143,19 @@ impl WindowMerger {
     /// that does not match the window in flight (other window, token or table, or a
     /// second chunk for it) discards that window and takes its place.
     pub fn on_chunk(&mut self, chunk: Chunk, outcomes: &mut Vec<Outcome>) {
-        if let Some(flight) = self.flight.as_mut() {
-            if flight.window == chunk.window
-                && flight.token == chunk.token
-                && flight.table == chunk.table
-                && flight.chunk.is_none()
-            {
-                flight.attach(chunk.rows, chunk.visibility);
-                return;
-            }
+        if let Some(flight) = self.flights.iter_mut().find(|f| {
+            f.window == chunk.window
+                && f.token == chunk.token
+                && f.table == chunk.table
+                && f.chunk.is_none()
+        }) {
+            flight.attach(chunk.rows, chunk.visibility);
+            return;
         }
         self.supersede(&chunk.window, outcomes);
         let mut flight = InFlight::new(chunk.token, chunk.window, chunk.table);
         flight.attach(chunk.rows, chunk.visibility);
-        self.flight = Some(flight);
+        self.flights.push_back(flight);
     }
 
     /// Processes one log item, in log order. A row event moves to `out` at once (events
@@ -155,7 +171,8 @@ impl WindowMerger {
     ) -> Option<LogItem> {
         let item = match item {
             LogItem::Event(event) => {
-                if let Some(flight) = self.flight.as_mut() {
+                // Only an open window acts on it; windows do not overlap.
+                for flight in self.flights.iter_mut() {
                     flight.observe(&event);
                 }
                 out.push(event);
@@ -181,7 +198,7 @@ impl WindowMerger {
     /// Forgets the window in flight (the log restarts: reconnect or restart) and reports
     /// its chunk discarded. Remembered commits are kept: they happened all the same.
     pub fn abandon(&mut self, outcomes: &mut Vec<Outcome>) {
-        if let Some(flight) = self.flight.take() {
+        for flight in self.flights.drain(..) {
             outcomes.push(Outcome::ChunkDiscarded {
                 token: flight.token,
                 reason: format!(
@@ -194,11 +211,25 @@ impl WindowMerger {
 
     /// No window expected, no chunk pending.
     pub fn is_idle(&self) -> bool {
-        self.flight.is_none()
+        self.flights.is_empty()
+    }
+
+    /// Discard the windows queued before `index` (the window `by_window` is
+    /// at `index`), leaving it at the front.
+    fn discard_before(&mut self, index: usize, by_window: &str, outcomes: &mut Vec<Outcome>) {
+        for old in self.flights.drain(..index) {
+            outcomes.push(Outcome::ChunkDiscarded {
+                token: old.token,
+                reason: format!(
+                    "window {by_window} reached before window {} closed",
+                    old.window
+                ),
+            });
+        }
     }
 
     fn supersede(&mut self, by_window: &str, outcomes: &mut Vec<Outcome>) {
-        if let Some(old) = self.flight.take() {
+        for old in self.flights.drain(..) {
             outcomes.push(Outcome::ChunkDiscarded {
                 token: old.token,
                 reason: format!(
@@ -211,8 +242,13 @@ impl WindowMerger {
 
     fn open(&mut self, window: &str, outcomes: &mut Vec<Outcome>) {
         let mark = self.commits.mark();
-        let Some(flight) = self.flight.as_mut().filter(|f| f.window == window) else {
+        let Some(index) = self.flights.iter().position(|f| f.window == window) else {
             // Not ours: another engine's window, or a stale one from before a restart.
+            return;
+        };
+        // Windows before it never closed: their chunks cannot be vouched for.
+        self.discard_before(index, window, outcomes);
+        let Some(flight) = self.flights.front_mut() else {
             return;
         };
         if flight.opened_at.is_none() {
@@ -220,7 +256,7 @@ impl WindowMerger {
             return;
         }
         let token = flight.token;
-        self.flight = None;
+        self.flights.pop_front();
         outcomes.push(Outcome::ChunkDiscarded {
             token,
             reason: format!("low watermark of window {window} seen twice"),
@@ -234,7 +270,11 @@ impl WindowMerger {
         out: &mut Vec<Event>,
         outcomes: &mut Vec<Outcome>,
     ) {
-        let Some(flight) = self.flight.take_if(|f| f.window == window) else {
+        let Some(index) = self.flights.iter().position(|f| f.window == window) else {
+            return;
+        };
+        self.discard_before(index, window, outcomes);
+        let Some(flight) = self.flights.pop_front() else {
             return;
         };
         let token = flight.token;

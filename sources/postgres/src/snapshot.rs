@@ -18,6 +18,7 @@ use cdc_engine::scheduler::{ChunkRequest, SnapshotState};
 use cdc_engine::snapshot::{ChunkSource, SelectedChunk, SnapshotError};
 use cdc_engine::{Row, TableRef, Value};
 use cdc_signal::{SNAPSHOT_WINDOW_CLOSE, SNAPSHOT_WINDOW_OPEN};
+use futures_util::StreamExt;
 use tokio::sync::Mutex;
 use tokio_postgres::Client;
 
@@ -466,15 +467,19 @@ impl ChunkSource for PgChunkSource {
             params.extend(upper.iter().cloned());
             params.push(request.limit.to_string());
             let query = sql.chunk_sql(request.after_key.is_some(), true, filter);
-            let refs: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> =
-                params.iter().map(|p| p as _).collect();
             tracing::debug!(table = %request.table, sql = %query, params = ?params, "chunk select");
-            let rows = tx.query(&query, &refs).await.map_err(classify)?;
-            tx.commit().await.map_err(transient)?;
-
-            let mut chunk = Vec::with_capacity(rows.len());
-            for row in &rows {
-                let after = row_values(row, 0..sql.column_oids.len(), &sql.column_oids)?;
+            // Rows are converted as they stream in, overlapping the
+            // server's work with ours.
+            let stream = tx
+                .query_raw(&query, params.iter())
+                .await
+                .map_err(classify)?;
+            futures_util::pin_mut!(stream);
+            let mut chunk = Vec::with_capacity(request.limit.min(65_536));
+            let mut last_key = None;
+            while let Some(row) = stream.next().await {
+                let row = row.map_err(classify)?;
+                let after = row_values(&row, 0..sql.column_oids.len(), &sql.column_oids)?;
                 let key = sql
                     .key_indexes
                     .iter()
@@ -484,10 +489,12 @@ impl ChunkSource for PgChunkSource {
                     key: Row::new(sql.key_names.clone(), key),
                     after: Row::new(sql.column_names.clone(), after),
                 });
+                last_key = Some(row);
             }
+            tx.commit().await.map_err(transient)?;
             // The next chunk starts after the last key, in the server's own
             // text form of it.
-            let last_key = match rows.last() {
+            let last_key = match last_key {
                 Some(row) => Some(
                     sql.key_indexes
                         .iter()
