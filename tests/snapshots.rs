@@ -65,20 +65,12 @@ fn signal(pg: &Postgres, id: &str, kind: &str, data: &str) {
 
 #[test]
 fn an_execute_snapshot_signal_emits_the_whole_table_while_writes_stream() {
-    let pg = postgres_with(
+    let (pg, _dir, _config, events_path, mut engine) = capture(
         "CREATE TABLE orders (id int PRIMARY KEY, status text, amount int);
          INSERT INTO orders SELECT g, 'old', g FROM generate_series(1, 5000) g;",
-    );
-    let dir = tempfile::tempdir().unwrap();
-    let config = write_config(
-        dir.path(),
-        &pg.url(),
         &["public.orders"],
         "\n[snapshot]\nchunk_size = 700\n",
     );
-    let events_path = dir.path().join("events.jsonl");
-    let mut engine = Engine::start(&config);
-    wait_streaming(&mut engine);
 
     signal(
         &pg,
@@ -131,21 +123,13 @@ fn an_execute_snapshot_signal_emits_the_whole_table_while_writes_stream() {
 
 #[test]
 fn bad_signals_get_one_line_each_and_the_stream_goes_on() {
-    let pg = postgres_with(
+    let (pg, _dir, _config, events_path, mut engine) = capture(
         "CREATE TABLE orders (id int PRIMARY KEY);
          CREATE TABLE keyless (v int);
          CREATE TABLE uncaptured (id int PRIMARY KEY);",
-    );
-    let dir = tempfile::tempdir().unwrap();
-    let config = write_config(
-        dir.path(),
-        &pg.url(),
         &["public.orders", "public.keyless"],
         "",
     );
-    let events_path = dir.path().join("events.jsonl");
-    let mut engine = Engine::start(&config);
-    wait_streaming(&mut engine);
     pg.psql(
         r#"INSERT INTO cdc.signal VALUES ('bad-json', 'execute-snapshot', NULL);
            INSERT INTO cdc.signal (id, type) VALUES ('bad-type', 'explode');
@@ -209,20 +193,12 @@ fn bad_signals_get_one_line_each_and_the_stream_goes_on() {
 
 #[test]
 fn a_filtered_snapshot_emits_only_matching_rows() {
-    let pg = postgres_with(
+    let (_pg, _dir, config, events_path, mut engine) = capture(
         "CREATE TABLE orders (id int PRIMARY KEY, status text);
          INSERT INTO orders SELECT g, CASE WHEN g % 3 = 0 THEN 'open' ELSE 'closed' END FROM generate_series(1, 300) g;",
-    );
-    let dir = tempfile::tempdir().unwrap();
-    let config = write_config(
-        dir.path(),
-        &pg.url(),
         &["public.orders"],
         "\n[snapshot]\nchunk_size = 40\n",
     );
-    let events_path = dir.path().join("events.jsonl");
-    let mut engine = Engine::start(&config);
-    wait_streaming(&mut engine);
     let out = Command::new(cdc_bin())
         .args([
             "snapshot",
@@ -601,20 +577,12 @@ fn initial_snapshot_on_first_start_only() {
 
 #[test]
 fn a_sigkill_mid_snapshot_resumes_at_the_last_completed_chunk() {
-    let pg = postgres_with(
+    let (pg, _dir, config, events_path, mut engine) = capture(
         "CREATE TABLE big (id int PRIMARY KEY, v text);
          INSERT INTO big SELECT g, md5(g::text) FROM generate_series(1, 40000) g;",
-    );
-    let dir = tempfile::tempdir().unwrap();
-    let config = write_config(
-        dir.path(),
-        &pg.url(),
         &["public.big"],
         "\n[snapshot]\nchunk_size = 100\n",
     );
-    let events_path = dir.path().join("events.jsonl");
-    let mut engine = Engine::start(&config);
-    wait_streaming(&mut engine);
     signal(
         &pg,
         "s1",
@@ -657,23 +625,20 @@ fn a_sigkill_mid_snapshot_resumes_at_the_last_completed_chunk() {
 
 #[test]
 fn timestamp_and_numeric_keys_are_chunked_in_key_order() {
-    let pg = postgres_with(
+    let (pg, _dir, _config, events_path, mut engine) = capture(
         "CREATE TABLE by_time (at timestamptz PRIMARY KEY, v int);
          INSERT INTO by_time SELECT '2024-01-01'::timestamptz + g * interval '1.5 second', g FROM generate_series(1, 700) g;
          CREATE TABLE by_amount (amount numeric PRIMARY KEY, v int);
          INSERT INTO by_amount SELECT g / 7.0, g FROM generate_series(1, 700) g;",
-    );
-    let dir = tempfile::tempdir().unwrap();
-    let config = write_config(
-        dir.path(),
-        &pg.url(),
         &["public.by_time", "public.by_amount"],
         "\n[snapshot]\nchunk_size = 64\n",
     );
-    let events_path = dir.path().join("events.jsonl");
-    let mut engine = Engine::start(&config);
-    wait_streaming(&mut engine);
-    signal(&pg, "s1", "execute-snapshot", r#"{"data-collections": ["public.by_time", "public.by_amount"]}"#);
+    signal(
+        &pg,
+        "s1",
+        "execute-snapshot",
+        r#"{"data-collections": ["public.by_time", "public.by_amount"]}"#,
+    );
     wait_until("both snapshots complete", Duration::from_secs(60), || {
         assert!(engine.is_running(), "{}", engine.log_text());
         engine.log_text().matches("snapshot complete").count() == 2

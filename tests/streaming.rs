@@ -15,21 +15,13 @@ fn ops(events: &[&Value]) -> Vec<String> {
 
 #[test]
 fn row_changes_arrive_in_commit_order_with_their_values() {
-    let pg = postgres_with(
+    let (pg, _dir, _config, events_path, mut engine) = capture(
         "CREATE TABLE orders (id int PRIMARY KEY, status text, amount numeric(10,2));
          CREATE TABLE lines (order_id int, line int, sku text, PRIMARY KEY (order_id, line));
          CREATE TABLE ignored (id int PRIMARY KEY);",
-    );
-    let dir = tempfile::tempdir().unwrap();
-    let config = write_config(
-        dir.path(),
-        &pg.url(),
         &["public.orders", "public.lines"],
         "",
     );
-    let events_path = dir.path().join("events.jsonl");
-    let mut engine = Engine::start(&config);
-    wait_streaming(&mut engine);
 
     pg.psql(
         "INSERT INTO orders VALUES (1, 'new', 10.50);
@@ -95,7 +87,7 @@ fn row_changes_arrive_in_commit_order_with_their_values() {
 
 #[test]
 fn every_supported_type_becomes_typed_json() {
-    let pg = postgres_with(
+    let (pg, _dir, _config, events_path, mut engine) = capture(
         "CREATE TYPE mood AS ENUM ('sad', 'happy');
          CREATE TABLE t (
            id bigint PRIMARY KEY, s smallint, i int, b bool, r real, d double precision,
@@ -103,12 +95,9 @@ fn every_supported_type_becomes_typed_json() {
            dt date, ts timestamp, tstz timestamptz, tm time, iv interval, by bytea,
            ia int[], ta text[], m mood, nan double precision
          );",
+        &["public.t"],
+        "",
     );
-    let dir = tempfile::tempdir().unwrap();
-    let config = write_config(dir.path(), &pg.url(), &["public.t"], "");
-    let events_path = dir.path().join("events.jsonl");
-    let mut engine = Engine::start(&config);
-    wait_streaming(&mut engine);
     pg.psql(
         r#"INSERT INTO t VALUES (
              9007199254740993, -2, 42, true, 1.5, 2.25, 12345678901234567890.123, 'héllo', 'v', 'ab',
@@ -154,12 +143,11 @@ fn every_supported_type_becomes_typed_json() {
 
 #[test]
 fn unchanged_toast_values_are_marked_never_null() {
-    let pg = postgres_with("CREATE TABLE docs (id int PRIMARY KEY, body text, n int);");
-    let dir = tempfile::tempdir().unwrap();
-    let config = write_config(dir.path(), &pg.url(), &["public.docs"], "");
-    let events_path = dir.path().join("events.jsonl");
-    let mut engine = Engine::start(&config);
-    wait_streaming(&mut engine);
+    let (pg, _dir, _config, events_path, mut engine) = capture(
+        "CREATE TABLE docs (id int PRIMARY KEY, body text, n int);",
+        &["public.docs"],
+        "",
+    );
     // Random text does not compress, so 100 kB is stored out of line.
     pg.psql(
         "INSERT INTO docs SELECT 1, string_agg(md5(g::text), ''), 0 FROM generate_series(1, 3200) g;
@@ -179,12 +167,8 @@ fn unchanged_toast_values_are_marked_never_null() {
 
 #[test]
 fn sigterm_acknowledges_everything_so_a_restart_repeats_nothing() {
-    let pg = postgres_with("CREATE TABLE t (id int PRIMARY KEY);");
-    let dir = tempfile::tempdir().unwrap();
-    let config = write_config(dir.path(), &pg.url(), &["public.t"], "");
-    let events_path = dir.path().join("events.jsonl");
-    let mut engine = Engine::start(&config);
-    wait_streaming(&mut engine);
+    let (pg, _dir, config, events_path, mut engine) =
+        capture("CREATE TABLE t (id int PRIMARY KEY);", &["public.t"], "");
     pg.psql("INSERT INTO t SELECT generate_series(1, 500);")
         .unwrap();
     wait_for_events(&events_path, 500, &mut engine);
@@ -205,12 +189,8 @@ fn sigterm_acknowledges_everything_so_a_restart_repeats_nothing() {
 
 #[test]
 fn a_restarted_server_is_reconnected_and_nothing_is_lost() {
-    let pg = postgres_with("CREATE TABLE t (id int PRIMARY KEY);");
-    let dir = tempfile::tempdir().unwrap();
-    let config = write_config(dir.path(), &pg.url(), &["public.t"], "");
-    let events_path = dir.path().join("events.jsonl");
-    let mut engine = Engine::start(&config);
-    wait_streaming(&mut engine);
+    let (pg, _dir, _config, events_path, mut engine) =
+        capture("CREATE TABLE t (id int PRIMARY KEY);", &["public.t"], "");
     pg.psql("INSERT INTO t VALUES (1);").unwrap();
     wait_for_events(&events_path, 1, &mut engine);
     pg.restart().unwrap();

@@ -49,6 +49,23 @@ pub struct TableProgress {
     pub estimate: Option<u64>,
 }
 
+impl TableProgress {
+    /// A table waiting for its first chunk.
+    pub fn new(table: TableRef, signal_id: &str, filter: Option<String>) -> Self {
+        TableProgress {
+            table,
+            signal_id: signal_id.to_string(),
+            filter,
+            last_key: None,
+            max_key: None,
+            max_key_read: false,
+            rows_emitted: 0,
+            chunks: 0,
+            estimate: None,
+        }
+    }
+}
+
 /// What the chunk reader should select.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChunkRequest {
@@ -161,17 +178,9 @@ impl Scheduler {
             if self.state.queue.iter().any(|p| &p.table == table) {
                 continue;
             }
-            self.state.queue.push_back(TableProgress {
-                table: table.clone(),
-                signal_id: signal_id.to_string(),
-                filter: None,
-                last_key: None,
-                max_key: None,
-                max_key_read: false,
-                rows_emitted: 0,
-                chunks: 0,
-                estimate: None,
-            });
+            self.state
+                .queue
+                .push_back(TableProgress::new(table.clone(), signal_id, None));
             added.push(table.clone());
         }
         self.dirty |= !added.is_empty();
@@ -211,17 +220,11 @@ impl Scheduler {
                         }
                         continue;
                     }
-                    self.state.queue.push_back(TableProgress {
-                        table: table.clone(),
-                        signal_id: signal_id.to_string(),
+                    self.state.queue.push_back(TableProgress::new(
+                        table.clone(),
+                        signal_id,
                         filter,
-                        last_key: None,
-                        max_key: None,
-                        max_key_read: false,
-                        rows_emitted: 0,
-                        chunks: 0,
-                        estimate: None,
-                    });
+                    ));
                     added.push(table.clone());
                 }
                 Applied::Queued(added)

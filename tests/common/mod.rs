@@ -170,3 +170,20 @@ pub fn wait_streaming(engine: &mut Engine) {
         engine.log_text().contains("streaming")
     });
 }
+
+/// A PostgreSQL with `ddl`, a config capturing `tables` (plus `extra` TOML),
+/// and `cdc run` streaming: (server, dir, config path, events path, engine).
+/// Bind the dir to a name (`_dir`) so it lives as long as the test.
+pub fn capture(
+    ddl: &str,
+    tables: &[&str],
+    extra: &str,
+) -> (Postgres, tempfile::TempDir, PathBuf, PathBuf, Engine) {
+    let pg = postgres_with(ddl);
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &pg.url(), tables, extra);
+    let events = dir.path().join("events.jsonl");
+    let mut engine = Engine::start(&config);
+    wait_streaming(&mut engine);
+    (pg, dir, config, events, engine)
+}
