@@ -47,6 +47,31 @@ ensure_rust() {
   if ! command -v cc >/dev/null; then
     apt_install gcc libc6-dev
   fi
+  ensure_kafka_build_deps
+}
+
+# The Kafka sink links librdkafka, which rdkafka-sys builds from source
+# (Debian's is too old): a C toolchain, make, and the OpenSSL (TLS, SASL) and
+# zlib headers, found through pkg-config. No cmake or curl: not used.
+ensure_kafka_build_deps() {
+  local pkg missing=""
+  for pkg in gcc g++ make pkg-config libssl-dev zlib1g-dev; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" || missing="$missing $pkg"
+  done
+  if [ -n "$missing" ]; then
+    echo "installing the build dependencies of librdkafka:$missing" >&2
+    # shellcheck disable=SC2086
+    apt_install $missing
+  fi
+}
+
+# tansu, the Kafka-protocol broker the tests start: built once per machine
+# into ~/.cargo/bin (about 20 minutes on 2 cores), then reused.
+ensure_tansu() {
+  if [ -n "${CDC_TEST_KAFKA_BOOTSTRAP:-}" ] || [ -n "${CDC_TANSU_BIN:-}" ]; then return 0; fi
+  if command -v tansu >/dev/null || [ -x "${CARGO_HOME:-$HOME/.cargo}/bin/tansu" ]; then return 0; fi
+  echo "installing tansu 0.6.0 (a Kafka-compatible broker for the tests; built once per machine)" >&2
+  cargo install tansu --version 0.6.0 --locked --features dynostore
 }
 
 ensure_nextest() {

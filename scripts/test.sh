@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install what is missing and run the whole test suite against real servers.
-# Tests start their own PostgreSQL clusters; nothing needs to be running.
+# Tests start their own PostgreSQL clusters and Kafka brokers (tansu);
+# nothing needs to be running.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
@@ -8,5 +9,6 @@ cd "$(dirname "$0")/.."
 ensure_rust
 ensure_postgres
 ensure_nextest
+ensure_tansu
 
 cargo nextest run --workspace --profile ci "$@"

@@ -79,6 +79,8 @@ pub enum SinkConfig {
     Stdout {},
     /// Encodes and discards: for measuring the engine alone.
     Null {},
+    /// Kafka topics (README, "Kafka sink").
+    Kafka(Box<cdc_sink_kafka::KafkaSinkConfig>),
 }
 
 #[derive(Debug, Deserialize)]
@@ -161,6 +163,20 @@ impl Config {
         }
         if self.pipeline.max_batch_events == 0 || self.pipeline.channel_capacity == 0 {
             bail!("pipeline.max_batch_events and pipeline.channel_capacity must be at least 1");
+        }
+        if let SinkConfig::Kafka(kafka) = &self.sink {
+            kafka.validate()?;
+            if let Some(outbox) = &kafka.outbox {
+                // Rows of an uncaptured table never reach the sink.
+                let table = TableRef::parse(&outbox.table)?;
+                if !pg
+                    .tables
+                    .iter()
+                    .any(|t| TableRef::parse(t).ok().as_ref() == Some(&table))
+                {
+                    bail!("sink.outbox.table {table} must be listed in source.tables");
+                }
+            }
         }
         Ok(())
     }

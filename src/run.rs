@@ -55,6 +55,7 @@ fn open_sink(config: &SinkConfig) -> Result<Box<dyn Sink>> {
         SinkConfig::File { path } => Box::new(FileSink::open(path)?),
         SinkConfig::Stdout {} => Box::new(StdoutSink::new()),
         SinkConfig::Null {} => Box::new(NullSink::default()),
+        SinkConfig::Kafka(kafka) => Box::new(cdc_sink_kafka::KafkaSink::open((**kafka).clone())?),
     })
 }
 

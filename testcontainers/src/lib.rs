@@ -13,6 +13,7 @@
 //! (starting a cluster blocks for a second or two).
 
 mod error;
+pub mod kafka;
 mod process;
 mod tls;
 mod url;
@@ -24,6 +25,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 pub use error::Error;
+pub use kafka::{Kafka, KafkaError};
 use process::RunAs;
 use url::PgUrl;
 

@@ -1,0 +1,277 @@
+//! From change events to Kafka records: which topic, key, value and headers.
+//!
+//! - Row changes (`c`, `u`, `d`, `r`) go to the table's topic (template
+//!   `{prefix}.{schema}.{table}`), keyed by the primary key as JSON, valued
+//!   by the Debezium envelope; a delete is followed by a tombstone (same
+//!   key, null value) when `tombstones` is on.
+//! - Truncates carry no key: they go to the table's topic with a null key.
+//! - Logical messages belong to no table: they go to `message_topic`
+//!   (`{prefix}.message`), keyed by `{"prefix": …}` so one prefix's
+//!   messages stay ordered, or are skipped when `message_topic` is empty.
+//! - Inserts into the outbox table become outbox events (see [`Outbox`]);
+//!   its other changes are dropped.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use cdc_engine::{envelope, Event, Op, Row, TableRef, Value};
+use serde::Serialize;
+
+use crate::config::{ConfigError, KafkaSinkConfig, OutboxConfig, Templates};
+use crate::record::{Batch, HEADER_ID, HEADER_OP, HEADER_POSITION, HEADER_TYPE};
+use crate::template::Vars;
+
+/// An event that can never be routed; retrying cannot help.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct RouteError(pub String);
+
+/// Turns events into records; caches rendered topic names.
+#[derive(Debug)]
+pub(crate) struct Router {
+    templates: Templates,
+    tombstones: bool,
+    outbox: Option<Outbox>,
+    /// The source name the caches were built for.
+    prefix: String,
+    table_topics: HashMap<TableRef, Arc<str>>,
+    message_topic: Option<Arc<str>>,
+    outbox_topics: HashMap<String, Arc<str>>,
+}
+
+/// The outbox event router: an insert into the outbox table becomes one
+/// record on the topic its aggregate type names, keyed by its aggregate id,
+/// valued by its payload (json/jsonb as JSON text, text as is, bytea as raw
+/// bytes, null as a tombstone), with the event id and type as headers.
+/// Updates, deletes, truncates and snapshot reads of the outbox table are
+/// dropped: an outbox row is an event once, when it is inserted.
+#[derive(Debug)]
+struct Outbox {
+    table: TableRef,
+    config: OutboxConfig,
+}
+
+impl Router {
+    pub fn new(config: &KafkaSinkConfig) -> Result<Router, ConfigError> {
+        let templates = config.templates()?;
+        let outbox = match &config.outbox {
+            None => None,
+            Some(outbox) => Some(Outbox {
+                table: TableRef::parse(&outbox.table)
+                    .map_err(|_| ConfigError::OutboxTable(outbox.table.clone()))?,
+                config: outbox.clone(),
+            }),
+        };
+        Ok(Router {
+            templates,
+            tombstones: config.tombstones,
+            outbox,
+            prefix: String::new(),
+            table_topics: HashMap::new(),
+            message_topic: None,
+            outbox_topics: HashMap::new(),
+        })
+    }
+
+    /// Append the records of `event` to `batch`.
+    pub fn route(
+        &mut self,
+        event: &Event,
+        ts_ms: i64,
+        batch: &mut Batch,
+    ) -> Result<(), RouteError> {
+        let meta = &event.source.meta;
+        if meta.name != self.prefix {
+            // One source per run, so this happens once; kept correct anyway.
+            self.prefix.clone_from(&meta.name);
+            self.table_topics.clear();
+            self.message_topic = None;
+            self.outbox_topics.clear();
+        }
+        let Some(table) = event.table.as_deref() else {
+            return self.route_message(event, ts_ms, batch);
+        };
+        if self.outbox.as_ref().is_some_and(|o| &o.table == table) {
+            return self.route_outbox(event, table, batch);
+        }
+        let topic = match self.table_topics.get(table) {
+            Some(topic) => topic.clone(),
+            None => {
+                let topic: Arc<str> = Arc::from(self.templates.table.render(&Vars {
+                    prefix: &meta.name,
+                    db: &meta.db,
+                    schema: &table.schema,
+                    table: &table.name,
+                    aggregate_type: "",
+                }));
+                self.table_topics.insert(table.clone(), topic.clone());
+                topic
+            }
+        };
+        let position = &event.source.position;
+        let mut record = batch.record(topic.clone());
+        if let Some(key) = &event.key {
+            record = record.key(|buf| envelope::write_row(key, buf));
+        }
+        record
+            .value(|buf| envelope::write_value(event, ts_ms, buf))
+            .header(HEADER_OP, |buf| {
+                buf.extend_from_slice(event.op.code().as_bytes())
+            })
+            .header(HEADER_POSITION, |buf| position.write_hex(buf))
+            .push();
+        if event.op == Op::Delete && self.tombstones {
+            if let Some(key) = &event.key {
+                batch
+                    .record(topic)
+                    .key(|buf| envelope::write_row(key, buf))
+                    .header(HEADER_POSITION, |buf| position.write_hex(buf))
+                    .push();
+            }
+        }
+        Ok(())
+    }
+
+    fn route_message(
+        &mut self,
+        event: &Event,
+        ts_ms: i64,
+        batch: &mut Batch,
+    ) -> Result<(), RouteError> {
+        let (Some(template), Some(message)) = (&self.templates.message, &event.message) else {
+            return Ok(());
+        };
+        let topic = match &self.message_topic {
+            Some(topic) => topic.clone(),
+            None => {
+                let meta = &event.source.meta;
+                let topic: Arc<str> = Arc::from(template.render(&Vars {
+                    prefix: &meta.name,
+                    db: &meta.db,
+                    ..Vars::default()
+                }));
+                self.message_topic = Some(topic.clone());
+                topic
+            }
+        };
+        #[derive(Serialize)]
+        struct MessageKey<'a> {
+            prefix: &'a str,
+        }
+        batch
+            .record(topic)
+            .key(|buf| {
+                write_json(
+                    buf,
+                    &MessageKey {
+                        prefix: &message.prefix,
+                    },
+                )
+            })
+            .value(|buf| envelope::write_value(event, ts_ms, buf))
+            .header(HEADER_OP, |buf| {
+                buf.extend_from_slice(event.op.code().as_bytes())
+            })
+            .header(HEADER_POSITION, |buf| event.source.position.write_hex(buf))
+            .push();
+        Ok(())
+    }
+
+    fn route_outbox(
+        &mut self,
+        event: &Event,
+        table: &TableRef,
+        batch: &mut Batch,
+    ) -> Result<(), RouteError> {
+        let (Some(outbox), Some(template)) = (&self.outbox, &self.templates.outbox) else {
+            return Ok(());
+        };
+        let (Op::Create, Some(row)) = (event.op, &event.after) else {
+            tracing::debug!(
+                op = event.op.code(),
+                "outbox: only inserts are routed; change dropped"
+            );
+            return Ok(());
+        };
+        let config = &outbox.config;
+        let column = |name: &str, key: &str| {
+            row.get(name).ok_or_else(|| {
+                RouteError(format!(
+                    "outbox table {table} has no column '{name}' (set sink.outbox.{key})"
+                ))
+            })
+        };
+        let aggregate_type = column(&config.aggregate_type_column, "aggregate_type_column")?;
+        let aggregate_id = column(&config.aggregate_id_column, "aggregate_id_column")?;
+        let payload = column(&config.payload_column, "payload_column")?;
+        let id = column(&config.id_column, "id_column")?;
+        let event_type = row.get(&config.type_column);
+        let Some(aggregate_type) = aggregate_type.as_key_text() else {
+            // Bad data, not a broken pipeline: report it and go on.
+            tracing::warn!(
+                table = %table,
+                id = %id,
+                "outbox row has no {} value; skipped",
+                config.aggregate_type_column
+            );
+            return Ok(());
+        };
+        let topic = match self.outbox_topics.get(&aggregate_type) {
+            Some(topic) => topic.clone(),
+            None => {
+                let meta = &event.source.meta;
+                let topic: Arc<str> = Arc::from(template.render(&Vars {
+                    prefix: &meta.name,
+                    db: &meta.db,
+                    schema: &table.schema,
+                    table: &table.name,
+                    aggregate_type: &aggregate_type,
+                }));
+                self.outbox_topics.insert(aggregate_type, topic.clone());
+                topic
+            }
+        };
+        let mut record = batch.record(topic);
+        if let Some(key) = aggregate_id.as_key_text() {
+            record = record.key(|buf| buf.extend_from_slice(key.as_bytes()));
+        }
+        if !matches!(payload, Value::Null) {
+            record = record.value(|buf| write_payload(buf, payload));
+        }
+        if let Some(id) = id.as_key_text() {
+            record = record.header(HEADER_ID, |buf| buf.extend_from_slice(id.as_bytes()));
+        }
+        if let Some(event_type) = event_type.and_then(Value::as_key_text) {
+            record = record.header(HEADER_TYPE, |buf| {
+                buf.extend_from_slice(event_type.as_bytes())
+            });
+        }
+        record
+            .header(HEADER_POSITION, |buf| event.source.position.write_hex(buf))
+            .push();
+        Ok(())
+    }
+}
+
+/// The outbox payload as bytes: JSON documents as their text, text as is,
+/// bytea raw, anything else as its JSON.
+fn write_payload(buf: &mut Vec<u8>, payload: &Value) {
+    match payload {
+        Value::Json(text) | Value::Text(text) => buf.extend_from_slice(text.as_bytes()),
+        Value::Bytes(bytes) => buf.extend_from_slice(bytes),
+        other => envelope::write_json_value(other, buf),
+    }
+}
+
+fn write_json<T: Serialize + ?Sized>(buf: &mut Vec<u8>, value: &T) {
+    // Serialising plain data into memory cannot fail.
+    let _ = serde_json::to_writer(buf, value);
+}
+
+/// The primary key as the sink writes it: [`envelope::key_json`].
+pub fn key_bytes(key: &Row) -> Vec<u8> {
+    envelope::key_json(key)
+}
+
+#[cfg(test)]
+mod tests;
