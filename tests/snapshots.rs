@@ -316,18 +316,12 @@ fn a_chunk_torn_by_a_sync_rep_wait_is_never_emitted() {
 
 #[test]
 fn pause_resume_stop_and_status_from_the_cli() {
-    let pg = postgres_with(
+    let (_pg, _dir, config, events_path) = prepare(
         "CREATE TABLE a (id int PRIMARY KEY); INSERT INTO a SELECT generate_series(1, 2000);
          CREATE TABLE b (id int PRIMARY KEY); INSERT INTO b SELECT generate_series(1, 2000);",
-    );
-    let dir = tempfile::tempdir().unwrap();
-    let config = write_config(
-        dir.path(),
-        &pg.url(),
         &["public.a", "public.b"],
         "\n[snapshot]\nchunk_size = 50\n",
     );
-    let events_path = dir.path().join("events.jsonl");
     let cli = |args: &[&str]| {
         let out = Command::new(cdc_bin())
             .args(args)
@@ -545,18 +539,12 @@ fn concurrent_writers_snapshot_signals_and_kills_keep_completeness_and_order() {
 
 #[test]
 fn initial_snapshot_on_first_start_only() {
-    let pg = postgres_with(
+    let (pg, _dir, config, events_path) = prepare(
         "CREATE TABLE a (id int PRIMARY KEY); INSERT INTO a SELECT generate_series(1, 300);
          CREATE TABLE b (k text PRIMARY KEY); INSERT INTO b SELECT 'k' || g FROM generate_series(1, 200) g;",
-    );
-    let dir = tempfile::tempdir().unwrap();
-    let config = write_config(
-        dir.path(),
-        &pg.url(),
         &["public.a", "public.b"],
         "\n[snapshot]\ninitial = true\nchunk_size = 64\n",
     );
-    let events_path = dir.path().join("events.jsonl");
     let mut engine = Engine::start(&config);
     wait_until("both tables snapshotted", Duration::from_secs(60), || {
         assert!(engine.is_running(), "{}", engine.log_text());

@@ -171,19 +171,53 @@ pub fn wait_streaming(engine: &mut Engine) {
     });
 }
 
-/// A PostgreSQL with `ddl`, a config capturing `tables` (plus `extra` TOML),
-/// and `cdc run` streaming: (server, dir, config path, events path, engine).
-/// Bind the dir to a name (`_dir`) so it lives as long as the test.
+/// A PostgreSQL with `ddl` and a config capturing `tables` (plus `extra`
+/// TOML): (server, dir, config path, events path). Bind the dir to a name
+/// (`_dir`) so it lives as long as the test.
+pub fn prepare(
+    ddl: &str,
+    tables: &[&str],
+    extra: &str,
+) -> (Postgres, tempfile::TempDir, PathBuf, PathBuf) {
+    let pg = postgres_with(ddl);
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &pg.url(), tables, extra);
+    let events = dir.path().join("events.jsonl");
+    (pg, dir, config, events)
+}
+
+/// [`prepare`], then `cdc run` streaming.
 pub fn capture(
     ddl: &str,
     tables: &[&str],
     extra: &str,
 ) -> (Postgres, tempfile::TempDir, PathBuf, PathBuf, Engine) {
-    let pg = postgres_with(ddl);
-    let dir = tempfile::tempdir().unwrap();
-    let config = write_config(dir.path(), &pg.url(), tables, extra);
-    let events = dir.path().join("events.jsonl");
+    let (pg, dir, config, events) = prepare(ddl, tables, extra);
     let mut engine = Engine::start(&config);
     wait_streaming(&mut engine);
     (pg, dir, config, events, engine)
+}
+
+/// Per key, states in order (`None`: deleted).
+pub type States<K> = std::collections::HashMap<K, Vec<Option<i64>>>;
+
+/// At-least-once with per-key order: every key's committed history appears,
+/// in order, within what was emitted (duplicates allowed), and nothing was
+/// emitted that was never committed.
+pub fn assert_history_kept<K: std::fmt::Debug + Eq + std::hash::Hash>(
+    committed: &States<K>,
+    emitted: &States<K>,
+) {
+    for (key, history) in committed {
+        let out = emitted.get(key).cloned().unwrap_or_default();
+        let mut rest = out.iter();
+        assert!(
+            history.iter().all(|state| rest.any(|o| o == state)),
+            "{key:?}: committed history {history:?} is not contained in order in the output {out:?}"
+        );
+        assert!(
+            out.iter().all(|s| history.contains(s)),
+            "{key:?}: emitted a state that was never committed: {out:?}"
+        );
+    }
 }
