@@ -3,6 +3,8 @@
 
 mod common;
 
+use std::time::Duration;
+
 use common::*;
 use serde_json::{json, Value};
 
@@ -202,5 +204,66 @@ fn a_restarted_server_is_reconnected_and_nothing_is_lost() {
         .collect();
     assert!(ids.contains(&1) && ids.contains(&2), "{ids:?}");
     assert!(engine.log_text().contains("replication connection lost"));
+    engine.terminate();
+}
+
+#[test]
+fn a_full_sink_is_reported_acknowledges_nothing_and_loses_nothing() {
+    let pg = postgres_with("CREATE TABLE t (id int PRIMARY KEY);");
+    let dir = tempfile::tempdir().unwrap();
+    // /dev/full: every write fails with ENOSPC.
+    let full = dir.path().join("full.toml");
+    let good = write_config(dir.path(), &pg.url(), &["public.t"], "");
+    let text = std::fs::read_to_string(&good).unwrap();
+    let events_path = dir.path().join("events.jsonl");
+    std::fs::write(
+        &full,
+        text.replace(
+            &format!("{:?}", events_path.display().to_string()),
+            "\"/dev/full\"",
+        ),
+    )
+    .unwrap();
+    let mut engine = Engine::start(&full);
+    wait_streaming(&mut engine);
+    let before = pg
+        .psql("SELECT confirmed_flush_lsn FROM pg_replication_slots WHERE slot_name = 'cdc'")
+        .unwrap();
+    pg.psql("INSERT INTO t SELECT generate_series(1, 100);")
+        .unwrap();
+    // It fails on its first write or fsync (ENOSPC, or EINVAL for fsync of
+    // a device): either way one line names the sink and the reason.
+    let failed = "sink failed, retrying without acknowledging";
+    wait_until(
+        "the sink failure to be reported",
+        Duration::from_secs(30),
+        || engine.log_text().contains(failed),
+    );
+    let log = engine.log_text();
+    let line = log.lines().find(|l| l.contains(failed)).unwrap();
+    assert!(line.contains("/dev/full: "), "{line}");
+    assert!(line.contains("file:/dev/full"), "{line}");
+    // Still running, retrying, and the slot did not move past the insert.
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(engine.is_running());
+    let after = pg
+        .psql("SELECT confirmed_flush_lsn FROM pg_replication_slots WHERE slot_name = 'cdc'")
+        .unwrap();
+    assert_eq!(before, after, "acknowledged events no sink holds");
+    // Stopping while the sink fails says so and acknowledges nothing.
+    assert_ne!(engine.terminate().code(), Some(0));
+    let log = engine.log_text();
+    assert!(log.contains("its events were not acknowledged"), "{log}");
+
+    // With a working sink, every row arrives.
+    let mut engine = Engine::start(&good);
+    let events = wait_for_events(&events_path, 100, &mut engine);
+    let mut ids: Vec<i64> = events
+        .iter()
+        .map(|e| e["after"]["id"].as_i64().unwrap())
+        .collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids, (1..=100).collect::<Vec<_>>());
     engine.terminate();
 }
