@@ -131,6 +131,8 @@ pub struct Scheduler {
     next_token: u64,
     attempt: u32,
     dirty: bool,
+    /// Chunks dropped by a stop, for the caller to cancel in the merger.
+    cancelled: Vec<u64>,
 }
 
 impl Scheduler {
@@ -142,6 +144,7 @@ impl Scheduler {
             next_token: 1,
             attempt: 0,
             dirty: false,
+            cancelled: Vec::new(),
         }
     }
 
@@ -156,6 +159,11 @@ impl Scheduler {
 
     pub fn is_busy(&self) -> bool {
         !self.in_flight.is_empty()
+    }
+
+    /// Chunks a stop dropped since the last call: cancel their windows.
+    pub fn take_cancelled(&mut self) -> Vec<u64> {
+        std::mem::take(&mut self.cancelled)
     }
 
     /// The token of the oldest chunk in flight.
@@ -238,6 +246,11 @@ impl Scheduler {
                     .map(|p| p.table.clone())
                     .collect();
                 self.state.queue.retain(|p| !stopped.contains(&p.table));
+                // Their chunks in flight must not count toward a later
+                // snapshot of the same table.
+                let cancelled = self.in_flight.iter().filter(|f| stopped.contains(&f.table));
+                self.cancelled.extend(cancelled.map(|f| f.token));
+                self.in_flight.retain(|f| !stopped.contains(&f.table));
                 Applied::Stopped(stopped)
             }
             Command::PauseSnapshot => {
@@ -516,6 +529,25 @@ mod tests {
             Ok(Applied::Stopped(vec![t("a")]))
         );
         assert!(s.state().queue.is_empty());
+    }
+
+    #[test]
+    fn a_stop_cancels_chunks_in_flight_so_a_new_snapshot_starts_over() {
+        let mut s = Scheduler::new(SnapshotState::default(), 2);
+        s.apply("s1", &execute(&["a"]), ok).unwrap();
+        let r1 = s.next_request().unwrap();
+        s.on_selected(r1.token, selected(2, Some("2")));
+        let r2 = s.next_request().unwrap();
+        s.apply("stop", &Command::StopSnapshot { tables: vec![] }, ok)
+            .unwrap();
+        assert_eq!(s.take_cancelled(), vec![r1.token, r2.token]);
+        assert!(!s.is_busy());
+        s.apply("s2", &execute(&["a"]), ok).unwrap();
+        // A late outcome of the stopped snapshot's chunk changes nothing.
+        assert_eq!(s.on_done(r1.token, 2), None);
+        let fresh = s.next_request().unwrap();
+        assert_eq!(fresh.after_key, None);
+        assert_eq!(s.state().queue.front().map(|p| p.rows_emitted), Some(0));
     }
 
     #[test]

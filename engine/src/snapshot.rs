@@ -221,6 +221,9 @@ impl SnapshotProcessor {
                 tracing::info!(signal = %id, "snapshot queued: {}", join(&added))
             }
             Ok(Applied::Stopped(stopped)) => {
+                for token in self.scheduler.take_cancelled() {
+                    self.merger.cancel(token);
+                }
                 tracing::info!(signal = %id, "snapshot stopped: {}", join(&stopped))
             }
             Ok(Applied::Paused) => tracing::info!(signal = %id, "snapshot paused"),
