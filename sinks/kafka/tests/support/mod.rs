@@ -148,16 +148,25 @@ pub fn read_topic(bootstrap: &str, topic: &str, n: usize, timeout: Duration) -> 
             .unwrap();
     }
     consumer.assign(&list).unwrap();
-    let mut got = Vec::new();
-    while got.len() < n {
+    let mut got: Vec<Got> = Vec::new();
+    // At least `n` records, then until the topic has been quiet for a
+    // second: re-sends add duplicates, so `n` records alone may stop short
+    // of the latest ones.
+    let mut quiet_since: Option<Instant> = None;
+    loop {
+        if got.len() >= n && quiet_since.is_some_and(|q| q.elapsed() > Duration::from_secs(1)) {
+            break;
+        }
         assert!(
             Instant::now() < deadline,
-            "only {} of {n} records in {topic}: {got:?}",
+            "only {} of {n} records in {topic}",
             got.len()
         );
         let Some(message) = consumer.poll(Duration::from_millis(100)) else {
+            quiet_since.get_or_insert_with(Instant::now);
             continue;
         };
+        quiet_since = None;
         let message = message.unwrap();
         let mut headers = HashMap::new();
         if let Some(h) = message.headers() {
