@@ -135,19 +135,26 @@ impl Bench {
         ));
     }
 
+    /// libpq options reaching the benchmark's server as the superuser.
+    fn connection_args(&self) -> [String; 8] {
+        [
+            "-h".into(),
+            self.pg.host().into(),
+            "-p".into(),
+            self.pg.port().to_string(),
+            "-U".into(),
+            self.pg.superuser().into(),
+            "-d".into(),
+            self.pg.database().into(),
+        ]
+    }
+
     /// pg_recvlogical drains `slot` up to `endpos`.
     fn recvlogical(&self, slot: &str, endpos: &str) -> Run {
         let start = Instant::now();
         let mut child = Command::new(self.pg.bindir().join("pg_recvlogical"))
-            .args([
-                "-h",
-                "127.0.0.1",
-                "-p",
-                &self.pg.port().to_string(),
-                "-U",
-                "postgres",
-            ])
-            .args(["-d", "postgres", "--slot", slot, "--start", "--no-loop"])
+            .args(self.connection_args())
+            .args(["--slot", slot, "--start", "--no-loop"])
             .args(["--endpos", endpos, "-f", "/dev/null"])
             .args([
                 "-o",
@@ -314,18 +321,8 @@ impl Bench {
     fn copy_limit(&self) -> Run {
         let start = Instant::now();
         let status = Command::new(self.pg.bindir().join("psql"))
-            .args([
-                "-X",
-                "-q",
-                "-h",
-                "127.0.0.1",
-                "-p",
-                &self.pg.port().to_string(),
-                "-U",
-                "postgres",
-                "-d",
-                "postgres",
-            ])
+            .args(["-X", "-q"])
+            .args(self.connection_args())
             .args(["-c", "COPY (SELECT * FROM bench) TO STDOUT"])
             .stdout(Stdio::null())
             .status()

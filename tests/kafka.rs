@@ -166,15 +166,7 @@ type History = States<(String, i64)>;
 
 /// One writer: upserts and deletes on its own keys of every table.
 fn writer(url: String, writer: i64, transactions: i64) -> History {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async move {
-        let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
-            .await
-            .unwrap();
-        tokio::spawn(connection);
+    with_client(&url, async move |client| {
         let mut history: History = HashMap::new();
         let mut rng = rand::rng();
         for n in 1..=transactions {
@@ -187,7 +179,10 @@ fn writer(url: String, writer: i64, transactions: i64) -> History {
                     .await
                     .unwrap();
                 if deleted == 1 {
-                    history.entry((table.to_string(), key)).or_default().push(None);
+                    history
+                        .entry((table.to_string(), key))
+                        .or_default()
+                        .push(None);
                 }
             } else {
                 client
@@ -199,7 +194,10 @@ fn writer(url: String, writer: i64, transactions: i64) -> History {
                     )
                     .await
                     .unwrap();
-                history.entry((table.to_string(), key)).or_default().push(Some(version));
+                history
+                    .entry((table.to_string(), key))
+                    .or_default()
+                    .push(Some(version));
             }
             if n % 40 == 0 {
                 tokio::time::sleep(Duration::from_millis(5)).await;

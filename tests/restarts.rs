@@ -16,15 +16,7 @@ use rand::Rng;
 type History = States<i64>;
 
 fn writer(url: String, transactions: i64, done: Arc<AtomicBool>) -> History {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async move {
-        let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
-            .await
-            .unwrap();
-        tokio::spawn(connection);
+    with_client(&url, async move |client| {
         let mut history: History = HashMap::new();
         let mut rng = rand::rng();
         for version in 1..=transactions {

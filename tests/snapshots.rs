@@ -401,13 +401,7 @@ fn ddl() -> String {
 }
 
 fn writer(url: String, table_index: usize, rounds: i64) {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async move {
-        let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.unwrap();
-        tokio::spawn(connection);
+    with_client(&url, async move |client| {
         let (table, _, key_expr) = TABLES[table_index];
         use rand::Rng;
         let mut rng = rand::rng();
@@ -416,7 +410,10 @@ fn writer(url: String, table_index: usize, rounds: i64) {
             let key = key_expr.replace("{i}", &i.to_string());
             let version = (table_index as i64 + 1) * 1_000_000 + round;
             let sql = if rng.random_ratio(1, 6) {
-                format!("DELETE FROM {table} WHERE ({}) = ({key})", TABLES[table_index].1.join(", "))
+                format!(
+                    "DELETE FROM {table} WHERE ({}) = ({key})",
+                    TABLES[table_index].1.join(", ")
+                )
             } else {
                 format!(
                     "INSERT INTO {table} VALUES ({key}, {version}) ON CONFLICT ({}) DO UPDATE SET v = excluded.v",

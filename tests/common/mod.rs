@@ -221,3 +221,19 @@ pub fn assert_history_kept<K: std::fmt::Debug + Eq + std::hash::Hash>(
         );
     }
 }
+
+/// Run `f` with a SQL client on `url`, on a runtime of its own: writers run
+/// in plain threads beside the engine.
+pub fn with_client<T>(url: &str, f: impl AsyncFnOnce(tokio_postgres::Client) -> T) -> T {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async move {
+        let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(connection);
+        f(client).await
+    })
+}
