@@ -4,45 +4,197 @@
 //! ClickHouse) read these unchanged: `{before, after, source, op, ts_ms}` with
 //! schemas disabled, and the key as the primary-key columns.
 
-use crate::event::{Event, Op};
+use std::sync::Arc;
+
+use cdc_signal::TableRef;
+
+use crate::event::{Event, Op, Position, SnapshotFlag, SourceMeta};
 use crate::value::{Row, Value, UNAVAILABLE_VALUE_PLACEHOLDER};
 
 const VERSION: &str = concat!("cdc-", env!("CARGO_PKG_VERSION"));
 
-/// Serialise `event` as its envelope JSON, appending to `out`.
-/// `ts_ms` is the processing time (Debezium's top-level `ts_ms`).
-///
-/// Written directly rather than through serde's data model: this runs for
-/// every event, and JSON values are copied as the source validated them
-/// instead of being parsed again.
-pub fn write_value(event: &Event, ts_ms: i64, out: &mut Vec<u8>) {
-    out.push(b'{');
-    if event.op == Op::Message {
-        if let Some(message) = &event.message {
-            out.extend_from_slice(b"\"message\":{\"prefix\":");
-            write_str(&message.prefix, out);
-            out.extend_from_slice(b",\"content\":\"");
-            use base64::Engine as _;
-            out.extend_from_slice(
-                base64::engine::general_purpose::STANDARD
-                    .encode(&message.content)
-                    .as_bytes(),
-            );
-            out.extend_from_slice(b"\"},");
+/// Writes envelopes and keys, remembering what repeats from one event to the
+/// next: the `source` block (shared by every event of a transaction, and of a
+/// snapshot chunk) and each table's column names as JSON object keys. A sink
+/// keeps one for its lifetime; the output is byte for byte what a fresh
+/// writer produces.
+#[derive(Debug, Default)]
+pub struct EnvelopeWriter {
+    source: Option<(SourceKey, Vec<u8>)>,
+    /// Most recently used first; a handful of tables are live at a time.
+    columns: Vec<RenderedColumns>,
+}
+
+/// What the rendered `source` block depends on. Holding the `Arc`s keeps
+/// their addresses from being reused while the cache compares by pointer.
+#[derive(Debug)]
+struct SourceKey {
+    meta: Arc<SourceMeta>,
+    table: Option<Arc<TableRef>>,
+    position: Position,
+    lsn: Option<u64>,
+    tx_id: Option<u64>,
+    ts_ms: i64,
+    snapshot: SnapshotFlag,
+}
+
+impl SourceKey {
+    fn of(event: &Event) -> Self {
+        let s = &event.source;
+        SourceKey {
+            meta: s.meta.clone(),
+            table: event.table.clone(),
+            position: s.position.clone(),
+            lsn: s.lsn,
+            tx_id: s.tx_id,
+            ts_ms: s.ts_ms,
+            snapshot: s.snapshot,
         }
-    } else {
-        out.extend_from_slice(b"\"before\":");
-        write_optional_row(event.before.as_ref(), out);
-        out.extend_from_slice(b",\"after\":");
-        write_optional_row(event.after.as_ref(), out);
-        out.push(b',');
     }
-    write_source(event, out);
-    out.extend_from_slice(b",\"op\":\"");
-    out.extend_from_slice(event.op.code().as_bytes());
-    out.extend_from_slice(b"\",\"ts_ms\":");
-    write_display(ts_ms, out);
-    out.push(b'}');
+
+    fn matches(&self, event: &Event) -> bool {
+        let s = &event.source;
+        let same_table = match (&self.table, &event.table) {
+            (None, None) => true,
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+            _ => false,
+        };
+        same_table
+            && Arc::ptr_eq(&self.meta, &s.meta)
+            && self.ts_ms == s.ts_ms
+            && self.lsn == s.lsn
+            && self.tx_id == s.tx_id
+            && self.snapshot == s.snapshot
+            && self.position == s.position
+    }
+}
+
+/// `"a":`, `,"b":`, … for one `Arc` of column names.
+#[derive(Debug)]
+struct RenderedColumns {
+    names: Arc<[String]>,
+    keys: Vec<u8>,
+    /// End of each column's key in `keys`.
+    ends: Vec<usize>,
+}
+
+impl RenderedColumns {
+    fn new(names: &Arc<[String]>) -> Self {
+        let mut keys = Vec::new();
+        let mut ends = Vec::with_capacity(names.len());
+        for (i, name) in names.iter().enumerate() {
+            if i > 0 {
+                keys.push(b',');
+            }
+            write_str(name, &mut keys);
+            keys.push(b':');
+            ends.push(keys.len());
+        }
+        RenderedColumns {
+            names: names.clone(),
+            keys,
+            ends,
+        }
+    }
+}
+
+const COLUMN_CACHE: usize = 16;
+
+impl EnvelopeWriter {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Serialise `event` as its envelope JSON, appending to `out`.
+    /// `ts_ms` is the processing time (Debezium's top-level `ts_ms`).
+    ///
+    /// Written directly rather than through serde's data model: this runs
+    /// for every event, and JSON values are copied as the source validated
+    /// them instead of being parsed again.
+    pub fn write_value(&mut self, event: &Event, ts_ms: i64, out: &mut Vec<u8>) {
+        out.push(b'{');
+        if event.op == Op::Message {
+            if let Some(message) = &event.message {
+                out.extend_from_slice(b"\"message\":{\"prefix\":");
+                write_str(&message.prefix, out);
+                out.extend_from_slice(b",\"content\":\"");
+                use base64::Engine as _;
+                out.extend_from_slice(
+                    base64::engine::general_purpose::STANDARD
+                        .encode(&message.content)
+                        .as_bytes(),
+                );
+                out.extend_from_slice(b"\"},");
+            }
+        } else {
+            out.extend_from_slice(b"\"before\":");
+            self.write_optional_row(event.before.as_ref(), out);
+            out.extend_from_slice(b",\"after\":");
+            self.write_optional_row(event.after.as_ref(), out);
+            out.push(b',');
+        }
+        self.write_source(event, out);
+        out.extend_from_slice(b",\"op\":\"");
+        out.extend_from_slice(event.op.code().as_bytes());
+        out.extend_from_slice(b"\",\"ts_ms\":");
+        write_display(ts_ms, out);
+        out.push(b'}');
+    }
+
+    /// A row as a JSON object (the key of a record is the key row).
+    pub fn write_row(&mut self, row: &Row, out: &mut Vec<u8>) {
+        let at = match self
+            .columns
+            .iter()
+            .position(|c| Arc::ptr_eq(&c.names, &row.columns))
+        {
+            Some(at) => at,
+            None => {
+                self.columns.truncate(COLUMN_CACHE - 1);
+                self.columns.insert(0, RenderedColumns::new(&row.columns));
+                0
+            }
+        };
+        if at > 0 {
+            self.columns.swap(0, at);
+        }
+        let Some(rendered) = self.columns.first() else {
+            return write_row(row, out);
+        };
+        out.push(b'{');
+        let mut start = 0;
+        for (&end, value) in rendered.ends.iter().zip(&row.values) {
+            out.extend_from_slice(rendered.keys.get(start..end).unwrap_or_default());
+            write_json_value(value, out);
+            start = end;
+        }
+        out.push(b'}');
+    }
+
+    fn write_optional_row(&mut self, row: Option<&Row>, out: &mut Vec<u8>) {
+        match row {
+            Some(row) => self.write_row(row, out),
+            None => out.extend_from_slice(b"null"),
+        }
+    }
+
+    fn write_source(&mut self, event: &Event, out: &mut Vec<u8>) {
+        match &self.source {
+            Some((key, rendered)) if key.matches(event) => out.extend_from_slice(rendered),
+            _ => {
+                let mut rendered = Vec::with_capacity(256);
+                write_source(event, &mut rendered);
+                out.extend_from_slice(&rendered);
+                self.source = Some((SourceKey::of(event), rendered));
+            }
+        }
+    }
+}
+
+/// Serialise `event` as its envelope JSON, appending to `out` (a one-off
+/// [`EnvelopeWriter`]; sinks keep one instead).
+pub fn write_value(event: &Event, ts_ms: i64, out: &mut Vec<u8>) {
+    EnvelopeWriter::new().write_value(event, ts_ms, out);
 }
 
 /// The envelope as a JSON string, for tests and tools.
@@ -95,13 +247,6 @@ fn write_source(event: &Event, out: &mut Vec<u8>) {
     out.extend_from_slice(b",\"position\":\"");
     s.position.write_hex(out);
     out.extend_from_slice(b"\"}");
-}
-
-fn write_optional_row(row: Option<&Row>, out: &mut Vec<u8>) {
-    match row {
-        Some(row) => write_row(row, out),
-        None => out.extend_from_slice(b"null"),
-    }
 }
 
 /// A row as a JSON object.
@@ -157,10 +302,81 @@ pub fn write_json_value(value: &Value, out: &mut Vec<u8>) {
     }
 }
 
-/// A JSON string with escapes.
-fn write_str(text: &str, out: &mut Vec<u8>) {
-    // Writing a str into a Vec cannot fail.
-    let _ = serde_json::to_writer(&mut *out, text);
+/// A JSON string with escapes, as serde_json writes it: `\"`, `\\`, the
+/// short escapes for `\b \f \n \r \t`, `\u00XX` for other control
+/// characters, everything else (non-ASCII included) as is.
+///
+/// Eight bytes are checked at a time, and runs without escapes are copied
+/// whole: most text needs no escape at all, and this is on every value's path.
+pub fn write_str(text: &str, out: &mut Vec<u8>) {
+    let bytes = text.as_bytes();
+    out.reserve(bytes.len() + 2);
+    out.push(b'"');
+    let mut copied = 0;
+    let mut at = 0;
+    while at < bytes.len() {
+        if let Some(word) = bytes.get(at..at + 8) {
+            let mut lanes = [0u8; 8];
+            lanes.copy_from_slice(word);
+            if !needs_escape(u64::from_le_bytes(lanes)) {
+                at += 8;
+                continue;
+            }
+        }
+        // Byte by byte through this word (or the tail).
+        let end = (at + 8).min(bytes.len());
+        while at < end {
+            let b = bytes[at];
+            if let Some(escape) = escape_of(b) {
+                out.extend_from_slice(&bytes[copied..at]);
+                match escape {
+                    Escape::Short(c) => out.extend_from_slice(&[b'\\', c]),
+                    Escape::Unicode => {
+                        const HEX: &[u8; 16] = b"0123456789abcdef";
+                        out.extend_from_slice(b"\\u00");
+                        out.push(HEX[usize::from(b >> 4)]);
+                        out.push(HEX[usize::from(b & 0x0f)]);
+                    }
+                }
+                copied = at + 1;
+            }
+            at += 1;
+        }
+    }
+    out.extend_from_slice(&bytes[copied..]);
+    out.push(b'"');
+}
+
+enum Escape {
+    Short(u8),
+    Unicode,
+}
+
+fn escape_of(b: u8) -> Option<Escape> {
+    Some(match b {
+        b'"' => Escape::Short(b'"'),
+        b'\\' => Escape::Short(b'\\'),
+        b'\n' => Escape::Short(b'n'),
+        b'\r' => Escape::Short(b'r'),
+        b'\t' => Escape::Short(b't'),
+        0x08 => Escape::Short(b'b'),
+        0x0c => Escape::Short(b'f'),
+        0x00..=0x1f => Escape::Unicode,
+        _ => return None,
+    })
+}
+
+/// Whether any of the eight bytes is `"`, `\\` or below 0x20 (SWAR: a lane
+/// that is zero after the xor, or below 0x20, borrows into its high bit).
+fn needs_escape(word: u64) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let zero_lane = |x: u64| x.wrapping_sub(ONES) & !x & HIGH;
+    let quote = zero_lane(word ^ (ONES * u64::from(b'"')));
+    let backslash = zero_lane(word ^ (ONES * u64::from(b'\\')));
+    // Bytes >= 0x80 have their high bit set and never count as below 0x20.
+    let control = word.wrapping_sub(ONES * 0x20) & !word & HIGH;
+    quote | backslash | control != 0
 }
 
 fn write_display(n: impl itoa::Integer, out: &mut Vec<u8>) {
@@ -171,6 +387,8 @@ fn write_display(n: impl itoa::Integer, out: &mut Vec<u8>) {
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
+
+    use proptest::prelude::*;
 
     use cdc_signal::TableRef;
 
@@ -217,5 +435,118 @@ mod tests {
         assert_eq!(json["ts_ms"], 5);
         let key = event.key.as_ref().map(key_json).unwrap_or_default();
         assert_eq!(key, br#"{"id":1}"#);
+    }
+
+    fn escaped(text: &str) -> String {
+        let mut out = Vec::new();
+        write_str(text, &mut out);
+        String::from_utf8(out).unwrap_or_default()
+    }
+
+    #[test]
+    fn strings_escape_like_serde_json() {
+        for text in [
+            "",
+            "plain ascii text, longer than one word",
+            "\"quoted\" and \\ back\\slashed",
+            "\u{0}\u{1}\u{8}\t\n\u{b}\u{c}\r\u{1f} \u{7f}",
+            "héllo wörld ✓ 𝄞 \u{80}\u{a0}",
+            "1234567\"",
+            "12345678\n",
+        ] {
+            assert_eq!(
+                escaped(text),
+                serde_json::to_string(text).unwrap_or_default()
+            );
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn any_string_escapes_like_serde_json(text in any::<String>()) {
+            prop_assert_eq!(escaped(&text), serde_json::to_string(&text).unwrap_or_default());
+        }
+
+        #[test]
+        fn ascii_heavy_strings_escape_like_serde_json(text in "[ -~\\x00-\\x1f\"\\\\é]{0,40}") {
+            prop_assert_eq!(escaped(&text), serde_json::to_string(&text).unwrap_or_default());
+        }
+    }
+
+    /// Events drawn from small pools of shared tables, column sets and
+    /// sources, so a reused writer meets both repeats and changes.
+    fn pooled_event(
+        table: usize,
+        columns: usize,
+        fresh_columns: bool,
+        position: u64,
+        ts_ms: i64,
+        incremental: bool,
+        values: Vec<i64>,
+    ) -> Event {
+        type Pools = (Vec<Arc<TableRef>>, Vec<Arc<[String]>>, Arc<SourceMeta>);
+        thread_local! {
+            static POOLS: Pools = (
+                (0..3).map(|i| Arc::new(TableRef::new("s", format!("t{i}")))).collect(),
+                (0..3)
+                    .map(|i| Arc::from((0..=i).map(|c| format!("c{c}\"{i}")).collect::<Vec<_>>()))
+                    .collect(),
+                Arc::new(SourceMeta { connector: "postgresql", name: "cdc".into(), db: "app".into() }),
+            );
+        }
+        POOLS.with(|(tables, column_sets, meta)| {
+            let names = if fresh_columns {
+                Arc::from(vec![format!("fresh{columns}")])
+            } else {
+                column_sets[columns % column_sets.len()].clone()
+            };
+            let row = Row::new(names, values.into_iter().map(Value::Int).collect());
+            Event {
+                op: Op::Update,
+                table: (table < tables.len()).then(|| tables[table].clone()),
+                key: None,
+                before: None,
+                after: Some(row),
+                source: SourceInfo {
+                    meta: meta.clone(),
+                    position: Position::from_u64(position),
+                    lsn: Some(position),
+                    tx_id: Some(position / 2),
+                    ts_ms,
+                    snapshot: if incremental {
+                        SnapshotFlag::Incremental
+                    } else {
+                        SnapshotFlag::No
+                    },
+                },
+                message: None,
+            }
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn a_reused_writer_writes_what_a_fresh_one_does(
+            events in proptest::collection::vec(
+                (0usize..4, 0usize..3, any::<bool>(), 0u64..3, 0i64..2, any::<bool>(),
+                 proptest::collection::vec(any::<i64>(), 0..4)),
+                1..40,
+            )
+        ) {
+            let mut writer = EnvelopeWriter::new();
+            for (table, columns, fresh, position, ts_ms, incremental, values) in events {
+                let event = pooled_event(table, columns, fresh, position, ts_ms, incremental, values);
+                let mut reused = Vec::new();
+                writer.write_value(&event, 7, &mut reused);
+                let mut fresh_out = Vec::new();
+                write_value(&event, 7, &mut fresh_out);
+                prop_assert_eq!(&reused, &fresh_out);
+                if let Some(row) = &event.after {
+                    let mut key = Vec::new();
+                    writer.write_row(row, &mut key);
+                    prop_assert_eq!(key, key_json(row));
+                }
+            }
+        }
     }
 }

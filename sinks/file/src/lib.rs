@@ -12,7 +12,8 @@ use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
-use cdc_engine::{envelope, Event, Sink, SinkError};
+use cdc_engine::envelope::EnvelopeWriter;
+use cdc_engine::{Event, Sink, SinkError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum OpenError {
@@ -30,11 +31,22 @@ fn now_ms() -> i64 {
         .unwrap_or_default()
 }
 
-fn encode(events: &[Event], buf: &mut Vec<u8>) {
-    let ts_ms = now_ms();
-    for event in events {
-        envelope::write_value(event, ts_ms, buf);
-        buf.push(b'\n');
+/// Events as JSON lines, in a buffer reused from batch to batch.
+#[derive(Default)]
+struct JsonLines {
+    buf: Vec<u8>,
+    writer: EnvelopeWriter,
+}
+
+impl JsonLines {
+    fn encode(&mut self, events: &[Event]) -> &[u8] {
+        self.buf.clear();
+        let ts_ms = now_ms();
+        for event in events {
+            self.writer.write_value(event, ts_ms, &mut self.buf);
+            self.buf.push(b'\n');
+        }
+        &self.buf
     }
 }
 
@@ -44,7 +56,7 @@ pub struct FileSink {
     file: File,
     /// Length of the file up to the last accepted whole line.
     len: u64,
-    buf: Vec<u8>,
+    lines: JsonLines,
 }
 
 impl FileSink {
@@ -76,7 +88,7 @@ impl FileSink {
             path,
             file,
             len,
-            buf: Vec::with_capacity(1 << 20),
+            lines: JsonLines::default(),
         })
     }
 
@@ -113,11 +125,10 @@ impl Sink for FileSink {
     }
 
     async fn write(&mut self, events: &[Event]) -> Result<(), SinkError> {
-        self.buf.clear();
-        encode(events, &mut self.buf);
-        match self.file.write_all(&self.buf) {
+        let lines = self.lines.encode(events);
+        match self.file.write_all(lines) {
             Ok(()) => {
-                self.len += self.buf.len() as u64;
+                self.len += lines.len() as u64;
                 Ok(())
             }
             Err(err) => {
@@ -148,7 +159,7 @@ impl Sink for FileSink {
 /// the engine without a destination's cost.
 #[derive(Default)]
 pub struct NullSink {
-    buf: Vec<u8>,
+    lines: JsonLines,
 }
 
 #[async_trait]
@@ -158,8 +169,7 @@ impl Sink for NullSink {
     }
 
     async fn write(&mut self, events: &[Event]) -> Result<(), SinkError> {
-        self.buf.clear();
-        encode(events, &mut self.buf);
+        self.lines.encode(events);
         Ok(())
     }
 
@@ -170,13 +180,13 @@ impl Sink for NullSink {
 
 /// Writes JSON lines to standard output; `flush` flushes the pipe.
 pub struct StdoutSink {
-    buf: Vec<u8>,
+    lines: JsonLines,
 }
 
 impl StdoutSink {
     pub fn new() -> Self {
         StdoutSink {
-            buf: Vec::with_capacity(1 << 20),
+            lines: JsonLines::default(),
         }
     }
 }
@@ -194,11 +204,10 @@ impl Sink for StdoutSink {
     }
 
     async fn write(&mut self, events: &[Event]) -> Result<(), SinkError> {
-        self.buf.clear();
-        encode(events, &mut self.buf);
+        let lines = self.lines.encode(events);
         let mut out = std::io::stdout().lock();
         // A closed stdout cannot come back: fatal, so nothing more is acked.
-        out.write_all(&self.buf)
+        out.write_all(lines)
             .map_err(|err| SinkError::Fatal(format!("writing to stdout: {err}")))
     }
 

@@ -14,7 +14,8 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use cdc_engine::{envelope, Event, Op, Row, TableRef, Value};
+use cdc_engine::envelope::{self, EnvelopeWriter};
+use cdc_engine::{Event, Op, Row, TableRef, Value};
 use serde::Serialize;
 
 use crate::config::{ConfigError, KafkaSinkConfig, OutboxConfig, Templates};
@@ -37,6 +38,7 @@ pub(crate) struct Router {
     table_topics: HashMap<TableRef, Arc<str>>,
     message_topic: Option<Arc<str>>,
     outbox_topics: HashMap<String, Arc<str>>,
+    envelopes: EnvelopeWriter,
 }
 
 /// The outbox event router: an insert into the outbox table becomes one
@@ -70,6 +72,7 @@ impl Router {
             table_topics: HashMap::new(),
             message_topic: None,
             outbox_topics: HashMap::new(),
+            envelopes: EnvelopeWriter::new(),
         })
     }
 
@@ -109,12 +112,13 @@ impl Router {
             }
         };
         let position = &event.source.position;
+        let envelopes = &mut self.envelopes;
         let mut record = batch.record(topic.clone());
         if let Some(key) = &event.key {
-            record = record.key(|buf| envelope::write_row(key, buf));
+            record = record.key(|buf| envelopes.write_row(key, buf));
         }
         record
-            .value(|buf| envelope::write_value(event, ts_ms, buf))
+            .value(|buf| envelopes.write_value(event, ts_ms, buf))
             .header(HEADER_OP, |buf| {
                 buf.extend_from_slice(event.op.code().as_bytes())
             })
@@ -124,7 +128,7 @@ impl Router {
             if let Some(key) = &event.key {
                 batch
                     .record(topic)
-                    .key(|buf| envelope::write_row(key, buf))
+                    .key(|buf| envelopes.write_row(key, buf))
                     .header(HEADER_POSITION, |buf| position.write_hex(buf))
                     .push();
             }
@@ -168,7 +172,7 @@ impl Router {
                     },
                 )
             })
-            .value(|buf| envelope::write_value(event, ts_ms, buf))
+            .value(|buf| self.envelopes.write_value(event, ts_ms, buf))
             .header(HEADER_OP, |buf| {
                 buf.extend_from_slice(event.op.code().as_bytes())
             })
