@@ -179,10 +179,3 @@ pub struct Event {
     pub source: SourceInfo,
     pub message: Option<LogicalMessage>,
 }
-
-impl Event {
-    /// The key in a canonical byte form (its JSON), for per-key bookkeeping.
-    pub fn key_bytes(&self) -> Option<Vec<u8>> {
-        self.key.as_ref().map(crate::envelope::key_json)
-    }
-}

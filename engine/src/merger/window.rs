@@ -9,6 +9,7 @@ use super::commits::CommitMemory;
 use super::{ChunkRow, Visibility};
 use crate::envelope::key_json;
 use crate::event::{Event, Op};
+use crate::value::{Row, Value};
 
 /// The window in flight: expected or selected, and open once the log showed its LW.
 #[derive(Debug)]
@@ -19,8 +20,10 @@ pub(super) struct InFlight {
     /// The commit-memory mark at the LW, once the log has shown it.
     pub(super) opened_at: Option<u64>,
     pub(super) chunk: Option<Selected>,
-    /// Keys changed inside the window before the chunk arrived.
-    touched: HashSet<Vec<u8>>,
+    /// Keys changed inside the window before the chunk arrived (repeats
+    /// dropped), with their hashes.
+    touched: Vec<(u64, Row)>,
+    touched_hashes: HashSet<u64>,
     /// The table was truncated inside the window before the chunk arrived.
     truncated: bool,
     /// Why the chunk cannot be trusted, once something said so.
@@ -35,7 +38,8 @@ impl InFlight {
             table,
             opened_at: None,
             chunk: None,
-            touched: HashSet::new(),
+            touched: Vec::new(),
+            touched_hashes: HashSet::new(),
             truncated: false,
             spoiled: None,
         }
@@ -43,16 +47,13 @@ impl InFlight {
 
     /// The chunk arrived: what the window already saw applies to it.
     pub(super) fn attach(&mut self, rows: Vec<ChunkRow>, visibility: Option<Visibility>) {
-        let mut chunk = Selected {
-            rows: rows.into_iter().map(Some).collect(),
-            index: None,
-            visibility,
-        };
+        let mut chunk = Selected::new(rows, visibility);
+        self.touched_hashes = HashSet::new();
         if self.truncated {
             chunk.clear();
         } else {
-            for key in std::mem::take(&mut self.touched) {
-                if let Err(reason) = chunk.remove(&key) {
+            for (hash, key) in std::mem::take(&mut self.touched) {
+                if let Err(reason) = chunk.remove(hash, &key) {
                     self.spoiled = Some(reason);
                     break;
                 }
@@ -71,11 +72,12 @@ impl InFlight {
                 Some(chunk) => chunk.clear(),
                 None => {
                     self.truncated = true;
-                    self.touched = HashSet::new();
+                    self.touched = Vec::new();
+                    self.touched_hashes = HashSet::new();
                 }
             },
             Op::Message => {}
-            op => match event.key_bytes() {
+            op => match &event.key {
                 Some(key) => self.touch(key),
                 None => {
                     self.spoiled = Some(format!(
@@ -90,17 +92,24 @@ impl InFlight {
         }
     }
 
-    fn touch(&mut self, key: Vec<u8>) {
+    fn touch(&mut self, key: &Row) {
+        let hash = key_hash(key);
         match self.chunk.as_mut() {
             Some(chunk) => {
-                if let Err(reason) = chunk.remove(&key) {
+                if let Err(reason) = chunk.remove(hash, key) {
                     self.spoiled = Some(reason);
                 }
             }
             // Rows are gone anyway after a truncate.
             None if self.truncated => {}
             None => {
-                self.touched.insert(key);
+                // A hash seen before is most likely the same key again; an
+                // unequal key with that hash is kept too.
+                if self.touched_hashes.insert(hash)
+                    || !self.touched.iter().any(|(h, k)| *h == hash && k == key)
+                {
+                    self.touched.push((hash, key.clone()));
+                }
             }
         }
     }
@@ -133,52 +142,174 @@ impl InFlight {
                 ));
             }
         }
-        Ok(chunk.rows.into_iter().flatten())
+        Ok(chunk.into_rows())
     }
 }
 
 /// A selected chunk's rows, with the ones lost to log events taken out.
 #[derive(Debug)]
 pub(super) struct Selected {
-    rows: Vec<Option<ChunkRow>>,
-    /// Row position by key bytes, built when a log event first needs it: most windows see
-    /// no event of the chunk's table, and then no chunk key is ever serialised.
-    index: Option<HashMap<Vec<u8>, usize>>,
+    rows: Vec<ChunkRow>,
+    removed: Vec<bool>,
+    /// Removals done by scanning. The first few keys are looked up by a
+    /// scan: most windows see a handful of the table's events or none, and
+    /// then no key of the chunk is ever hashed.
+    scans: usize,
+    /// Row position by key hash, built once scans stop paying.
+    index: Option<KeyIndex>,
     visibility: Option<Visibility>,
 }
 
+/// Scans before the chunk's keys are indexed: a scan compares values only,
+/// about a nanosecond a row, where indexing hashes every key once.
+const SCAN_LIMIT: usize = 32;
+
+#[derive(Debug, Default)]
+struct KeyIndex {
+    by_hash: HashMap<u64, usize>,
+    /// Rows whose key hash collided with an unequal key's: checked one by one.
+    collided: Vec<usize>,
+}
+
 impl Selected {
-    fn remove(&mut self, key: &[u8]) -> Result<(), String> {
-        if self.index.is_none() {
-            self.index = Some(build_index(&self.rows)?);
+    fn new(rows: Vec<ChunkRow>, visibility: Option<Visibility>) -> Self {
+        Selected {
+            removed: vec![false; rows.len()],
+            rows,
+            scans: 0,
+            index: None,
+            visibility,
         }
-        if let Some(&i) = self.index.as_ref().and_then(|index| index.get(key)) {
-            if let Some(row) = self.rows.get_mut(i) {
-                *row = None;
+    }
+
+    /// Drop the row with `key` (whose hash is `hash`), if the chunk has it.
+    fn remove(&mut self, hash: u64, key: &Row) -> Result<(), String> {
+        if self.index.is_none() && self.scans < SCAN_LIMIT {
+            self.scans += 1;
+            let mut found = None;
+            for (i, row) in self.rows.iter().enumerate() {
+                if same_key(&row.key, key) {
+                    if found.is_some() {
+                        return Err(duplicate(key));
+                    }
+                    found = Some(i);
+                }
+            }
+            if let Some(slot) = found.and_then(|i| self.removed.get_mut(i)) {
+                *slot = true;
+            }
+            return Ok(());
+        }
+        if self.index.is_none() {
+            self.index = Some(self.build_index(key_hash)?);
+        }
+        let Some(index) = &self.index else {
+            return Ok(());
+        };
+        let candidates = index.by_hash.get(&hash).into_iter().chain(&index.collided);
+        for &i in candidates {
+            if self.rows.get(i).is_some_and(|row| same_key(&row.key, key)) {
+                if let Some(slot) = self.removed.get_mut(i) {
+                    *slot = true;
+                }
             }
         }
         Ok(())
     }
 
+    fn build_index(&self, key_hash: impl Fn(&Row) -> u64) -> Result<KeyIndex, String> {
+        let mut index = KeyIndex {
+            by_hash: HashMap::with_capacity(self.rows.len()),
+            collided: Vec::new(),
+        };
+        for (i, row) in self.rows.iter().enumerate() {
+            let hash = key_hash(&row.key);
+            match index.by_hash.get(&hash) {
+                None => {
+                    index.by_hash.insert(hash, i);
+                }
+                Some(&other) => {
+                    if self
+                        .rows
+                        .get(other)
+                        .is_some_and(|o| same_key(&o.key, &row.key))
+                    {
+                        // Two rows with one key: a log event could drop only
+                        // one, so trust neither.
+                        return Err(duplicate(&row.key));
+                    }
+                    index.collided.push(i);
+                }
+            }
+        }
+        // A duplicate among collided rows is caught the same way.
+        for (n, &i) in index.collided.iter().enumerate() {
+            for &j in index.collided.iter().skip(n + 1) {
+                if let (Some(a), Some(b)) = (self.rows.get(i), self.rows.get(j)) {
+                    if same_key(&a.key, &b.key) {
+                        return Err(duplicate(&a.key));
+                    }
+                }
+            }
+        }
+        Ok(index)
+    }
+
     fn clear(&mut self) {
         self.rows = Vec::new();
-        self.index = Some(HashMap::new());
+        self.removed = Vec::new();
+        self.index = Some(KeyIndex::default());
+    }
+
+    /// The rows no log event took out, in chunk order.
+    fn into_rows(self) -> impl Iterator<Item = ChunkRow> {
+        self.rows
+            .into_iter()
+            .zip(self.removed)
+            .filter_map(|(row, removed)| (!removed).then_some(row))
     }
 }
 
-fn build_index(rows: &[Option<ChunkRow>]) -> Result<HashMap<Vec<u8>, usize>, String> {
-    let mut index = HashMap::with_capacity(rows.len());
-    for (i, row) in rows.iter().enumerate() {
-        let Some(row) = row else { continue };
-        if let Some(_previous) = index.insert(key_json(&row.key), i) {
-            // Two rows with one key: a log event could drop only one, so trust neither.
-            return Err(format!(
-                "chunk lists key {} twice",
-                String::from_utf8_lossy(&key_json(&row.key))
-            ));
+fn duplicate(key: &Row) -> String {
+    format!(
+        "chunk lists key {} twice",
+        String::from_utf8_lossy(&key_json(key))
+    )
+}
+
+/// Keys from a chunk and from the log are built by the same conversion from
+/// the server's text, so equal keys have equal values. Column names are the
+/// table's key columns on both sides.
+fn same_key(a: &Row, b: &Row) -> bool {
+    a.values == b.values
+}
+
+/// A hash of the key's values, consistent with [`same_key`].
+fn key_hash(key: &Row) -> u64 {
+    use std::hash::{Hash, Hasher};
+    fn feed(value: &Value, h: &mut std::collections::hash_map::DefaultHasher) {
+        std::mem::discriminant(value).hash(h);
+        match value {
+            Value::Null | Value::Unchanged => {}
+            Value::Bool(b) => b.hash(h),
+            Value::Int(i) => i.hash(h),
+            // 0.0 == -0.0: hash them alike.
+            Value::Float(f) => (if *f == 0.0 { 0.0f64 } else { *f }).to_bits().hash(h),
+            Value::Text(s) | Value::Json(s) => s.hash(h),
+            Value::Bytes(b) => b.hash(h),
+            Value::Array(items) => {
+                items.len().hash(h);
+                for item in items {
+                    feed(item, h);
+                }
+            }
         }
     }
-    Ok(index)
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    for value in &key.values {
+        feed(value, &mut h);
+    }
+    h.finish()
 }
 
 fn same_table(event: &Event, table: &Arc<TableRef>) -> bool {
@@ -186,4 +317,81 @@ fn same_table(event: &Event, table: &Arc<TableRef>) -> bool {
         .table
         .as_ref()
         .is_some_and(|t| Arc::ptr_eq(t, table) || **t == **table)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+    use std::sync::Arc;
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn key(k: i64) -> Row {
+        Row::new(Arc::from(vec!["id".to_string()]), vec![Value::Int(k)])
+    }
+
+    fn chunk(keys: &[i64]) -> Selected {
+        let rows = keys
+            .iter()
+            .map(|&k| ChunkRow {
+                key: key(k),
+                after: key(k),
+            })
+            .collect();
+        Selected::new(rows, None)
+    }
+
+    fn kept(chunk: Selected) -> Vec<i64> {
+        chunk
+            .into_rows()
+            .map(|r| match r.key.values.first() {
+                Some(Value::Int(k)) => *k,
+                _ => -1,
+            })
+            .collect()
+    }
+
+    proptest! {
+        /// Past the scan limit the index takes over; either way exactly the
+        /// touched keys leave the chunk, in chunk order.
+        #[test]
+        fn scans_and_index_remove_exactly_the_touched_keys(
+            removals in proptest::collection::vec(0i64..150, 0..120),
+        ) {
+            let keys: Vec<i64> = (0..100).collect();
+            let mut selected = chunk(&keys);
+            for &k in &removals {
+                prop_assert!(selected.remove(key_hash(&key(k)), &key(k)).is_ok());
+            }
+            let gone: BTreeSet<i64> = removals.iter().copied().collect();
+            let expected: Vec<i64> = keys.into_iter().filter(|k| !gone.contains(k)).collect();
+            prop_assert_eq!(kept(selected), expected);
+        }
+    }
+
+    #[test]
+    fn colliding_hashes_still_find_their_rows() {
+        let keys: Vec<i64> = (0..10).collect();
+        let mut selected = chunk(&keys);
+        selected.index = selected.build_index(|_| 42).ok();
+        assert!(selected
+            .index
+            .as_ref()
+            .is_some_and(|i| i.collided.len() == 9));
+        for k in [3, 7, 11] {
+            assert!(selected.remove(42, &key(k)).is_ok());
+        }
+        assert_eq!(kept(selected), vec![0, 1, 2, 4, 5, 6, 8, 9]);
+    }
+
+    #[test]
+    fn a_key_listed_twice_spoils_the_chunk() {
+        let mut scanned = chunk(&[1, 2, 2, 3]);
+        assert!(scanned.remove(key_hash(&key(2)), &key(2)).is_err());
+        let indexed = chunk(&[1, 2, 2, 3]);
+        assert!(indexed.build_index(key_hash).is_err());
+        assert!(indexed.build_index(|_| 0).is_err());
+    }
 }
