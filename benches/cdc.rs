@@ -14,7 +14,8 @@
 //! (second snapshot size for the memory check, default 3 × rows, 0 to
 //! skip), `CDC_BENCH_LATENCY_SECS` (default 30), `CDC_BENCH_CHUNKS`
 //! (default "1000,8192,50000"), `CDC_BENCH_ONLY` (comma list of
-//! stream,bigtx,snapshot,latency,memory).
+//! stream,bigtx,snapshot,latency,memory), `CDC_BENCH_LOG` (cdc's log filter,
+//! default "info"; when set, the run's configs and logs are kept in /tmp).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::{BufRead, BufReader, Seek, SeekFrom};
@@ -104,7 +105,10 @@ impl Bench {
         Command::new(env!("CARGO_BIN_EXE_cdc"))
             .args(["run", "--config"])
             .arg(config)
-            .env("CDC_LOG", "info")
+            .env(
+                "CDC_LOG",
+                std::env::var("CDC_BENCH_LOG").unwrap_or_else(|_| "info".into()),
+            )
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -619,7 +623,12 @@ fn main() {
         .unwrap();
     let mut bench = Bench {
         pg,
-        dir: tempfile::tempdir().unwrap(),
+        // With CDC_BENCH_LOG set, the configs and cdc's logs are kept.
+        dir: tempfile::Builder::new()
+            .prefix("cdc-bench")
+            .disable_cleanup(std::env::var_os("CDC_BENCH_LOG").is_some())
+            .tempdir()
+            .unwrap(),
         rows,
     };
     println!(

@@ -8,7 +8,7 @@ use anyhow::{Context, Result};
 use std::sync::Arc;
 
 use cdc_engine::pipeline::{self, PipelineConfig};
-use cdc_engine::snapshot::{SnapshotProcessor, SnapshotTables};
+use cdc_engine::snapshot::{SnapshotProcessor, SnapshotTables, WorkerDone};
 use cdc_engine::{Sink, Source, StreamContext, TableRef};
 use cdc_postgres::snapshot::PgChunkSource;
 use cdc_postgres::{ConnectConfig, PostgresConfig, PostgresSource, Severity};
@@ -107,7 +107,7 @@ pub async fn run(path: &Path) -> Result<ExitCode> {
     }
     // The worker saves the progress of what the last flush made durable.
     drop(processor);
-    if tokio::time::timeout(Duration::from_secs(10), worker)
+    if tokio::time::timeout(Duration::from_secs(10), worker.wait())
         .await
         .is_err()
     {
@@ -183,7 +183,7 @@ impl Snapshots {
         })
     }
 
-    fn start(self, config: &Config) -> Result<(SnapshotProcessor, tokio::task::JoinHandle<()>)> {
+    fn start(self, config: &Config) -> Result<(SnapshotProcessor, WorkerDone)> {
         let first_start = self.state.is_none();
         let (mut processor, worker) = SnapshotProcessor::start(
             self.chunks,
@@ -191,7 +191,8 @@ impl Snapshots {
             self.tables,
             config.snapshot.chunk_size,
             self.slot,
-        );
+        )
+        .context("starting the snapshot worker")?;
         if config.snapshot.initial && first_start {
             processor.enqueue_all();
         }

@@ -139,18 +139,20 @@ pub async fn run(
             None => processor.tick(&mut batch),
         }
 
-        if !batch.is_empty() {
+        // A snapshot chunk arrives as one item of thousands of events: the
+        // sink takes at most a batch at a time, so its buffers stay small.
+        for events in batch.chunks(config.max_batch_events.max(1)) {
             retry(
                 sink,
-                SinkOp::Write(&batch),
+                SinkOp::Write(events),
                 &mut shutdown,
                 config,
                 &mut stats,
             )
             .await?;
-            stats.events += batch.len() as u64;
-            batch.clear();
+            stats.events += events.len() as u64;
         }
+        batch.clear();
         durable.written();
 
         let idle = items.is_empty();

@@ -19,8 +19,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use cdc_signal::{Command, TableRef};
-use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
+use tokio::sync::{mpsc, oneshot};
 
 use crate::event::Event;
 use crate::merger::{Chunk, ChunkRow, Outcome, Visibility, WindowMerger};
@@ -49,6 +48,23 @@ pub struct SelectedChunk {
     pub max_key: Option<Vec<String>>,
     pub estimate: Option<u64>,
     pub visibility: Option<Visibility>,
+}
+
+impl SelectedChunk {
+    /// No rows: the table is empty, or nothing is left of it.
+    pub fn empty(
+        max_key: Option<Vec<String>>,
+        estimate: Option<u64>,
+        visibility: Option<Visibility>,
+    ) -> Self {
+        SelectedChunk {
+            rows: Vec::new(),
+            last_key: None,
+            max_key,
+            estimate,
+            visibility,
+        }
+    }
 }
 
 /// The source side of snapshots: watermarks, chunk selects, progress.
@@ -122,10 +138,10 @@ impl SnapshotProcessor {
         tables: SnapshotTables,
         chunk_size: usize,
         window_prefix: String,
-    ) -> (SnapshotProcessor, JoinHandle<()>) {
+    ) -> std::io::Result<(SnapshotProcessor, WorkerDone)> {
         let (requests, request_rx) = mpsc::unbounded_channel();
         let (report_tx, reports) = mpsc::unbounded_channel();
-        let worker = tokio::spawn(worker(source.clone(), request_rx, report_tx));
+        let worker = spawn_worker(source.clone(), request_rx, report_tx)?;
         let started = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_millis())
@@ -142,7 +158,7 @@ impl SnapshotProcessor {
             oldest: None,
             window_prefix: format!("{window_prefix}-{started}"),
         };
-        (processor, worker)
+        Ok((processor, worker))
     }
 
     /// Queue every snapshottable table (the initial snapshot).
@@ -426,6 +442,40 @@ fn retry_delay(attempt: u32) -> Duration {
     Duration::from_millis(100u64.saturating_mul(1 << attempt.min(6))).min(Duration::from_secs(5))
 }
 
+/// Resolves once the worker has finished its last request (the processor was
+/// dropped, so no more come).
+pub struct WorkerDone(oneshot::Receiver<()>);
+
+impl WorkerDone {
+    pub async fn wait(self) {
+        // An error means the worker is gone too (it panicked).
+        let _ = self.0.await;
+    }
+}
+
+/// Run the worker on a thread of its own, with its own runtime: a chunk is
+/// streamed from the server and converted while the pipeline's thread merges
+/// and serialises the previous one, and the worker's round trips (watermarks,
+/// selects) never wait behind a long batch. Chunks cross threads whole, once
+/// per chunk, so the hand-off costs nothing per row.
+fn spawn_worker(
+    source: Arc<dyn ChunkSource>,
+    requests: mpsc::UnboundedReceiver<Request>,
+    reports: mpsc::UnboundedSender<Report>,
+) -> std::io::Result<WorkerDone> {
+    let (done_tx, done) = oneshot::channel();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    std::thread::Builder::new()
+        .name("cdc-snapshot".into())
+        .spawn(move || {
+            runtime.block_on(worker(source, requests, reports));
+            let _ = done_tx.send(());
+        })?;
+    Ok(WorkerDone(done))
+}
+
 async fn worker(
     source: Arc<dyn ChunkSource>,
     mut requests: mpsc::UnboundedReceiver<Request>,
@@ -441,7 +491,11 @@ async fn worker(
                 }
             }
             Request::Select { request, window } => {
-                tokio::time::sleep(retry_delay(request.attempt)).await;
+                // Not even a zero sleep on the first attempt: the timer
+                // wheel rounds it up to a millisecond, per chunk.
+                if request.attempt > 0 {
+                    tokio::time::sleep(retry_delay(request.attempt)).await;
+                }
                 let report = select(source.as_ref(), &request, &window, &reports).await;
                 if let Err((definite, reason)) = report {
                     let _ = reports.send(Report::Failed {
@@ -465,8 +519,11 @@ async fn select(
         SnapshotError::Definite(reason) => (true, reason),
         SnapshotError::Transient(reason) => (false, reason),
     };
+    let started = Instant::now();
     source.open_window(window).await.map_err(fail)?;
+    let opened = started.elapsed();
     let selected = source.select_chunk(request).await.map_err(fail)?;
+    let read = started.elapsed();
     let chunk = Chunk {
         token: request.token,
         window: window.to_string(),
@@ -480,11 +537,21 @@ async fn select(
         max_key: selected.max_key,
         estimate: selected.estimate,
     };
+    let summary_rows = summary.rows;
     // Before the high watermark: see the module docs.
     let _ = reports.send(Report::Selected {
         token: request.token,
         chunk,
         selected: summary,
     });
-    source.close_window(window).await.map_err(fail)
+    source.close_window(window).await.map_err(fail)?;
+    tracing::debug!(
+        window,
+        rows = summary_rows,
+        low_watermark_us = opened.as_micros() as u64,
+        select_us = (read - opened).as_micros() as u64,
+        high_watermark_us = (started.elapsed() - read).as_micros() as u64,
+        "chunk selected"
+    );
+    Ok(())
 }

@@ -20,7 +20,8 @@ use cdc_engine::{Row, TableRef, Value};
 use cdc_signal::{SNAPSHOT_WINDOW_CLOSE, SNAPSHOT_WINDOW_OPEN};
 use futures_util::StreamExt;
 use tokio::sync::Mutex;
-use tokio_postgres::Client;
+use tokio_postgres::types::{FromSql, ToSql, Type};
+use tokio_postgres::{Client, Statement};
 
 use crate::catalog::{quote_ident, quote_table, TableInfo};
 use crate::connect::{describe_pg_error, ConnectConfig};
@@ -231,14 +232,44 @@ pub fn parse_snapshot(text: &str) -> Option<Visibility> {
 
 pub struct PgChunkSource {
     connect: ConnectConfig,
-    client: Mutex<Option<Client>>,
+    conn: Mutex<Option<Conn>>,
     tables: HashMap<TableRef, TableSql>,
     signal_table: TableRef,
     state_name: String,
+    /// `INSERT` of a watermark row, `DELETE` of a window's rows.
+    insert_watermark: String,
+    delete_watermarks: String,
+}
+
+/// The snapshot connection and the statements prepared on it. A chunk costs
+/// a handful of round trips: statements are prepared once, and the steps of
+/// one transaction are sent together (tokio-postgres pipelines requests
+/// polled at the same time).
+struct Conn {
+    client: Client,
+    statements: HashMap<String, Statement>,
+}
+
+impl Conn {
+    async fn statement(&mut self, sql: &str) -> Result<Statement, tokio_postgres::Error> {
+        if let Some(statement) = self.statements.get(sql) {
+            return Ok(statement.clone());
+        }
+        let statement = self.client.prepare(sql).await?;
+        self.statements.insert(sql.to_owned(), statement.clone());
+        Ok(statement)
+    }
 }
 
 fn transient(err: tokio_postgres::Error) -> SnapshotError {
     SnapshotError::Transient(describe_pg_error(&err))
+}
+
+/// The first error of a pipelined group of requests.
+fn first_error<const N: usize>(
+    results: [Result<(), tokio_postgres::Error>; N],
+) -> Result<(), tokio_postgres::Error> {
+    results.into_iter().collect()
 }
 
 impl PgChunkSource {
@@ -250,67 +281,103 @@ impl PgChunkSource {
     ) -> Self {
         PgChunkSource {
             connect,
-            client: Mutex::new(None),
+            conn: Mutex::new(None),
             tables: tables
                 .iter()
                 .filter_map(|t| TableSql::new(t.clone()).map(|s| (t.table.clone(), s)))
                 .collect(),
+            insert_watermark: format!(
+                "INSERT INTO {} (id, type, data) VALUES ($1, $2, NULL)",
+                quote_table(&signal_table)
+            ),
+            delete_watermarks: format!(
+                "DELETE FROM {} WHERE id = ANY($1)",
+                quote_table(&signal_table)
+            ),
             signal_table,
             state_name,
         }
     }
 
     /// Run `f` on a live connection, reconnecting first if needed. A failed
-    /// connection is dropped so the next call reconnects.
-    async fn with_client<T>(
+    /// connection is dropped so the next call reconnects; after any error the
+    /// prepared statements are dropped too (a table altered meanwhile makes
+    /// its cached statement fail until it is prepared again).
+    async fn with_conn<T>(
         &self,
-        f: impl AsyncFnOnce(&mut Client) -> Result<T, SnapshotError>,
+        f: impl AsyncFnOnce(&mut Conn) -> Result<T, SnapshotError>,
     ) -> Result<T, SnapshotError> {
-        let mut guard = self.client.lock().await;
-        if guard.as_ref().is_none_or(|c| c.is_closed()) {
+        let mut guard = self.conn.lock().await;
+        if guard.as_ref().is_none_or(|c| c.client.is_closed()) {
             let client = self
                 .connect
                 .connect_sql()
                 .await
                 .map_err(|e| SnapshotError::Transient(e.to_string()))?;
-            *guard = Some(client);
+            *guard = Some(Conn {
+                client,
+                statements: HashMap::new(),
+            });
         }
-        let Some(client) = guard.as_mut() else {
+        let Some(conn) = guard.as_mut() else {
             return Err(SnapshotError::Transient("no connection".into()));
         };
-        let result = f(client).await;
-        if client.is_closed() {
+        let result = f(conn).await;
+        if conn.client.is_closed() {
             *guard = None;
+        } else if result.is_err() {
+            conn.statements.clear();
+            // A transaction the error left open must not swallow the next
+            // request.
+            let _ = conn.client.batch_execute("ROLLBACK").await;
         }
         result
     }
 
-    async fn write_watermark(
-        &self,
-        id: String,
-        kind: &str,
-        delete: Option<[String; 2]>,
-    ) -> Result<(), SnapshotError> {
-        let insert = format!(
-            "INSERT INTO {} (id, type, data) VALUES ($1, $2, NULL)",
-            quote_table(&self.signal_table)
-        );
-        let remove = format!(
-            "DELETE FROM {} WHERE id = ANY($1)",
-            quote_table(&self.signal_table)
-        );
-        self.with_client(async |client| {
-            let tx = client.transaction().await.map_err(transient)?;
-            tx.execute(&insert, &[&id, &kind])
+    /// The low watermark: one autocommitted insert.
+    async fn write_low_watermark(&self, id: String) -> Result<(), SnapshotError> {
+        self.with_conn(async |conn| {
+            let insert = conn
+                .statement(&self.insert_watermark)
                 .await
                 .map_err(transient)?;
-            if let Some(ids) = &delete {
-                // Watermarks are only needed in the log: keep the table small.
-                tx.execute(&remove, &[&ids.as_slice()])
-                    .await
-                    .map_err(transient)?;
-            }
-            tx.commit().await.map_err(transient)
+            conn.client
+                .execute(&insert, &[&id, &SNAPSHOT_WINDOW_OPEN])
+                .await
+                .map(|_| ())
+                .map_err(transient)
+        })
+        .await
+    }
+
+    /// The high watermark, and both of the window's rows deleted in the same
+    /// transaction: watermarks are only needed in the log, and the table
+    /// stays small. One round trip.
+    async fn write_high_watermark(&self, open: String, close: String) -> Result<(), SnapshotError> {
+        self.with_conn(async |conn| {
+            let insert = conn
+                .statement(&self.insert_watermark)
+                .await
+                .map_err(transient)?;
+            let delete = conn
+                .statement(&self.delete_watermarks)
+                .await
+                .map_err(transient)?;
+            let ids = [open, close.clone()];
+            let ids = ids.as_slice();
+            let insert_params: [&(dyn ToSql + Sync); 2] = [&close, &SNAPSHOT_WINDOW_CLOSE];
+            let delete_params: [&(dyn ToSql + Sync); 1] = [&ids];
+            let client = &conn.client;
+            let (begin, inserted, deleted, commit) = tokio::join!(
+                client.batch_execute("BEGIN"),
+                client.execute(&insert, &insert_params),
+                client.execute(&delete, &delete_params),
+                // After a failed step the server answers COMMIT with a
+                // rollback; the step's own error is reported.
+                client.batch_execute("COMMIT"),
+            );
+            first_error([begin, inserted.map(|_| ()), deleted.map(|_| ()), commit])
+                .map_err(transient)
         })
         .await
     }
@@ -321,16 +388,19 @@ impl PgChunkSource {
             "SELECT state::text FROM {} WHERE name = $1",
             quote_table(&state_table(&self.signal_table))
         );
-        let name = self.state_name.clone();
-        let text: Option<String> = self
-            .with_client(async |client| {
-                Ok(client
-                    .query_opt(&sql, &[&name])
-                    .await
-                    .map_err(transient)?
-                    .map(|r| r.get(0)))
-            })
-            .await?;
+        // A connection of its own: the cached one belongs to the snapshot
+        // worker's thread, and a connection is driven by the runtime that
+        // opened it.
+        let client = self
+            .connect
+            .connect_sql()
+            .await
+            .map_err(|e| SnapshotError::Transient(e.to_string()))?;
+        let text: Option<String> = client
+            .query_opt(&sql, &[&self.state_name])
+            .await
+            .map_err(transient)?
+            .map(|r| r.get(0));
         match text {
             None => Ok(None),
             Some(text) => serde_json::from_str(&text).map(Some).map_err(|e| {
@@ -358,37 +428,102 @@ fn classify(err: tokio_postgres::Error) -> SnapshotError {
     }
 }
 
-fn row_values(
+/// A column's bytes as the server sent them, whatever its type: every chunk
+/// column is selected as text, and [`text_to_value`] checks the UTF-8 once
+/// (a `&str` would be checked twice).
+struct RawText<'a>(&'a [u8]);
+
+impl<'a> FromSql<'a> for RawText<'a> {
+    fn from_sql(_: &Type, raw: &'a [u8]) -> Result<Self, Box<dyn std::error::Error + Sync + Send>> {
+        Ok(RawText(raw))
+    }
+
+    fn accepts(_: &Type) -> bool {
+        true
+    }
+}
+
+/// The row's values, typed by the columns' OIDs. A value that does not
+/// convert (it cannot, short of a server bug) is kept as text rather than lost.
+fn row_values(row: &tokio_postgres::Row, oids: &[u32]) -> Result<Vec<Value>, SnapshotError> {
+    let mut values = Vec::with_capacity(oids.len());
+    for (i, &oid) in oids.iter().enumerate() {
+        let text: Option<RawText> = row
+            .try_get(i)
+            .map_err(|e| SnapshotError::Transient(e.to_string()))?;
+        values.push(match text {
+            None => Value::Null,
+            Some(RawText(text)) => text_to_value(oid, text)
+                .unwrap_or_else(|_| Value::Text(String::from_utf8_lossy(text).into_owned())),
+        });
+    }
+    Ok(values)
+}
+
+/// Opens a chunk's transaction; its first statement fixes the snapshot the
+/// chunk is read in.
+const BEGIN_SNAPSHOT: &str = "START TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY";
+const SNAPSHOT_SQL: &str = "SELECT pg_current_snapshot()::text";
+const ESTIMATE_SQL: &str = "SELECT reltuples FROM pg_class WHERE oid = $1";
+
+fn visibility_of(row: tokio_postgres::Row) -> Result<Visibility, SnapshotError> {
+    let text: String = row
+        .try_get(0)
+        .map_err(|e| SnapshotError::Transient(e.to_string()))?;
+    parse_snapshot(&text)
+        .ok_or_else(|| SnapshotError::Transient(format!("unreadable snapshot {text:?}")))
+}
+
+/// Key values in the server's text form, for the next chunk's bounds.
+fn key_texts(
     row: &tokio_postgres::Row,
-    range: std::ops::Range<usize>,
-    oids: &[u32],
-) -> Result<Vec<Value>, SnapshotError> {
-    range
-        .zip(oids)
-        .map(|(i, &oid)| {
-            let text: Option<&str> = row
-                .try_get(i)
-                .map_err(|e| SnapshotError::Transient(e.to_string()))?;
-            match text {
-                None => Ok(Value::Null),
-                Some(text) => Ok(text_to_value(oid, text.as_bytes())
-                    .unwrap_or_else(|_| Value::Text(text.to_string()))),
-            }
-        })
-        .collect()
+    columns: impl Iterator<Item = usize>,
+) -> Result<Vec<String>, SnapshotError> {
+    columns
+        .map(|i| row.try_get::<_, String>(i))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| SnapshotError::Transient(e.to_string()))
+}
+
+/// The chunk's rows as they stream in (our conversion overlaps the server's
+/// work), and the last row's key.
+async fn read_rows(
+    sql: &TableSql,
+    stream: tokio_postgres::RowStream,
+    limit: usize,
+) -> Result<(Vec<ChunkRow>, Option<Vec<String>>), SnapshotError> {
+    futures_util::pin_mut!(stream);
+    let mut rows = Vec::with_capacity(limit.min(65_536));
+    let mut last = None;
+    while let Some(row) = stream.next().await {
+        let row = row.map_err(classify)?;
+        let after = row_values(&row, &sql.column_oids)?;
+        let mut key = Vec::with_capacity(sql.key_indexes.len());
+        for &i in &sql.key_indexes {
+            key.push(after.get(i).cloned().unwrap_or(Value::Null));
+        }
+        rows.push(ChunkRow {
+            key: Row::new(sql.key_names.clone(), key),
+            after: Row::new(sql.column_names.clone(), after),
+        });
+        last = Some(row);
+    }
+    // The next chunk starts after the last key, in the server's own text.
+    let last_key = match last {
+        Some(row) => Some(key_texts(&row, sql.key_indexes.iter().copied())?),
+        None => None,
+    };
+    Ok((rows, last_key))
 }
 
 #[async_trait]
 impl ChunkSource for PgChunkSource {
     async fn open_window(&self, window: &str) -> Result<(), SnapshotError> {
-        self.write_watermark(format!("{window}-open"), SNAPSHOT_WINDOW_OPEN, None)
-            .await
+        self.write_low_watermark(format!("{window}-open")).await
     }
 
     async fn close_window(&self, window: &str) -> Result<(), SnapshotError> {
-        let open = format!("{window}-open");
-        let close = format!("{window}-close");
-        self.write_watermark(close.clone(), SNAPSHOT_WINDOW_CLOSE, Some([open, close]))
+        self.write_high_watermark(format!("{window}-open"), format!("{window}-close"))
             .await
     }
 
@@ -404,108 +539,82 @@ impl ChunkSource for PgChunkSource {
             check_filter(filter)
                 .map_err(|e| SnapshotError::Definite(format!("filter {filter:?}: {e}")))?;
         }
-        let nkeys = sql.key_oids.len();
-        self.with_client(async |client| {
-            let tx = client
-                .build_transaction()
-                .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
-                .read_only(true)
-                .start()
-                .await
-                .map_err(transient)?;
-            // First statement: fixes the transaction's snapshot for the
-            // SELECTs below.
-            let snapshot: String = tx
-                .query_one("SELECT pg_current_snapshot()::text", &[])
-                .await
-                .map_err(transient)?
-                .get(0);
-            let visibility = parse_snapshot(&snapshot).ok_or_else(|| {
-                SnapshotError::Transient(format!("unreadable snapshot {snapshot:?}"))
-            })?;
-            let (max_key, estimate) = if request.max_key_read {
-                (request.max_key.clone(), None)
-            } else {
-                let row = tx
-                    .query_opt(&sql.max_key_sql(filter), &[])
-                    .await
-                    .map_err(classify)?;
-                let max_key = match row {
-                    Some(row) => Some(
-                        (0..nkeys)
-                            .map(|i| row.try_get::<_, String>(i))
-                            .collect::<Result<Vec<_>, _>>()
-                            .map_err(|e| SnapshotError::Transient(e.to_string()))?,
-                    ),
-                    None => None,
-                };
-                let estimate: f32 = tx
-                    .query_one(
-                        "SELECT reltuples FROM pg_class WHERE oid = $1",
-                        &[&sql.info.oid],
-                    )
-                    .await
-                    .map_err(transient)?
-                    .get(0);
-                (max_key, Some(estimate.max(0.0) as u64))
-            };
-            let Some(upper) = max_key.clone() else {
-                // Empty table (or nothing matches the filter): done.
-                tx.commit().await.map_err(transient)?;
-                return Ok(SelectedChunk {
-                    rows: Vec::new(),
-                    last_key: None,
-                    max_key,
-                    estimate,
-                    visibility: Some(visibility),
-                });
-            };
-            let mut params: Vec<String> = Vec::with_capacity(2 * nkeys + 1);
+        let chunk_sql = sql.chunk_sql(request.after_key.is_some(), true, filter);
+        let chunk_params = |upper: &[String]| {
+            let mut params: Vec<String> = Vec::with_capacity(2 * upper.len() + 1);
             if let Some(after) = &request.after_key {
                 params.extend(after.iter().cloned());
             }
             params.extend(upper.iter().cloned());
             params.push(request.limit.to_string());
-            let query = sql.chunk_sql(request.after_key.is_some(), true, filter);
-            tracing::debug!(table = %request.table, sql = %query, params = ?params, "chunk select");
-            // Rows are converted as they stream in, overlapping the
-            // server's work with ours.
-            let stream = tx
-                .query_raw(&query, params.iter())
+            params
+        };
+        tracing::debug!(table = %request.table, sql = %chunk_sql, after = ?request.after_key, "chunk select");
+        self.with_conn(async |conn| {
+            let snapshot_sql = conn.statement(SNAPSHOT_SQL).await.map_err(transient)?;
+            let chunk_query = conn.statement(&chunk_sql).await.map_err(classify)?;
+            if request.max_key_read {
+                let Some(upper) = &request.max_key else {
+                    return Ok(SelectedChunk::empty(None, None, None));
+                };
+                // The usual case: begin, snapshot and select in one round trip.
+                let params = chunk_params(upper);
+                let client = &conn.client;
+                let (begin, snapshot, rows) = tokio::join!(
+                    client.batch_execute(BEGIN_SNAPSHOT),
+                    client.query_one(&snapshot_sql, &[]),
+                    client.query_raw(&chunk_query, params.iter()),
+                );
+                begin.map_err(transient)?;
+                let visibility = visibility_of(snapshot.map_err(transient)?)?;
+                let (rows, last_key) =
+                    read_rows(sql, rows.map_err(classify)?, request.limit).await?;
+                client.batch_execute("COMMIT").await.map_err(transient)?;
+                return Ok(SelectedChunk {
+                    rows,
+                    last_key,
+                    max_key: request.max_key.clone(),
+                    estimate: None,
+                    visibility: Some(visibility),
+                });
+            }
+            // The table's first chunk: its largest key and size first, in
+            // the same snapshot.
+            let max_key_query = conn
+                .statement(&sql.max_key_sql(filter))
                 .await
                 .map_err(classify)?;
-            futures_util::pin_mut!(stream);
-            let mut chunk = Vec::with_capacity(request.limit.min(65_536));
-            let mut last_key = None;
-            while let Some(row) = stream.next().await {
-                let row = row.map_err(classify)?;
-                let after = row_values(&row, 0..sql.column_oids.len(), &sql.column_oids)?;
-                let key = sql
-                    .key_indexes
-                    .iter()
-                    .map(|&i| after.get(i).cloned().unwrap_or(Value::Null))
-                    .collect();
-                chunk.push(ChunkRow {
-                    key: Row::new(sql.key_names.clone(), key),
-                    after: Row::new(sql.column_names.clone(), after),
-                });
-                last_key = Some(row);
-            }
-            tx.commit().await.map_err(transient)?;
-            // The next chunk starts after the last key, in the server's own
-            // text form of it.
-            let last_key = match last_key {
-                Some(row) => Some(
-                    sql.key_indexes
-                        .iter()
-                        .map(|&i| row.try_get::<_, String>(i))
-                        .collect::<Result<Vec<_>, _>>()
-                        .map_err(|e| SnapshotError::Transient(e.to_string()))?,
-                ),
+            let estimate_query = conn.statement(ESTIMATE_SQL).await.map_err(transient)?;
+            let estimate_params: [&(dyn ToSql + Sync); 1] = [&sql.info.oid];
+            let client = &conn.client;
+            let (begin, snapshot, max_row, estimate) = tokio::join!(
+                client.batch_execute(BEGIN_SNAPSHOT),
+                client.query_one(&snapshot_sql, &[]),
+                client.query_opt(&max_key_query, &[]),
+                client.query_one(&estimate_query, &estimate_params),
+            );
+            begin.map_err(transient)?;
+            let visibility = visibility_of(snapshot.map_err(transient)?)?;
+            let max_key = match max_row.map_err(classify)? {
+                Some(row) => Some(key_texts(&row, 0..sql.key_oids.len())?),
                 None => None,
             };
+            let estimate: f32 = estimate.map_err(transient)?.get(0);
+            let estimate = Some(estimate.max(0.0) as u64);
+            let Some(upper) = &max_key else {
+                // Empty table (or nothing matches the filter): done.
+                client.batch_execute("COMMIT").await.map_err(transient)?;
+                return Ok(SelectedChunk::empty(None, estimate, Some(visibility)));
+            };
+            let params = chunk_params(upper);
+            let stream = client
+                .query_raw(&chunk_query, params.iter())
+                .await
+                .map_err(classify)?;
+            let (rows, last_key) = read_rows(sql, stream, request.limit).await?;
+            client.batch_execute("COMMIT").await.map_err(transient)?;
             Ok(SelectedChunk {
-                rows: chunk,
+                rows,
                 last_key,
                 max_key,
                 estimate,
@@ -528,8 +637,8 @@ impl ChunkSource for PgChunkSource {
             quote_table(&state_table(&self.signal_table))
         );
         let name = self.state_name.clone();
-        self.with_client(async |client| {
-            client
+        self.with_conn(async |conn| {
+            conn.client
                 .execute(&sql, &[&name, &json])
                 .await
                 .map(|_| ())
