@@ -13,9 +13,10 @@
 //! Environment: `CDC_BENCH_ROWS` (default 1000000), `CDC_BENCH_BIG_ROWS`
 //! (second snapshot size for the memory check, default 3 × rows, 0 to
 //! skip), `CDC_BENCH_LATENCY_SECS` (default 30), `CDC_BENCH_CHUNKS`
-//! (default "1000,8192,50000"), `CDC_BENCH_ONLY` (comma list of
+//! (default "1000,8192,16384,50000"), `CDC_BENCH_ONLY` (comma list of
 //! stream,bigtx,snapshot,latency,memory), `CDC_BENCH_LOG` (cdc's log filter,
-//! default "info"; when set, the run's configs and logs are kept in /tmp).
+//! default "info"; when set, the run's configs and logs are kept in /tmp),
+//! `CDC_BENCH_REPEAT` (snapshot runs per reader, median reported, default 3).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::{BufRead, BufReader, Seek, SeekFrom};
@@ -24,6 +25,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use cdc_testcontainers::Postgres;
+
+/// cdc's default `snapshot.chunk_size`.
+const DEFAULT_CHUNK: usize = 16_384;
 
 fn env_usize(name: &str, default: usize) -> usize {
     std::env::var(name)
@@ -196,7 +200,7 @@ impl Bench {
 
     /// cdc drains `slot` until the slot's confirmed position reaches `endpos`.
     fn cdc_drain(&self, slot: &str, sink: &str, endpos: &str) -> Run {
-        let config = self.config(slot, sink, 8192);
+        let config = self.config(slot, sink, DEFAULT_CHUNK);
         let start = Instant::now();
         let mut child = self.start_cdc(&config);
         let mut walsender = None;
@@ -390,7 +394,9 @@ impl Bench {
         }
     }
 
-    fn snapshot(&self, chunks: &[usize]) {
+    /// Each reader runs `repeat` times, interleaved, and the median counts:
+    /// on a small shared VM single runs vary by ±15%.
+    fn snapshot(&self, chunks: &[usize], repeat: usize) {
         self.psql("DROP TABLE IF EXISTS bench");
         self.psql(TABLE_DDL);
         self.prepare_cdc_objects();
@@ -398,21 +404,38 @@ impl Bench {
         self.psql("VACUUM ANALYZE bench");
         // Warm the cache the same way for both readers.
         self.copy_limit();
-        let copy = self.copy_limit();
+        let mut copies = Vec::new();
+        let mut runs: Vec<Vec<Run>> = chunks.iter().map(|_| Vec::new()).collect();
+        for _ in 0..repeat.max(1) {
+            copies.push(self.copy_limit());
+            for (&chunk, runs) in chunks.iter().zip(runs.iter_mut()) {
+                runs.push(self.cdc_snapshot(chunk, self.rows));
+            }
+        }
+        let copy = median(copies);
         println!(
-            "\n## snapshot: {} rows, light writer streaming meanwhile",
-            self.rows
+            "\n## snapshot: {} rows, light writer streaming meanwhile (median of {} runs)",
+            self.rows,
+            repeat.max(1)
         );
-        println!("| reader | rows/s | seconds | ratio | cdc CPU s | cdc peak RSS MB |");
-        println!("|---|---:|---:|---:|---:|---:|");
         println!(
-            "| COPY (SELECT …) TO STDOUT (limit) | {:.0} | {:.2} | 1.00 | - | - |",
+            "| reader | rows/s | seconds | ratio | ratio range | cdc CPU s | cdc peak RSS MB |"
+        );
+        println!("|---|---:|---:|---:|---:|---:|---:|");
+        println!(
+            "| COPY (SELECT …) TO STDOUT (limit) | {:.0} | {:.2} | 1.00 | - | - | - |",
             copy.rows_per_s, copy.secs
         );
-        for &chunk in chunks {
-            let run = self.cdc_snapshot(chunk, self.rows);
+        for (&chunk, runs) in chunks.iter().zip(runs) {
+            let ratios: Vec<f64> = runs
+                .iter()
+                .map(|r| r.rows_per_s / copy.rows_per_s)
+                .collect();
+            let low = ratios.iter().copied().fold(f64::INFINITY, f64::min);
+            let high = ratios.iter().copied().fold(0.0, f64::max);
+            let run = median(runs);
             println!(
-                "| cdc, chunk {chunk} | {:.0} | {:.2} | {:.2} | {} | {} |",
+                "| cdc, chunk {chunk} | {:.0} | {:.2} | {:.2} | {low:.2}–{high:.2} | {} | {} |",
                 run.rows_per_s,
                 run.secs,
                 run.rows_per_s / copy.rows_per_s,
@@ -453,7 +476,7 @@ impl Bench {
         let config = self.config(
             &slot,
             &format!("type = \"file\"\npath = {:?}", events.display().to_string()),
-            8192,
+            DEFAULT_CHUNK,
         );
         let log = config.with_extension("log");
         let mut child = self.start_cdc(&config);
@@ -526,6 +549,13 @@ impl Bench {
             rss.unwrap_or(0.0)
         );
     }
+}
+
+/// The run with the median rows/s.
+fn median(mut runs: Vec<Run>) -> Run {
+    runs.sort_by(|a, b| a.rows_per_s.total_cmp(&b.rows_per_s));
+    let middle = runs.len() / 2;
+    runs.swap_remove(middle)
 }
 
 fn wait_for(log: &Path, text: &str, timeout: Duration) {
@@ -608,7 +638,7 @@ fn main() {
     let big_rows = env_usize("CDC_BENCH_BIG_ROWS", rows * 3);
     let latency_secs = env_usize("CDC_BENCH_LATENCY_SECS", 30) as u64;
     let chunks: Vec<usize> = std::env::var("CDC_BENCH_CHUNKS")
-        .unwrap_or_else(|_| "1000,8192,50000".into())
+        .unwrap_or_else(|_| "1000,8192,16384,50000".into())
         .split(',')
         .filter_map(|c| c.trim().parse().ok())
         .collect();
@@ -646,7 +676,7 @@ fn main() {
         bench.drain("one large transaction", rows);
     }
     if wanted("snapshot") {
-        bench.snapshot(&chunks);
+        bench.snapshot(&chunks, env_usize("CDC_BENCH_REPEAT", 3));
     }
     if wanted("latency") {
         println!("\n## latency: commit (source.ts_ms) to the line in the sink file, {latency_secs}s per rate");
@@ -659,6 +689,6 @@ fn main() {
         }
     }
     if wanted("memory") && big_rows > 0 {
-        bench.memory([rows, big_rows], 8192);
+        bench.memory([rows, big_rows], DEFAULT_CHUNK);
     }
 }
