@@ -327,11 +327,36 @@ impl Bench {
     }
 
     fn copy_limit(&self) -> Run {
+        self.copy_script("COPY (SELECT * FROM bench) TO STDOUT;")
+    }
+
+    /// The limit of reading in primary-key chunks: the server running the
+    /// very chunk queries cdc sends (text casts, ORDER BY key, LIMIT), one
+    /// after the other, with no watermarks and nothing done with the rows.
+    fn chunked_copy_limit(&self, chunk: usize) -> Run {
+        let columns =
+            "src.id::text, src.a::text, src.b::text, src.ts::text, src.n::text, src.j::text";
+        let script: String = (0..self.rows.div_ceil(chunk))
+            .map(|i| {
+                format!(
+                    "COPY (SELECT {columns} FROM bench AS src WHERE (src.id) > ({}::text::int8) \
+                     ORDER BY src.id LIMIT {chunk}) TO STDOUT;\n",
+                    i * chunk
+                )
+            })
+            .collect();
+        self.copy_script(&script)
+    }
+
+    fn copy_script(&self, script: &str) -> Run {
+        let path = self.dir.path().join("copy.sql");
+        std::fs::write(&path, script).unwrap();
         let start = Instant::now();
         let status = Command::new(self.pg.bindir().join("psql"))
             .args(["-X", "-q"])
             .args(self.connection_args())
-            .args(["-c", "COPY (SELECT * FROM bench) TO STDOUT"])
+            .arg("-f")
+            .arg(&path)
             .stdout(Stdio::null())
             .status()
             .unwrap();
@@ -405,9 +430,11 @@ impl Bench {
         // Warm the cache the same way for both readers.
         self.copy_limit();
         let mut copies = Vec::new();
+        let mut chunked = Vec::new();
         let mut runs: Vec<Vec<Run>> = chunks.iter().map(|_| Vec::new()).collect();
         for _ in 0..repeat.max(1) {
             copies.push(self.copy_limit());
+            chunked.push(self.chunked_copy_limit(DEFAULT_CHUNK));
             for (&chunk, runs) in chunks.iter().zip(runs.iter_mut()) {
                 runs.push(self.cdc_snapshot(chunk, self.rows));
             }
@@ -425,6 +452,13 @@ impl Bench {
         println!(
             "| COPY (SELECT …) TO STDOUT (limit) | {:.0} | {:.2} | 1.00 | - | - | - |",
             copy.rows_per_s, copy.secs
+        );
+        let chunked = median(chunked);
+        println!(
+            "| COPY of cdc's own {DEFAULT_CHUNK}-row chunk queries, back to back (pk-order limit) | {:.0} | {:.2} | {:.2} | - | - | - |",
+            chunked.rows_per_s,
+            chunked.secs,
+            chunked.rows_per_s / copy.rows_per_s
         );
         for (&chunk, runs) in chunks.iter().zip(runs) {
             let ratios: Vec<f64> = runs
