@@ -7,6 +7,7 @@
 //!   └── standby status (flush = pipeline's durable LSN)    LogItems ◄──┘
 //! ```
 
+pub mod binary;
 pub mod catalog;
 pub mod config;
 pub mod connect;

@@ -5,9 +5,11 @@
 //! index serves it at any table size. It runs in a REPEATABLE READ
 //! transaction together with `pg_current_snapshot()`, so the merger knows
 //! exactly which transactions the rows could see (the torn-chunk hazard of
-//! DESIGN.md §2). Every value is selected as text and converted by the same
-//! code as the log's values, so a key from a chunk and from the log compare
-//! equal.
+//! DESIGN.md §2). Values are converted by the same code as the log's, so a
+//! key from a chunk and from the log compare equal. Columns of types with a
+//! binary decoder come in binary, which spares the server its text
+//! formatting and decodes to the same values ([`crate::binary`]); keys do so
+//! only where the binary form is the text.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -23,9 +25,10 @@ use tokio::sync::Mutex;
 use tokio_postgres::types::{FromSql, ToSql, Type};
 use tokio_postgres::{Client, Statement};
 
+use crate::binary::{binary_is_text, binary_to_value, has_binary_decoder};
 use crate::catalog::{quote_ident, quote_table, TableInfo};
 use crate::connect::{describe_pg_error, ConnectConfig};
-use crate::types::text_to_value;
+use crate::types::{oid, text_to_value};
 
 /// The table holding snapshot progress, next to the signal table.
 pub fn state_table(signal_table: &TableRef) -> TableRef {
@@ -39,6 +42,8 @@ struct TableSql {
     /// Positions of the key columns among all columns.
     key_indexes: Vec<usize>,
     column_oids: Vec<u32>,
+    /// Per column: selected in binary rather than as text.
+    column_binary: Vec<bool>,
     key_names: Arc<[String]>,
     column_names: Arc<[String]>,
 }
@@ -58,10 +63,25 @@ impl TableSql {
             .iter()
             .map(|k| info.columns.iter().position(|c| &c.name == k))
             .collect::<Option<Vec<_>>>()?;
+        let column_binary = info
+            .columns
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                // Bounds for the next chunk are read from the last row's key
+                // as text, so keys come in binary only where that is text.
+                if key_indexes.contains(&i) {
+                    binary_is_text(c.type_oid)
+                } else {
+                    has_binary_decoder(c.type_oid)
+                }
+            })
+            .collect();
         Some(TableSql {
             key_oids,
             key_indexes,
             column_oids: info.columns.iter().map(|c| c.type_oid).collect(),
+            column_binary,
             key_names: Arc::from(info.primary_key.clone()),
             column_names: Arc::from(
                 info.columns
@@ -104,11 +124,24 @@ impl TableSql {
         format!("({})", casts.join(", "))
     }
 
+    /// A column as selected: as itself (binary), or as the text of its
+    /// output function, which is what the log carries.
+    fn output_column(&self, index: usize) -> String {
+        let name = self.column_names.get(index).map_or("", String::as_str);
+        let column = format!("src.{}", quote_ident(name));
+        if self.column_binary.get(index) == Some(&true) {
+            return column;
+        }
+        let oid = self.column_oids.get(index).copied().unwrap_or(0);
+        match output_function(oid) {
+            Some(function) => format!("{function}({column})::text"),
+            None => format!("{column}::text"),
+        }
+    }
+
     fn select_list(&self) -> String {
-        self.info
-            .columns
-            .iter()
-            .map(|c| format!("src.{}::text", quote_ident(&c.name)))
+        (0..self.column_names.len())
+            .map(|i| self.output_column(i))
             .collect::<Vec<_>>()
             .join(", ")
     }
@@ -143,10 +176,9 @@ impl TableSql {
 
     fn max_key_sql(&self, filter: Option<&str>) -> String {
         let keys: Vec<String> = self
-            .info
-            .primary_key
+            .key_indexes
             .iter()
-            .map(|k| format!("src.{}::text", quote_ident(k)))
+            .map(|&i| self.output_column(i))
             .collect();
         let order: Vec<String> = self
             .info
@@ -161,6 +193,18 @@ impl TableSql {
             quote_table(&self.info.table),
             order.join(", ")
         )
+    }
+}
+
+/// Output functions of types whose cast to text is not their output:
+/// `'10.0.0.1'::inet::text` is `10.0.0.1/32`, while the log has `10.0.0.1`.
+/// The functions are strict, so a null stays null.
+fn output_function(type_oid: u32) -> Option<&'static str> {
+    match type_oid {
+        oid::INET => Some("pg_catalog.inet_out"),
+        oid::CIDR => Some("pg_catalog.cidr_out"),
+        oid::CHAR => Some("pg_catalog.charout"),
+        _ => None,
     }
 }
 
@@ -428,14 +472,13 @@ fn classify(err: tokio_postgres::Error) -> SnapshotError {
     }
 }
 
-/// A column's bytes as the server sent them, whatever its type: every chunk
-/// column is selected as text, and [`text_to_value`] checks the UTF-8 once
-/// (a `&str` would be checked twice).
-struct RawText<'a>(&'a [u8]);
+/// A column's bytes as the server sent them, whatever its type and format:
+/// the converters check what they need (a `&str` would check UTF-8 twice).
+struct RawValue<'a>(&'a [u8]);
 
-impl<'a> FromSql<'a> for RawText<'a> {
+impl<'a> FromSql<'a> for RawValue<'a> {
     fn from_sql(_: &Type, raw: &'a [u8]) -> Result<Self, Box<dyn std::error::Error + Sync + Send>> {
-        Ok(RawText(raw))
+        Ok(RawValue(raw))
     }
 
     fn accepts(_: &Type) -> bool {
@@ -443,17 +486,23 @@ impl<'a> FromSql<'a> for RawText<'a> {
     }
 }
 
-/// The row's values, typed by the columns' OIDs. A value that does not
-/// convert (it cannot, short of a server bug) is kept as text rather than lost.
-fn row_values(row: &tokio_postgres::Row, oids: &[u32]) -> Result<Vec<Value>, SnapshotError> {
-    let mut values = Vec::with_capacity(oids.len());
-    for (i, &oid) in oids.iter().enumerate() {
-        let text: Option<RawText> = row
+/// The row's values, typed by the columns' OIDs. A text value that does not
+/// convert (it cannot, short of a server bug) is kept as text rather than
+/// lost; a binary one has no such fallback and fails the chunk, naming the
+/// column.
+fn row_values(row: &tokio_postgres::Row, sql: &TableSql) -> Result<Vec<Value>, SnapshotError> {
+    let mut values = Vec::with_capacity(sql.column_oids.len());
+    for (i, (&oid, &binary)) in sql.column_oids.iter().zip(&sql.column_binary).enumerate() {
+        let raw: Option<RawValue> = row
             .try_get(i)
             .map_err(|e| SnapshotError::Transient(e.to_string()))?;
-        values.push(match text {
+        values.push(match raw {
             None => Value::Null,
-            Some(RawText(text)) => text_to_value(oid, text)
+            Some(RawValue(raw)) if binary => binary_to_value(oid, raw).map_err(|e| {
+                let column = sql.column_names.get(i).map_or("?", String::as_str);
+                SnapshotError::Definite(format!("{}.{column}: {e}", sql.info.table))
+            })?,
+            Some(RawValue(text)) => text_to_value(oid, text)
                 .unwrap_or_else(|_| Value::Text(String::from_utf8_lossy(text).into_owned())),
         });
     }
@@ -497,7 +546,7 @@ async fn read_rows(
     let mut last = None;
     while let Some(row) = stream.next().await {
         let row = row.map_err(classify)?;
-        let after = row_values(&row, &sql.column_oids)?;
+        let after = row_values(&row, sql)?;
         let mut key = Vec::with_capacity(sql.key_indexes.len());
         for &i in &sql.key_indexes {
             key.push(after.get(i).cloned().unwrap_or(Value::Null));

@@ -65,6 +65,8 @@ pub enum ValueError {
         offset: usize,
         reason: &'static str,
     },
+    #[error("type {type_oid}: {reason}")]
+    InvalidBinary { type_oid: u32, reason: &'static str },
     #[error("type {type_oid}: invalid array literal at byte {offset}: {reason}")]
     InvalidArray {
         type_oid: u32,
