@@ -331,16 +331,16 @@ impl Bench {
     }
 
     /// The limit of reading in primary-key chunks: the server running the
-    /// very chunk queries cdc sends (text casts, ORDER BY key, LIMIT), one
-    /// after the other, with no watermarks and nothing done with the rows.
+    /// very chunk queries cdc sends (key and jsonb as text, the rest in
+    /// binary, ORDER BY key, LIMIT), one after the other, with no watermarks
+    /// and nothing done with the rows.
     fn chunked_copy_limit(&self, chunk: usize) -> Run {
-        let columns =
-            "src.id::text, src.a::text, src.b::text, src.ts::text, src.n::text, src.j::text";
+        let columns = "src.id::text, src.a, src.b, src.ts, src.n, src.j::text";
         let script: String = (0..self.rows.div_ceil(chunk))
             .map(|i| {
                 format!(
                     "COPY (SELECT {columns} FROM bench AS src WHERE (src.id) > ({}::text::int8) \
-                     ORDER BY src.id LIMIT {chunk}) TO STDOUT;\n",
+                     ORDER BY src.id LIMIT {chunk}) TO STDOUT (FORMAT binary);\n",
                     i * chunk
                 )
             })
