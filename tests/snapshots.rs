@@ -126,8 +126,10 @@ fn bad_signals_get_one_line_each_and_the_stream_goes_on() {
     let (pg, _dir, _config, events_path, mut engine) = capture(
         "CREATE TABLE orders (id int PRIMARY KEY);
          CREATE TABLE keyless (v int);
-         CREATE TABLE uncaptured (id int PRIMARY KEY);",
-        &["public.orders", "public.keyless"],
+         CREATE TABLE uncaptured (id int PRIMARY KEY);
+         CREATE TABLE ones (id int PRIMARY KEY);
+         INSERT INTO ones VALUES (1);",
+        &["public.orders", "public.keyless", "public.ones"],
         "",
     );
     pg.psql(
@@ -140,6 +142,8 @@ fn bad_signals_get_one_line_each_and_the_stream_goes_on() {
              '{"data-collections": ["public.orders"], "additional-conditions": [{"data-collection": "public.orders", "filter": "nosuchcolumn > 1"}]}');
            INSERT INTO cdc.signal VALUES ('escape', 'execute-snapshot',
              '{"data-collections": ["public.orders"], "additional-conditions": [{"data-collection": "public.orders", "filter": "true) OR (true"}]}');
+           INSERT INTO cdc.signal VALUES ('fails-in-chunk', 'execute-snapshot',
+             '{"data-collections": ["public.ones"], "additional-conditions": [{"data-collection": "public.ones", "filter": "100 / (id - 1) > 0"}]}');
            INSERT INTO orders VALUES (1);"#,
     )
     .unwrap();
@@ -154,6 +158,7 @@ fn bad_signals_get_one_line_each_and_the_stream_goes_on() {
             "no-pk",
             "bad-filter",
             "escape",
+            "fails-in-chunk",
         ]
         .iter()
         .all(|id| log.contains(&format!("'{id}'")))
@@ -183,9 +188,23 @@ fn bad_signals_get_one_line_each_and_the_stream_goes_on() {
     );
     assert!(line("bad-filter").contains("nosuchcolumn"), "{log}");
     assert!(line("escape").contains("unbalanced"), "{log}");
+    assert!(line("fails-in-chunk").contains("division by zero"), "{log}");
+    // The chunk connection recovered from the failed transaction: the next
+    // snapshot of the same table goes through.
+    signal(
+        &pg,
+        "after-failure",
+        "execute-snapshot",
+        r#"{"data-collections": ["public.ones"]}"#,
+    );
+    wait_until("the retried snapshot", Duration::from_secs(30), || {
+        read_events(&events_path)
+            .iter()
+            .any(|e| e["op"] == "r" && e["source"]["table"] == "ones")
+    });
     // The stream goes on.
     pg.psql("INSERT INTO orders VALUES (2);").unwrap();
-    let events = wait_for_events(&events_path, 2, &mut engine);
+    let events = wait_for_events(&events_path, 3, &mut engine);
     assert_eq!(events.last().unwrap()["after"]["id"], 2);
     assert!(engine.is_running());
     engine.terminate();

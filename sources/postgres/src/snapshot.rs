@@ -292,6 +292,10 @@ pub struct PgChunkSource {
 struct Conn {
     client: Client,
     statements: HashMap<String, Statement>,
+    /// A chunk's transaction was begun and not yet committed: after an
+    /// error it must be rolled back (and only then: a ROLLBACK outside a
+    /// transaction draws a server warning).
+    in_transaction: bool,
 }
 
 impl Conn {
@@ -361,6 +365,7 @@ impl PgChunkSource {
             *guard = Some(Conn {
                 client,
                 statements: HashMap::new(),
+                in_transaction: false,
             });
         }
         let Some(conn) = guard.as_mut() else {
@@ -369,12 +374,18 @@ impl PgChunkSource {
         let result = f(conn).await;
         if conn.client.is_closed() {
             *guard = None;
-        } else if result.is_err() {
+            return result;
+        }
+        if result.is_err() {
             conn.statements.clear();
             // A transaction the error left open must not swallow the next
             // request.
-            let _ = conn.client.batch_execute("ROLLBACK").await;
+            if conn.in_transaction {
+                let _ = conn.client.batch_execute("ROLLBACK").await;
+            }
         }
+        // Every request either commits what it began or failed above.
+        conn.in_transaction = false;
         result
     }
 
@@ -608,6 +619,7 @@ impl ChunkSource for PgChunkSource {
                 };
                 // The usual case: begin, snapshot and select in one round trip.
                 let params = chunk_params(upper);
+                conn.in_transaction = true;
                 let client = &conn.client;
                 let (begin, snapshot, rows) = tokio::join!(
                     client.batch_execute(BEGIN_SNAPSHOT),
@@ -635,6 +647,7 @@ impl ChunkSource for PgChunkSource {
                 .map_err(classify)?;
             let estimate_query = conn.statement(ESTIMATE_SQL).await.map_err(transient)?;
             let estimate_params: [&(dyn ToSql + Sync); 1] = [&sql.info.oid];
+            conn.in_transaction = true;
             let client = &conn.client;
             let (begin, snapshot, max_row, estimate) = tokio::join!(
                 client.batch_execute(BEGIN_SNAPSHOT),
