@@ -9,6 +9,7 @@
 
 pub mod binary;
 pub mod catalog;
+mod chunk_sql;
 pub mod config;
 pub mod connect;
 pub mod decoder;
