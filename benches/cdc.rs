@@ -16,7 +16,7 @@
 //! (default "1000,8192,16384,50000"), `CDC_BENCH_ONLY` (comma list of
 //! stream,bigtx,snapshot,latency,memory), `CDC_BENCH_LOG` (cdc's log filter,
 //! default "info"; when set, the run's configs and logs are kept in /tmp),
-//! `CDC_BENCH_REPEAT` (snapshot runs per reader, median reported, default 3).
+//! `CDC_BENCH_REPEAT` (snapshot runs per reader, median reported, default 5).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::{BufRead, BufReader, Seek, SeekFrom};
@@ -419,6 +419,14 @@ impl Bench {
         }
     }
 
+    /// After a load: vacuumed (visibility map set, as autovacuum would soon
+    /// do in the middle of a measurement) and checkpointed (the load's dirty
+    /// pages written now, not while a reader runs).
+    fn settle(&self) {
+        self.psql("VACUUM ANALYZE bench");
+        self.psql("CHECKPOINT");
+    }
+
     /// Each reader runs `repeat` times, interleaved, and the median counts:
     /// on a small shared VM single runs vary by ±15%.
     fn snapshot(&self, chunks: &[usize], repeat: usize) {
@@ -426,7 +434,7 @@ impl Bench {
         self.psql(TABLE_DDL);
         self.prepare_cdc_objects();
         self.load_rows(100_000);
-        self.psql("VACUUM ANALYZE bench");
+        self.settle();
         // Warm the cache the same way for both readers.
         self.copy_limit();
         let mut copies = Vec::new();
@@ -490,7 +498,7 @@ impl Bench {
             self.psql(TABLE_DDL);
             self.prepare_cdc_objects();
             self.load_rows(100_000);
-            self.psql("VACUUM ANALYZE bench");
+            self.settle();
             let run = self.cdc_snapshot(chunk, rows);
             println!(
                 "| {rows} | {:.0} | {:.0} |",
@@ -710,7 +718,7 @@ fn main() {
         bench.drain("one large transaction", rows);
     }
     if wanted("snapshot") {
-        bench.snapshot(&chunks, env_usize("CDC_BENCH_REPEAT", 3));
+        bench.snapshot(&chunks, env_usize("CDC_BENCH_REPEAT", 5));
     }
     if wanted("latency") {
         println!("\n## latency: commit (source.ts_ms) to the line in the sink file, {latency_secs}s per rate");

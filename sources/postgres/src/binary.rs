@@ -21,6 +21,7 @@ pub fn binary_is_text(type_oid: u32) -> bool {
 
 /// Types read in binary by chunk selects. Others (json, intervals, arrays,
 /// user types) gain nothing or have no decoder here.
+///
 /// float4 stays text: the log reads its text as a double, and which digits
 /// that text has is PostgreSQL's choice (its Ryu never prints a value on a
 /// rounding boundary: -78319776 is `-7.8319776e+07`, not the shorter
