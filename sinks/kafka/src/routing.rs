@@ -11,7 +11,9 @@
 //! - Inserts into the outbox table become outbox events (see [`Outbox`]);
 //!   its other changes are dropped.
 
+use std::borrow::Borrow;
 use std::collections::HashMap;
+use std::hash::Hash;
 use std::sync::Arc;
 
 use cdc_engine::envelope::{self, EnvelopeWriter};
@@ -51,6 +53,24 @@ pub(crate) struct Router {
 struct Outbox {
     table: TableRef,
     config: OutboxConfig,
+}
+
+/// The topic `cache` holds for `key`, rendered and kept on first use.
+fn cached_topic<K, Q>(
+    cache: &mut HashMap<K, Arc<str>>,
+    key: &Q,
+    render: impl FnOnce() -> String,
+) -> Arc<str>
+where
+    K: Borrow<Q> + Hash + Eq,
+    Q: ToOwned<Owned = K> + Hash + Eq + ?Sized,
+{
+    if let Some(topic) = cache.get(key) {
+        return topic.clone();
+    }
+    let topic: Arc<str> = Arc::from(render());
+    cache.insert(key.to_owned(), topic.clone());
+    topic
 }
 
 impl Router {
@@ -97,20 +117,15 @@ impl Router {
         if self.outbox.as_ref().is_some_and(|o| &o.table == table) {
             return self.route_outbox(event, table, batch);
         }
-        let topic = match self.table_topics.get(table) {
-            Some(topic) => topic.clone(),
-            None => {
-                let topic: Arc<str> = Arc::from(self.templates.table.render(&Vars {
-                    prefix: &meta.name,
-                    db: &meta.db,
-                    schema: &table.schema,
-                    table: &table.name,
-                    aggregate_type: "",
-                }));
-                self.table_topics.insert(table.clone(), topic.clone());
-                topic
-            }
-        };
+        let topic = cached_topic(&mut self.table_topics, table, || {
+            self.templates.table.render(&Vars {
+                prefix: &meta.name,
+                db: &meta.db,
+                schema: &table.schema,
+                table: &table.name,
+                aggregate_type: "",
+            })
+        });
         let position = &event.source.position;
         let envelopes = &mut self.envelopes;
         let mut record = batch.record(topic.clone());
@@ -145,19 +160,17 @@ impl Router {
         let (Some(template), Some(message)) = (&self.templates.message, &event.message) else {
             return Ok(());
         };
-        let topic = match &self.message_topic {
-            Some(topic) => topic.clone(),
-            None => {
+        let topic = self
+            .message_topic
+            .get_or_insert_with(|| {
                 let meta = &event.source.meta;
-                let topic: Arc<str> = Arc::from(template.render(&Vars {
+                Arc::from(template.render(&Vars {
                     prefix: &meta.name,
                     db: &meta.db,
                     ..Vars::default()
-                }));
-                self.message_topic = Some(topic.clone());
-                topic
-            }
-        };
+                }))
+            })
+            .clone();
         #[derive(Serialize)]
         struct MessageKey<'a> {
             prefix: &'a str,
@@ -220,21 +233,16 @@ impl Router {
             );
             return Ok(());
         };
-        let topic = match self.outbox_topics.get(&aggregate_type) {
-            Some(topic) => topic.clone(),
-            None => {
-                let meta = &event.source.meta;
-                let topic: Arc<str> = Arc::from(template.render(&Vars {
-                    prefix: &meta.name,
-                    db: &meta.db,
-                    schema: &table.schema,
-                    table: &table.name,
-                    aggregate_type: &aggregate_type,
-                }));
-                self.outbox_topics.insert(aggregate_type, topic.clone());
-                topic
-            }
-        };
+        let topic = cached_topic(&mut self.outbox_topics, aggregate_type.as_str(), || {
+            let meta = &event.source.meta;
+            template.render(&Vars {
+                prefix: &meta.name,
+                db: &meta.db,
+                schema: &table.schema,
+                table: &table.name,
+                aggregate_type: &aggregate_type,
+            })
+        });
         let mut record = batch.record(topic);
         if let Some(key) = aggregate_id.as_key_text() {
             record = record.key(|buf| buf.extend_from_slice(key.as_bytes()));
