@@ -57,6 +57,11 @@ fn peak_rss_mb(pid: u32) -> Option<f64> {
     Some(kb / 1024.0)
 }
 
+/// A table cell: the figure with `decimals` places, or `-` when not measured.
+fn cell(value: Option<f64>, decimals: usize) -> String {
+    value.map_or_else(|| "-".to_owned(), |v| format!("{v:.decimals$}"))
+}
+
 const TABLE_DDL: &str = "CREATE TABLE IF NOT EXISTS bench (id bigint PRIMARY KEY, a int, b text, \
      ts timestamptz, n numeric(12,2), j jsonb)";
 
@@ -299,11 +304,9 @@ impl Bench {
                 r.rows_per_s,
                 r.secs,
                 r.rows_per_s / recv.rows_per_s,
-                r.cpu.map(|c| format!("{c:.2}")).unwrap_or("-".into()),
-                r.walsender_cpu
-                    .map(|c| format!("{c:.2}"))
-                    .unwrap_or("-".into()),
-                r.rss_mb.map(|c| format!("{c:.0}")).unwrap_or("-".into()),
+                cell(r.cpu, 2),
+                cell(r.walsender_cpu, 2),
+                cell(r.rss_mb, 0),
             )
         };
         row("pg_recvlogical, first pass", &recv_first);
@@ -481,8 +484,8 @@ impl Bench {
                 run.rows_per_s,
                 run.secs,
                 run.rows_per_s / copy.rows_per_s,
-                run.cpu.map(|c| format!("{c:.2}")).unwrap_or("-".into()),
-                run.rss_mb.map(|c| format!("{c:.0}")).unwrap_or("-".into()),
+                cell(run.cpu, 2),
+                cell(run.rss_mb, 0),
             );
         }
     }
