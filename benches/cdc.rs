@@ -14,7 +14,7 @@
 //! (second snapshot size for the memory check, default 3 × rows, 0 to
 //! skip), `CDC_BENCH_LATENCY_SECS` (default 30), `CDC_BENCH_CHUNKS`
 //! (default "1000,8192,16384,50000"), `CDC_BENCH_ONLY` (comma list of
-//! stream,bigtx,snapshot,latency,memory), `CDC_BENCH_LOG` (cdc's log filter,
+//! stream,bigtx,snapshot,unanalyzed,latency,memory), `CDC_BENCH_LOG` (cdc's log filter,
 //! default "info"; when set, the run's configs and logs are kept in /tmp),
 //! `CDC_BENCH_REPEAT` (snapshot runs per reader, median reported, default 5).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -377,8 +377,13 @@ impl Bench {
     /// An incremental snapshot of the whole table while a light writer
     /// streams; timed from the signal to "snapshot complete".
     fn cdc_snapshot(&self, chunk: usize, rows: usize) -> Run {
+        self.cdc_snapshot_into(chunk, rows, "type = \"null\"")
+    }
+
+    /// [`Bench::cdc_snapshot`] into the sink given as TOML.
+    fn cdc_snapshot_into(&self, chunk: usize, rows: usize, sink: &str) -> Run {
         let slot = format!("snap_{chunk}");
-        let config = self.config(&slot, "type = \"null\"", chunk);
+        let config = self.config(&slot, sink, chunk);
         let log = config.with_extension("log");
         let mut child = self.start_cdc(&config);
         wait_for(&log, "streaming", Duration::from_secs(60));
@@ -487,6 +492,47 @@ impl Bench {
                 cell(run.cpu, 2),
                 cell(run.rss_mb, 0),
             );
+        }
+    }
+
+    /// Snapshots of freshly loaded tables that were never analyzed (after a
+    /// bulk load, a restore, a migration; autovacuum off so it cannot step
+    /// in), at two sizes: time per row must not grow with the table.
+    fn unanalyzed(&mut self, sizes: [usize; 2]) {
+        println!("\n## snapshot of a never-analyzed table (chunk {DEFAULT_CHUNK}), light writer streaming");
+        println!("| rows | reltuples | sink | COPY rows/s | cdc rows/s | ratio | µs per row | cdc peak RSS MB |");
+        println!("|---:|---:|---|---:|---:|---:|---:|---:|");
+        for rows in sizes {
+            self.rows = rows;
+            self.psql("DROP TABLE IF EXISTS bench");
+            self.psql(&format!("{TABLE_DDL} WITH (autovacuum_enabled = false)"));
+            self.prepare_cdc_objects();
+            self.load_rows(100_000);
+            // Only the checkpoint: a VACUUM would set the statistics.
+            self.psql("CHECKPOINT");
+            let reltuples = self.psql("SELECT reltuples FROM pg_class WHERE relname = 'bench'");
+            self.copy_limit();
+            let copy = self.copy_limit();
+            let file = self.dir.path().join("unanalyzed.jsonl");
+            for (label, sink) in [
+                ("null", "type = \"null\"".to_owned()),
+                (
+                    "file",
+                    format!("type = \"file\"\npath = {:?}", file.display().to_string()),
+                ),
+            ] {
+                let _ = std::fs::remove_file(&file);
+                let run = self.cdc_snapshot_into(DEFAULT_CHUNK, rows, &sink);
+                println!(
+                    "| {rows} | {reltuples} | {label} | {:.0} | {:.0} | {:.2} | {:.2} | {} |",
+                    copy.rows_per_s,
+                    run.rows_per_s,
+                    run.rows_per_s / copy.rows_per_s,
+                    1e6 * run.secs / rows as f64,
+                    cell(run.rss_mb, 0),
+                );
+            }
+            let _ = std::fs::remove_file(&file);
         }
     }
 
@@ -732,6 +778,9 @@ fn main() {
         for rate in [1_000, 10_000] {
             bench.latency(rate, latency_secs);
         }
+    }
+    if wanted("unanalyzed") {
+        bench.unanalyzed([rows, rows * 4]);
     }
     if wanted("memory") && big_rows > 0 {
         bench.memory([rows, big_rows], DEFAULT_CHUNK);

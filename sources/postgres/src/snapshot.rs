@@ -213,6 +213,88 @@ impl PgChunkSource {
         .await
     }
 
+    /// The table's SQL and the text of the chunk query for `request`, once
+    /// its filter passed the check.
+    fn chunk_query(&self, request: &ChunkRequest) -> Result<(&TableSql, String), SnapshotError> {
+        let sql = self.tables.get(&request.table).ok_or_else(|| {
+            SnapshotError::Definite(format!(
+                "table {} is not captured or has no primary key",
+                request.table
+            ))
+        })?;
+        let filter = request.filter.as_deref();
+        if let Some(filter) = filter {
+            check_filter(filter)
+                .map_err(|e| SnapshotError::Definite(format!("filter {filter:?}: {e}")))?;
+        }
+        Ok((
+            sql,
+            sql.chunk_sql(request.after_key.is_some(), true, filter),
+        ))
+    }
+
+    /// The plan the server makes for the chunk query of `request` inside a
+    /// chunk transaction, as `EXPLAIN (FORMAT JSON)` text: the custom plan
+    /// for these bounds, or with `generic` the one it caches after a few
+    /// executions. `request.max_key` is the upper bound and must be set.
+    pub async fn explain_chunk(
+        &self,
+        request: &ChunkRequest,
+        generic: bool,
+    ) -> Result<String, SnapshotError> {
+        let (_, chunk_sql) = self.chunk_query(request)?;
+        let upper = request.max_key.as_deref().ok_or_else(|| {
+            SnapshotError::Definite("explaining a chunk needs its upper bound".into())
+        })?;
+        let params = chunk_params(request, upper);
+        let mode = if generic {
+            "force_generic_plan"
+        } else {
+            "force_custom_plan"
+        };
+        self.with_conn(async |conn| {
+            conn.in_transaction = true;
+            let client = &conn.client;
+            client
+                .batch_execute(&format!(
+                    "{BEGIN_SNAPSHOT}; SET LOCAL plan_cache_mode = {mode}; \
+                     PREPARE cdc_explain_chunk AS {chunk_sql}"
+                ))
+                .await
+                .map_err(classify)?;
+            // EXECUTE takes no protocol parameters: the server quotes the
+            // bounds into its arguments, so no SQL is built from them here.
+            let explain: String = client
+                .query_one(
+                    "SELECT 'EXPLAIN (FORMAT JSON) EXECUTE cdc_explain_chunk(' \
+                       || string_agg(quote_literal(p), ', ' ORDER BY n) || ')' \
+                     FROM unnest($1::text[]) WITH ORDINALITY AS u(p, n)",
+                    &[&params],
+                )
+                .await
+                .map_err(classify)?
+                .try_get(0)
+                .map_err(|e| SnapshotError::Transient(e.to_string()))?;
+            let mut plan = String::new();
+            for message in client.simple_query(&explain).await.map_err(classify)? {
+                if let tokio_postgres::SimpleQueryMessage::Row(row) = message {
+                    let line = row
+                        .try_get(0)
+                        .map_err(|e| SnapshotError::Transient(e.to_string()))?;
+                    plan.push_str(line.unwrap_or_default());
+                }
+            }
+            // A prepared statement belongs to the session, not the
+            // transaction: deallocate it before the rollback.
+            client
+                .batch_execute("DEALLOCATE cdc_explain_chunk; ROLLBACK")
+                .await
+                .map_err(transient)?;
+            Ok(plan)
+        })
+        .await
+    }
+
     /// Load the persisted progress, if any.
     pub async fn load_state(&self) -> Result<Option<SnapshotState>, SnapshotError> {
         let sql = format!(
@@ -296,9 +378,24 @@ fn row_values(row: &tokio_postgres::Row, sql: &TableSql) -> Result<Vec<Value>, S
     Ok(values)
 }
 
-/// Opens a chunk's transaction; its first statement fixes the snapshot the
-/// chunk is read in.
-const BEGIN_SNAPSHOT: &str = "START TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY";
+/// Opens a chunk's transaction; its first query fixes the snapshot the
+/// chunk is read in (`SET` takes none).
+///
+/// The planner settings make every chunk query walk the key index in order
+/// and stop after `limit` rows, whatever the statistics say. On a table
+/// that was never analyzed (after a bulk load, a restore, a migration) the
+/// planner's default range selectivity makes `Limit → Sort → Bitmap Heap
+/// Scan` over the whole rest of the range look cheaper, which costs O(rest
+/// of the table) per chunk: a quadratic snapshot. A hint local to the
+/// transaction is chosen over a query shape or an `EXPLAIN` check at start
+/// because it also holds for the generic plan the server caches after five
+/// executions, for every later chunk, and costs nothing: it travels in the
+/// same round trip as `BEGIN`. See docs/architecture.md, "Chunk queries".
+pub(crate) const BEGIN_SNAPSHOT: &str = concat!(
+    "START TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY; ",
+    "SET LOCAL enable_sort = off; SET LOCAL enable_incremental_sort = off; ",
+    "SET LOCAL enable_bitmapscan = off; SET LOCAL enable_seqscan = off"
+);
 const SNAPSHOT_SQL: &str = "SELECT pg_current_snapshot()::text";
 const ESTIMATE_SQL: &str = "SELECT reltuples FROM pg_class WHERE oid = $1";
 
@@ -319,6 +416,18 @@ fn key_texts(
         .map(|i| row.try_get::<_, String>(i))
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| SnapshotError::Transient(e.to_string()))
+}
+
+/// Parameters of a chunk query: the lower bound (after the last key, if
+/// any), the upper bound, the limit; all as text, cast by the query.
+fn chunk_params(request: &ChunkRequest, upper: &[String]) -> Vec<String> {
+    let mut params: Vec<String> = Vec::with_capacity(2 * upper.len() + 1);
+    if let Some(after) = &request.after_key {
+        params.extend(after.iter().cloned());
+    }
+    params.extend(upper.iter().cloned());
+    params.push(request.limit.to_string());
+    params
 }
 
 /// The chunk's rows as they stream in (our conversion overlaps the server's
@@ -376,27 +485,9 @@ impl ChunkSource for PgChunkSource {
     }
 
     async fn select_chunk(&self, request: &ChunkRequest) -> Result<SelectedChunk, SnapshotError> {
-        let sql = self.tables.get(&request.table).ok_or_else(|| {
-            SnapshotError::Definite(format!(
-                "table {} is not captured or has no primary key",
-                request.table
-            ))
-        })?;
+        let (sql, chunk_sql) = self.chunk_query(request)?;
         let filter = request.filter.as_deref();
-        if let Some(filter) = filter {
-            check_filter(filter)
-                .map_err(|e| SnapshotError::Definite(format!("filter {filter:?}: {e}")))?;
-        }
-        let chunk_sql = sql.chunk_sql(request.after_key.is_some(), true, filter);
-        let chunk_params = |upper: &[String]| {
-            let mut params: Vec<String> = Vec::with_capacity(2 * upper.len() + 1);
-            if let Some(after) = &request.after_key {
-                params.extend(after.iter().cloned());
-            }
-            params.extend(upper.iter().cloned());
-            params.push(request.limit.to_string());
-            params
-        };
+        let chunk_params = |upper: &[String]| chunk_params(request, upper);
         tracing::debug!(table = %request.table, sql = %chunk_sql, after = ?request.after_key, "chunk select");
         self.with_conn(async |conn| {
             let snapshot_sql = conn.statement(SNAPSHOT_SQL).await.map_err(transient)?;
