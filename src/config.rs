@@ -71,6 +71,10 @@ pub struct PostgresSettings {
     pub name: String,
     #[serde(default = "default_status_interval")]
     pub status_interval_secs: u64,
+    /// Tables of `tables` captured although they have no primary key or
+    /// replica identity index (README, "Tables without a key").
+    #[serde(default)]
+    pub keyless_tables: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -31,6 +31,11 @@ pub fn postgres_config(config: &Config) -> Result<PostgresConfig> {
     out.signal_table = TableRef::parse(&pg.signal_table).context("source.signal_table")?;
     out.name = pg.name.clone();
     out.status_interval = Duration::from_secs(pg.status_interval_secs.max(1));
+    out.keyless_tables = pg
+        .keyless_tables
+        .iter()
+        .map(|t| TableRef::parse(t).with_context(|| format!("source.keyless_tables: '{t}'")))
+        .collect::<Result<Vec<_>>>()?;
     Ok(out)
 }
 
@@ -173,7 +178,7 @@ impl Snapshots {
         let tables = source
             .tables()
             .iter()
-            .map(|t| (t.table.clone(), t.primary_key.clone()))
+            .map(|t| (t.table.clone(), t.key.clone()))
             .collect();
         Ok(Snapshots {
             chunks,

@@ -108,7 +108,10 @@ fn check_names_each_problem_and_its_fix() {
         "{text}"
     );
     assert!(
-        text.contains("warning: table public.keyless has no primary key"),
+        text.contains(
+            "error: table public.keyless has neither a primary key nor a replica identity index, so it is not captured"
+        ) && text.contains("ALTER TABLE \"public\".\"keyless\" REPLICA IDENTITY FULL")
+            && text.contains("source.keyless_tables"),
         "{text}"
     );
     // `run` refuses to start on the same findings.

@@ -12,57 +12,6 @@ use cdc_testcontainers::Postgres;
 use common::*;
 use serde_json::Value;
 
-/// Fold events by key (last wins, `d` deletes, `t` clears): the table as the
-/// consumer sees it. Keys are the key JSON text.
-fn fold(events: &[Value], table: &str, key_cols: &[&str]) -> BTreeMap<String, Value> {
-    let mut state = BTreeMap::new();
-    for e in events.iter().filter(|e| e["source"]["table"] == table) {
-        let row = if e["op"] == "d" {
-            &e["before"]
-        } else {
-            &e["after"]
-        };
-        match e["op"].as_str().unwrap() {
-            "t" => state.clear(),
-            "d" => {
-                state.remove(&key_of(row, key_cols));
-            }
-            _ => {
-                state.insert(key_of(row, key_cols), row.clone());
-            }
-        }
-    }
-    state
-}
-
-fn key_of(row: &Value, key_cols: &[&str]) -> String {
-    key_cols
-        .iter()
-        .map(|c| row[c].to_string())
-        .collect::<Vec<_>>()
-        .join("|")
-}
-
-/// The table's contents as JSON rows, through the same JSON shapes.
-fn contents(pg: &Postgres, table: &str, key_cols: &[&str]) -> BTreeMap<String, Value> {
-    let json = pg
-        .psql(&format!(
-            "SELECT coalesce(json_agg(t), '[]') FROM {table} t"
-        ))
-        .unwrap();
-    let rows: Vec<Value> = serde_json::from_str(&json).unwrap();
-    rows.into_iter()
-        .map(|r| (key_of(&r, key_cols), r))
-        .collect()
-}
-
-fn signal(pg: &Postgres, id: &str, kind: &str, data: &str) {
-    pg.psql(&format!(
-        "INSERT INTO cdc.signal VALUES ('{id}', '{kind}', '{data}')"
-    ))
-    .unwrap();
-}
-
 #[test]
 fn an_execute_snapshot_signal_emits_the_whole_table_while_writes_stream() {
     let (pg, _dir, _config, events_path, mut engine) = capture(
@@ -130,7 +79,7 @@ fn bad_signals_get_one_line_each_and_the_stream_goes_on() {
          CREATE TABLE ones (id int PRIMARY KEY);
          INSERT INTO ones VALUES (1);",
         &["public.orders", "public.keyless", "public.ones"],
-        "",
+        "keyless_tables = [\"public.keyless\"]",
     );
     pg.psql(
         r#"INSERT INTO cdc.signal VALUES ('bad-json', 'execute-snapshot', NULL);

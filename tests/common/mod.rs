@@ -2,6 +2,7 @@
 //! a real PostgreSQL from `cdc-testcontainers`, and read what it wrote.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -236,4 +237,55 @@ pub fn with_client<T>(url: &str, f: impl AsyncFnOnce(tokio_postgres::Client) -> 
         tokio::spawn(connection);
         f(client).await
     })
+}
+
+/// Fold events by key (last wins, `d` deletes, `t` clears): the table as the
+/// consumer sees it. Keys are the key JSON text.
+pub fn fold(events: &[Value], table: &str, key_cols: &[&str]) -> BTreeMap<String, Value> {
+    let mut state = BTreeMap::new();
+    for e in events.iter().filter(|e| e["source"]["table"] == table) {
+        let row = if e["op"] == "d" {
+            &e["before"]
+        } else {
+            &e["after"]
+        };
+        match e["op"].as_str().unwrap() {
+            "t" => state.clear(),
+            "d" => {
+                state.remove(&key_of(row, key_cols));
+            }
+            _ => {
+                state.insert(key_of(row, key_cols), row.clone());
+            }
+        }
+    }
+    state
+}
+
+pub fn key_of(row: &Value, key_cols: &[&str]) -> String {
+    key_cols
+        .iter()
+        .map(|c| row[c].to_string())
+        .collect::<Vec<_>>()
+        .join("|")
+}
+
+/// The table's contents as JSON rows, through the same JSON shapes.
+pub fn contents(pg: &Postgres, table: &str, key_cols: &[&str]) -> BTreeMap<String, Value> {
+    let json = pg
+        .psql(&format!(
+            "SELECT coalesce(json_agg(t), '[]') FROM {table} t"
+        ))
+        .unwrap();
+    let rows: Vec<Value> = serde_json::from_str(&json).unwrap();
+    rows.into_iter()
+        .map(|r| (key_of(&r, key_cols), r))
+        .collect()
+}
+
+pub fn signal(pg: &Postgres, id: &str, kind: &str, data: &str) {
+    pg.psql(&format!(
+        "INSERT INTO cdc.signal VALUES ('{id}', '{kind}', '{data}')"
+    ))
+    .unwrap();
 }

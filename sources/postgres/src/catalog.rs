@@ -65,15 +65,31 @@ pub struct TableInfo {
     pub oid: u32,
     pub table: TableRef,
     pub columns: Vec<ColumnInfo>,
-    /// Primary-key columns in key order; empty when the table has none.
-    pub primary_key: Vec<String>,
+    /// The key of events and the order of chunks, in key order: the
+    /// primary key's columns, else those of the `REPLICA IDENTITY USING
+    /// INDEX` index; empty when the table has neither.
+    pub key: Vec<String>,
     /// `d`efault, `n`othing, `f`ull, `i`ndex.
     pub replica_identity: char,
+    /// A partitioned table (its rows live in its partitions).
+    pub partitioned: bool,
 }
 
 impl TableInfo {
     pub fn column(&self, name: &str) -> Option<&ColumnInfo> {
         self.columns.iter().find(|c| c.name == name)
+    }
+
+    /// Whether the application's updates and deletes keep working once the
+    /// table is in a publication that publishes them: PostgreSQL refuses
+    /// them on a table without a replica identity.
+    pub fn has_replica_identity(&self) -> bool {
+        match self.replica_identity {
+            'f' => true,
+            'n' => false,
+            // `d`: the primary key; `i`: the index (the key is theirs).
+            _ => !self.key.is_empty(),
+        }
     }
 }
 
@@ -104,9 +120,9 @@ pub async fn table_info(client: &Client, table: &TableRef) -> Result<TableInfo, 
         )
         .await?
         .ok_or_else(|| CatalogError::NoSuchTable(table.clone()))?;
-    let oid: u32 = row.get(0);
-    let kind: String = row.get(1);
-    let replident: String = row.get(2);
+    let oid: u32 = row.try_get(0)?;
+    let kind: String = row.try_get(1)?;
+    let replident: String = row.try_get(2)?;
     if kind != "r" && kind != "p" {
         return Err(CatalogError::NotATable(table.clone()));
     }
@@ -120,32 +136,38 @@ pub async fn table_info(client: &Client, table: &TableRef) -> Result<TableInfo, 
         )
         .await?
         .into_iter()
-        .map(|r| ColumnInfo {
-            name: r.get(0),
-            type_oid: r.get(1),
-            type_sql: r.get(2),
+        .map(|r| {
+            Ok(ColumnInfo {
+                name: r.try_get(0)?,
+                type_oid: r.try_get(1)?,
+                type_sql: r.try_get(2)?,
+            })
         })
-        .collect();
-    let primary_key = client
+        .collect::<Result<Vec<_>, tokio_postgres::Error>>()?;
+    // The replica identity index if one is set (the columns PostgreSQL
+    // logs as a delete's old key), else the primary key.
+    let key = client
         .query(
             "SELECT a.attname::text \
-             FROM pg_index i \
+             FROM (SELECT i.indrelid, i.indkey FROM pg_index i \
+                   WHERE i.indrelid = $1 AND (i.indisprimary OR i.indisreplident) \
+                   ORDER BY i.indisreplident DESC, i.indisprimary DESC LIMIT 1) i \
              CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord) \
              JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum \
-             WHERE i.indrelid = $1 AND i.indisprimary \
              ORDER BY k.ord",
             &[&oid],
         )
         .await?
         .into_iter()
-        .map(|r| r.get::<_, String>(0))
-        .collect();
+        .map(|r| r.try_get::<_, String>(0))
+        .collect::<Result<Vec<_>, _>>()?;
     Ok(TableInfo {
         oid,
         table: table.clone(),
         columns,
-        primary_key,
+        key,
         replica_identity: replident.chars().next().unwrap_or('d'),
+        partitioned: kind == "p",
     })
 }
 

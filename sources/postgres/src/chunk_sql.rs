@@ -27,7 +27,7 @@ pub(crate) struct TableSql {
 impl TableSql {
     pub(crate) fn new(info: TableInfo) -> Option<Self> {
         let key_oids = info
-            .primary_key
+            .key
             .iter()
             .map(|k| info.column(k).map(|c| c.type_oid))
             .collect::<Option<Vec<_>>>()?;
@@ -35,7 +35,7 @@ impl TableSql {
             return None;
         }
         let key_indexes = info
-            .primary_key
+            .key
             .iter()
             .map(|k| info.columns.iter().position(|c| &c.name == k))
             .collect::<Option<Vec<_>>>()?;
@@ -58,7 +58,7 @@ impl TableSql {
             key_indexes,
             column_oids: info.columns.iter().map(|c| c.type_oid).collect(),
             column_binary,
-            key_names: Arc::from(info.primary_key.clone()),
+            key_names: Arc::from(info.key.clone()),
             column_names: Arc::from(
                 info.columns
                     .iter()
@@ -73,7 +73,7 @@ impl TableSql {
     /// pick the `::text` output columns of the same name and sort as text.
     fn key_list(&self) -> String {
         self.info
-            .primary_key
+            .key
             .iter()
             .map(|k| format!("src.{}", quote_ident(k)))
             .collect::<Vec<_>>()
@@ -85,7 +85,7 @@ impl TableSql {
     fn key_params(&self, first: usize) -> String {
         let casts: Vec<String> = self
             .info
-            .primary_key
+            .key
             .iter()
             .enumerate()
             .map(|(i, k)| {
@@ -123,7 +123,7 @@ impl TableSql {
     }
 
     pub(crate) fn chunk_sql(&self, after: bool, upto: bool, filter: Option<&str>) -> String {
-        let n = self.info.primary_key.len();
+        let n = self.info.key.len();
         let keys = format!("({})", self.key_list());
         let mut conditions = Vec::new();
         if after {
@@ -158,7 +158,7 @@ impl TableSql {
             .collect();
         let order: Vec<String> = self
             .info
-            .primary_key
+            .key
             .iter()
             .map(|k| format!("src.{} DESC", quote_ident(k)))
             .collect();

@@ -19,6 +19,11 @@ pub struct PostgresConfig {
     pub name: String,
     /// How often a standby status update is sent while nothing else asks.
     pub status_interval: Duration,
+    /// Tables captured although they have no key (primary key or replica
+    /// identity index). With `REPLICA IDENTITY FULL` their updates and
+    /// deletes carry the whole old row; without it only their inserts are
+    /// captured, through the insert-only publication.
+    pub keyless_tables: Vec<TableRef>,
 }
 
 impl PostgresConfig {
@@ -31,6 +36,14 @@ impl PostgresConfig {
             signal_table: TableRef::new("cdc", "signal"),
             name: "cdc".into(),
             status_interval: Duration::from_secs(10),
+            keyless_tables: Vec::new(),
         }
+    }
+
+    /// The publication of tables whose updates and deletes cannot be
+    /// published (no replica identity): it publishes inserts and truncates
+    /// only, so the application's own writes keep working.
+    pub fn insert_only_publication(&self) -> String {
+        format!("{}_insert_only", self.publication)
     }
 }

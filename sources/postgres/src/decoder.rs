@@ -266,13 +266,13 @@ impl Decoder {
             .captured
             .get(&table)
             .map(|info| {
-                info.primary_key
+                info.key
                     .iter()
                     .filter_map(|k| columns.iter().position(|c| c == k))
                     .collect()
             })
             .unwrap_or_default();
-        let pk_len = self.captured.get(&table).map_or(0, |i| i.primary_key.len());
+        let pk_len = self.captured.get(&table).map_or(0, |i| i.key.len());
         if key_indexes.len() != pk_len || key_indexes.is_empty() {
             key_indexes = if relation.replica_identity == pgoutput::ReplicaIdentity::Full {
                 Vec::new()

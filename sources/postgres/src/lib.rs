@@ -35,7 +35,11 @@ pub use setup::{Finding, SetupError, Severity};
 pub struct PostgresSource {
     config: PostgresConfig,
     meta: Arc<SourceMeta>,
+    /// The tables captured: those of the configuration that can be.
     tables: Vec<TableInfo>,
+    /// Streamed together: the main one, and the insert-only one for tables
+    /// without a replica identity.
+    publications: Vec<String>,
 }
 
 /// Run the preflight checks only.
@@ -58,18 +62,27 @@ impl PostgresSource {
             .connect_sql()
             .await
             .map_err(|e| SetupError::Preflight(e.to_string()))?;
-        let (findings, tables) = setup::preflight(&client, &config).await?;
+        let (findings, mut tables) = setup::preflight(&client, &config).await?;
+        let configured = tables.clone();
         let mut errors = Vec::new();
         for finding in findings {
-            match finding.severity {
-                Severity::Warning => tracing::warn!("{}", finding.message),
-                Severity::Error => errors.push(finding.message),
+            match (finding.severity, &finding.table) {
+                (Severity::Warning, _) => tracing::warn!("{}", finding.message),
+                // One table cannot be captured: say so and capture the rest.
+                (Severity::Error, Some(table)) => {
+                    tracing::error!("{}", finding.message);
+                    tables.retain(|t| &t.table != table);
+                }
+                (Severity::Error, None) => errors.push(finding.message),
             }
+        }
+        if tables.is_empty() && errors.is_empty() {
+            errors.push("no table can be captured: see the lines above".into());
         }
         if !errors.is_empty() {
             return Err(SetupError::Preflight(errors.join("; ")));
         }
-        setup::ensure(&client, &config).await?;
+        let publications = setup::ensure(&client, &config, &tables, &configured).await?;
         let meta = Arc::new(SourceMeta {
             connector: "postgresql",
             name: config.name.clone(),
@@ -79,6 +92,7 @@ impl PostgresSource {
             config,
             meta,
             tables,
+            publications,
         })
     }
 
@@ -99,6 +113,6 @@ impl Source for PostgresSource {
             self.tables.clone(),
             self.config.signal_table.clone(),
         );
-        stream::run(&self.config, decoder, ctx).await
+        stream::run(&self.config, &self.publications, decoder, ctx).await
     }
 }

@@ -376,11 +376,15 @@ impl ReplicationConnection {
         mut self,
         slot: &str,
         start: u64,
-        publication: &str,
+        publications: &[String],
     ) -> Result<ReplicationStream, ReplicationError> {
+        // Names are plain identifiers (checked by the preflight): quoting
+        // them keeps their case.
+        let names: Vec<String> = publications.iter().map(|p| format!("\"{p}\"")).collect();
         let sql = format!(
-            "START_REPLICATION SLOT \"{slot}\" LOGICAL {} (proto_version '1', publication_names '\"{publication}\"', messages 'true')",
-            format_lsn(start)
+            "START_REPLICATION SLOT \"{slot}\" LOGICAL {} (proto_version '1', publication_names '{}', messages 'true')",
+            format_lsn(start),
+            names.join(",")
         );
         frontend::query(&sql, &mut self.write)?;
         self.flush().await?;

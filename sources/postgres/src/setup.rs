@@ -29,6 +29,9 @@ pub enum Severity {
 pub struct Finding {
     pub severity: Severity,
     pub message: String,
+    /// An error about one table only: `cdc run` leaves that table out and
+    /// captures the rest.
+    pub table: Option<TableRef>,
 }
 
 impl fmt::Display for Finding {
@@ -45,6 +48,7 @@ fn error(message: String) -> Finding {
     Finding {
         severity: Severity::Error,
         message,
+        table: None,
     }
 }
 
@@ -52,6 +56,16 @@ fn warning(message: String) -> Finding {
     Finding {
         severity: Severity::Warning,
         message,
+        table: None,
+    }
+}
+
+/// An error that leaves one table out of the capture.
+fn table_error(table: &TableRef, message: String) -> Finding {
+    Finding {
+        severity: Severity::Error,
+        message,
+        table: Some(table.clone()),
     }
 }
 
@@ -125,15 +139,8 @@ pub async fn preflight(
     for table in &config.tables {
         match table_info(client, table).await {
             Ok(info) => {
-                if info.primary_key.is_empty() {
-                    let detail = if info.replica_identity == 'f' {
-                        "events carry no key and it cannot be snapshotted; add a primary key"
-                    } else {
-                        "deletes carry no key and it cannot be snapshotted; add a primary key or run ALTER TABLE ... REPLICA IDENTITY FULL"
-                    };
-                    findings.push(warning(format!(
-                        "table {table} has no primary key: {detail}"
-                    )));
+                if let Some(finding) = key_finding(&info, config) {
+                    findings.push(finding);
                 }
                 tables.push(info);
             }
@@ -142,6 +149,24 @@ pub async fn preflight(
             }
             Err(err) => return Err(err.into()),
         }
+    }
+    if !config.keyless_tables.is_empty()
+        && !valid_publication_name(&config.insert_only_publication())
+    {
+        findings.push(error(format!(
+            "publication name '{}' (for tables without a key) is invalid: shorten source.publication",
+            config.insert_only_publication()
+        )));
+    }
+    for keyless in &config.keyless_tables {
+        if !config.tables.contains(keyless) {
+            findings.push(error(format!(
+                "source.keyless_tables names {keyless}, which is not in source.tables: add it there or remove it"
+            )));
+        }
+    }
+    if let Some(finding) = partition_root_finding(client, config, &tables).await? {
+        findings.push(finding);
     }
     if let Some(row) = client
         .query_opt(
@@ -185,66 +210,128 @@ pub async fn preflight(
     Ok((findings, tables))
 }
 
-/// Create what is missing: the signal table, the publication (or the tables
-/// it lacks) and the slot. Returns the signal table's catalog information.
-pub async fn ensure(client: &Client, config: &PostgresConfig) -> Result<TableInfo, SetupError> {
-    let signal = &config.signal_table;
-    ensure_signal_table(client, signal).await?;
-    let signal_info = table_info(client, signal).await?;
+/// Why a table cannot be captured as it is, if it cannot: a table without a
+/// replica identity in a publication of updates and deletes makes the
+/// application's own `UPDATE` and `DELETE` on it fail.
+fn key_finding(info: &TableInfo, config: &PostgresConfig) -> Option<Finding> {
+    let table = &info.table;
+    let opted_in = config.keyless_tables.contains(table);
+    if !info.key.is_empty() {
+        if !info.has_replica_identity() {
+            // A key, but REPLICA IDENTITY NOTHING.
+            return Some(table_error(
+                table,
+                format!(
+                    "table {table} has REPLICA IDENTITY NOTHING: publishing its updates and deletes would make them fail; run ALTER TABLE {} REPLICA IDENTITY DEFAULT",
+                    quote_table(table)
+                ),
+            ));
+        }
+        return None;
+    }
+    let quoted = quote_table(table);
+    match (opted_in, info.replica_identity == 'f') {
+        (false, _) => Some(table_error(
+            table,
+            format!(
+                "table {table} has neither a primary key nor a replica identity index, so it is not captured \
+                 (publishing it would make the application's UPDATE and DELETE on it fail): add a primary key, \
+                 or run ALTER TABLE {quoted} REPLICA IDENTITY FULL and add \"{table}\" to source.keyless_tables"
+            ),
+        )),
+        (true, true) => Some(warning(format!(
+            "table {table} has no key: its events carry the whole row (REPLICA IDENTITY FULL) and no key; \
+             snapshots of it need a surrogate key"
+        ))),
+        (true, false) => Some(warning(format!(
+            "table {table} has no key and no REPLICA IDENTITY FULL: only its inserts and truncates are captured \
+             (publication '{}'); run ALTER TABLE {quoted} REPLICA IDENTITY FULL to capture updates and deletes",
+            config.insert_only_publication()
+        ))),
+    }
+}
 
-    let mut wanted: Vec<&TableRef> = config.tables.iter().collect();
-    wanted.push(signal);
-    let publication = client
+/// A partitioned table is published through its root, or its changes come
+/// under each partition's name and never match the captured table.
+async fn partition_root_finding(
+    client: &Client,
+    config: &PostgresConfig,
+    tables: &[TableInfo],
+) -> Result<Option<Finding>, SetupError> {
+    let Some(partitioned) = tables.iter().find(|t| t.partitioned) else {
+        return Ok(None);
+    };
+    let via_root: Option<bool> = client
         .query_opt(
-            "SELECT puballtables FROM pg_publication WHERE pubname = $1",
+            "SELECT pubviaroot FROM pg_publication WHERE pubname = $1",
             &[&config.publication],
         )
         .await
+        .map_err(sql_err("reading publications"))?
+        .map(|r| r.try_get(0))
+        .transpose()
         .map_err(sql_err("reading publications"))?;
-    match publication {
-        None => {
-            let list: Vec<String> = wanted.iter().map(|t| quote_table(t)).collect();
-            let sql = format!(
-                "CREATE PUBLICATION {} FOR TABLE {}",
-                quote_ident(&config.publication),
-                list.join(", ")
-            );
-            client
-                .batch_execute(&sql)
-                .await
-                .map_err(sql_err(format!("publication '{}'", config.publication)))?;
-            tracing::info!(publication = %config.publication, "created publication");
-        }
-        Some(row) if row.get::<_, bool>(0) => {}
-        Some(_) => {
-            let present: Vec<TableRef> = client
-                .query(
-                    "SELECT schemaname::text, tablename::text FROM pg_publication_tables WHERE pubname = $1",
-                    &[&config.publication],
-                )
-                .await
-                .map_err(sql_err("reading publication tables"))?
-                .into_iter()
-                .map(|r| TableRef::new(r.get::<_, String>(0), r.get::<_, String>(1)))
-                .collect();
-            let missing: Vec<String> = wanted
-                .iter()
-                .filter(|t| !present.contains(t))
-                .map(|t| quote_table(t))
-                .collect();
-            if !missing.is_empty() {
-                let sql = format!(
-                    "ALTER PUBLICATION {} ADD TABLE {}",
-                    quote_ident(&config.publication),
-                    missing.join(", ")
-                );
-                client
-                    .batch_execute(&sql)
-                    .await
-                    .map_err(sql_err(format!("publication '{}'", config.publication)))?;
-                tracing::info!(publication = %config.publication, added = %missing.join(", "), "added tables to publication");
-            }
-        }
+    Ok(match via_root {
+        Some(false) => Some(error(format!(
+            "publication '{}' does not publish via the partition root, so changes to the partitions of {} \
+             arrive under the partitions' names and are not captured: run ALTER PUBLICATION {} SET (publish_via_partition_root = true)",
+            config.publication,
+            partitioned.table,
+            quote_ident(&config.publication)
+        ))),
+        _ => None,
+    })
+}
+
+/// The tables one publication should hold, and the captured tables it must
+/// not hold.
+struct PublicationPlan<'a> {
+    name: String,
+    /// `publish = '…'` when cdc creates it.
+    publish: &'static str,
+    wanted: Vec<&'a TableRef>,
+    unwanted: Vec<&'a TableRef>,
+}
+
+/// Create what is missing: the signal table, the publications (or the
+/// tables they lack) and the slot. `tables` are the tables to capture,
+/// `configured` every configured table that exists (captured or left out).
+/// Returns the publications to stream.
+pub async fn ensure(
+    client: &Client,
+    config: &PostgresConfig,
+    tables: &[TableInfo],
+    configured: &[TableInfo],
+) -> Result<Vec<String>, SetupError> {
+    let signal = &config.signal_table;
+    ensure_signal_table(client, signal).await?;
+
+    let (full, insert_only): (Vec<&TableInfo>, Vec<&TableInfo>) =
+        tables.iter().partition(|t| t.has_replica_identity());
+    let mut main = PublicationPlan {
+        name: config.publication.clone(),
+        publish: "insert, update, delete, truncate",
+        wanted: full.iter().map(|t| &t.table).collect(),
+        // Never in a publication of updates and deletes: it would break the
+        // application's own writes. Also mends what an older run left.
+        unwanted: configured
+            .iter()
+            .filter(|t| !t.has_replica_identity())
+            .map(|t| &t.table)
+            .collect(),
+    };
+    main.wanted.push(signal);
+    ensure_publication(client, &main).await?;
+    let mut publications = vec![main.name];
+    if !insert_only.is_empty() {
+        let plan = PublicationPlan {
+            name: config.insert_only_publication(),
+            publish: "insert, truncate",
+            wanted: insert_only.iter().map(|t| &t.table).collect(),
+            unwanted: Vec::new(),
+        };
+        ensure_publication(client, &plan).await?;
+        publications.push(plan.name);
     }
 
     let exists = client
@@ -271,7 +358,83 @@ pub async fn ensure(client: &Client, config: &PostgresConfig) -> Result<TableInf
             })?;
         tracing::info!(slot = %config.slot, lsn = %crate::replication::format_lsn(lsn), "created replication slot");
     }
-    Ok(signal_info)
+    Ok(publications)
+}
+
+/// Create the publication, or add the tables it lacks and drop the ones it
+/// must not hold. A publication cdc creates publishes partitioned tables
+/// through their root, so events carry the captured table's name.
+async fn ensure_publication(client: &Client, plan: &PublicationPlan<'_>) -> Result<(), SetupError> {
+    let name = quote_ident(&plan.name);
+    let what = || format!("publication '{}'", plan.name);
+    let all_tables: Option<bool> = client
+        .query_opt(
+            "SELECT puballtables FROM pg_publication WHERE pubname = $1",
+            &[&plan.name],
+        )
+        .await
+        .map_err(sql_err("reading publications"))?
+        .map(|r| r.try_get(0))
+        .transpose()
+        .map_err(sql_err("reading publications"))?;
+    match all_tables {
+        None => {
+            let list: Vec<String> = plan.wanted.iter().map(|t| quote_table(t)).collect();
+            let sql = format!(
+                "CREATE PUBLICATION {name} FOR TABLE {} \
+                 WITH (publish = '{}', publish_via_partition_root = true)",
+                list.join(", "),
+                plan.publish
+            );
+            client.batch_execute(&sql).await.map_err(sql_err(what()))?;
+            tracing::info!(publication = %plan.name, "created publication");
+        }
+        Some(true) => {}
+        Some(false) => {
+            let present: Vec<TableRef> = client
+                .query(
+                    "SELECT n.nspname::text, c.relname::text FROM pg_publication_rel pr \
+                     JOIN pg_publication p ON p.oid = pr.prpubid \
+                     JOIN pg_class c ON c.oid = pr.prrelid \
+                     JOIN pg_namespace n ON n.oid = c.relnamespace WHERE p.pubname = $1",
+                    &[&plan.name],
+                )
+                .await
+                .map_err(sql_err("reading publication tables"))?
+                .into_iter()
+                .map(|r| {
+                    Ok(TableRef::new(
+                        r.try_get::<_, String>(0)?,
+                        r.try_get::<_, String>(1)?,
+                    ))
+                })
+                .collect::<Result<_, tokio_postgres::Error>>()
+                .map_err(sql_err("reading publication tables"))?;
+            let missing: Vec<String> = plan
+                .wanted
+                .iter()
+                .filter(|t| !present.contains(t))
+                .map(|t| quote_table(t))
+                .collect();
+            if !missing.is_empty() {
+                let sql = format!("ALTER PUBLICATION {name} ADD TABLE {}", missing.join(", "));
+                client.batch_execute(&sql).await.map_err(sql_err(what()))?;
+                tracing::info!(publication = %plan.name, added = %missing.join(", "), "added tables to publication");
+            }
+            let extra: Vec<String> = plan
+                .unwanted
+                .iter()
+                .filter(|t| present.contains(t))
+                .map(|t| quote_table(t))
+                .collect();
+            if !extra.is_empty() {
+                let sql = format!("ALTER PUBLICATION {name} DROP TABLE {}", extra.join(", "));
+                client.batch_execute(&sql).await.map_err(sql_err(what()))?;
+                tracing::warn!(publication = %plan.name, dropped = %extra.join(", "), "dropped tables without a replica identity from the publication: their updates and deletes would fail");
+            }
+        }
+    }
+    Ok(())
 }
 
 async fn ensure_signal_table(client: &Client, signal: &TableRef) -> Result<(), SetupError> {

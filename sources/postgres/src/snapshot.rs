@@ -397,7 +397,10 @@ pub(crate) const BEGIN_SNAPSHOT: &str = concat!(
     "SET LOCAL enable_bitmapscan = off; SET LOCAL enable_seqscan = off"
 );
 const SNAPSHOT_SQL: &str = "SELECT pg_current_snapshot()::text";
-const ESTIMATE_SQL: &str = "SELECT reltuples FROM pg_class WHERE oid = $1";
+/// The planner's row count, summed over the partitions of a partitioned
+/// table (a plain table is its own only leaf); never-analyzed counts as 0.
+const ESTIMATE_SQL: &str = "SELECT coalesce(sum(greatest(c.reltuples, 0)), 0)::float4 \
+     FROM pg_partition_tree($1::oid::regclass) t JOIN pg_class c ON c.oid = t.relid WHERE t.isleaf";
 
 fn visibility_of(row: tokio_postgres::Row) -> Result<Visibility, SnapshotError> {
     let text: String = row

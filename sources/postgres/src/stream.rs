@@ -68,6 +68,7 @@ impl Acks {
 
 pub(crate) async fn run(
     config: &PostgresConfig,
+    publications: &[String],
     mut decoder: Decoder,
     ctx: StreamContext,
 ) -> Result<(), SourceError> {
@@ -88,7 +89,16 @@ pub(crate) async fn run(
             return Ok(());
         }
         let started = Instant::now();
-        match session(config, &mut decoder, &items, &mut acks, &mut shutdown).await {
+        match session(
+            config,
+            publications,
+            &mut decoder,
+            &items,
+            &mut acks,
+            &mut shutdown,
+        )
+        .await
+        {
             Exit::Stop(stream) => break stream,
             Exit::Failed(err) => {
                 if let Some(fatal) = fatal(config, &err) {
@@ -162,6 +172,7 @@ fn fatal(config: &PostgresConfig, err: &ReplicationError) -> Option<String> {
 
 async fn session(
     config: &PostgresConfig,
+    publications: &[String],
     decoder: &mut Decoder,
     items: &mpsc::Sender<Vec<LogItem>>,
     acks: &mut Acks,
@@ -173,10 +184,7 @@ async fn session(
     };
     // Start from the slot's confirmed position (0/0): the server resends
     // every transaction not yet acknowledged.
-    let mut stream = match conn
-        .start_replication(&config.slot, 0, &config.publication)
-        .await
-    {
+    let mut stream = match conn.start_replication(&config.slot, 0, publications).await {
         Ok(stream) => stream,
         Err(err) => return Exit::Failed(err),
     };
