@@ -1,12 +1,16 @@
 //! The DBLog window merger against a model of a PostgreSQL table and its log.
 //!
 //! The model: integer keys 0..12, a value per write that is unique (a version counter)
-//! so every state is traceable, rows that existed before capture (never in the log), and
-//! transactions that may stay invisible after their commit is streamed (a synchronous
-//! replication wait: the torn-snapshot hazard of DESIGN.md §2) or stay open across a
-//! chunk `SELECT`. A snapshot driver selects chunks between watermarks until the table is
-//! covered, selecting a discarded chunk again later. DESIGN.md §3's properties are
-//! checked on the merger's output: completeness and no time travel.
+//! so every state is traceable, a TOASTed column `doc` that most updates leave alone (the
+//! log event then carries the unchanged placeholder, as pgoutput sends it), rows that
+//! existed before capture (never in the log), and transactions that may stay invisible
+//! after their commit is streamed (a synchronous replication wait: the torn-snapshot
+//! hazard of DESIGN.md §2) or stay open across a chunk `SELECT`. A snapshot driver
+//! selects chunks between watermarks until the table is covered, selecting a discarded
+//! chunk again later. DESIGN.md §3's properties are checked on the merger's output:
+//! completeness and no time travel (of the full row, placeholders resolved as a consumer
+//! folds them), and that every column of every key reaches a consumer that starts from
+//! the snapshot, no placeholder left.
 
 #[path = "merger_props/model.rs"]
 mod model;
@@ -22,7 +26,7 @@ use proptest::prelude::*;
 use proptest::strategy::ValueTree;
 use proptest::test_runner::TestRunner;
 
-use model::{check_no_time_travel, fold, key_of, value_of, Log, XID32};
+use model::{check_no_time_travel, fold, fold_rows, key_of, value_of, Log, Seen, State, XID32};
 use sim::{scenario, Sim};
 
 proptest! {
@@ -62,6 +66,29 @@ fn without_the_torn_check_the_properties_fail() {
     );
 }
 
+/// The TOAST property has teeth: with the fill off, chunk rows under placeholder events
+/// are lost and some scenarios end with a key whose doc never reached the consumer; every
+/// such run still passes the other properties (its violation is the TOAST one alone).
+#[test]
+fn without_the_toast_fill_a_doc_is_lost() {
+    let mut runner = TestRunner::deterministic();
+    let strategy = scenario();
+    let mut lost = 0;
+    for _ in 0..400 {
+        let s = strategy
+            .new_tree(&mut runner)
+            .map_err(|e| e.to_string())
+            .unwrap()
+            .current();
+        Sim::new(&s, true).run().unwrap();
+        if let Err(violation) = Sim::new(&s, true).without_toast_fill().run() {
+            assert!(violation.starts_with("toast: "), "{violation}");
+            lost += 1;
+        }
+    }
+    assert!(lost > 0, "no scenario lost a doc without the fill");
+}
+
 // ---------------------------------------------------------------------------------------
 // Each rule on its own
 
@@ -86,7 +113,12 @@ impl Harness {
         self.merger.on_log(item, &mut self.out, &mut self.outcomes)
     }
 
+    /// A write of key `k` that sets both columns (`None`: absent).
     fn write(&mut self, xid: u64, k: i64, before: Option<i64>, after: Option<i64>) {
+        self.write_state(xid, k, before.map(State::fresh), after.map(State::fresh));
+    }
+
+    fn write_state(&mut self, xid: u64, k: i64, before: Option<State>, after: Option<State>) {
         let item = self.log.change(xid, k, before, after);
         self.feed(item);
         let commit = self.log.commit(xid);
@@ -107,7 +139,8 @@ impl Harness {
     }
 
     fn chunk(&mut self, token: u64, window: &str, rows: &[(i64, i64)], vis: Option<Visibility>) {
-        let chunk = self.log.chunk(token, window, rows, vis);
+        let rows: Vec<(i64, State)> = rows.iter().map(|&(k, v)| (k, State::fresh(v))).collect();
+        let chunk = self.log.chunk(token, window, &rows, vis);
         self.merger.on_chunk(chunk, &mut self.outcomes);
     }
 
@@ -244,7 +277,7 @@ fn other_tables_and_events_outside_the_window_pass_through() {
     h.chunk(1, "w", &[(1, 10)], None);
     h.mark(50, "w", true);
     let other = h.log.other.clone();
-    let item = h.log.change_in(other, 51, 1, None, Some(5));
+    let item = h.log.change_in(other, 51, 1, None, Some(State::fresh(5)));
     h.feed(item);
     h.mark(52, "w", false);
     h.write(53, 1, Some(10), Some(12)); // after the HW
@@ -357,7 +390,9 @@ fn keyless_event_or_duplicate_key_in_the_window_discards() {
     let mut h = Harness::new();
     h.chunk(1, "w", &[(1, 10)], None);
     h.mark(50, "w", true);
-    let mut item = h.log.change(51, 1, Some(10), Some(11));
+    let mut item = h
+        .log
+        .change(51, 1, Some(State::fresh(10)), Some(State::fresh(11)));
     if let LogItem::Event(event) = &mut item {
         event.key = None;
     }
@@ -387,7 +422,12 @@ fn torn_chunk_is_discarded_where_plain_dblog_would_go_back_in_time() {
         h.mark(102, "w", false);
         h
     };
-    let history = BTreeMap::from([(1, vec![Some(10), Some(11)]), (2, vec![Some(20)])]);
+    let fresh = |vs: &[i64]| {
+        vs.iter()
+            .map(|&v| Some(State::fresh(v)))
+            .collect::<Vec<_>>()
+    };
+    let history = BTreeMap::from([(1, fresh(&[10, 11])), (2, fresh(&[20]))]);
 
     // With the snapshot's visibility (xid 100 in progress): discarded, nothing stale.
     let h = run(vis(100, 102, &[100]));
@@ -558,4 +598,44 @@ fn a_queued_window_opening_first_discards_the_one_before_it() {
     assert!(h.outcomes.is_empty());
     assert!(h.reads().is_empty());
     assert!(h.merger.is_idle());
+}
+
+/// An update that leaves `doc` alone inside the window: the chunk row's doc reaches the
+/// consumer in a read of the key's newest state; without the fill, only the placeholder.
+#[test]
+fn a_placeholder_in_the_window_keeps_the_chunk_rows_doc() {
+    for fill in [true, false] {
+        let mut h = Harness::new();
+        if !fill {
+            h.merger = WindowMerger::new().without_toast_fill();
+        }
+        h.chunk(1, "w", &[(1, 10), (2, 20)], vis(50, 50, &[]));
+        h.mark(50, "w", true);
+        let kept = State { v: 11, doc: 10 };
+        h.write_state(51, 1, Some(State::fresh(10)), Some(kept));
+        h.mark(52, "w", false);
+        let folded = fold_rows(&h.out).unwrap();
+        let doc = fill.then_some(10);
+        assert_eq!(folded.get(&1), Some(&Seen { v: 11, doc }), "fill: {fill}");
+        assert_eq!(
+            folded.get(&2),
+            Some(&Seen {
+                v: 20,
+                doc: Some(20)
+            })
+        );
+        let history = BTreeMap::from([
+            (1, vec![Some(State::fresh(10)), Some(kept)]),
+            (2, vec![Some(State::fresh(20))]),
+        ]);
+        check_no_time_travel(&h.out, &history).unwrap();
+        assert_eq!(
+            h.reads(),
+            if fill {
+                vec![(1, 11), (2, 20)]
+            } else {
+                vec![(2, 20)]
+            }
+        );
+    }
 }

@@ -1,11 +1,13 @@
 //! The merger's bookkeeping for the window in flight.
 
+use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use cdc_signal::TableRef;
 
 use super::commits::CommitMemory;
+use super::toast::Newest;
 use super::{ChunkRow, Visibility};
 use crate::envelope::key_json;
 use crate::event::{Event, Op};
@@ -22,8 +24,11 @@ pub(super) struct InFlight {
     pub(super) chunk: Option<Selected>,
     /// Keys changed inside the window before the chunk arrived (repeats
     /// dropped), with their hashes.
-    touched: Vec<(u64, Row)>,
+    touched: Vec<Touched>,
     touched_hashes: HashSet<u64>,
+    /// Keep what the events say of each touched key, to fill the reads owed
+    /// for unchanged TOAST columns (off only for tests).
+    fill: bool,
     /// The table was truncated inside the window before the chunk arrived.
     truncated: bool,
     /// Why the chunk cannot be trusted, once something said so.
@@ -31,7 +36,7 @@ pub(super) struct InFlight {
 }
 
 impl InFlight {
-    pub(super) fn new(token: u64, window: String, table: Arc<TableRef>) -> Self {
+    pub(super) fn new(token: u64, window: String, table: Arc<TableRef>, fill: bool) -> Self {
         InFlight {
             token,
             window,
@@ -40,6 +45,7 @@ impl InFlight {
             chunk: None,
             touched: Vec::new(),
             touched_hashes: HashSet::new(),
+            fill,
             truncated: false,
             spoiled: None,
         }
@@ -52,10 +58,19 @@ impl InFlight {
         if self.truncated {
             chunk.clear();
         } else {
-            for (hash, key) in std::mem::take(&mut self.touched) {
-                if let Err(reason) = chunk.remove(hash, &key) {
-                    self.spoiled = Some(reason);
-                    break;
+            for touched in std::mem::take(&mut self.touched) {
+                match chunk.remove(touched.hash, &touched.key) {
+                    Err(reason) => {
+                        self.spoiled = Some(reason);
+                        break;
+                    }
+                    Ok(Some(i)) => {
+                        if let Some(newest) = touched.newest {
+                            chunk.newest.insert(i, newest);
+                        }
+                    }
+                    // Not a chunk key: no read is owed for it.
+                    Ok(None) => {}
                 }
             }
         }
@@ -78,7 +93,7 @@ impl InFlight {
             },
             Op::Message => {}
             op => match &event.key {
-                Some(key) => self.touch(key),
+                Some(key) => self.touch(key, event),
                 None => {
                     self.spoiled = Some(format!(
                         "a `{}` event of {} without a key came inside window {}: no telling \
@@ -92,23 +107,37 @@ impl InFlight {
         }
     }
 
-    fn touch(&mut self, key: &Row) {
+    fn touch(&mut self, key: &Row, event: &Event) {
         let hash = key_hash(key);
         match self.chunk.as_mut() {
-            Some(chunk) => {
-                if let Err(reason) = chunk.remove(hash, key) {
-                    self.spoiled = Some(reason);
-                }
-            }
+            Some(chunk) => match chunk.remove(hash, key) {
+                Err(reason) => self.spoiled = Some(reason),
+                Ok(Some(i)) if self.fill => chunk.advance(i, event),
+                Ok(_) => {}
+            },
             // Rows are gone anyway after a truncate.
             None if self.truncated => {}
             None => {
                 // A hash seen before is most likely the same key again; an
                 // unequal key with that hash is kept too.
-                if self.touched_hashes.insert(hash)
-                    || !self.touched.iter().any(|(h, k)| *h == hash && k == key)
-                {
-                    self.touched.push((hash, key.clone()));
+                let seen = if self.touched_hashes.insert(hash) {
+                    None
+                } else {
+                    self.touched
+                        .iter_mut()
+                        .find(|t| t.hash == hash && t.key == *key)
+                };
+                match seen {
+                    Some(touched) => {
+                        if let Some(newest) = touched.newest.as_mut() {
+                            newest.advance(event);
+                        }
+                    }
+                    None => self.touched.push(Touched {
+                        hash,
+                        key: key.clone(),
+                        newest: self.fill.then(|| Newest::first(event)),
+                    }),
                 }
             }
         }
@@ -146,11 +175,23 @@ impl InFlight {
     }
 }
 
+/// A key changed inside the window before the chunk arrived.
+#[derive(Debug)]
+struct Touched {
+    hash: u64,
+    key: Row,
+    /// `None` when the fill is off.
+    newest: Option<Newest>,
+}
+
 /// A selected chunk's rows, with the ones lost to log events taken out.
 #[derive(Debug)]
 pub(super) struct Selected {
     rows: Vec<ChunkRow>,
     removed: Vec<bool>,
+    /// By row position, for the removed rows only: what the window's events
+    /// say of the key, for a read owed for unchanged TOAST columns.
+    newest: HashMap<usize, Newest>,
     /// Removals done by scanning. The first few keys are looked up by a
     /// scan: most windows see a handful of the table's events or none, and
     /// then no key of the chunk is ever hashed.
@@ -162,7 +203,7 @@ pub(super) struct Selected {
 
 /// Scans before the chunk's keys are indexed: a scan compares values only,
 /// about a nanosecond a row, where indexing hashes every key once.
-const SCAN_LIMIT: usize = 32;
+pub(super) const SCAN_LIMIT: usize = 32;
 
 #[derive(Debug, Default)]
 struct KeyIndex {
@@ -175,6 +216,7 @@ impl Selected {
     fn new(rows: Vec<ChunkRow>, visibility: Option<Visibility>) -> Self {
         Selected {
             removed: vec![false; rows.len()],
+            newest: HashMap::new(),
             rows,
             scans: 0,
             index: None,
@@ -182,8 +224,9 @@ impl Selected {
         }
     }
 
-    /// Drop the row with `key` (whose hash is `hash`), if the chunk has it.
-    fn remove(&mut self, hash: u64, key: &Row) -> Result<(), String> {
+    /// Drop the row with `key` (whose hash is `hash`), if the chunk has it:
+    /// its position.
+    fn remove(&mut self, hash: u64, key: &Row) -> Result<Option<usize>, String> {
         if self.index.is_none() && self.scans < SCAN_LIMIT {
             self.scans += 1;
             let mut found = None;
@@ -198,23 +241,33 @@ impl Selected {
             if let Some(slot) = found.and_then(|i| self.removed.get_mut(i)) {
                 *slot = true;
             }
-            return Ok(());
+            return Ok(found);
         }
         if self.index.is_none() {
             self.index = Some(self.build_index(key_hash)?);
         }
         let Some(index) = &self.index else {
-            return Ok(());
+            return Ok(None);
         };
-        let candidates = index.by_hash.get(&hash).into_iter().chain(&index.collided);
-        for &i in candidates {
-            if self.rows.get(i).is_some_and(|row| same_key(&row.key, key)) {
-                if let Some(slot) = self.removed.get_mut(i) {
-                    *slot = true;
-                }
+        // Indexing found any duplicate: at most one row matches.
+        let mut candidates = index.by_hash.get(&hash).into_iter().chain(&index.collided);
+        let found = candidates
+            .find(|&&i| self.rows.get(i).is_some_and(|row| same_key(&row.key, key)))
+            .copied();
+        if let Some(slot) = found.and_then(|i| self.removed.get_mut(i)) {
+            *slot = true;
+        }
+        Ok(found)
+    }
+
+    /// A log event for the row at `i`, already removed.
+    fn advance(&mut self, i: usize, event: &Event) {
+        match self.newest.entry(i) {
+            Entry::Occupied(mut newest) => newest.get_mut().advance(event),
+            Entry::Vacant(slot) => {
+                slot.insert(Newest::first(event));
             }
         }
-        Ok(())
     }
 
     fn build_index(&self, key_hash: impl Fn(&Row) -> u64) -> Result<KeyIndex, String> {
@@ -258,15 +311,27 @@ impl Selected {
     fn clear(&mut self) {
         self.rows = Vec::new();
         self.removed = Vec::new();
+        self.newest = HashMap::new();
         self.index = Some(KeyIndex::default());
     }
 
-    /// The rows no log event took out, in chunk order.
+    /// The rows no log event took out, and the reads owed for unchanged
+    /// TOAST columns in place of the rows they fill from, in chunk order.
     fn into_rows(self) -> impl Iterator<Item = ChunkRow> {
+        let mut newest = self.newest;
         self.rows
             .into_iter()
             .zip(self.removed)
-            .filter_map(|(row, removed)| (!removed).then_some(row))
+            .enumerate()
+            .filter_map(move |(i, (row, removed))| {
+                if !removed {
+                    Some(row)
+                } else if newest.is_empty() {
+                    None
+                } else {
+                    newest.remove(&i)?.into_read(row)
+                }
+            })
     }
 }
 

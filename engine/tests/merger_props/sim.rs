@@ -7,7 +7,9 @@ use cdc_engine::merger::{Outcome, Visibility, WindowMerger};
 use cdc_engine::{Event, LogItem};
 use proptest::prelude::*;
 
-use super::model::{check_no_time_travel, fold, Log, KEYS, XID32};
+use super::model::{
+    check_every_column_arrives, check_no_time_travel, fold, Log, State, KEYS, XID32,
+};
 
 // ---------------------------------------------------------------------------------------
 // The simulator
@@ -67,7 +69,7 @@ pub fn scenario() -> impl Strategy<Value = Scenario> {
 struct Txn {
     xid: u64,
     /// (key, state before, state after), in order.
-    ops: Vec<(i64, Option<i64>, Option<i64>)>,
+    ops: Vec<(i64, Option<State>, Option<State>)>,
     truncate: bool,
 }
 
@@ -119,8 +121,8 @@ pub struct Sim {
     // The database.
     next_xid: u64,
     latest_completed: u64,
-    committed: BTreeMap<i64, i64>,
-    history: BTreeMap<i64, Vec<Option<i64>>>,
+    committed: BTreeMap<i64, State>,
+    history: BTreeMap<i64, Vec<Option<State>>>,
     version: i64,
     open: Vec<Txn>,
     /// Streamed as committed, not yet visible: (txn, steps left).
@@ -141,9 +143,10 @@ pub struct Sim {
 
 impl Sim {
     pub fn new(s: &Scenario, visibility_check: bool) -> Self {
-        let committed: BTreeMap<i64, i64> = (0..KEYS)
+        // Rows from before capture: never in the log, the snapshot is all there is of them.
+        let committed: BTreeMap<i64, State> = (0..KEYS)
             .filter(|&k| s.initial.get(k as usize).copied().unwrap_or(false))
-            .map(|k| (k, 1000 + k))
+            .map(|k| (k, State::fresh(1000 + k)))
             .collect();
         let history = (0..KEYS)
             .map(|k| (k, vec![committed.get(&k).copied()]))
@@ -175,6 +178,12 @@ impl Sim {
         }
     }
 
+    /// The merger with its TOAST fill turned off, to show the properties catch the loss.
+    pub fn without_toast_fill(mut self) -> Self {
+        self.merger = WindowMerger::new().without_toast_fill();
+        self
+    }
+
     /// PostgreSQL skips the special xids 0..3 when the 32-bit xid wraps.
     fn assign_xid(&mut self) -> u64 {
         while self.next_xid & XID32 < 3 {
@@ -196,7 +205,7 @@ impl Sim {
     fn plan(&mut self) -> Option<Txn> {
         let xid = self.assign_xid();
         let mut ops = Vec::new();
-        let mut state: BTreeMap<i64, Option<i64>> = BTreeMap::new();
+        let mut state: BTreeMap<i64, Option<State>> = BTreeMap::new();
         for _ in 0..=self.tape.next(3) {
             let k = self.tape.next(KEYS as u32) as i64;
             if self.locked(k) {
@@ -209,7 +218,15 @@ impl Sim {
                 None
             } else {
                 self.version += 1;
-                Some(self.version)
+                // Most updates leave the TOAST column alone, as a writer of other columns.
+                let doc = match before {
+                    Some(b) if self.tape.chance(60) => b.doc,
+                    _ => self.version,
+                };
+                Some(State {
+                    v: self.version,
+                    doc,
+                })
             };
             state.insert(k, after);
             ops.push((k, before, after));
@@ -263,7 +280,7 @@ impl Sim {
     }
 
     /// What a new snapshot sees: committed state minus still-delayed transactions.
-    fn visible(&self) -> BTreeMap<i64, i64> {
+    fn visible(&self) -> BTreeMap<i64, State> {
         let mut table = self.committed.clone();
         for (txn, _) in &self.delayed {
             // Locked keys are disjoint, so each delayed transaction's first `before` per
@@ -379,7 +396,7 @@ impl Sim {
             }
             Driver::Opened { token, window } => {
                 let after = self.last_key.map_or(i64::MIN, |k| k + 1);
-                let rows: Vec<(i64, i64)> = self
+                let rows: Vec<(i64, State)> = self
                     .visible()
                     .range(after..)
                     .take(self.chunk_size)
@@ -454,7 +471,9 @@ impl Sim {
                 let xid = self.assign_xid();
                 let k = self.tape.next(KEYS as u32) as i64;
                 let other = self.log.other.clone();
-                let item = self.log.change_in(other, xid, k, None, Some(-1));
+                let item = self
+                    .log
+                    .change_in(other, xid, k, None, Some(State::fresh(-1)));
                 let commit = self.log.commit(xid);
                 self.items.extend([item, commit]);
                 self.latest_completed = self.latest_completed.max(xid);
@@ -495,13 +514,15 @@ impl Sim {
             return Err(format!("snapshot did not complete: {:?}", self.driver));
         }
         let folded = fold(&self.output);
-        if folded != self.committed {
+        let table: BTreeMap<i64, i64> = self.committed.iter().map(|(&k, s)| (k, s.v)).collect();
+        if folded != table {
             return Err(format!(
-                "incomplete: output folds to {folded:?}, table is {:?}",
-                self.committed
+                "incomplete: output folds to {folded:?}, table is {table:?}"
             ));
         }
         check_no_time_travel(&self.output, &self.history)?;
+        // Last, so that a violation of it alone says the others held.
+        check_every_column_arrives(&self.output, &self.committed)?;
         Ok(self.stats)
     }
 }
