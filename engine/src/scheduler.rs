@@ -175,6 +175,14 @@ impl Scheduler {
         self.in_flight.len()
     }
 
+    /// The table of the chunk `token`, while it is in flight.
+    pub fn in_flight_table(&self, token: u64) -> Option<&TableRef> {
+        self.in_flight
+            .iter()
+            .find(|f| f.token == token)
+            .map(|f| &f.table)
+    }
+
     pub fn is_in_flight(&self, token: u64) -> bool {
         self.in_flight.iter().any(|f| f.token == token)
     }
@@ -395,6 +403,33 @@ impl Scheduler {
         }
     }
 
+    /// The table changed shape: a snapshot of it that has started begins
+    /// again from its first key, so every row it emits has the new shape
+    /// (rows it emitted before have the old one). Returns the chunks in
+    /// flight to cancel, or `None` when no snapshot of the table has started.
+    pub fn restart(&mut self, table: &TableRef) -> Option<Vec<u64>> {
+        let in_flight = self.in_flight.iter().any(|f| &f.table == table);
+        let progress = self.state.queue.iter_mut().find(|p| &p.table == table)?;
+        if progress.chunks == 0 && !progress.max_key_read && !in_flight {
+            return None;
+        }
+        *progress = TableProgress::new(
+            progress.table.clone(),
+            &progress.signal_id,
+            progress.filter.take(),
+        );
+        let cancelled: Vec<u64> = self
+            .in_flight
+            .iter()
+            .filter(|f| &f.table == table)
+            .map(|f| f.token)
+            .collect();
+        self.in_flight.retain(|f| &f.table != table);
+        self.attempt = 0;
+        self.dirty = true;
+        Some(cancelled)
+    }
+
     /// The reader failed. A definite failure (the filter does not parse,
     /// the table is gone) drops the table and returns it; a transient one
     /// retries.
@@ -583,6 +618,27 @@ mod tests {
         let dropped = s.on_failed(r.token, true).0.unwrap();
         assert_eq!(dropped.table, t("a"));
         assert_eq!(s.next_request().unwrap().table, t("b"));
+    }
+
+    #[test]
+    fn a_shape_change_restarts_a_started_snapshot_from_its_first_key() {
+        let mut s = Scheduler::new(SnapshotState::default(), 2);
+        s.apply("s1", &execute(&["a", "b"]), ok).unwrap();
+        // Queued but not started: nothing to restart.
+        assert_eq!(s.restart(&t("b")), None);
+        let r1 = s.next_request().unwrap();
+        s.on_selected(r1.token, selected(2, Some("2")));
+        assert_eq!(s.on_done(r1.token, 2), None);
+        let r2 = s.next_request().unwrap();
+        assert_eq!(s.restart(&t("a")), Some(vec![r2.token]));
+        assert!(!s.is_busy());
+        let again = s.next_request().unwrap();
+        assert_eq!(again.table, t("a"));
+        assert_eq!(again.after_key, None);
+        assert!(!again.max_key_read, "the maximum key is read again");
+        assert_eq!(s.state().queue.front().map(|p| p.rows_emitted), Some(0));
+        // A late outcome of the cancelled chunk changes nothing.
+        assert_eq!(s.on_done(r2.token, 2), None);
     }
 
     #[test]

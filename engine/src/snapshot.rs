@@ -36,6 +36,10 @@ pub enum SnapshotError {
     /// A lost connection and the like: the chunk is selected again.
     #[error("{0}")]
     Transient(String),
+    /// The table's shape is not the one the chunk was selected with: the
+    /// table's snapshot starts over in the new shape.
+    #[error("{0}")]
+    ShapeChanged(String),
 }
 
 /// What the chunk reader found.
@@ -101,11 +105,7 @@ enum Report {
         chunk: Chunk,
         selected: Selected,
     },
-    Failed {
-        token: u64,
-        definite: bool,
-        reason: String,
-    },
+    Failed { token: u64, error: SnapshotError },
 }
 
 /// Tables that may be snapshotted: captured, with their primary key.
@@ -265,16 +265,22 @@ impl SnapshotProcessor {
                     self.scheduler.on_selected(token, selected);
                     self.merger.on_chunk(chunk, &mut self.outcomes);
                 }
-                Report::Failed {
-                    token,
-                    definite,
-                    reason,
-                } => {
+                Report::Failed { token, error } => {
                     if !self.scheduler.is_in_flight(token) {
                         // Its window already closed (the failure came after
                         // the high watermark committed) or was cancelled.
                         continue;
                     }
+                    let (definite, reason) = match error {
+                        SnapshotError::ShapeChanged(reason) => {
+                            if let Some(table) = self.scheduler.in_flight_table(token).cloned() {
+                                self.restart_snapshot(&table, &reason);
+                            }
+                            continue;
+                        }
+                        SnapshotError::Definite(reason) => (true, reason),
+                        SnapshotError::Transient(reason) => (false, reason),
+                    };
                     // Its window (if open) can no longer be trusted, nor the
                     // chunks selected after it.
                     let (dropped, followers) = self.scheduler.on_failed(token, definite);
@@ -294,6 +300,20 @@ impl SnapshotProcessor {
                     }
                 }
             }
+        }
+    }
+
+    /// `table` changed shape (`reason`): a snapshot of it that started
+    /// begins again, so no row of the old shape follows an event of the new.
+    fn restart_snapshot(&mut self, table: &TableRef, reason: &str) {
+        if let Some(cancelled) = self.scheduler.restart(table) {
+            for token in cancelled {
+                self.merger.cancel(token);
+            }
+            tracing::info!(
+                table = %table,
+                "snapshot of {table} starts over in the new shape: {reason}"
+            );
         }
     }
 
@@ -408,9 +428,13 @@ fn join(tables: &[TableRef]) -> String {
 impl Processor for SnapshotProcessor {
     fn process(&mut self, item: LogItem, out: &mut Vec<Event>) {
         self.drain_reports();
-        if let Some(LogItem::Signal { row, .. }) = self.merger.on_log(item, out, &mut self.outcomes)
-        {
-            self.on_command(&row);
+        match self.merger.on_log(item, out, &mut self.outcomes) {
+            Some(LogItem::Signal { row, .. }) => self.on_command(&row),
+            Some(LogItem::Schema(schema)) => {
+                let reason = format!("schema version {}", schema.version);
+                self.restart_snapshot(&schema.table, &reason);
+            }
+            _ => {}
         }
         self.step();
     }
@@ -497,11 +521,10 @@ async fn worker(
                     tokio::time::sleep(retry_delay(request.attempt)).await;
                 }
                 let report = select(source.as_ref(), &request, &window, &reports).await;
-                if let Err((definite, reason)) = report {
+                if let Err(error) = report {
                     let _ = reports.send(Report::Failed {
                         token: request.token,
-                        definite,
-                        reason,
+                        error,
                     });
                 }
             }
@@ -514,15 +537,11 @@ async fn select(
     request: &ChunkRequest,
     window: &str,
     reports: &mpsc::UnboundedSender<Report>,
-) -> Result<(), (bool, String)> {
-    let fail = |err: SnapshotError| match err {
-        SnapshotError::Definite(reason) => (true, reason),
-        SnapshotError::Transient(reason) => (false, reason),
-    };
+) -> Result<(), SnapshotError> {
     let started = Instant::now();
-    source.open_window(window).await.map_err(fail)?;
+    source.open_window(window).await?;
     let opened = started.elapsed();
-    let selected = source.select_chunk(request).await.map_err(fail)?;
+    let selected = source.select_chunk(request).await?;
     let read = started.elapsed();
     let chunk = Chunk {
         token: request.token,
@@ -544,7 +563,7 @@ async fn select(
         chunk,
         selected: summary,
     });
-    source.close_window(window).await.map_err(fail)?;
+    source.close_window(window).await?;
     tracing::debug!(
         window,
         rows = summary_rows,

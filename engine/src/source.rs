@@ -4,11 +4,14 @@
 //! PostgreSQL implements it over logical replication, MongoDB over change
 //! streams; positions are opaque to the engine.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use cdc_signal::SignalRow;
 use tokio::sync::{mpsc, watch};
 
 use crate::event::{Event, Position, SourceInfo};
+use crate::schema::TableSchema;
 
 /// One item of the log, in log order.
 #[derive(Debug, Clone)]
@@ -24,6 +27,9 @@ pub enum LogItem {
         tx_id: Option<u64>,
         position: Position,
     },
+    /// A captured table's shape changed (or was first described) from here
+    /// on in the log: later events of the table have this shape.
+    Schema(Arc<TableSchema>),
     /// No transaction is open and the log is at `position`: acknowledging it
     /// (once all before is durable) lets the source release its log while the
     /// captured tables are idle.
@@ -36,7 +42,7 @@ impl LogItem {
     pub fn checkpoint(&self) -> Option<&Position> {
         match self {
             LogItem::Commit { position, .. } | LogItem::Heartbeat(position) => Some(position),
-            LogItem::Event(_) | LogItem::Signal { .. } => None,
+            LogItem::Event(_) | LogItem::Signal { .. } | LogItem::Schema(_) => None,
         }
     }
 }

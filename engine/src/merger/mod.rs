@@ -52,6 +52,7 @@ use std::sync::Arc;
 use cdc_signal::{Command, TableRef};
 
 use crate::event::{Event, Op, SnapshotFlag, SourceInfo};
+use crate::schema::TableSchema;
 use crate::source::LogItem;
 use crate::value::Row;
 
@@ -222,9 +223,24 @@ impl WindowMerger {
                 // Operators' commands and bad signals are the caller's.
                 _ => {}
             },
+            LogItem::Schema(schema) => self.on_schema(schema),
             _ => {}
         }
         Some(item)
+    }
+
+    /// The table changed shape: a window open on it would emit rows of the
+    /// old shape after events of the new one, so its chunk is discarded.
+    fn on_schema(&mut self, schema: &TableSchema) {
+        for flight in self.flights.iter_mut() {
+            if flight.opened_at.is_some() && flight.spoiled.is_none() && *flight.table == *schema.table
+            {
+                flight.spoiled = Some(format!(
+                    "{} changed shape inside window {}",
+                    schema.table, flight.window
+                ));
+            }
+        }
     }
 
     /// Forgets the window in flight (the log restarts: reconnect or restart) and reports

@@ -58,6 +58,7 @@ pub struct ColumnInfo {
     pub type_oid: u32,
     /// `format_type(atttypid, atttypmod)`: already quoted where needed.
     pub type_sql: String,
+    pub type_mod: i32,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,7 +76,28 @@ pub struct TableInfo {
     pub partitioned: bool,
 }
 
+/// The shape of table `$1` (an oid) in one line, as [`TableInfo::signature`]
+/// writes it: columns with their types, then the key. Read inside a chunk's
+/// transaction it is the shape the chunk's rows have.
+pub const SIGNATURE_SQL: &str = "SELECT coalesce((SELECT string_agg(format('%s %s %s', a.attname, a.atttypid, a.atttypmod), ',' ORDER BY a.attnum) \
+       FROM pg_attribute a WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''), '') \
+     || '|' || coalesce((SELECT string_agg(a.attname::text, ',' ORDER BY k.ord) \
+       FROM (SELECT i.indrelid, i.indkey FROM pg_index i WHERE i.indrelid = $1 AND (i.indisprimary OR i.indisreplident) \
+             ORDER BY i.indisreplident DESC, i.indisprimary DESC LIMIT 1) i \
+       CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord) \
+       JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum), '')";
+
 impl TableInfo {
+    /// The shape in the form of [`SIGNATURE_SQL`].
+    pub fn signature(&self) -> String {
+        let columns: Vec<String> = self
+            .columns
+            .iter()
+            .map(|c| format!("{} {} {}", c.name, c.type_oid, c.type_mod))
+            .collect();
+        format!("{}|{}", columns.join(","), self.key.join(","))
+    }
+
     pub fn column(&self, name: &str) -> Option<&ColumnInfo> {
         self.columns.iter().find(|c| c.name == name)
     }
@@ -126,11 +148,14 @@ pub async fn table_info(client: &Client, table: &TableRef) -> Result<TableInfo, 
     if kind != "r" && kind != "p" {
         return Err(CatalogError::NotATable(table.clone()));
     }
+    // Stored generated columns are left out: pgoutput does not publish them
+    // (before PostgreSQL 18, and by default since), so snapshot rows and log
+    // rows have the same columns.
     let columns = client
         .query(
-            "SELECT a.attname::text, a.atttypid, format_type(a.atttypid, a.atttypmod) \
+            "SELECT a.attname::text, a.atttypid, format_type(a.atttypid, a.atttypmod), a.atttypmod \
              FROM pg_attribute a \
-             WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped \
+             WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = '' \
              ORDER BY a.attnum",
             &[&oid],
         )
@@ -141,6 +166,7 @@ pub async fn table_info(client: &Client, table: &TableRef) -> Result<TableInfo, 
                 name: r.try_get(0)?,
                 type_oid: r.try_get(1)?,
                 type_sql: r.try_get(2)?,
+                type_mod: r.try_get(3)?,
             })
         })
         .collect::<Result<Vec<_>, tokio_postgres::Error>>()?;

@@ -10,15 +10,15 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use cdc_engine::{
-    Event, LogItem, LogicalMessage as MessagePayload, Op, Position, Row, SignalRow, SnapshotFlag,
-    SourceInfo, SourceMeta, TableRef, Value,
+    ColumnSchema, Event, LogItem, LogicalMessage as MessagePayload, Op, Position, Row, SignalRow,
+    SnapshotFlag, SourceInfo, SourceMeta, TableRef, TableSchema, Value,
 };
 
 use crate::catalog::TableInfo;
 use crate::pgoutput::{
     self, DecodeError, LogicalMessage, OldTuple, Relation, TupleData, TupleValue,
 };
-use crate::types::tuple_value_to_value;
+use crate::types::{tuple_value_to_value, type_name};
 
 /// Milliseconds between the Unix epoch and PostgreSQL's (2000-01-01).
 const PG_EPOCH_MS: i64 = 946_684_800_000;
@@ -54,9 +54,21 @@ struct Transaction {
     ts_ms: i64,
 }
 
+/// A captured table's shape as the engine last saw it: from the catalog at
+/// start, then from the log's Relation messages.
+struct Shape {
+    /// Name, type OID and modifier of each column, in order.
+    columns: Vec<(String, u32, i32)>,
+    key: Vec<String>,
+    schema: Arc<TableSchema>,
+}
+
 pub struct Decoder {
     meta: Arc<SourceMeta>,
     captured: HashMap<TableRef, TableInfo>,
+    /// Kept across reconnects: a new session resends relations, which are
+    /// no change.
+    shapes: HashMap<TableRef, Shape>,
     signal_table: TableRef,
     relations: HashMap<u32, RelationState>,
     tx: Option<Transaction>,
@@ -64,8 +76,37 @@ pub struct Decoder {
 
 impl Decoder {
     pub fn new(meta: Arc<SourceMeta>, captured: Vec<TableInfo>, signal_table: TableRef) -> Self {
+        let shapes = captured
+            .iter()
+            .map(|info| {
+                let schema = TableSchema {
+                    table: Arc::new(info.table.clone()),
+                    version: 1,
+                    columns: info
+                        .columns
+                        .iter()
+                        .map(|c| ColumnSchema {
+                            name: c.name.clone(),
+                            type_name: c.type_sql.clone(),
+                        })
+                        .collect(),
+                    key: info.key.clone(),
+                };
+                let shape = Shape {
+                    columns: info
+                        .columns
+                        .iter()
+                        .map(|c| (c.name.clone(), c.type_oid, c.type_mod))
+                        .collect(),
+                    key: info.key.clone(),
+                    schema: Arc::new(schema),
+                };
+                (info.table.clone(), shape)
+            })
+            .collect();
         Decoder {
             meta,
+            shapes,
             captured: captured.into_iter().map(|t| (t.table.clone(), t)).collect(),
             signal_table,
             relations: HashMap::new(),
@@ -114,7 +155,7 @@ impl Decoder {
                     position: Position::from_u64(end_lsn),
                 });
             }
-            LogicalMessage::Relation(relation) => self.on_relation(relation),
+            LogicalMessage::Relation(relation) => self.on_relation(relation, out),
             LogicalMessage::Insert { relation, new } => {
                 let rel = self.relation(relation)?;
                 if rel.kind == RelationKind::Ignored {
@@ -243,7 +284,7 @@ impl Decoder {
         Ok(())
     }
 
-    fn on_relation(&mut self, relation: Relation) {
+    fn on_relation(&mut self, relation: Relation, out: &mut Vec<LogItem>) {
         let table = TableRef::new(
             if relation.namespace.is_empty() {
                 "pg_catalog".to_string()
@@ -260,31 +301,9 @@ impl Decoder {
         } else {
             RelationKind::Ignored
         };
-        // The primary key from the catalog; the replica identity flags only
-        // when the table has none.
-        let mut key_indexes: Vec<usize> = self
-            .captured
-            .get(&table)
-            .map(|info| {
-                info.key
-                    .iter()
-                    .filter_map(|k| columns.iter().position(|c| c == k))
-                    .collect()
-            })
-            .unwrap_or_default();
-        let pk_len = self.captured.get(&table).map_or(0, |i| i.key.len());
-        if key_indexes.len() != pk_len || key_indexes.is_empty() {
-            key_indexes = if relation.replica_identity == pgoutput::ReplicaIdentity::Full {
-                Vec::new()
-            } else {
-                relation
-                    .columns
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, c)| c.is_key)
-                    .map(|(i, _)| i)
-                    .collect()
-            };
+        let key_indexes = self.key_indexes(&table, &relation, &columns);
+        if kind == RelationKind::Captured {
+            self.follow_shape(&table, &relation, &columns, &key_indexes, out);
         }
         let key_columns: Vec<String> = key_indexes
             .iter()
@@ -301,6 +320,95 @@ impl Decoder {
                 kind,
             },
         );
+    }
+
+    /// The key: the one known for the table (the catalog's at start) while
+    /// the relation has its columns and its replica identity flags do not
+    /// name another (a changed primary key); else the flags. A partitioned
+    /// root is sent without flags, and `REPLICA IDENTITY FULL` flags every
+    /// column, so neither replaces a known key.
+    fn key_indexes(&self, table: &TableRef, relation: &Relation, columns: &[String]) -> Vec<usize> {
+        let positions = |names: &[String]| -> Option<Vec<usize>> {
+            names
+                .iter()
+                .map(|k| columns.iter().position(|c| c == k))
+                .collect()
+        };
+        let known = self
+            .shapes
+            .get(table)
+            .filter(|s| !s.key.is_empty())
+            .and_then(|s| positions(&s.key));
+        let flagged: Vec<usize> = if relation.replica_identity == pgoutput::ReplicaIdentity::Full {
+            Vec::new()
+        } else {
+            relation
+                .columns
+                .iter()
+                .enumerate()
+                .filter(|(_, c)| c.is_key)
+                .map(|(i, _)| i)
+                .collect()
+        };
+        match known {
+            Some(known) if flagged.is_empty() || flagged == known => known,
+            _ => flagged,
+        }
+    }
+
+    /// Compare the relation's shape with the table's last one; a change is
+    /// logged in one line and becomes a [`LogItem::Schema`] before the
+    /// events of the new shape.
+    fn follow_shape(
+        &mut self,
+        table: &TableRef,
+        relation: &Relation,
+        columns: &[String],
+        key_indexes: &[usize],
+        out: &mut Vec<LogItem>,
+    ) {
+        let typed: Vec<(String, u32, i32)> = relation
+            .columns
+            .iter()
+            .map(|c| (c.name.clone(), c.type_oid, c.type_modifier))
+            .collect();
+        let key: Vec<String> = key_indexes
+            .iter()
+            .filter_map(|&i| columns.get(i).cloned())
+            .collect();
+        let Some(shape) = self.shapes.get_mut(table) else {
+            return;
+        };
+        if shape.columns == typed && shape.key == key {
+            return;
+        }
+        let schema = TableSchema {
+            table: shape.schema.table.clone(),
+            version: shape.schema.version + 1,
+            columns: typed
+                .iter()
+                .map(|(name, oid, modifier)| ColumnSchema {
+                    name: name.clone(),
+                    // The name the catalog gave a column that kept its type.
+                    type_name: shape
+                        .columns
+                        .iter()
+                        .zip(&shape.schema.columns)
+                        .find(|((n, o, m), _)| n == name && o == oid && m == modifier)
+                        .map(|(_, c)| c.type_name.clone())
+                        .unwrap_or_else(|| type_name(*oid, *modifier)),
+                })
+                .collect(),
+            key: key.clone(),
+        };
+        tracing::info!(version = schema.version, "schema change: {}", shape.schema.describe_change(&schema));
+        let schema = Arc::new(schema);
+        *shape = Shape {
+            columns: typed,
+            key,
+            schema: schema.clone(),
+        };
+        out.push(LogItem::Schema(schema));
     }
 
     fn relation(&self, oid: u32) -> Result<&RelationState, DecoderError> {

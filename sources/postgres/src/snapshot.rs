@@ -12,6 +12,7 @@
 //! only where the binary form is the text.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use cdc_engine::merger::{ChunkRow, Visibility};
@@ -25,7 +26,7 @@ use tokio_postgres::types::{FromSql, ToSql, Type};
 use tokio_postgres::{Client, Statement};
 
 use crate::binary::binary_to_value;
-use crate::catalog::{quote_table, TableInfo};
+use crate::catalog::{quote_table, table_info, CatalogError, TableInfo, SIGNATURE_SQL};
 use crate::chunk_sql::{check_filter, TableSql};
 use crate::connect::{describe_pg_error, ConnectConfig};
 use crate::types::text_to_value;
@@ -53,7 +54,9 @@ pub fn parse_snapshot(text: &str) -> Option<Visibility> {
 pub struct PgChunkSource {
     connect: ConnectConfig,
     conn: Mutex<Option<Conn>>,
-    tables: HashMap<TableRef, TableSql>,
+    /// Per table, the SQL of its current shape: rebuilt when a chunk finds
+    /// the shape changed. The lock is never held across an await.
+    tables: std::sync::Mutex<HashMap<TableRef, Arc<TableSql>>>,
     signal_table: TableRef,
     state_name: String,
     /// `INSERT` of a watermark row, `DELETE` of a window's rows.
@@ -106,10 +109,12 @@ impl PgChunkSource {
         PgChunkSource {
             connect,
             conn: Mutex::new(None),
-            tables: tables
-                .iter()
-                .filter_map(|t| TableSql::new(t.clone()).map(|s| (t.table.clone(), s)))
-                .collect(),
+            tables: std::sync::Mutex::new(
+                tables
+                    .iter()
+                    .filter_map(|t| TableSql::new(t.clone()).map(|s| (t.table.clone(), Arc::new(s))))
+                    .collect(),
+            ),
             insert_watermark: format!(
                 "INSERT INTO {} (id, type, data) VALUES ($1, $2, NULL)",
                 quote_table(&signal_table)
@@ -213,10 +218,48 @@ impl PgChunkSource {
         .await
     }
 
+    fn table_sql(&self, table: &TableRef) -> Option<Arc<TableSql>> {
+        self.tables
+            .lock()
+            .ok()
+            .and_then(|tables| tables.get(table).cloned())
+    }
+
+    /// Read the table's shape from the catalog again; if it is not the one
+    /// `sql` was built for, rebuild its SQL and say what changed.
+    async fn refresh_shape(&self, sql: &TableSql) -> Result<Option<String>, SnapshotError> {
+        let table = sql.info.table.clone();
+        let info = self
+            .with_conn(async |conn| {
+                table_info(&conn.client, &table).await.map_err(|e| match e {
+                    CatalogError::Query(reason) => SnapshotError::Transient(reason),
+                    gone => SnapshotError::Definite(gone.to_string()),
+                })
+            })
+            .await?;
+        if info.signature() == sql.info.signature() {
+            return Ok(None);
+        }
+        let rebuilt = TableSql::new(info).ok_or_else(|| {
+            SnapshotError::Definite(format!(
+                "table {table} no longer has a primary key or replica identity index"
+            ))
+        })?;
+        let change = format!(
+            "{table} changed shape since the chunk query was built ({} → {})",
+            sql.info.signature(),
+            rebuilt.info.signature()
+        );
+        if let Ok(mut tables) = self.tables.lock() {
+            tables.insert(table, Arc::new(rebuilt));
+        }
+        Ok(Some(change))
+    }
+
     /// The table's SQL and the text of the chunk query for `request`, once
     /// its filter passed the check.
-    fn chunk_query(&self, request: &ChunkRequest) -> Result<(&TableSql, String), SnapshotError> {
-        let sql = self.tables.get(&request.table).ok_or_else(|| {
+    fn chunk_query(&self, request: &ChunkRequest) -> Result<(Arc<TableSql>, String), SnapshotError> {
+        let sql = self.table_sql(&request.table).ok_or_else(|| {
             SnapshotError::Definite(format!(
                 "table {} is not captured or has no primary key",
                 request.table
@@ -227,10 +270,8 @@ impl PgChunkSource {
             check_filter(filter)
                 .map_err(|e| SnapshotError::Definite(format!("filter {filter:?}: {e}")))?;
         }
-        Ok((
-            sql,
-            sql.chunk_sql(request.after_key.is_some(), true, filter),
-        ))
+        let chunk_sql = sql.chunk_sql(request.after_key.is_some(), true, filter);
+        Ok((sql, chunk_sql))
     }
 
     /// The plan the server makes for the chunk query of `request` inside a
@@ -291,6 +332,96 @@ impl PgChunkSource {
                 .await
                 .map_err(transient)?;
             Ok(plan)
+        })
+        .await
+    }
+
+    /// One chunk in the shape `sql` was built for, and the table's shape
+    /// in the chunk's own snapshot (its [`TableInfo::signature`]).
+    async fn select_in_shape(
+        &self,
+        request: &ChunkRequest,
+        sql: &TableSql,
+        chunk_sql: &str,
+    ) -> Result<(SelectedChunk, String), SnapshotError> {
+        let filter = request.filter.as_deref();
+        let chunk_params = |upper: &[String]| chunk_params(request, upper);
+        tracing::debug!(table = %request.table, sql = %chunk_sql, after = ?request.after_key, "chunk select");
+        self.with_conn(async |conn| {
+            let snapshot_sql = conn.statement(SNAPSHOT_SQL).await.map_err(transient)?;
+            let chunk_query = conn.statement(chunk_sql).await.map_err(classify)?;
+            let shape_query = conn.statement(SIGNATURE_SQL).await.map_err(transient)?;
+            if request.max_key_read {
+                let Some(upper) = &request.max_key else {
+                    return Ok((SelectedChunk::empty(None, None, None), sql.info.signature()));
+                };
+                // The usual case: begin, snapshot and select in one round trip.
+                let params = chunk_params(upper);
+                conn.in_transaction = true;
+                let client = &conn.client;
+                let (begin, snapshot, rows) = tokio::join!(
+                    client.batch_execute(BEGIN_SNAPSHOT),
+                    client.query_one(&snapshot_sql, &[]),
+                    client.query_raw(&chunk_query, params.iter()),
+                );
+                begin.map_err(transient)?;
+                let visibility = visibility_of(snapshot.map_err(transient)?)?;
+                let (rows, last_key, signature) =
+                    read_and_commit(client, sql, rows, request.limit, &shape_query).await?;
+                let chunk = SelectedChunk {
+                    rows,
+                    last_key,
+                    max_key: request.max_key.clone(),
+                    estimate: None,
+                    visibility: Some(visibility),
+                };
+                return Ok((chunk, signature));
+            }
+            // The table's first chunk: its largest key and size first, in
+            // the same snapshot.
+            let max_key_query = conn
+                .statement(&sql.max_key_sql(filter))
+                .await
+                .map_err(classify)?;
+            let estimate_query = conn.statement(ESTIMATE_SQL).await.map_err(transient)?;
+            let estimate_params: [&(dyn ToSql + Sync); 1] = [&sql.info.oid];
+            conn.in_transaction = true;
+            let client = &conn.client;
+            let (begin, snapshot, max_row, estimate) = tokio::join!(
+                client.batch_execute(BEGIN_SNAPSHOT),
+                client.query_one(&snapshot_sql, &[]),
+                client.query_opt(&max_key_query, &[]),
+                client.query_one(&estimate_query, &estimate_params),
+            );
+            begin.map_err(transient)?;
+            let visibility = visibility_of(snapshot.map_err(transient)?)?;
+            let max_key = match max_row.map_err(classify)? {
+                Some(row) => Some(key_texts(&row, 0..sql.key_oids.len())?),
+                None => None,
+            };
+            let estimate: f32 = estimate
+                .map_err(transient)?
+                .try_get(0)
+                .map_err(|e| SnapshotError::Transient(e.to_string()))?;
+            let estimate = Some(estimate.max(0.0) as u64);
+            let Some(upper) = &max_key else {
+                // Empty table (or nothing matches the filter): done.
+                client.batch_execute("COMMIT").await.map_err(transient)?;
+                let chunk = SelectedChunk::empty(None, estimate, Some(visibility));
+                return Ok((chunk, sql.info.signature()));
+            };
+            let params = chunk_params(upper);
+            let rows = client.query_raw(&chunk_query, params.iter()).await;
+            let (rows, last_key, signature) =
+                read_and_commit(client, sql, rows, request.limit, &shape_query).await?;
+            let chunk = SelectedChunk {
+                rows,
+                last_key,
+                max_key,
+                estimate,
+                visibility: Some(visibility),
+            };
+            Ok((chunk, signature))
         })
         .await
     }
@@ -367,7 +498,12 @@ fn row_values(row: &tokio_postgres::Row, sql: &TableSql) -> Result<Vec<Value>, S
             .map_err(|e| SnapshotError::Transient(e.to_string()))?;
         values.push(match raw {
             None => Value::Null,
-            Some(RawValue(raw)) if binary => binary_to_value(oid, raw).map_err(|e| {
+            // By the statement's own type: the shape it was prepared in.
+            Some(RawValue(raw)) if binary => binary_to_value(
+                row.columns().get(i).map_or(oid, |c| c.type_().oid()),
+                raw,
+            )
+            .map_err(|e| {
                 let column = sql.column_names.get(i).map_or("?", String::as_str);
                 SnapshotError::Definite(format!("{}.{column}: {e}", sql.info.table))
             })?,
@@ -465,15 +601,28 @@ async fn read_rows(
 }
 
 /// The chunk's rows, then the commit of its transaction.
+/// The chunk's rows, then the table's shape in the same snapshot (the
+/// select's lock keeps DDL out until the commit) and the commit, in one
+/// round trip.
 async fn read_and_commit(
     client: &Client,
     sql: &TableSql,
     rows: Result<tokio_postgres::RowStream, tokio_postgres::Error>,
     limit: usize,
-) -> Result<(Vec<ChunkRow>, Option<Vec<String>>), SnapshotError> {
+    shape_query: &Statement,
+) -> Result<(Vec<ChunkRow>, Option<Vec<String>>, String), SnapshotError> {
     let (rows, last_key) = read_rows(sql, rows.map_err(classify)?, limit).await?;
-    client.batch_execute("COMMIT").await.map_err(transient)?;
-    Ok((rows, last_key))
+    let oid: [&(dyn ToSql + Sync); 1] = [&sql.info.oid];
+    let (shape, commit) = tokio::join!(
+        client.query_one(shape_query, &oid),
+        client.batch_execute("COMMIT"),
+    );
+    let signature: String = shape
+        .map_err(transient)?
+        .try_get(0)
+        .map_err(|e| SnapshotError::Transient(e.to_string()))?;
+    commit.map_err(transient)?;
+    Ok((rows, last_key, signature))
 }
 
 #[async_trait]
@@ -489,80 +638,25 @@ impl ChunkSource for PgChunkSource {
 
     async fn select_chunk(&self, request: &ChunkRequest) -> Result<SelectedChunk, SnapshotError> {
         let (sql, chunk_sql) = self.chunk_query(request)?;
-        let filter = request.filter.as_deref();
-        let chunk_params = |upper: &[String]| chunk_params(request, upper);
-        tracing::debug!(table = %request.table, sql = %chunk_sql, after = ?request.after_key, "chunk select");
-        self.with_conn(async |conn| {
-            let snapshot_sql = conn.statement(SNAPSHOT_SQL).await.map_err(transient)?;
-            let chunk_query = conn.statement(&chunk_sql).await.map_err(classify)?;
-            if request.max_key_read {
-                let Some(upper) = &request.max_key else {
-                    return Ok(SelectedChunk::empty(None, None, None));
-                };
-                // The usual case: begin, snapshot and select in one round trip.
-                let params = chunk_params(upper);
-                conn.in_transaction = true;
-                let client = &conn.client;
-                let (begin, snapshot, rows) = tokio::join!(
-                    client.batch_execute(BEGIN_SNAPSHOT),
-                    client.query_one(&snapshot_sql, &[]),
-                    client.query_raw(&chunk_query, params.iter()),
-                );
-                begin.map_err(transient)?;
-                let visibility = visibility_of(snapshot.map_err(transient)?)?;
-                let (rows, last_key) = read_and_commit(client, sql, rows, request.limit).await?;
-                return Ok(SelectedChunk {
-                    rows,
-                    last_key,
-                    max_key: request.max_key.clone(),
-                    estimate: None,
-                    visibility: Some(visibility),
-                });
-            }
-            // The table's first chunk: its largest key and size first, in
-            // the same snapshot.
-            let max_key_query = conn
-                .statement(&sql.max_key_sql(filter))
-                .await
-                .map_err(classify)?;
-            let estimate_query = conn.statement(ESTIMATE_SQL).await.map_err(transient)?;
-            let estimate_params: [&(dyn ToSql + Sync); 1] = [&sql.info.oid];
-            conn.in_transaction = true;
-            let client = &conn.client;
-            let (begin, snapshot, max_row, estimate) = tokio::join!(
-                client.batch_execute(BEGIN_SNAPSHOT),
-                client.query_one(&snapshot_sql, &[]),
-                client.query_opt(&max_key_query, &[]),
-                client.query_one(&estimate_query, &estimate_params),
-            );
-            begin.map_err(transient)?;
-            let visibility = visibility_of(snapshot.map_err(transient)?)?;
-            let max_key = match max_row.map_err(classify)? {
-                Some(row) => Some(key_texts(&row, 0..sql.key_oids.len())?),
-                None => None,
-            };
-            let estimate: f32 = estimate
-                .map_err(transient)?
-                .try_get(0)
-                .map_err(|e| SnapshotError::Transient(e.to_string()))?;
-            let estimate = Some(estimate.max(0.0) as u64);
-            let Some(upper) = &max_key else {
-                // Empty table (or nothing matches the filter): done.
-                client.batch_execute("COMMIT").await.map_err(transient)?;
-                return Ok(SelectedChunk::empty(None, estimate, Some(visibility)));
-            };
-            let params = chunk_params(upper);
-            let rows = client.query_raw(&chunk_query, params.iter()).await;
-            let (rows, last_key) = read_and_commit(client, sql, rows, request.limit).await?;
-            Ok(SelectedChunk {
-                rows,
-                last_key,
-                max_key,
-                estimate,
-                visibility: Some(visibility),
-            })
-        })
-        .await
+        match self.select_in_shape(request, &sql, &chunk_sql).await {
+            Ok((chunk, signature)) if signature == sql.info.signature() => Ok(chunk),
+            // Rows of another shape than the SQL was built for (a column
+            // added, a key changed) in the chunk's own snapshot.
+            Ok(_) => match self.refresh_shape(&sql).await? {
+                Some(change) => Err(SnapshotError::ShapeChanged(change)),
+                None => Err(SnapshotError::Transient(format!(
+                    "{} changed shape during the chunk; selecting it again",
+                    request.table
+                ))),
+            },
+            // A dropped or renamed column, a changed type: the statement
+            // fails until it is built for the new shape.
+            Err(err @ SnapshotError::Definite(_)) => match self.refresh_shape(&sql).await? {
+                Some(change) => Err(SnapshotError::ShapeChanged(change)),
+                None => Err(err),
+            },
+            Err(err) => Err(err),
+        }
     }
 
     fn check_filter(&self, filter: &str) -> Result<(), String> {

@@ -45,6 +45,50 @@ pub mod oid {
     pub const JSONPATH: u32 = 4072;
 }
 
+/// A type's SQL name from its OID and modifier, as `format_type` spells
+/// the common ones, for log lines about a table's shape. Other types are
+/// named by OID (the log carries no names for them).
+pub fn type_name(type_oid: u32, type_mod: i32) -> String {
+    let modifier = type_mod - 4;
+    let plain = match type_oid {
+        oid::BOOL => "boolean",
+        oid::BYTEA => "bytea",
+        oid::CHAR => "\"char\"",
+        oid::NAME => "name",
+        oid::INT8 => "bigint",
+        oid::INT2 => "smallint",
+        oid::INT4 => "integer",
+        oid::TEXT => "text",
+        oid::OID => "oid",
+        oid::JSON => "json",
+        oid::XML => "xml",
+        oid::CIDR => "cidr",
+        oid::FLOAT4 => "real",
+        oid::FLOAT8 => "double precision",
+        oid::MONEY => "money",
+        oid::MACADDR => "macaddr",
+        oid::INET => "inet",
+        oid::DATE => "date",
+        oid::INTERVAL => "interval",
+        oid::UUID => "uuid",
+        oid::JSONB => "jsonb",
+        oid::TIME => "time without time zone",
+        oid::TIMETZ => "time with time zone",
+        oid::TIMESTAMP => "timestamp without time zone",
+        oid::TIMESTAMPTZ => "timestamp with time zone",
+        oid::VARCHAR if modifier >= 0 => return format!("character varying({modifier})"),
+        oid::VARCHAR => "character varying",
+        oid::BPCHAR if modifier >= 0 => return format!("character({modifier})"),
+        oid::BPCHAR => "bpchar",
+        oid::NUMERIC if modifier >= 0 => {
+            return format!("numeric({},{})", (modifier >> 16) & 0xffff, modifier & 0xffff)
+        }
+        oid::NUMERIC => "numeric",
+        other => return format!("type {other}"),
+    };
+    plain.to_owned()
+}
+
 /// Why a value could not be converted; names the type OID of the value (of
 /// the element, for a bad element inside an array).
 #[derive(Debug, thiserror::Error, PartialEq)]
