@@ -65,6 +65,9 @@ fn open_sink(config: &SinkConfig) -> Result<Box<dyn Sink>> {
 }
 
 pub async fn run(path: &Path) -> Result<ExitCode> {
+    // Handlers first: a SIGTERM while starting up is a clean stop too.
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let signals = tokio::spawn(wait_for_signal(shutdown_tx.clone()));
     let config = Config::load(path)?;
     let pg = postgres_config(&config)?;
     let mut sink = open_sink(&config.sink)?;
@@ -72,6 +75,10 @@ pub async fn run(path: &Path) -> Result<ExitCode> {
         .await
         .context("source not ready")?;
     let snapshots = Snapshots::load(&source).await?;
+    if *shutdown_rx.borrow() {
+        tracing::info!("stopped before streaming");
+        return Ok(ExitCode::SUCCESS);
+    }
     tracing::info!(
         server = %source.config().connect.redacted(),
         tables = source.tables().len(),
@@ -81,8 +88,6 @@ pub async fn run(path: &Path) -> Result<ExitCode> {
 
     let (items_tx, items_rx) = mpsc::channel(config.pipeline.channel_capacity);
     let (acks_tx, acks_rx) = watch::channel(None);
-    let (shutdown_tx, shutdown_rx) = watch::channel(false);
-    let signals = tokio::spawn(wait_for_signal(shutdown_tx.clone()));
 
     let ctx = StreamContext {
         items: items_tx,

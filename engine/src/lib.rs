@@ -19,7 +19,7 @@ pub mod value;
 
 pub use cdc_signal::{SignalRow, TableRef};
 pub use event::{Event, LogicalMessage, Op, Position, SnapshotFlag, SourceInfo, SourceMeta};
-pub use sink::{Sink, SinkError};
 pub use schema::{ColumnSchema, TableSchema};
+pub use sink::{Sink, SinkError};
 pub use source::{LogItem, Source, SourceError, StreamContext};
 pub use value::{Row, Value, UNAVAILABLE_VALUE_PLACEHOLDER};

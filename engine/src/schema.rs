@@ -41,24 +41,23 @@ impl TableSchema {
         let mut parts: Vec<String> = Vec::new();
         let old_names: Vec<&str> = self.columns.iter().map(|c| c.name.as_str()).collect();
         let new_names: Vec<&str> = new.columns.iter().map(|c| c.name.as_str()).collect();
-        let renamed: Vec<(usize, &ColumnSchema, &ColumnSchema)> = if self.columns.len()
-            == new.columns.len()
-        {
-            self.columns
-                .iter()
-                .zip(&new.columns)
-                .enumerate()
-                .filter(|(_, (o, n))| {
-                    o.name != n.name
-                        && o.type_name == n.type_name
-                        && !new_names.contains(&o.name.as_str())
-                        && !old_names.contains(&n.name.as_str())
-                })
-                .map(|(i, (o, n))| (i, o, n))
-                .collect()
-        } else {
-            Vec::new()
-        };
+        let renamed: Vec<(usize, &ColumnSchema, &ColumnSchema)> =
+            if self.columns.len() == new.columns.len() {
+                self.columns
+                    .iter()
+                    .zip(&new.columns)
+                    .enumerate()
+                    .filter(|(_, (o, n))| {
+                        o.name != n.name
+                            && o.type_name == n.type_name
+                            && !new_names.contains(&o.name.as_str())
+                            && !old_names.contains(&n.name.as_str())
+                    })
+                    .map(|(i, (o, n))| (i, o, n))
+                    .collect()
+            } else {
+                Vec::new()
+            };
         let is_renamed_old = |name: &str| renamed.iter().any(|(_, o, _)| o.name == name);
         let is_renamed_new = |name: &str| renamed.iter().any(|(_, _, n)| n.name == name);
         for (_, old, new) in &renamed {
@@ -124,7 +123,10 @@ mod tests {
         // Same position, different type: a drop and an add.
         assert_eq!(old.describe_change(&new), "public.t: +c numeric(10,2), -a");
         let typed = schema(&[("id", "bigint"), ("a", "text")], &["id"]);
-        assert_eq!(old.describe_change(&typed), "public.t: id: integer → bigint");
+        assert_eq!(
+            old.describe_change(&typed),
+            "public.t: id: integer → bigint"
+        );
         let renamed = schema(&[("id", "integer"), ("b", "text")], &["id"]);
         assert_eq!(old.describe_change(&renamed), "public.t: a renamed to b");
         let rekeyed = schema(&[("id", "integer"), ("a", "text")], &["a"]);

@@ -105,7 +105,10 @@ enum Report {
         chunk: Chunk,
         selected: Selected,
     },
-    Failed { token: u64, error: SnapshotError },
+    Failed {
+        token: u64,
+        error: SnapshotError,
+    },
 }
 
 /// Tables that may be snapshotted: captured, with their primary key.

@@ -233,7 +233,9 @@ impl WindowMerger {
     /// old shape after events of the new one, so its chunk is discarded.
     fn on_schema(&mut self, schema: &TableSchema) {
         for flight in self.flights.iter_mut() {
-            if flight.opened_at.is_some() && flight.spoiled.is_none() && *flight.table == *schema.table
+            if flight.opened_at.is_some()
+                && flight.spoiled.is_none()
+                && *flight.table == *schema.table
             {
                 flight.spoiled = Some(format!(
                     "{} changed shape inside window {}",

@@ -401,7 +401,11 @@ impl Decoder {
                 .collect(),
             key: key.clone(),
         };
-        tracing::info!(version = schema.version, "schema change: {}", shape.schema.describe_change(&schema));
+        tracing::info!(
+            version = schema.version,
+            "schema change: {}",
+            shape.schema.describe_change(&schema)
+        );
         let schema = Arc::new(schema);
         *shape = Shape {
             columns: typed,

@@ -112,7 +112,9 @@ impl PgChunkSource {
             tables: std::sync::Mutex::new(
                 tables
                     .iter()
-                    .filter_map(|t| TableSql::new(t.clone()).map(|s| (t.table.clone(), Arc::new(s))))
+                    .filter_map(|t| {
+                        TableSql::new(t.clone()).map(|s| (t.table.clone(), Arc::new(s)))
+                    })
                     .collect(),
             ),
             insert_watermark: format!(
@@ -258,7 +260,10 @@ impl PgChunkSource {
 
     /// The table's SQL and the text of the chunk query for `request`, once
     /// its filter passed the check.
-    fn chunk_query(&self, request: &ChunkRequest) -> Result<(Arc<TableSql>, String), SnapshotError> {
+    fn chunk_query(
+        &self,
+        request: &ChunkRequest,
+    ) -> Result<(Arc<TableSql>, String), SnapshotError> {
         let sql = self.table_sql(&request.table).ok_or_else(|| {
             SnapshotError::Definite(format!(
                 "table {} is not captured or has no primary key",
@@ -499,14 +504,13 @@ fn row_values(row: &tokio_postgres::Row, sql: &TableSql) -> Result<Vec<Value>, S
         values.push(match raw {
             None => Value::Null,
             // By the statement's own type: the shape it was prepared in.
-            Some(RawValue(raw)) if binary => binary_to_value(
-                row.columns().get(i).map_or(oid, |c| c.type_().oid()),
-                raw,
-            )
-            .map_err(|e| {
-                let column = sql.column_names.get(i).map_or("?", String::as_str);
-                SnapshotError::Definite(format!("{}.{column}: {e}", sql.info.table))
-            })?,
+            Some(RawValue(raw)) if binary => {
+                binary_to_value(row.columns().get(i).map_or(oid, |c| c.type_().oid()), raw)
+                    .map_err(|e| {
+                        let column = sql.column_names.get(i).map_or("?", String::as_str);
+                        SnapshotError::Definite(format!("{}.{column}: {e}", sql.info.table))
+                    })?
+            }
             Some(RawValue(text)) => text_to_value(oid, text)
                 .unwrap_or_else(|_| Value::Text(String::from_utf8_lossy(text).into_owned())),
         });

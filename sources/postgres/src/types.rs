@@ -81,7 +81,11 @@ pub fn type_name(type_oid: u32, type_mod: i32) -> String {
         oid::BPCHAR if modifier >= 0 => return format!("character({modifier})"),
         oid::BPCHAR => "bpchar",
         oid::NUMERIC if modifier >= 0 => {
-            return format!("numeric({},{})", (modifier >> 16) & 0xffff, modifier & 0xffff)
+            return format!(
+                "numeric({},{})",
+                (modifier >> 16) & 0xffff,
+                modifier & 0xffff
+            )
         }
         oid::NUMERIC => "numeric",
         other => return format!("type {other}"),
