@@ -68,7 +68,10 @@ fn a_partitioned_table_is_captured_through_its_root() {
     // A partition created while streaming is captured from its first row.
     pg.psql(
         "CREATE TABLE m_top PARTITION OF m FOR VALUES FROM (2000) TO (3000);
-         INSERT INTO m VALUES (2500, 'new partition');",
+         INSERT INTO m VALUES (2500, 'new partition');
+         CREATE TABLE m_attached (LIKE m INCLUDING ALL);
+         ALTER TABLE m ATTACH PARTITION m_attached FOR VALUES FROM (3000) TO (4000);
+         INSERT INTO m VALUES (3500, 'attached partition');",
     )
     .unwrap();
     wait_until("snapshot complete", Duration::from_secs(120), || {
@@ -81,9 +84,11 @@ fn a_partitioned_table_is_captured_through_its_root() {
         events.iter().all(|e| e["source"]["table"] == "m"),
         "events under a partition's name"
     );
-    assert!(events
-        .iter()
-        .any(|e| e["op"] == "c" && e["after"]["id"] == 2500));
+    for id in [2500, 3500] {
+        assert!(events
+            .iter()
+            .any(|e| e["op"] == "c" && e["after"]["id"] == id));
+    }
     engine.terminate();
 }
 

@@ -193,7 +193,7 @@ fn a_filtered_snapshot_emits_only_matching_rows() {
     engine.terminate();
 }
 
-/// DESIGN.md §2: a commit streamed before the low watermark but not yet
+/// docs/architecture.md, "Torn chunks": a commit streamed before the low watermark but not yet
 /// visible to the chunk's snapshot (a synchronous-replication wait) must not
 /// let the chunk's stale row follow the newer change.
 #[test]

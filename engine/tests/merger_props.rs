@@ -5,9 +5,9 @@
 //! log event then carries the unchanged placeholder, as pgoutput sends it), rows that
 //! existed before capture (never in the log), and transactions that may stay invisible
 //! after their commit is streamed (a synchronous replication wait: the torn-snapshot
-//! hazard of DESIGN.md §2) or stay open across a chunk `SELECT`. A snapshot driver
+//! hazard of docs/architecture.md, "Torn chunks") or stay open across a chunk `SELECT`. A snapshot driver
 //! selects chunks between watermarks until the table is covered, selecting a discarded
-//! chunk again later. DESIGN.md §3's properties are checked on the merger's output:
+//! chunk again later. The properties of docs/architecture.md, "Correctness properties", are checked on the merger's output:
 //! completeness and no time travel (of the full row, placeholders resolved as a consumer
 //! folds them), and that every column of every key reaches a consumer that starts from
 //! the snapshot, no placeholder left.
@@ -408,7 +408,7 @@ fn keyless_event_or_duplicate_key_in_the_window_discards() {
     assert!(h.discarded().contains("twice"));
 }
 
-/// The hazard of DESIGN.md §2, step by step: transaction 100 updates key 1 and is
+/// The hazard of docs/architecture.md, "Torn chunks", step by step: transaction 100 updates key 1 and is
 /// streamed as committed, but waits in SyncRep, so the chunk selected after the LW still
 /// sees the old value. A plain DBLog merge emits that stale row after the update.
 #[test]

@@ -1,5 +1,5 @@
 //! The DBLog window merger: pure logic that interleaves snapshot chunks with the log so
-//! that, per key, the output never goes back in time (DESIGN.md §2).
+//! that, per key, the output never goes back in time (docs/architecture.md, "The DBLog window").
 //!
 //! ```text
 //!  scheduler ── expect_window ─┐              ┌── log events, at once ─────────► out

@@ -5,7 +5,7 @@
 //! index serves it at any table size. It runs in a REPEATABLE READ
 //! transaction together with `pg_current_snapshot()`, so the merger knows
 //! exactly which transactions the rows could see (the torn-chunk hazard of
-//! DESIGN.md §2). Values are converted by the same code as the log's, so a
+//! docs/architecture.md, "Torn chunks"). Values are converted by the same code as the log's, so a
 //! key from a chunk and from the log compare equal. Columns of types with a
 //! binary decoder come in binary, which spares the server its text
 //! formatting and decodes to the same values ([`crate::binary`]); keys do so
