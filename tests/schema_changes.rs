@@ -13,7 +13,8 @@ use std::time::Duration;
 use common::*;
 use serde_json::Value;
 
-const ROWS: i64 = 600;
+/// Enough chunks of 25 that the pause lands in the middle of the snapshot.
+const ROWS: i64 = 20_000;
 
 /// Updates, deletes and inserts on `w`, a column no case alters; `w` takes
 /// a new, larger value on every write, so a key's states are ordered by it.

@@ -276,10 +276,12 @@ impl SnapshotProcessor {
                     }
                     let (definite, reason) = match error {
                         SnapshotError::ShapeChanged(reason) => {
-                            if let Some(table) = self.scheduler.in_flight_table(token).cloned() {
-                                self.restart_snapshot(&table, &reason);
+                            let table = self.scheduler.in_flight_table(token).cloned();
+                            if table.is_some_and(|t| self.restart_snapshot(&t, &reason)) {
+                                continue;
                             }
-                            continue;
+                            // Nothing to start over: select the chunk again.
+                            (false, reason)
                         }
                         SnapshotError::Definite(reason) => (true, reason),
                         SnapshotError::Transient(reason) => (false, reason),
@@ -308,16 +310,19 @@ impl SnapshotProcessor {
 
     /// `table` changed shape (`reason`): a snapshot of it that started
     /// begins again, so no row of the old shape follows an event of the new.
-    fn restart_snapshot(&mut self, table: &TableRef, reason: &str) {
-        if let Some(cancelled) = self.scheduler.restart(table) {
-            for token in cancelled {
-                self.merger.cancel(token);
-            }
-            tracing::info!(
-                table = %table,
-                "snapshot of {table} starts over in the new shape: {reason}"
-            );
+    /// Returns whether a snapshot was restarted.
+    fn restart_snapshot(&mut self, table: &TableRef, reason: &str) -> bool {
+        let Some(cancelled) = self.scheduler.restart(table) else {
+            return false;
+        };
+        for token in cancelled {
+            self.merger.cancel(token);
         }
+        tracing::info!(
+            table = %table,
+            "snapshot of {table} starts over in the new shape: {reason}"
+        );
+        true
     }
 
     fn handle_outcomes(&mut self) {
@@ -435,7 +440,7 @@ impl Processor for SnapshotProcessor {
             Some(LogItem::Signal { row, .. }) => self.on_command(&row),
             Some(LogItem::Schema(schema)) => {
                 let reason = format!("schema version {}", schema.version);
-                self.restart_snapshot(&schema.table, &reason);
+                let _restarted = self.restart_snapshot(&schema.table, &reason);
             }
             _ => {}
         }
