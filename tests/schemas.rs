@@ -327,3 +327,38 @@ fn unchanged_toast_values_inside_a_window_still_reach_the_consumer() {
     assert!(placeholders > 0);
     engine.terminate();
 }
+
+#[test]
+fn a_publication_this_role_cannot_alter_gets_one_line_with_the_fix() {
+    let pg = postgres_with(
+        "CREATE TABLE a (id int PRIMARY KEY); CREATE TABLE b (id int PRIMARY KEY);
+         CREATE ROLE app LOGIN REPLICATION PASSWORD 'pw';
+         GRANT SELECT ON a, b TO app;
+         DO $$ BEGIN EXECUTE format('GRANT CREATE ON DATABASE %I TO app', current_database()); END $$;
+         CREATE PUBLICATION cdc FOR TABLE a;",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(
+        dir.path(),
+        &pg.url_for("app", "pw"),
+        &["public.a", "public.b"],
+        "",
+    );
+    let out = std::process::Command::new(cdc_bin())
+        .args(["run", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_ne!(out.status.code(), Some(0));
+    let line = stderr
+        .lines()
+        .find(|l| l.contains("publication 'cdc' cannot be changed by this role"))
+        .unwrap_or_else(|| panic!("{stderr}"));
+    assert!(
+        line.contains("ALTER PUBLICATION \"cdc\" ADD TABLE \"public\".\"b\"")
+            && line.contains("source.publication"),
+        "{line}"
+    );
+    assert!(!stderr.contains("pw"), "{stderr}");
+}

@@ -366,7 +366,24 @@ pub async fn ensure(
 /// through their root, so events carry the captured table's name.
 async fn ensure_publication(client: &Client, plan: &PublicationPlan<'_>) -> Result<(), SetupError> {
     let name = quote_ident(&plan.name);
-    let what = || format!("publication '{}'", plan.name);
+    // Not its owner (or not allowed to create one): say who can fix it.
+    let alter_err = |sql: String| {
+        let publication = plan.name.clone();
+        move |err: tokio_postgres::Error| {
+            match err.code() {
+            Some(code) if *code == tokio_postgres::error::SqlState::INSUFFICIENT_PRIVILEGE => {
+                SetupError::Preflight(format!(
+                    "publication '{publication}' cannot be changed by this role ({}): have its owner run `{sql}`, or set source.publication to a publication this role owns",
+                    describe_pg_error(&err)
+                ))
+            }
+            _ => SetupError::Sql {
+                what: format!("publication '{publication}'"),
+                reason: describe_pg_error(&err),
+            },
+        }
+        }
+    };
     let all_tables: Option<bool> = client
         .query_opt(
             "SELECT puballtables FROM pg_publication WHERE pubname = $1",
@@ -386,7 +403,10 @@ async fn ensure_publication(client: &Client, plan: &PublicationPlan<'_>) -> Resu
                 list.join(", "),
                 plan.publish
             );
-            client.batch_execute(&sql).await.map_err(sql_err(what()))?;
+            client
+                .batch_execute(&sql)
+                .await
+                .map_err(alter_err(sql.clone()))?;
             tracing::info!(publication = %plan.name, "created publication");
         }
         Some(true) => {}
@@ -418,7 +438,10 @@ async fn ensure_publication(client: &Client, plan: &PublicationPlan<'_>) -> Resu
                 .collect();
             if !missing.is_empty() {
                 let sql = format!("ALTER PUBLICATION {name} ADD TABLE {}", missing.join(", "));
-                client.batch_execute(&sql).await.map_err(sql_err(what()))?;
+                client
+                    .batch_execute(&sql)
+                    .await
+                    .map_err(alter_err(sql.clone()))?;
                 tracing::info!(publication = %plan.name, added = %missing.join(", "), "added tables to publication");
             }
             let extra: Vec<String> = plan
@@ -429,7 +452,10 @@ async fn ensure_publication(client: &Client, plan: &PublicationPlan<'_>) -> Resu
                 .collect();
             if !extra.is_empty() {
                 let sql = format!("ALTER PUBLICATION {name} DROP TABLE {}", extra.join(", "));
-                client.batch_execute(&sql).await.map_err(sql_err(what()))?;
+                client
+                    .batch_execute(&sql)
+                    .await
+                    .map_err(alter_err(sql.clone()))?;
                 tracing::warn!(publication = %plan.name, dropped = %extra.join(", "), "dropped tables without a replica identity from the publication: their updates and deletes would fail");
             }
         }
