@@ -261,16 +261,9 @@ async fn partition_root_finding(
     let Some(partitioned) = tables.iter().find(|t| t.partitioned) else {
         return Ok(None);
     };
-    let via_root: Option<bool> = client
-        .query_opt(
-            "SELECT pubviaroot FROM pg_publication WHERE pubname = $1",
-            &[&config.publication],
-        )
-        .await
-        .map_err(sql_err("reading publications"))?
-        .map(|r| r.try_get(0))
-        .transpose()
-        .map_err(sql_err("reading publications"))?;
+    let via_root = publication(client, &config.publication)
+        .await?
+        .map(|p| p.via_root);
     Ok(match via_root {
         Some(false) => Some(error(format!(
             "publication '{}' does not publish via the partition root, so changes to the partitions of {} \
@@ -281,6 +274,30 @@ async fn partition_root_finding(
         ))),
         _ => None,
     })
+}
+
+/// What setup needs to know of an existing publication.
+struct PublicationFlags {
+    all_tables: bool,
+    via_root: bool,
+}
+
+async fn publication(client: &Client, name: &str) -> Result<Option<PublicationFlags>, SetupError> {
+    let row = client
+        .query_opt(
+            "SELECT puballtables, pubviaroot FROM pg_publication WHERE pubname = $1",
+            &[&name],
+        )
+        .await
+        .map_err(sql_err("reading publications"))?;
+    row.map(|r| {
+        Ok(PublicationFlags {
+            all_tables: r.try_get(0)?,
+            via_root: r.try_get(1)?,
+        })
+    })
+    .transpose()
+    .map_err(sql_err("reading publications"))
 }
 
 /// The tables one publication should hold, and the captured tables it must
@@ -384,16 +401,7 @@ async fn ensure_publication(client: &Client, plan: &PublicationPlan<'_>) -> Resu
         }
         }
     };
-    let all_tables: Option<bool> = client
-        .query_opt(
-            "SELECT puballtables FROM pg_publication WHERE pubname = $1",
-            &[&plan.name],
-        )
-        .await
-        .map_err(sql_err("reading publications"))?
-        .map(|r| r.try_get(0))
-        .transpose()
-        .map_err(sql_err("reading publications"))?;
+    let all_tables = publication(client, &plan.name).await?.map(|p| p.all_tables);
     match all_tables {
         None => {
             let list: Vec<String> = plan.wanted.iter().map(|t| quote_table(t)).collect();
