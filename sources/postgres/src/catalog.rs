@@ -59,6 +59,11 @@ pub struct ColumnInfo {
     /// `format_type(atttypid, atttypmod)`: already quoted where needed.
     pub type_sql: String,
     pub type_mod: i32,
+    /// The type values of this column are converted by: the base type of a
+    /// domain (`posint` → `int4`), `text[]` for an array of enums, and the
+    /// base type's array for an array of domains; else `type_oid`. The log
+    /// and chunk selects then type a domain's values as its base's.
+    pub value_oid: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,6 +79,10 @@ pub struct TableInfo {
     pub replica_identity: char,
     /// A partitioned table (its rows live in its partitions).
     pub partitioned: bool,
+    /// Fraction digits of `money` under the server's `lc_monetary` (the
+    /// log's sessions and ours share it): where the decimal point goes in
+    /// the log's locale text of a money value.
+    pub money_digits: u32,
 }
 
 /// The shape of table `$1` (an oid) in one line, as [`TableInfo::signature`]
@@ -115,6 +124,37 @@ impl TableInfo {
     }
 }
 
+/// The base type of the type OID in `{of}`: domains (over domains) followed
+/// down `typbasetype`; other types are their own base.
+const BASE_TYPE_SQL: &str = "(WITH RECURSIVE d(oid, depth) AS ( \
+       SELECT {of}, 0 \
+       UNION ALL SELECT t.typbasetype, d.depth + 1 FROM d JOIN pg_type t ON t.oid = d.oid WHERE t.typtype = 'd') \
+     SELECT oid FROM d ORDER BY depth DESC LIMIT 1)";
+
+/// A table's columns: name, type, `format_type`, modifier and value type
+/// (see [`ColumnInfo::value_oid`]). An array type is one of `typlen` -1
+/// with an element; its element, resolved, decides the value type.
+fn columns_sql() -> String {
+    let base = BASE_TYPE_SQL.replace("{of}", "a.atttypid");
+    let elem_base = BASE_TYPE_SQL.replace("{of}", "bt.typelem");
+    format!(
+        "SELECT a.attname::text, a.atttypid, format_type(a.atttypid, a.atttypmod), a.atttypmod, \
+           CASE WHEN bt.typlen <> -1 OR bt.typelem = 0 THEN bt.oid \
+                WHEN et.typtype = 'e' THEN 'pg_catalog._text'::pg_catalog.regtype::oid \
+                WHEN et.oid <> bt.typelem AND et.typarray <> 0 THEN et.typarray \
+                ELSE bt.oid END \
+         FROM pg_attribute a \
+         JOIN pg_type bt ON bt.oid = {base} \
+         LEFT JOIN pg_type et ON et.oid = {elem_base} \
+         WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = '' \
+         ORDER BY a.attnum"
+    )
+}
+
+/// `cash_numeric` gives a money value as many fraction digits as
+/// `lc_monetary` does.
+const MONEY_DIGITS_SQL: &str = "SELECT pg_catalog.scale('0'::pg_catalog.money::pg_catalog.numeric)";
+
 #[derive(Debug, thiserror::Error)]
 pub enum CatalogError {
     #[error("table {0} does not exist")]
@@ -152,13 +192,7 @@ pub async fn table_info(client: &Client, table: &TableRef) -> Result<TableInfo, 
     // (before PostgreSQL 18, and by default since), so snapshot rows and log
     // rows have the same columns.
     let columns = client
-        .query(
-            "SELECT a.attname::text, a.atttypid, format_type(a.atttypid, a.atttypmod), a.atttypmod \
-             FROM pg_attribute a \
-             WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = '' \
-             ORDER BY a.attnum",
-            &[&oid],
-        )
+        .query(&columns_sql(), &[&oid])
         .await?
         .into_iter()
         .map(|r| {
@@ -167,6 +201,7 @@ pub async fn table_info(client: &Client, table: &TableRef) -> Result<TableInfo, 
                 type_oid: r.try_get(1)?,
                 type_sql: r.try_get(2)?,
                 type_mod: r.try_get(3)?,
+                value_oid: r.try_get(4)?,
             })
         })
         .collect::<Result<Vec<_>, tokio_postgres::Error>>()?;
@@ -187,6 +222,7 @@ pub async fn table_info(client: &Client, table: &TableRef) -> Result<TableInfo, 
         .into_iter()
         .map(|r| r.try_get::<_, String>(0))
         .collect::<Result<Vec<_>, _>>()?;
+    let money_digits: i32 = client.query_one(MONEY_DIGITS_SQL, &[]).await?.try_get(0)?;
     Ok(TableInfo {
         oid,
         table: table.clone(),
@@ -194,6 +230,7 @@ pub async fn table_info(client: &Client, table: &TableRef) -> Result<TableInfo, 
         key,
         replica_identity: replident.chars().next().unwrap_or('d'),
         partitioned: kind == "p",
+        money_digits: u32::try_from(money_digits).unwrap_or(2),
     })
 }
 

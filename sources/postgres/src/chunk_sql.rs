@@ -29,7 +29,7 @@ impl TableSql {
         let key_oids = info
             .key
             .iter()
-            .map(|k| info.column(k).map(|c| c.type_oid))
+            .map(|k| info.column(k).map(|c| c.value_oid))
             .collect::<Option<Vec<_>>>()?;
         if key_oids.is_empty() {
             return None;
@@ -47,16 +47,18 @@ impl TableSql {
                 // Bounds for the next chunk are read from the last row's key
                 // as text, so keys come in binary only where that is text.
                 if key_indexes.contains(&i) {
-                    binary_is_text(c.type_oid)
+                    binary_is_text(c.value_oid)
                 } else {
-                    has_binary_decoder(c.type_oid)
+                    has_binary_decoder(c.value_oid)
                 }
             })
             .collect();
         Some(TableSql {
             key_oids,
             key_indexes,
-            column_oids: info.columns.iter().map(|c| c.type_oid).collect(),
+            // Domains by their base type: a row description names the base
+            // type of a domain column, and the log is converted the same way.
+            column_oids: info.columns.iter().map(|c| c.value_oid).collect(),
             column_binary,
             key_names: Arc::from(info.key.clone()),
             column_names: Arc::from(
@@ -109,6 +111,16 @@ impl TableSql {
             return column;
         }
         let oid = self.column_oids.get(index).copied().unwrap_or(0);
+        // Money as the exact decimal, in `lc_monetary`'s fraction digits,
+        // which is what the log's locale text of it is turned into
+        // ([`money_to_decimal`](crate::types::money_to_decimal)). Text
+        // rather than binary (an int8 of minor units): the cast scales it
+        // by the server's own setting, not one read at start.
+        match oid {
+            oid::MONEY => return format!("({column})::pg_catalog.numeric::text"),
+            oid::MONEY_ARRAY => return format!("({column})::pg_catalog.numeric[]::text"),
+            _ => {}
+        }
         match output_function(oid) {
             Some(function) => format!("{function}({column})::text"),
             None => format!("{column}::text"),

@@ -34,7 +34,10 @@ pub enum DecoderError {
 struct RelationState {
     table: Arc<TableRef>,
     columns: Arc<[String]>,
+    /// The types values are converted by (domains resolved, see
+    /// [`ColumnInfo::value_oid`](crate::catalog::ColumnInfo::value_oid)).
     type_oids: Vec<u32>,
+    money_digits: u32,
     key_columns: Arc<[String]>,
     key_indexes: Vec<usize>,
     kind: RelationKind,
@@ -70,6 +73,11 @@ pub struct Decoder {
     /// no change.
     shapes: HashMap<TableRef, Shape>,
     signal_table: TableRef,
+    /// Declared type → the type its values are converted by, for the types
+    /// of captured columns at start. A Relation message names a domain
+    /// column by the domain's OID and the decoder cannot ask the catalog,
+    /// so the snapshot's resolution is handed in.
+    value_oids: HashMap<u32, u32>,
     relations: HashMap<u32, RelationState>,
     tx: Option<Transaction>,
 }
@@ -104,9 +112,16 @@ impl Decoder {
                 (info.table.clone(), shape)
             })
             .collect();
+        let value_oids = captured
+            .iter()
+            .flat_map(|info| &info.columns)
+            .filter(|c| c.value_oid != c.type_oid)
+            .map(|c| (c.type_oid, c.value_oid))
+            .collect();
         Decoder {
             meta,
             shapes,
+            value_oids,
             captured: captured.into_iter().map(|t| (t.table.clone(), t)).collect(),
             signal_table,
             relations: HashMap::new(),
@@ -309,12 +324,23 @@ impl Decoder {
             .iter()
             .filter_map(|&i| columns.get(i).cloned())
             .collect();
+        let money_digits = self.captured.get(&table).map_or(2, |t| t.money_digits);
         self.relations.insert(
             relation.oid,
             RelationState {
                 table: Arc::new(table),
                 columns: Arc::from(columns),
-                type_oids: relation.columns.iter().map(|c| c.type_oid).collect(),
+                type_oids: relation
+                    .columns
+                    .iter()
+                    .map(|c| {
+                        self.value_oids
+                            .get(&c.type_oid)
+                            .copied()
+                            .unwrap_or(c.type_oid)
+                    })
+                    .collect(),
+                money_digits,
                 key_columns: Arc::from(key_columns),
                 key_indexes,
                 kind,
@@ -433,7 +459,7 @@ impl Decoder {
                         return value.clone();
                     }
                 }
-                tuple_value_to_value(type_oid, v).unwrap_or_else(|err| {
+                tuple_value_to_value(type_oid, v, rel.money_digits).unwrap_or_else(|err| {
                     let column = rel.columns.get(i).map(String::as_str).unwrap_or("?");
                     tracing::warn!(
                         table = %rel.table,

@@ -3,7 +3,8 @@
 //! Sessions run with `DateStyle=ISO`, `TimeZone=UTC`, `IntervalStyle=iso_8601`,
 //! `extra_float_digits=3` and `bytea_output=hex`, so each type has one output
 //! shape to handle. Types without a better JSON form (and every unknown type:
-//! enums, domains, user types) become UTF-8 checked text.
+//! enums, user types) become UTF-8 checked text. Domains are converted as
+//! their base type: callers pass [`ColumnInfo::value_oid`](crate::catalog::ColumnInfo::value_oid).
 
 use cdc_engine::Value;
 
@@ -27,6 +28,7 @@ pub mod oid {
     pub const FLOAT4: u32 = 700;
     pub const FLOAT8: u32 = 701;
     pub const MONEY: u32 = 790;
+    pub const MONEY_ARRAY: u32 = 791;
     pub const MACADDR: u32 = 829;
     pub const INET: u32 = 869;
     pub const BPCHAR: u32 = 1042;
@@ -105,6 +107,8 @@ pub enum ValueError {
     InvalidInt { type_oid: u32, text: String },
     #[error("type {type_oid}: invalid float {text:?}")]
     InvalidFloat { type_oid: u32, text: String },
+    #[error("type {type_oid}: invalid money {text:?}")]
+    InvalidMoney { type_oid: u32, text: String },
     #[error("type {type_oid}: invalid JSON: {reason}")]
     InvalidJson { type_oid: u32, reason: String },
     #[error("type {type_oid}: invalid bytea at byte {offset}: {reason}")]
@@ -170,7 +174,7 @@ pub fn element_type(array_oid: u32) -> Option<u32> {
         143 => oid::XML,
         199 => oid::JSON,
         651 => oid::CIDR,
-        791 => oid::MONEY,
+        oid::MONEY_ARRAY => oid::MONEY,
         2951 => oid::UUID,
         3807 => oid::JSONB,
         4073 => oid::JSONPATH,
@@ -217,13 +221,78 @@ pub fn text_to_value(type_oid: u32, text: &[u8]) -> Result<Value, ValueError> {
     }
 }
 
-/// Convert one pgoutput tuple column.
-pub fn tuple_value_to_value(type_oid: u32, v: &TupleValue) -> Result<Value, ValueError> {
+/// Convert one pgoutput tuple column; `money_digits` is
+/// [`TableInfo::money_digits`](crate::catalog::TableInfo::money_digits).
+pub fn tuple_value_to_value(
+    type_oid: u32,
+    v: &TupleValue,
+    money_digits: u32,
+) -> Result<Value, ValueError> {
     match v {
         TupleValue::Null => Ok(Value::Null),
         TupleValue::UnchangedToast => Ok(Value::Unchanged),
+        TupleValue::Text(text) if type_oid == oid::MONEY => {
+            money_to_decimal(type_oid, text, money_digits).map(Value::Text)
+        }
+        TupleValue::Text(text) if type_oid == oid::MONEY_ARRAY => {
+            money_elements(text_to_value(type_oid, text)?, money_digits)
+        }
         TupleValue::Text(text) => text_to_value(type_oid, text),
         TupleValue::Binary(data) => Ok(Value::Bytes(data.to_vec())),
+    }
+}
+
+/// `cash_out`'s locale text (`$1,234.56`, `-$0.01`, `(1.234,56 €)`) → the
+/// decimal `money::numeric` prints (`1234.56`, `-0.01`): every digit it
+/// writes is one of the amount, the last `digits` of them the fraction; a
+/// minus or an opening parenthesis is the locale's negative sign.
+pub fn money_to_decimal(type_oid: u32, text: &[u8], digits: u32) -> Result<String, ValueError> {
+    let negative = text.iter().any(|&c| c == b'-' || c == b'(');
+    let amount: Vec<u8> = text.iter().copied().filter(u8::is_ascii_digit).collect();
+    if amount.is_empty() {
+        return Err(ValueError::InvalidMoney {
+            type_oid,
+            text: snippet(text),
+        });
+    }
+    let digits = digits as usize;
+    // At least one integer digit and all `digits` of the fraction, no
+    // leading zeros beyond those.
+    let mut amount = amount;
+    if amount.len() <= digits {
+        let pad = digits + 1 - amount.len();
+        amount.splice(0..0, std::iter::repeat_n(b'0', pad));
+    }
+    let significant = amount
+        .iter()
+        .position(|&c| c != b'0')
+        .unwrap_or(amount.len());
+    let start = significant.min(amount.len() - digits - 1);
+    let amount = amount.get(start..).unwrap_or_default();
+    let integer_len = amount.len() - digits;
+    let mut out = String::with_capacity(amount.len() + 2);
+    if negative {
+        out.push('-');
+    }
+    for (i, &c) in amount.iter().enumerate() {
+        if i == integer_len {
+            out.push('.');
+        }
+        out.push(char::from(c));
+    }
+    Ok(out)
+}
+
+/// A money array's elements (parsed as their locale text) as decimals.
+fn money_elements(value: Value, digits: u32) -> Result<Value, ValueError> {
+    match value {
+        Value::Text(s) => money_to_decimal(oid::MONEY, s.as_bytes(), digits).map(Value::Text),
+        Value::Array(items) => items
+            .into_iter()
+            .map(|v| money_elements(v, digits))
+            .collect::<Result<_, _>>()
+            .map(Value::Array),
+        other => Ok(other),
     }
 }
 

@@ -157,16 +157,51 @@ fn tuple_values() {
     use bytes::Bytes;
     let text = TupleValue::Text(Bytes::from_static(b"7"));
     let binary = TupleValue::Binary(Bytes::from_static(&[0, 0, 0, 7]));
-    assert_eq!(tuple_value_to_value(23, &TupleValue::Null), Ok(Value::Null));
     assert_eq!(
-        tuple_value_to_value(25, &TupleValue::UnchangedToast),
+        tuple_value_to_value(23, &TupleValue::Null, 2),
+        Ok(Value::Null)
+    );
+    assert_eq!(
+        tuple_value_to_value(25, &TupleValue::UnchangedToast, 2),
         Ok(Value::Unchanged)
     );
-    assert_eq!(tuple_value_to_value(23, &text), Ok(Value::Int(7)));
+    assert_eq!(tuple_value_to_value(23, &text, 2), Ok(Value::Int(7)));
     assert_eq!(
-        tuple_value_to_value(23, &binary),
+        tuple_value_to_value(23, &binary, 2),
         Ok(Value::Bytes(vec![0, 0, 0, 7]))
     );
+    let money = TupleValue::Text(Bytes::from_static(b"-$1,234.50"));
+    assert_eq!(
+        tuple_value_to_value(oid::MONEY, &money, 2),
+        Ok(Value::Text("-1234.50".into()))
+    );
+    let money = TupleValue::Text(Bytes::from_static(br#"{{"$1,234.50",NULL}}"#));
+    assert_eq!(
+        tuple_value_to_value(oid::MONEY_ARRAY, &money, 2),
+        Ok(Value::Array(vec![Value::Array(vec![
+            Value::Text("1234.50".into()),
+            Value::Null
+        ])]))
+    );
+}
+
+#[test]
+fn money_in_any_locale_becomes_its_decimal() {
+    let m = |text: &str, digits| money_to_decimal(oid::MONEY, text.as_bytes(), digits);
+    assert_eq!(m("$1,234.56", 2).as_deref(), Ok("1234.56"));
+    assert_eq!(m("-$0.01", 2).as_deref(), Ok("-0.01"));
+    assert_eq!(m("$0.00", 2).as_deref(), Ok("0.00"));
+    assert_eq!(
+        m("-$92,233,720,368,547,758.08", 2).as_deref(),
+        Ok("-92233720368547758.08")
+    );
+    assert_eq!(m("(1.234,56 €)", 2).as_deref(), Ok("-1234.56"));
+    assert_eq!(m("￥1,234", 0).as_deref(), Ok("1234"));
+    assert_eq!(m("KD 0.005", 3).as_deref(), Ok("0.005"));
+    // Shorter than the fraction (no locale prints that): zero-padded.
+    assert_eq!(m("5", 2).as_deref(), Ok("0.05"));
+    assert_eq!(m("00012", 1).as_deref(), Ok("1.2"));
+    assert!(m("$", 2).is_err());
 }
 
 #[test]
