@@ -111,8 +111,9 @@ fn dropped_slot_fails_then_resnapshots() {
     assert!(status.contains("wal_status reserved"), "{status}");
 }
 
-#[test]
-fn invalidated_slot_fails_then_resnapshots() {
+/// A cluster that keeps at most 64 MB of WAL for a slot, with `t` and an
+/// uncaptured table to write WAL into.
+fn small_wal_cluster() -> Postgres {
     let pg = Postgres::builder()
         .setting("max_slot_wal_keep_size", "64MB")
         .setting("max_wal_size", "32MB")
@@ -123,21 +124,19 @@ fn invalidated_slot_fails_then_resnapshots() {
     pg.psql(DDL).unwrap();
     pg.psql("CREATE TABLE junk (b text); ALTER TABLE junk ALTER b SET STORAGE EXTERNAL;")
         .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let events = dir.path().join("events.jsonl");
-    let fail = config_with(dir.path(), &pg, "fail");
-    first_run(&pg, &fail, &events);
-    change_while_stopped(&pg);
+    pg
+}
 
-    // Uncompressed 32 kB rows into an uncaptured table, ~32 MB a round,
-    // until a checkpoint removes WAL the slot still needs.
+/// Uncompressed 32 kB rows into the uncaptured table, ~32 MB a round, until
+/// a checkpoint removes WAL the slot still needs.
+fn write_wal_until_lost(pg: &Postgres) {
     let mut rounds = 0;
     loop {
         let status = pg
             .psql("SELECT wal_status FROM pg_replication_slots WHERE slot_name = 'cdc'")
             .unwrap();
         if status.trim() == "lost" {
-            break;
+            return;
         }
         rounds += 1;
         assert!(rounds < 40, "slot never lost: wal_status {status}");
@@ -148,6 +147,18 @@ fn invalidated_slot_fails_then_resnapshots() {
         )
         .unwrap();
     }
+}
+
+#[test]
+fn invalidated_slot_fails_then_resnapshots() {
+    let pg = small_wal_cluster();
+    let dir = tempfile::tempdir().unwrap();
+    let events = dir.path().join("events.jsonl");
+    let fail = config_with(dir.path(), &pg, "fail");
+    first_run(&pg, &fail, &events);
+    change_while_stopped(&pg);
+
+    write_wal_until_lost(&pg);
 
     assert_fails(&fail, "was invalidated");
     let resnapshot = config_with(dir.path(), &pg, "resnapshot");
@@ -221,4 +232,42 @@ fn different_cluster_behind_the_url_is_a_loss() {
     assert_fails(&fail, "was recorded on system");
     let resnapshot = config_with(dir.path(), &second, "resnapshot");
     assert_recovers(&second, &resnapshot, &events, "was recorded on system");
+}
+
+/// Invalidated while cdc runs (frozen, so it acknowledges nothing): the
+/// reconnect finds the slot invalidated and cdc exits, no retry loop; the
+/// next start with `resnapshot` recovers.
+#[test]
+fn slot_invalidated_while_streaming_is_fatal() {
+    let pg = small_wal_cluster();
+    let dir = tempfile::tempdir().unwrap();
+    let events = dir.path().join("events.jsonl");
+    let config = config_with(dir.path(), &pg, "fail");
+    let mut engine = Engine::start(&config);
+    wait_streaming(&mut engine);
+    change_while_stopped(&pg);
+    #[allow(unsafe_code)]
+    unsafe {
+        libc::kill(engine.pid(), libc::SIGSTOP);
+    }
+    // The checkpointer terminates the walsender holding the slot, then
+    // invalidates it.
+    write_wal_until_lost(&pg);
+    #[allow(unsafe_code)]
+    unsafe {
+        libc::kill(engine.pid(), libc::SIGCONT);
+    }
+    let status = engine.wait_exit(Duration::from_secs(60));
+    let log = engine.log_text();
+    assert_ne!(status.code(), Some(0), "{log}");
+    let line = log
+        .lines()
+        .find(|l| l.contains("was invalidated while cdc streamed"))
+        .unwrap_or_else(|| panic!("no invalidation line:\n{log}"));
+    assert!(line.contains("replication slot 'cdc'"), "{line}");
+    eprintln!("fatal: {line}");
+    assert!(log.matches("reconnecting").count() <= 1, "{log}");
+    // The next start finds it lost and recovers.
+    let resnapshot = config_with(dir.path(), &pg, "resnapshot");
+    assert_recovers(&pg, &resnapshot, &events, "was invalidated");
 }

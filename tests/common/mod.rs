@@ -115,6 +115,11 @@ impl Engine {
         }
     }
 
+    /// The process id, for signals other than SIGTERM.
+    pub fn pid(&self) -> i32 {
+        self.child.as_ref().expect("engine running").id() as i32
+    }
+
     pub fn is_running(&mut self) -> bool {
         match self.child.as_mut() {
             Some(c) => c.try_wait().unwrap().is_none(),

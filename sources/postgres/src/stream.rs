@@ -12,7 +12,7 @@ use cdc_engine::{LogItem, Position, SourceError, StreamContext};
 use tokio::sync::{mpsc, watch};
 use tokio::time::{Instant, MissedTickBehavior};
 
-use crate::config::PostgresConfig;
+use crate::config::{PostgresConfig, SlotLostPolicy};
 use crate::decoder::Decoder;
 use crate::positions::Writer;
 use crate::replication::{
@@ -175,13 +175,20 @@ async fn finish(mut stream: ReplicationStream, items: mpsc::Sender<Vec<LogItem>>
 
 fn fatal(config: &PostgresConfig, err: &ReplicationError) -> Option<String> {
     match (err, err.code()) {
-        // Invalidated: retrying cannot bring its WAL back.
+        // Invalidated: retrying cannot bring its WAL back. PostgreSQL 16+
+        // says "can no longer get changes from replication slot", 13-15
+        // "cannot read from logical replication slot" with a detail.
         (ReplicationError::Server { message, .. }, Some("55000"))
-            if message.contains("can no longer get changes from replication slot") =>
+            if message.contains("can no longer get changes from replication slot")
+                || (message.contains("replication slot") && message.contains("invalidated")) =>
         {
+            let fix = match config.on_slot_lost {
+                SlotLostPolicy::Fail => "set source.on_slot_lost = \"resnapshot\" and run cdc again",
+                SlotLostPolicy::Resnapshot => "run cdc again (on_slot_lost = \"resnapshot\")",
+            };
             Some(format!(
                 "replication slot '{}' was invalidated while cdc streamed ({message}): the changes it held are lost; \
-                 set source.on_slot_lost = \"resnapshot\" and run cdc again to recreate it and snapshot every table",
+                 {fix} to recreate it and snapshot every table",
                 config.slot
             ))
         }
@@ -347,6 +354,11 @@ mod tests {
             "{line}"
         );
         assert!(!line.contains('\n'));
+        let pg15 = ReplicationError::Server {
+            code: "55000".into(),
+            message: "cannot read from logical replication slot \"cdc\" (This slot has been invalidated because it exceeded the maximum reserved size.)".into(),
+        };
+        assert!(fatal(&config(), &pg15).is_some());
         // Other 55000 errors are not a lost slot.
         let other = ReplicationError::Server {
             code: "55000".into(),
