@@ -8,7 +8,7 @@ use anyhow::{Context, Result};
 use std::sync::Arc;
 
 use cdc_engine::pipeline::{self, PipelineConfig};
-use cdc_engine::snapshot::{SnapshotProcessor, SnapshotTables, WorkerDone};
+use cdc_engine::snapshot::{ChunkSource, SnapshotProcessor, SnapshotTables, WorkerDone};
 use cdc_engine::{Sink, Source, StreamContext, TableRef};
 use cdc_postgres::snapshot::PgChunkSource;
 use cdc_postgres::{ConnectConfig, PostgresConfig, PostgresSource, Severity, SlotLostPolicy};
@@ -106,11 +106,18 @@ pub async fn run(path: &Path) -> Result<ExitCode> {
         flush_interval: Duration::from_millis(config.pipeline.flush_interval_ms),
         ..PipelineConfig::default()
     };
+    let chunks = snapshots.chunks.clone();
     let (mut processor, worker) = snapshots.start(&config)?;
     if resnapshot {
         // The slot was lost and recreated: the snapshot brings back the
-        // rows changed in the gap the log no longer holds.
+        // rows changed in the gap the log no longer holds. Saved at once:
+        // the guard will not fire again, so a crash before the first chunk
+        // must not forget the snapshot.
         processor.enqueue_all();
+        chunks
+            .save_state(processor.state())
+            .await
+            .context("saving the snapshot queue after a lost slot")?;
     }
     let outcome = pipeline::run(
         items_rx,
