@@ -444,3 +444,80 @@ pub async fn last_loss(
         None => Ok(None),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> PostgresConfig {
+        let connect = ConnectConfig::parse("postgres://u@localhost/db");
+        PostgresConfig::new(connect.unwrap_or_else(|e| panic!("{e}")), Vec::new())
+    }
+
+    fn record(lsn: u64, clean: bool) -> Record {
+        Record {
+            system_id: "42".into(),
+            timeline: 1,
+            lsn,
+            clean,
+        }
+    }
+
+    fn slot(status: &str, confirmed: u64) -> Slot {
+        Slot {
+            wal_status: Some(status.into()),
+            confirmed: Some(confirmed),
+        }
+    }
+
+    fn guard_of(
+        record: Option<&Record>,
+        slot: Option<&Slot>,
+        id: (&str, i64),
+    ) -> Option<&'static str> {
+        judge(&config(), record, slot, &(id.0.to_string(), id.1)).map(|l| l.guard)
+    }
+
+    #[test]
+    fn guards_decide_from_record_and_slot() {
+        let here = ("42", 1);
+        // First start, or a record in step with its slot.
+        assert_eq!(guard_of(None, None, here), None);
+        assert_eq!(guard_of(None, Some(&slot("reserved", 9)), here), None);
+        assert_eq!(
+            guard_of(Some(&record(9, true)), Some(&slot("reserved", 9)), here),
+            None
+        );
+        assert_eq!(
+            guard_of(Some(&record(9, true)), Some(&slot("reserved", 5)), here),
+            None
+        );
+        assert_eq!(
+            guard_of(Some(&record(9, true)), None, here),
+            Some("slot missing")
+        );
+        assert_eq!(
+            guard_of(None, Some(&slot("lost", 9)), here),
+            Some("slot invalidated")
+        );
+        assert_eq!(
+            guard_of(Some(&record(9, true)), Some(&slot("reserved", 10)), here),
+            Some("slot advanced")
+        );
+        // A record written while running is a lower bound: ahead of it
+        // proves nothing.
+        assert_eq!(
+            guard_of(Some(&record(9, false)), Some(&slot("reserved", 10)), here),
+            None
+        );
+        // Another server first: its slot's positions mean nothing.
+        assert_eq!(
+            guard_of(Some(&record(9, true)), Some(&slot("lost", 9)), ("43", 1)),
+            Some("different server")
+        );
+        assert_eq!(
+            guard_of(Some(&record(9, true)), None, ("42", 2)),
+            Some("different server")
+        );
+    }
+}
