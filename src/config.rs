@@ -75,6 +75,18 @@ pub struct PostgresSettings {
     /// replica identity index (README, "Tables without a key").
     #[serde(default)]
     pub keyless_tables: Vec<String>,
+    /// What start-up does when the slot was lost (README, "When the slot is
+    /// lost").
+    #[serde(default)]
+    pub on_slot_lost: OnSlotLost,
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnSlotLost {
+    #[default]
+    Fail,
+    Resnapshot,
 }
 
 #[derive(Debug, Deserialize)]

@@ -102,14 +102,22 @@ pub async fn status(path: &Path) -> Result<ExitCode> {
         .context("status")?;
     match &status.slot {
         Some(slot) => println!(
-            "slot {}: {}, replication lag {} bytes (confirmed {})",
+            "slot {}: {}, replication lag {} bytes (confirmed {}), wal_status {}, safe_wal_size {}",
             pg.slot,
             if slot.active { "active" } else { "inactive" },
             slot.lag_bytes,
-            slot.confirmed_flush.as_deref().unwrap_or("-")
+            slot.confirmed_flush.as_deref().unwrap_or("-"),
+            slot.wal_status.as_deref().unwrap_or("-"),
+            slot.safe_wal_size
+                .map(|b| format!("{b} bytes"))
+                .unwrap_or_else(|| "unlimited".into())
         ),
         None => println!("slot {}: does not exist (cdc has not run yet)", pg.slot),
     }
+    println!(
+        "last slot loss: {}",
+        status.last_loss.as_deref().unwrap_or("none")
+    );
     let tty = std::io::stdout().is_terminal();
     match status.snapshot {
         None => println!("snapshots: none"),

@@ -8,14 +8,14 @@ use anyhow::{Context, Result};
 use std::sync::Arc;
 
 use cdc_engine::pipeline::{self, PipelineConfig};
-use cdc_engine::snapshot::{SnapshotProcessor, SnapshotTables, WorkerDone};
+use cdc_engine::snapshot::{ChunkSource, SnapshotProcessor, SnapshotTables, WorkerDone};
 use cdc_engine::{Sink, Source, StreamContext, TableRef};
 use cdc_postgres::snapshot::PgChunkSource;
-use cdc_postgres::{ConnectConfig, PostgresConfig, PostgresSource, Severity};
+use cdc_postgres::{ConnectConfig, PostgresConfig, PostgresSource, Severity, SlotLostPolicy};
 use cdc_sink_file::{FileSink, NullSink, StdoutSink};
 use tokio::sync::{mpsc, watch};
 
-use crate::config::{Config, SinkConfig, SourceConfig};
+use crate::config::{Config, OnSlotLost, SinkConfig, SourceConfig};
 
 pub fn postgres_config(config: &Config) -> Result<PostgresConfig> {
     let SourceConfig::Postgres(pg) = &config.source;
@@ -36,6 +36,10 @@ pub fn postgres_config(config: &Config) -> Result<PostgresConfig> {
         .iter()
         .map(|t| TableRef::parse(t).with_context(|| format!("source.keyless_tables: '{t}'")))
         .collect::<Result<Vec<_>>>()?;
+    out.on_slot_lost = match pg.on_slot_lost {
+        OnSlotLost::Fail => SlotLostPolicy::Fail,
+        OnSlotLost::Resnapshot => SlotLostPolicy::Resnapshot,
+    };
     Ok(out)
 }
 
@@ -75,6 +79,7 @@ pub async fn run(path: &Path) -> Result<ExitCode> {
         .await
         .context("source not ready")?;
     let snapshots = Snapshots::load(&source).await?;
+    let resnapshot = source.needs_resnapshot();
     if *shutdown_rx.borrow() {
         tracing::info!("stopped before streaming");
         return Ok(ExitCode::SUCCESS);
@@ -101,7 +106,19 @@ pub async fn run(path: &Path) -> Result<ExitCode> {
         flush_interval: Duration::from_millis(config.pipeline.flush_interval_ms),
         ..PipelineConfig::default()
     };
+    let chunks = snapshots.chunks.clone();
     let (mut processor, worker) = snapshots.start(&config)?;
+    if resnapshot {
+        // The slot was lost and recreated: the snapshot brings back the
+        // rows changed in the gap the log no longer holds. Saved at once:
+        // the guard will not fire again, so a crash before the first chunk
+        // must not forget the snapshot.
+        processor.enqueue_all();
+        chunks
+            .save_state(processor.state())
+            .await
+            .context("saving the snapshot queue after a lost slot")?;
+    }
     let outcome = pipeline::run(
         items_rx,
         &mut processor,

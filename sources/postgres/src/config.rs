@@ -24,6 +24,20 @@ pub struct PostgresConfig {
     /// deletes carry the whole old row; without it only their inserts are
     /// captured, through the insert-only publication.
     pub keyless_tables: Vec<TableRef>,
+    /// What start-up does when the slot was lost (README, "When the slot is
+    /// lost").
+    pub on_slot_lost: SlotLostPolicy,
+}
+
+/// What to do when the slot no longer holds the changes after the engine's
+/// last acknowledged position.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SlotLostPolicy {
+    /// Refuse to start: one line names the slot and the fix.
+    #[default]
+    Fail,
+    /// Recreate the slot and snapshot every captured table.
+    Resnapshot,
 }
 
 impl PostgresConfig {
@@ -37,6 +51,7 @@ impl PostgresConfig {
             name: "cdc".into(),
             status_interval: Duration::from_secs(10),
             keyless_tables: Vec::new(),
+            on_slot_lost: SlotLostPolicy::Fail,
         }
     }
 

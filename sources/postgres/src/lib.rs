@@ -15,6 +15,7 @@ pub mod connect;
 pub mod decoder;
 pub mod operator;
 pub mod pgoutput;
+pub mod positions;
 pub mod replication;
 pub mod setup;
 pub mod snapshot;
@@ -27,7 +28,7 @@ use async_trait::async_trait;
 use cdc_engine::{Source, SourceError, SourceMeta, StreamContext};
 
 pub use catalog::TableInfo;
-pub use config::PostgresConfig;
+pub use config::{PostgresConfig, SlotLostPolicy};
 pub use connect::{ConnectConfig, ConnectError, SslMode};
 pub use setup::{Finding, SetupError, Severity};
 
@@ -40,6 +41,8 @@ pub struct PostgresSource {
     /// Streamed together: the main one, and the insert-only one for tables
     /// without a replica identity.
     publications: Vec<String>,
+    /// What the slot guards decided at start-up.
+    guarded: positions::Guarded,
 }
 
 /// Run the preflight checks only.
@@ -82,7 +85,7 @@ impl PostgresSource {
         if !errors.is_empty() {
             return Err(SetupError::Preflight(errors.join("; ")));
         }
-        let publications = setup::ensure(&client, &config, &tables, &configured).await?;
+        let (publications, guarded) = setup::ensure(&client, &config, &tables, &configured).await?;
         let meta = Arc::new(SourceMeta {
             connector: "postgresql",
             name: config.name.clone(),
@@ -93,7 +96,14 @@ impl PostgresSource {
             meta,
             tables,
             publications,
+            guarded,
         })
+    }
+
+    /// A slot guard fired and the policy is `resnapshot`: every captured
+    /// table must be snapshotted again.
+    pub fn needs_resnapshot(&self) -> bool {
+        self.guarded.resnapshot
     }
 
     pub fn config(&self) -> &PostgresConfig {
@@ -113,6 +123,13 @@ impl Source for PostgresSource {
             self.tables.clone(),
             self.config.signal_table.clone(),
         );
-        stream::run(&self.config, &self.publications, decoder, ctx).await
+        stream::run(
+            &self.config,
+            &self.publications,
+            decoder,
+            ctx,
+            self.guarded.start_lsn,
+        )
+        .await
     }
 }

@@ -42,12 +42,19 @@ pub struct SlotStatus {
     /// Bytes of WAL not yet acknowledged by the engine.
     pub lag_bytes: i64,
     pub confirmed_flush: Option<String>,
+    /// `reserved`, `extended`, `unreserved` or `lost`.
+    pub wal_status: Option<String>,
+    /// Bytes of WAL that can still be written before the slot is lost
+    /// (`None`: no limit, max_slot_wal_keep_size = -1).
+    pub safe_wal_size: Option<i64>,
 }
 
 #[derive(Debug, Clone)]
 pub struct Status {
     pub slot: Option<SlotStatus>,
     pub snapshot: Option<SnapshotState>,
+    /// The slot guard that fired last, and when (`cdc.positions`).
+    pub last_loss: Option<String>,
 }
 
 pub async fn status(config: &PostgresConfig) -> Result<Status, SetupError> {
@@ -56,19 +63,27 @@ pub async fn status(config: &PostgresConfig) -> Result<Status, SetupError> {
         .connect_sql()
         .await
         .map_err(|e| SetupError::Preflight(e.to_string()))?;
-    let slot = client
+    let err = sql_error("reading the replication slot");
+    let slot = match client
         .query_opt(
-            "SELECT active, (pg_current_wal_lsn() - confirmed_flush_lsn)::bigint, confirmed_flush_lsn::text \
-             FROM pg_replication_slots WHERE slot_name = $1",
+            "SELECT active, (pg_current_wal_lsn() - confirmed_flush_lsn)::bigint, confirmed_flush_lsn::text, \
+             wal_status, safe_wal_size FROM pg_replication_slots WHERE slot_name = $1",
             &[&config.slot],
         )
         .await
-        .map_err(sql_error("reading the replication slot"))?
-        .map(|r| SlotStatus {
-            active: r.get(0),
-            lag_bytes: r.get::<_, Option<i64>>(1).unwrap_or(0),
-            confirmed_flush: r.get(2),
-        });
+        .map_err(&err)?
+    {
+        Some(r) => Some(SlotStatus {
+            active: r.try_get(0).map_err(&err)?,
+            lag_bytes: r.try_get::<_, Option<i64>>(1).map_err(&err)?.unwrap_or(0),
+            confirmed_flush: r.try_get(2).map_err(&err)?,
+            wal_status: r.try_get(3).map_err(&err)?,
+            safe_wal_size: r.try_get(4).map_err(&err)?,
+        }),
+        None => None,
+    };
+    let last_loss =
+        crate::positions::last_loss(&client, &config.signal_table, &config.slot).await?;
     let exists: bool = client
         .query_one(
             "SELECT to_regclass($1) IS NOT NULL",
@@ -99,5 +114,9 @@ pub async fn status(config: &PostgresConfig) -> Result<Status, SetupError> {
     } else {
         None
     };
-    Ok(Status { slot, snapshot })
+    Ok(Status {
+        slot,
+        snapshot,
+        last_loss,
+    })
 }

@@ -17,7 +17,6 @@ use crate::catalog::{
 };
 use crate::config::PostgresConfig;
 use crate::connect::describe_pg_error;
-use crate::replication::ReplicationConnection;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Severity {
@@ -77,6 +76,9 @@ pub enum SetupError {
     Sql { what: String, reason: String },
     #[error(transparent)]
     Catalog(#[from] CatalogError),
+    /// A slot guard fired under `on_slot_lost = "fail"`.
+    #[error("{0}")]
+    SlotLost(String),
 }
 
 fn sql_err(what: impl Into<String>) -> impl FnOnce(tokio_postgres::Error) -> SetupError {
@@ -313,13 +315,13 @@ struct PublicationPlan<'a> {
 /// Create what is missing: the signal table, the publications (or the
 /// tables they lack) and the slot. `tables` are the tables to capture,
 /// `configured` every configured table that exists (captured or left out).
-/// Returns the publications to stream.
+/// Returns the publications to stream and what the slot guards decided.
 pub async fn ensure(
     client: &Client,
     config: &PostgresConfig,
     tables: &[TableInfo],
     configured: &[TableInfo],
-) -> Result<Vec<String>, SetupError> {
+) -> Result<(Vec<String>, crate::positions::Guarded), SetupError> {
     let signal = &config.signal_table;
     ensure_signal_table(client, signal).await?;
 
@@ -351,31 +353,9 @@ pub async fn ensure(
         publications.push(plan.name);
     }
 
-    let exists = client
-        .query_opt(
-            "SELECT 1 FROM pg_replication_slots WHERE slot_name = $1",
-            &[&config.slot],
-        )
-        .await
-        .map_err(sql_err("reading replication slots"))?
-        .is_some();
-    if !exists {
-        let mut conn = ReplicationConnection::connect(&config.connect)
-            .await
-            .map_err(|e| SetupError::Sql {
-                what: format!("replication slot '{}'", config.slot),
-                reason: e.to_string(),
-            })?;
-        let lsn = conn
-            .create_logical_slot(&config.slot)
-            .await
-            .map_err(|e| SetupError::Sql {
-                what: format!("replication slot '{}'", config.slot),
-                reason: e.to_string(),
-            })?;
-        tracing::info!(slot = %config.slot, lsn = %crate::replication::format_lsn(lsn), "created replication slot");
-    }
-    Ok(publications)
+    // Before a slot is created: a missing one may be a lost one.
+    let guarded = crate::positions::guard(client, config).await?;
+    Ok((publications, guarded))
 }
 
 /// Create the publication, or add the tables it lacks and drop the ones it
@@ -476,10 +456,11 @@ async fn ensure_signal_table(client: &Client, signal: &TableRef) -> Result<(), S
         "CREATE SCHEMA IF NOT EXISTS {schema}; \
          CREATE TABLE IF NOT EXISTS {table} (id text PRIMARY KEY, type text NOT NULL, data jsonb); \
          CREATE TABLE IF NOT EXISTS {state} (name text PRIMARY KEY, state jsonb NOT NULL, \
-           updated_at timestamptz NOT NULL DEFAULT now())",
+           updated_at timestamptz NOT NULL DEFAULT now()); {positions}",
         schema = quote_ident(&signal.schema),
         table = quote_table(signal),
         state = quote_table(&crate::snapshot::state_table(signal)),
+        positions = crate::positions::create_sql(signal),
     );
     client
         .batch_execute(&sql)

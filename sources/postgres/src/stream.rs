@@ -12,8 +12,9 @@ use cdc_engine::{LogItem, Position, SourceError, StreamContext};
 use tokio::sync::{mpsc, watch};
 use tokio::time::{Instant, MissedTickBehavior};
 
-use crate::config::PostgresConfig;
+use crate::config::{PostgresConfig, SlotLostPolicy};
 use crate::decoder::Decoder;
+use crate::positions::Writer;
 use crate::replication::{
     format_lsn, ReplicationConnection, ReplicationError, ReplicationMessage, ReplicationStream,
 };
@@ -37,6 +38,8 @@ struct Acks {
     /// Highest LSN received from the server.
     received: u64,
     last_sent_flush: u64,
+    /// Remembers acknowledged positions in `cdc.positions`.
+    positions: Writer,
 }
 
 impl Acks {
@@ -62,6 +65,7 @@ impl Acks {
             .send_status(write, self.flushed, self.flushed, reply)
             .await?;
         self.last_sent_flush = self.flushed;
+        self.positions.acknowledged(self.flushed);
         Ok(())
     }
 }
@@ -71,6 +75,7 @@ pub(crate) async fn run(
     publications: &[String],
     mut decoder: Decoder,
     ctx: StreamContext,
+    start_lsn: u64,
 ) -> Result<(), SourceError> {
     let StreamContext {
         items,
@@ -82,10 +87,12 @@ pub(crate) async fn run(
         flushed: 0,
         received: 0,
         last_sent_flush: 0,
+        positions: Writer::spawn(config, start_lsn),
     };
     let mut backoff = Duration::from_millis(250);
     let stream = loop {
         if *shutdown.borrow() {
+            acks.positions.finish(None).await;
             return Ok(());
         }
         let started = Instant::now();
@@ -102,9 +109,11 @@ pub(crate) async fn run(
             Exit::Stop(stream) => break stream,
             Exit::Failed(err) => {
                 if let Some(fatal) = fatal(config, &err) {
+                    acks.positions.finish(None).await;
                     return Err(SourceError::Fatal(fatal));
                 }
                 if items.is_closed() {
+                    acks.positions.finish(None).await;
                     return Ok(());
                 }
                 if started.elapsed() > Duration::from_secs(30) {
@@ -148,15 +157,41 @@ async fn finish(mut stream: ReplicationStream, items: mpsc::Sender<Vec<LogItem>>
             }
         }
     }
-    match acks.send(&mut stream, false).await {
-        Ok(()) => tracing::info!(flushed = %format_lsn(acks.flushed), "final acknowledgement sent"),
-        Err(err) => tracing::warn!("final acknowledgement not sent: {err}"),
-    }
+    let sent = match acks.send(&mut stream, false).await {
+        Ok(()) => {
+            tracing::info!(flushed = %format_lsn(acks.flushed), "final acknowledgement sent");
+            Some(acks.flushed)
+        }
+        Err(err) => {
+            tracing::warn!("final acknowledgement not sent: {err}");
+            None
+        }
+    };
     let _ = stream.finish().await;
+    // Exact only now: the server has all the engine acknowledged
+    // (positions.rs says why that matters).
+    acks.positions.finish(sent).await;
 }
 
 fn fatal(config: &PostgresConfig, err: &ReplicationError) -> Option<String> {
     match (err, err.code()) {
+        // Invalidated: retrying cannot bring its WAL back. PostgreSQL 16+
+        // says "can no longer get changes from replication slot", 13-15
+        // "cannot read from logical replication slot" with a detail.
+        (ReplicationError::Server { message, .. }, Some("55000"))
+            if message.contains("can no longer get changes from replication slot")
+                || (message.contains("replication slot") && message.contains("invalidated")) =>
+        {
+            let fix = match config.on_slot_lost {
+                SlotLostPolicy::Fail => "set source.on_slot_lost = \"resnapshot\" and run cdc again",
+                SlotLostPolicy::Resnapshot => "run cdc again (on_slot_lost = \"resnapshot\")",
+            };
+            Some(format!(
+                "replication slot '{}' was invalidated while cdc streamed ({message}): the changes it held are lost; \
+                 {fix} to recreate it and snapshot every table",
+                config.slot
+            ))
+        }
         (_, Some("42704")) => Some(format!(
             "replication slot '{}' or publication '{}' does not exist (dropped while running?): {err}",
             config.slot, config.publication
@@ -294,5 +329,41 @@ async fn hand_over(
             }
             _ = status.tick() => acks.send(stream, false).await?,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::connect::ConnectConfig;
+
+    fn config() -> PostgresConfig {
+        let connect = ConnectConfig::parse("postgres://u@localhost/db");
+        PostgresConfig::new(connect.unwrap_or_else(|e| panic!("{e}")), Vec::new())
+    }
+
+    #[test]
+    fn an_invalidated_slot_is_fatal_and_named() {
+        let err = ReplicationError::Server {
+            code: "55000".into(),
+            message: "can no longer get changes from replication slot \"cdc\"".into(),
+        };
+        let line = fatal(&config(), &err).unwrap_or_default();
+        assert!(
+            line.starts_with("replication slot 'cdc' was invalidated"),
+            "{line}"
+        );
+        assert!(!line.contains('\n'));
+        let pg15 = ReplicationError::Server {
+            code: "55000".into(),
+            message: "cannot read from logical replication slot \"cdc\" (This slot has been invalidated because it exceeded the maximum reserved size.)".into(),
+        };
+        assert!(fatal(&config(), &pg15).is_some());
+        // Other 55000 errors are not a lost slot.
+        let other = ReplicationError::Server {
+            code: "55000".into(),
+            message: "something else".into(),
+        };
+        assert!(fatal(&config(), &other).is_none());
     }
 }

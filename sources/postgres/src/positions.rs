@@ -1,0 +1,523 @@
+//! What the engine acknowledged, remembered in the database next to the
+//! snapshot state (`cdc.positions`, one row per slot), and the guards that
+//! compare it with the slot at start-up (README, "When the slot is lost").
+//!
+//! The slot alone cannot tell a fresh start from a lost one: a dropped slot
+//! is simply recreated, an invalidated one fails forever, an advanced one
+//! skips changes silently. The record can.
+//!
+//! The record's LSN is a lower bound of what the engine acknowledged: it is
+//! written every few seconds from the acknowledgement path, off the
+//! replication loop. Only at clean shutdown is it exact (`clean`), written
+//! after the final acknowledgement; a slot ahead of a clean record was moved
+//! by someone else. A slot ahead of a record that is not clean proves
+//! nothing (the engine may have acknowledged more before it was killed), so
+//! that guard only runs on clean records.
+
+use std::time::Duration;
+
+use cdc_engine::TableRef;
+use tokio::sync::watch;
+use tokio_postgres::Client;
+
+use crate::catalog::quote_table;
+use crate::config::{PostgresConfig, SlotLostPolicy};
+use crate::connect::{describe_pg_error, ConnectConfig};
+use crate::replication::{format_lsn, parse_lsn, ReplicationConnection};
+use crate::setup::SetupError;
+
+/// How often the running engine writes its acknowledged LSN.
+const WRITE_INTERVAL: Duration = Duration::from_secs(3);
+
+/// The positions table, next to the signal table.
+pub fn positions_table(signal_table: &TableRef) -> TableRef {
+    TableRef::new(signal_table.schema.clone(), "positions")
+}
+
+pub(crate) fn create_sql(signal_table: &TableRef) -> String {
+    format!(
+        "CREATE TABLE IF NOT EXISTS {} (slot text PRIMARY KEY, system_identifier text NOT NULL, \
+         timeline bigint NOT NULL, lsn pg_lsn NOT NULL, clean boolean NOT NULL DEFAULT false, \
+         written_at timestamptz NOT NULL DEFAULT now(), last_loss text)",
+        quote_table(&positions_table(signal_table))
+    )
+}
+
+/// Upsert of the record, evaluated on the server: the identity is the one
+/// of the server written to, whatever sits behind the address now.
+fn upsert_sql(signal_table: &TableRef) -> String {
+    format!(
+        "INSERT INTO {} AS p (slot, system_identifier, timeline, lsn, clean, written_at) \
+         VALUES ($1, (SELECT system_identifier::text FROM pg_control_system()), \
+           (SELECT timeline_id FROM pg_control_checkpoint()), $2::text::pg_lsn, $3, now()) \
+         ON CONFLICT (slot) DO UPDATE SET system_identifier = excluded.system_identifier, \
+           timeline = excluded.timeline, lsn = excluded.lsn, clean = excluded.clean, written_at = now()",
+        quote_table(&positions_table(signal_table))
+    )
+}
+
+fn sql_err(what: &'static str) -> impl Fn(tokio_postgres::Error) -> SetupError {
+    move |err| SetupError::Sql {
+        what: what.into(),
+        reason: describe_pg_error(&err),
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Record {
+    system_id: String,
+    timeline: i64,
+    lsn: u64,
+    clean: bool,
+}
+
+#[derive(Debug, Clone)]
+struct Slot {
+    wal_status: Option<String>,
+    confirmed: Option<u64>,
+}
+
+/// What start-up decided about the slot.
+#[derive(Debug, Clone, Default)]
+pub struct Guarded {
+    /// A guard fired and the policy is `resnapshot`: snapshot every table.
+    pub resnapshot: bool,
+    /// The LSN the record starts from for this run.
+    pub start_lsn: u64,
+}
+
+/// Which guard fired, and the first half of its line.
+struct Loss {
+    guard: &'static str,
+    cause: String,
+    /// From where changes were not captured.
+    from: u64,
+    /// The slot exists but cannot be streamed (or belongs to another
+    /// history): drop it before creating a new one.
+    drop_slot: bool,
+}
+
+async fn load_record(
+    client: &Client,
+    config: &PostgresConfig,
+) -> Result<Option<Record>, SetupError> {
+    let sql = format!(
+        "SELECT system_identifier, timeline, lsn::text, clean FROM {} WHERE slot = $1",
+        quote_table(&positions_table(&config.signal_table))
+    );
+    let err = sql_err("reading cdc.positions");
+    let Some(row) = client
+        .query_opt(&sql, &[&config.slot])
+        .await
+        .map_err(&err)?
+    else {
+        return Ok(None);
+    };
+    let lsn: String = row.try_get(2).map_err(&err)?;
+    Ok(Some(Record {
+        system_id: row.try_get(0).map_err(&err)?,
+        timeline: row.try_get(1).map_err(&err)?,
+        lsn: parse_lsn(&lsn).unwrap_or(0),
+        clean: row.try_get(3).map_err(&err)?,
+    }))
+}
+
+async fn load_slot(client: &Client, slot: &str) -> Result<Option<Slot>, SetupError> {
+    let err = sql_err("reading the replication slot");
+    let Some(row) = client
+        .query_opt(
+            "SELECT wal_status, confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = $1",
+            &[&slot],
+        )
+        .await
+        .map_err(&err)?
+    else {
+        return Ok(None);
+    };
+    let confirmed: Option<String> = row.try_get(1).map_err(&err)?;
+    Ok(Some(Slot {
+        wal_status: row.try_get(0).map_err(&err)?,
+        confirmed: confirmed.as_deref().and_then(parse_lsn),
+    }))
+}
+
+async fn identity(client: &Client) -> Result<(String, i64), SetupError> {
+    let err = sql_err("reading the system identifier");
+    let row = client
+        .query_one(
+            "SELECT (SELECT system_identifier::text FROM pg_control_system()), \
+                    (SELECT timeline_id::bigint FROM pg_control_checkpoint())",
+            &[],
+        )
+        .await
+        .map_err(&err)?;
+    Ok((row.try_get(0).map_err(&err)?, row.try_get(1).map_err(&err)?))
+}
+
+/// Decide which guard, if any, fires. Order matters: a different server
+/// makes every other comparison meaningless.
+fn judge(
+    config: &PostgresConfig,
+    record: Option<&Record>,
+    slot: Option<&Slot>,
+    id: &(String, i64),
+) -> Option<Loss> {
+    let name = &config.slot;
+    if let Some(record) = record {
+        if record.system_id != id.0 || record.timeline != id.1 {
+            return Some(Loss {
+                guard: "different server",
+                cause: format!(
+                    "replication slot '{name}' was recorded on system {} timeline {}, but the server is system {} timeline {} (a restored backup, a failover or another cluster)",
+                    record.system_id, record.timeline, id.0, id.1
+                ),
+                from: record.lsn,
+                drop_slot: slot.is_some(),
+            });
+        }
+    }
+    match (record, slot) {
+        (Some(record), None) => Some(Loss {
+            guard: "slot missing",
+            cause: format!(
+                "replication slot '{name}' is gone although cdc acknowledged up to {} through it (dropped while cdc was stopped?)",
+                format_lsn(record.lsn)
+            ),
+            from: record.lsn,
+            drop_slot: false,
+        }),
+        (record, Some(slot)) if slot.wal_status.as_deref() == Some("lost") => Some(Loss {
+            guard: "slot invalidated",
+            cause: format!(
+                "replication slot '{name}' was invalidated (wal_status = 'lost': the server removed WAL it still needed, see max_slot_wal_keep_size)"
+            ),
+            from: record.map(|r| r.lsn).or(slot.confirmed).unwrap_or(0),
+            drop_slot: true,
+        }),
+        (Some(record), Some(slot)) if record.clean && slot.confirmed > Some(record.lsn) => {
+            Some(Loss {
+                guard: "slot advanced",
+                cause: format!(
+                    "replication slot '{name}' was advanced to {} behind cdc's back (cdc stopped at {}: pg_replication_slot_advance or another consumer)",
+                    slot.confirmed.map(format_lsn).unwrap_or_default(),
+                    format_lsn(record.lsn)
+                ),
+                from: record.lsn,
+                drop_slot: false,
+            })
+        }
+        _ => None,
+    }
+}
+
+/// Run the guards, before the slot is created. Under `fail` a loss is an
+/// error (one line); under `resnapshot` the slot is made streamable again
+/// and the caller snapshots every table. Creates the slot when it is
+/// missing. The record is rewritten (not clean: this run has begun).
+pub(crate) async fn guard(client: &Client, config: &PostgresConfig) -> Result<Guarded, SetupError> {
+    let record = load_record(client, config).await?;
+    let mut slot = load_slot(client, &config.slot).await?;
+    let id = identity(client).await?;
+    let loss = judge(config, record.as_ref(), slot.as_ref(), &id);
+    let mut out = Guarded::default();
+    if let Some(loss) = &loss {
+        if config.on_slot_lost == SlotLostPolicy::Fail {
+            note_loss(client, config, loss.guard).await?;
+            // An invalidated slot fires whatever the record says: starting
+            // over without the lost changes means dropping it too.
+            let forget = if loss.guard == "slot invalidated" {
+                format!(
+                    "run SELECT pg_drop_replication_slot('{}') and delete its row of cdc.positions",
+                    config.slot
+                )
+            } else {
+                format!("delete the row of cdc.positions for slot '{}'", config.slot)
+            };
+            return Err(SetupError::SlotLost(format!(
+                "{}: changes after {} are lost; set source.on_slot_lost = \"resnapshot\" to snapshot every table again, or {forget} to start over without them",
+                loss.cause,
+                format_lsn(loss.from),
+            )));
+        }
+        if loss.drop_slot {
+            client
+                .execute("SELECT pg_drop_replication_slot($1)", &[&config.slot])
+                .await
+                .map_err(sql_err("dropping the lost replication slot"))?;
+            slot = None;
+        }
+        out.resnapshot = true;
+    }
+    let start = match slot.and_then(|s| s.confirmed) {
+        Some(lsn) => lsn,
+        None => create_slot(config).await?,
+    };
+    if let Some(loss) = &loss {
+        tracing::warn!(
+            "{}: changes from {} to {} were not captured; snapshotting every captured table (rows deleted in between are in no snapshot)",
+            loss.cause,
+            format_lsn(loss.from),
+            format_lsn(start)
+        );
+    }
+    write(client, &config.signal_table, &config.slot, start, false)
+        .await
+        .map_err(sql_err("writing cdc.positions"))?;
+    if let Some(loss) = &loss {
+        note_loss(client, config, loss.guard).await?;
+    }
+    out.start_lsn = start;
+    Ok(out)
+}
+
+async fn note_loss(
+    client: &Client,
+    config: &PostgresConfig,
+    guard: &str,
+) -> Result<(), SetupError> {
+    let sql = format!(
+        "UPDATE {} SET last_loss = $2 || ' at ' || now()::text WHERE slot = $1",
+        quote_table(&positions_table(&config.signal_table))
+    );
+    client
+        .execute(&sql, &[&config.slot, &guard])
+        .await
+        .map_err(sql_err("writing cdc.positions"))?;
+    Ok(())
+}
+
+async fn create_slot(config: &PostgresConfig) -> Result<u64, SetupError> {
+    let what = || format!("replication slot '{}'", config.slot);
+    let mut conn = ReplicationConnection::connect(&config.connect)
+        .await
+        .map_err(|e| SetupError::Sql {
+            what: what(),
+            reason: e.to_string(),
+        })?;
+    let lsn = conn
+        .create_logical_slot(&config.slot)
+        .await
+        .map_err(|e| SetupError::Sql {
+            what: what(),
+            reason: e.to_string(),
+        })?;
+    tracing::info!(slot = %config.slot, lsn = %format_lsn(lsn), "created replication slot");
+    Ok(lsn)
+}
+
+async fn write(
+    client: &Client,
+    signal_table: &TableRef,
+    slot: &str,
+    lsn: u64,
+    clean: bool,
+) -> Result<u64, tokio_postgres::Error> {
+    client
+        .execute(
+            &upsert_sql(signal_table),
+            &[&slot, &format_lsn(lsn), &clean],
+        )
+        .await
+}
+
+/// The running engine's side: the log reader hands acknowledged LSNs over a
+/// watch channel (never waiting), a task writes the latest every few
+/// seconds on its own connection.
+pub(crate) struct Writer {
+    tx: watch::Sender<(u64, bool)>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Writer {
+    pub(crate) fn spawn(config: &PostgresConfig, start: u64) -> Writer {
+        let (tx, rx) = watch::channel((start, false));
+        let task = tokio::spawn(write_loop(
+            config.connect.clone(),
+            config.signal_table.clone(),
+            config.slot.clone(),
+            rx,
+        ));
+        Writer { tx, task }
+    }
+
+    /// The pipeline made `lsn` durable and it was acknowledged.
+    pub(crate) fn acknowledged(&self, lsn: u64) {
+        self.tx.send_if_modified(|(cur, _)| {
+            let moved = lsn > *cur;
+            *cur = (*cur).max(lsn);
+            moved
+        });
+    }
+
+    /// Write the final, exact record and wait (briefly) for it.
+    pub(crate) async fn finish(self, lsn: Option<u64>) {
+        if let Some(lsn) = lsn {
+            self.tx.send_modify(|(cur, clean)| {
+                *cur = (*cur).max(lsn);
+                *clean = true;
+            });
+        }
+        drop(self.tx);
+        if tokio::time::timeout(Duration::from_secs(5), self.task)
+            .await
+            .is_err()
+        {
+            tracing::warn!("cdc.positions not written at shutdown in 5s: the next start will not check whether the slot was advanced");
+        }
+    }
+}
+
+async fn write_loop(
+    connect: ConnectConfig,
+    signal_table: TableRef,
+    slot: String,
+    mut rx: watch::Receiver<(u64, bool)>,
+) {
+    let mut client: Option<Client> = None;
+    let mut written = (0u64, false);
+    let mut warned = false;
+    let mut next = tokio::time::Instant::now();
+    let mut closed = false;
+    while !closed {
+        closed = rx.changed().await.is_err();
+        // At most one write per interval, whatever the ack rate; a closed
+        // channel (shutdown) writes at once.
+        while !closed {
+            tokio::select! {
+                _ = tokio::time::sleep_until(next) => break,
+                changed = rx.changed() => closed = changed.is_err(),
+            }
+        }
+        let latest = *rx.borrow_and_update();
+        if latest == written {
+            continue;
+        }
+        if client.as_ref().is_none_or(Client::is_closed) {
+            client = connect.connect_sql().await.ok();
+        }
+        let result = match &client {
+            Some(c) => write(c, &signal_table, &slot, latest.0, latest.1)
+                .await
+                .map_err(|e| describe_pg_error(&e)),
+            None => Err("cannot connect".into()),
+        };
+        next = tokio::time::Instant::now() + WRITE_INTERVAL;
+        match result {
+            Ok(_) => written = latest,
+            Err(reason) if !warned => {
+                warned = true;
+                tracing::warn!(
+                    "cannot write cdc.positions for slot '{slot}': {reason}; the slot guards work from its last row"
+                );
+            }
+            Err(_) => {}
+        }
+    }
+}
+
+/// The record's last guard, for `cdc status`.
+pub async fn last_loss(
+    client: &Client,
+    signal_table: &TableRef,
+    slot: &str,
+) -> Result<Option<String>, SetupError> {
+    let table = positions_table(signal_table);
+    let err = sql_err("reading cdc.positions");
+    let exists: bool = client
+        .query_one(
+            "SELECT to_regclass($1) IS NOT NULL",
+            &[&quote_table(&table)],
+        )
+        .await
+        .map_err(&err)?
+        .try_get(0)
+        .map_err(&err)?;
+    if !exists {
+        return Ok(None);
+    }
+    let sql = format!(
+        "SELECT last_loss FROM {} WHERE slot = $1",
+        quote_table(&table)
+    );
+    match client.query_opt(&sql, &[&slot]).await.map_err(&err)? {
+        Some(row) => row.try_get(0).map_err(&err),
+        None => Ok(None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> PostgresConfig {
+        let connect = ConnectConfig::parse("postgres://u@localhost/db");
+        PostgresConfig::new(connect.unwrap_or_else(|e| panic!("{e}")), Vec::new())
+    }
+
+    fn record(lsn: u64, clean: bool) -> Record {
+        Record {
+            system_id: "42".into(),
+            timeline: 1,
+            lsn,
+            clean,
+        }
+    }
+
+    fn slot(status: &str, confirmed: u64) -> Slot {
+        Slot {
+            wal_status: Some(status.into()),
+            confirmed: Some(confirmed),
+        }
+    }
+
+    fn guard_of(
+        record: Option<&Record>,
+        slot: Option<&Slot>,
+        id: (&str, i64),
+    ) -> Option<&'static str> {
+        judge(&config(), record, slot, &(id.0.to_string(), id.1)).map(|l| l.guard)
+    }
+
+    #[test]
+    fn guards_decide_from_record_and_slot() {
+        let here = ("42", 1);
+        // First start, or a record in step with its slot.
+        assert_eq!(guard_of(None, None, here), None);
+        assert_eq!(guard_of(None, Some(&slot("reserved", 9)), here), None);
+        assert_eq!(
+            guard_of(Some(&record(9, true)), Some(&slot("reserved", 9)), here),
+            None
+        );
+        assert_eq!(
+            guard_of(Some(&record(9, true)), Some(&slot("reserved", 5)), here),
+            None
+        );
+        assert_eq!(
+            guard_of(Some(&record(9, true)), None, here),
+            Some("slot missing")
+        );
+        assert_eq!(
+            guard_of(None, Some(&slot("lost", 9)), here),
+            Some("slot invalidated")
+        );
+        assert_eq!(
+            guard_of(Some(&record(9, true)), Some(&slot("reserved", 10)), here),
+            Some("slot advanced")
+        );
+        // A record written while running is a lower bound: ahead of it
+        // proves nothing.
+        assert_eq!(
+            guard_of(Some(&record(9, false)), Some(&slot("reserved", 10)), here),
+            None
+        );
+        // Another server first: its slot's positions mean nothing.
+        assert_eq!(
+            guard_of(Some(&record(9, true)), Some(&slot("lost", 9)), ("43", 1)),
+            Some("different server")
+        );
+        assert_eq!(
+            guard_of(Some(&record(9, true)), None, ("42", 2)),
+            Some("different server")
+        );
+    }
+}

@@ -1,0 +1,273 @@
+//! The slot lost while cdc was stopped (dropped, invalidated, advanced, a
+//! different server behind the URL): `on_slot_lost = "fail"` exits non-zero
+//! with one line naming the slot, `"resnapshot"` recovers the table.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use cdc_testcontainers::Postgres;
+use common::*;
+
+const DDL: &str = "CREATE TABLE t (id int PRIMARY KEY, v text);
+     INSERT INTO t SELECT i, 'a' || i FROM generate_series(1, 20) i;";
+
+fn config_with(dir: &Path, pg: &Postgres, policy: &str) -> std::path::PathBuf {
+    write_config(
+        dir,
+        &pg.url(),
+        &["public.t"],
+        &format!("on_slot_lost = \"{policy}\"\n\n[snapshot]\ninitial = true\n"),
+    )
+}
+
+/// Start with the initial snapshot, stream a few changes, stop cleanly.
+fn first_run(pg: &Postgres, config: &Path, events: &Path) {
+    let mut engine = Engine::start(config);
+    wait_streaming(&mut engine);
+    pg.psql("INSERT INTO t VALUES (21, 'live'); UPDATE t SET v = 'live' WHERE id = 1;")
+        .unwrap();
+    wait_until("the table in the output", Duration::from_secs(60), || {
+        assert!(engine.is_running(), "cdc exited:\n{}", engine.log_text());
+        fold(&read_events(events), "t", &["id"]) == contents(pg, "t", &["id"])
+    });
+    assert_eq!(engine.terminate().code(), Some(0));
+}
+
+/// Rows that change while cdc is stopped: only a snapshot brings them.
+fn change_while_stopped(pg: &Postgres) {
+    pg.psql(
+        "INSERT INTO t SELECT i, 'gap' || i FROM generate_series(100, 130) i;
+         UPDATE t SET v = 'gap' WHERE id BETWEEN 2 AND 10;",
+    )
+    .unwrap();
+}
+
+/// `fail`: a non-zero exit with the guard's line, which names the slot.
+fn assert_fails(config: &Path, needle: &str) -> String {
+    let mut engine = Engine::start(config);
+    let status = engine.wait_exit(Duration::from_secs(60));
+    let log = engine.log_text();
+    assert_ne!(status.code(), Some(0), "cdc should refuse to start:\n{log}");
+    let line = log
+        .lines()
+        .find(|l| l.contains(needle))
+        .unwrap_or_else(|| panic!("no line with {needle:?}:\n{log}"))
+        .to_string();
+    assert!(line.contains("replication slot 'cdc'"), "{line}");
+    assert!(!log.contains("reconnecting"), "{log}");
+    eprintln!("fail: {line}");
+    line
+}
+
+/// `resnapshot`: the warning line, then the output folds to the table.
+fn assert_recovers(pg: &Postgres, config: &Path, events: &Path, needle: &str) {
+    let mut engine = Engine::start(config);
+    wait_streaming(&mut engine);
+    // Changes after the restart stream as usual meanwhile.
+    pg.psql("UPDATE t SET v = 'after' WHERE id = 3; INSERT INTO t VALUES (200, 'after');")
+        .unwrap();
+    wait_until("the table in the output", Duration::from_secs(90), || {
+        assert!(engine.is_running(), "cdc exited:\n{}", engine.log_text());
+        fold(&read_events(events), "t", &["id"]) == contents(pg, "t", &["id"])
+    });
+    let log = engine.log_text();
+    let line = log
+        .lines()
+        .find(|l| l.contains(needle) && l.contains("were not captured"))
+        .unwrap_or_else(|| panic!("no warning with {needle:?}:\n{log}"));
+    assert!(line.contains("WARN"), "{line}");
+    eprintln!("resnapshot: {line}");
+    assert_eq!(engine.terminate().code(), Some(0));
+}
+
+fn status(config: &Path) -> String {
+    let out = Command::new(cdc_bin())
+        .args(["status", "--config"])
+        .arg(config)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn dropped_slot_fails_then_resnapshots() {
+    let (pg, dir, _, events) = prepare(DDL, &["public.t"], "");
+    let fail = config_with(dir.path(), &pg, "fail");
+    first_run(&pg, &fail, &events);
+    pg.psql("SELECT pg_drop_replication_slot('cdc')").unwrap();
+    change_while_stopped(&pg);
+
+    assert_fails(&fail, "is gone");
+    assert!(status(&fail).contains("last slot loss: slot missing"));
+    let resnapshot = config_with(dir.path(), &pg, "resnapshot");
+    assert_recovers(&pg, &resnapshot, &events, "is gone");
+    let status = status(&resnapshot);
+    assert!(status.contains("last slot loss: slot missing"), "{status}");
+    assert!(status.contains("wal_status reserved"), "{status}");
+}
+
+/// A cluster that keeps at most 64 MB of WAL for a slot, with `t` and an
+/// uncaptured table to write WAL into.
+fn small_wal_cluster() -> Postgres {
+    let pg = Postgres::builder()
+        .setting("max_slot_wal_keep_size", "64MB")
+        .setting("max_wal_size", "32MB")
+        .setting("min_wal_size", "32MB")
+        .setting("wal_keep_size", "0")
+        .start()
+        .unwrap();
+    pg.psql(DDL).unwrap();
+    pg.psql("CREATE TABLE junk (b text); ALTER TABLE junk ALTER b SET STORAGE EXTERNAL;")
+        .unwrap();
+    pg
+}
+
+/// Uncompressed 32 kB rows into the uncaptured table, ~32 MB a round, until
+/// a checkpoint removes WAL the slot still needs.
+fn write_wal_until_lost(pg: &Postgres) {
+    let mut rounds = 0;
+    loop {
+        let status = pg
+            .psql("SELECT wal_status FROM pg_replication_slots WHERE slot_name = 'cdc'")
+            .unwrap();
+        if status.trim() == "lost" {
+            return;
+        }
+        rounds += 1;
+        assert!(rounds < 40, "slot never lost: wal_status {status}");
+        pg.psql(
+            "INSERT INTO junk SELECT string_agg(md5(random()::text), '') \
+             FROM generate_series(1, 1000) g, generate_series(1, 1000) r GROUP BY r; \
+             SELECT pg_switch_wal(); CHECKPOINT; TRUNCATE junk;",
+        )
+        .unwrap();
+    }
+}
+
+#[test]
+fn invalidated_slot_fails_then_resnapshots() {
+    let pg = small_wal_cluster();
+    let dir = tempfile::tempdir().unwrap();
+    let events = dir.path().join("events.jsonl");
+    let fail = config_with(dir.path(), &pg, "fail");
+    first_run(&pg, &fail, &events);
+    change_while_stopped(&pg);
+
+    write_wal_until_lost(&pg);
+
+    assert_fails(&fail, "was invalidated");
+    let resnapshot = config_with(dir.path(), &pg, "resnapshot");
+    assert_recovers(&pg, &resnapshot, &events, "was invalidated");
+}
+
+#[test]
+fn advanced_slot_warns_and_resnapshots() {
+    let (pg, dir, _, events) = prepare(DDL, &["public.t"], "");
+    let fail = config_with(dir.path(), &pg, "fail");
+    first_run(&pg, &fail, &events);
+    change_while_stopped(&pg);
+    pg.psql("SELECT pg_replication_slot_advance('cdc', pg_current_wal_lsn())")
+        .unwrap();
+
+    assert_fails(&fail, "was advanced");
+    let resnapshot = config_with(dir.path(), &pg, "resnapshot");
+    assert_recovers(&pg, &resnapshot, &events, "was advanced");
+}
+
+/// A clean restart with nothing lost fires no guard.
+#[test]
+fn clean_restart_fires_no_guard() {
+    let (pg, dir, _, events) = prepare(DDL, &["public.t"], "");
+    let fail = config_with(dir.path(), &pg, "fail");
+    first_run(&pg, &fail, &events);
+    pg.psql("UPDATE t SET v = 'stopped' WHERE id = 4").unwrap();
+    let mut engine = Engine::start(&fail);
+    wait_streaming(&mut engine);
+    wait_until("the table in the output", Duration::from_secs(60), || {
+        assert!(engine.is_running(), "cdc exited:\n{}", engine.log_text());
+        fold(&read_events(&events), "t", &["id"]) == contents(&pg, "t", &["id"])
+    });
+    assert_eq!(engine.terminate().code(), Some(0));
+    assert!(!engine.log_text().contains("were not captured"));
+    assert!(status(&fail).contains("last slot loss: none"));
+}
+
+#[test]
+fn different_cluster_behind_the_url_is_a_loss() {
+    let (first, dir, _, events) = prepare(DDL, &["public.t"], "");
+    let config = config_with(dir.path(), &first, "fail");
+    first_run(&first, &config, &events);
+    let record = first
+        .psql(
+            "SELECT format('INSERT INTO cdc.positions (slot, system_identifier, timeline, lsn, clean) \
+             VALUES (%L, %L, %s, %L, %L)', slot, system_identifier, timeline, lsn, clean) \
+             FROM cdc.positions",
+        )
+        .unwrap();
+    drop(first);
+
+    // The testcontainers API cannot reuse a port: a second cluster whose
+    // cdc schema was copied from the first stands in for it.
+    let second = postgres_with(DDL);
+    second
+        .psql(
+            "CREATE SCHEMA cdc; CREATE TABLE cdc.positions (slot text PRIMARY KEY, \
+             system_identifier text NOT NULL, timeline bigint NOT NULL, lsn pg_lsn NOT NULL, \
+             clean boolean NOT NULL DEFAULT false, written_at timestamptz NOT NULL DEFAULT now(), \
+             last_loss text);",
+        )
+        .unwrap();
+    second.psql(record.trim()).unwrap();
+    change_while_stopped(&second);
+
+    // The consumer of the second cluster's output starts afresh.
+    let dir = tempfile::tempdir().unwrap();
+    let events = dir.path().join("events.jsonl");
+    let fail = config_with(dir.path(), &second, "fail");
+    assert_fails(&fail, "was recorded on system");
+    let resnapshot = config_with(dir.path(), &second, "resnapshot");
+    assert_recovers(&second, &resnapshot, &events, "was recorded on system");
+}
+
+/// Invalidated while cdc runs (frozen, so it acknowledges nothing): the
+/// reconnect finds the slot invalidated and cdc exits, no retry loop; the
+/// next start with `resnapshot` recovers.
+#[test]
+fn slot_invalidated_while_streaming_is_fatal() {
+    let pg = small_wal_cluster();
+    let dir = tempfile::tempdir().unwrap();
+    let events = dir.path().join("events.jsonl");
+    let config = config_with(dir.path(), &pg, "fail");
+    let mut engine = Engine::start(&config);
+    wait_streaming(&mut engine);
+    change_while_stopped(&pg);
+    #[allow(unsafe_code)]
+    unsafe {
+        libc::kill(engine.pid(), libc::SIGSTOP);
+    }
+    // The checkpointer terminates the walsender holding the slot, then
+    // invalidates it.
+    write_wal_until_lost(&pg);
+    #[allow(unsafe_code)]
+    unsafe {
+        libc::kill(engine.pid(), libc::SIGCONT);
+    }
+    let status = engine.wait_exit(Duration::from_secs(60));
+    let log = engine.log_text();
+    assert_ne!(status.code(), Some(0), "{log}");
+    let line = log
+        .lines()
+        .find(|l| l.contains("was invalidated while cdc streamed"))
+        .unwrap_or_else(|| panic!("no invalidation line:\n{log}"));
+    assert!(line.contains("replication slot 'cdc'"), "{line}");
+    eprintln!("fatal: {line}");
+    assert!(log.matches("reconnecting").count() <= 1, "{log}");
+    // The next start finds it lost and recovers.
+    let resnapshot = config_with(dir.path(), &pg, "resnapshot");
+    assert_recovers(&pg, &resnapshot, &events, "was invalidated");
+}
