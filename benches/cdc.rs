@@ -142,6 +142,16 @@ impl Bench {
             .ok()
     }
 
+    /// Drop a slot cdc used, and cdc's record of it: a run that starts
+    /// again on the same slot name is a new pipeline, not a lost slot.
+    fn drop_cdc_slot(&self, slot: &str) {
+        self.psql(&format!(
+            "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = '{slot}';
+             DO $$ BEGIN IF to_regclass('cdc.positions') IS NOT NULL THEN
+               DELETE FROM cdc.positions WHERE slot = '{slot}'; END IF; END $$"
+        ));
+    }
+
     fn create_slot(&self, name: &str) {
         self.psql(&format!(
             "SELECT pg_create_logical_replication_slot('{name}', 'pgoutput')"
@@ -314,7 +324,7 @@ impl Bench {
         row("cdc → null sink", &null);
         row("cdc → file sink", &file);
         for slot in slots {
-            self.psql(&format!("SELECT pg_drop_replication_slot('{slot}')"));
+            self.drop_cdc_slot(slot);
         }
     }
 
@@ -417,7 +427,7 @@ impl Bench {
         writer_stop.store(true, std::sync::atomic::Ordering::SeqCst);
         let _ = writer.join();
         Self::stop(&mut child);
-        self.psql(&format!("SELECT pg_drop_replication_slot('{slot}')"));
+        self.drop_cdc_slot(&slot);
         Run {
             rows_per_s: rows as f64 / secs,
             secs,
@@ -622,7 +632,7 @@ impl Bench {
         stop.store(true, std::sync::atomic::Ordering::SeqCst);
         let achieved = writer.join().unwrap();
         Self::stop(&mut child);
-        self.psql(&format!("SELECT pg_drop_replication_slot('{slot}')"));
+        self.drop_cdc_slot(&slot);
         latencies.sort_by(|a, b| a.total_cmp(b));
         let pct = |p: f64| {
             latencies
