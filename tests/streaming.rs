@@ -274,3 +274,71 @@ fn a_full_sink_is_reported_acknowledges_nothing_and_loses_nothing() {
     assert_eq!(ids, (1..=100).collect::<Vec<_>>());
     engine.terminate();
 }
+
+/// While events sit undelivered (the sink fails), the server's keepalives,
+/// driven by busy unpublished tables, must never move the acknowledged
+/// position past them; after a SIGKILL a working sink gets every event.
+#[test]
+fn keepalives_never_acknowledge_past_undelivered_events() {
+    let pg = cdc_testcontainers::Postgres::builder()
+        .setting("wal_sender_timeout", "2s")
+        .start()
+        .unwrap();
+    pg.psql("CREATE TABLE t (id int PRIMARY KEY); CREATE TABLE busy (n int);")
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let good = write_config(dir.path(), &pg.url(), &["public.t"], "");
+    let events_path = dir.path().join("events.jsonl");
+    let full = dir.path().join("full.toml");
+    let text = std::fs::read_to_string(&good).unwrap();
+    std::fs::write(
+        &full,
+        text.replace(
+            &format!("{:?}", events_path.display().to_string()),
+            "\"/dev/full\"",
+        ),
+    )
+    .unwrap();
+    let mut engine = Engine::start(&full);
+    wait_streaming(&mut engine);
+    // Everything before this point may be acknowledged; the rows after it
+    // are never delivered by this run.
+    let first_undelivered = pg.psql("SELECT pg_current_wal_lsn()").unwrap();
+    pg.psql("INSERT INTO t SELECT generate_series(1, 100);")
+        .unwrap();
+    wait_until("the sink failure", Duration::from_secs(30), || {
+        engine.log_text().contains("sink failed, retrying")
+    });
+    // Traffic the slot decodes but cdc does not capture: keepalives and
+    // status updates go on, the acknowledgement must not.
+    for round in 0..40 {
+        pg.psql(&format!(
+            "INSERT INTO busy SELECT generate_series(1, 500); DELETE FROM busy WHERE n % 2 = {};",
+            round % 2
+        ))
+        .unwrap();
+        let ahead = pg
+            .psql(&format!(
+                "SELECT confirmed_flush_lsn > '{first_undelivered}'::pg_lsn FROM pg_replication_slots WHERE slot_name = 'cdc'"
+            ))
+            .unwrap();
+        assert_eq!(
+            ahead, "f",
+            "the slot was acknowledged past undelivered events (round {round})"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(engine.is_running(), "{}", engine.log_text());
+    engine.kill();
+
+    let mut engine = Engine::start(&good);
+    let events = wait_for_events(&events_path, 100, &mut engine);
+    let mut ids: Vec<i64> = events
+        .iter()
+        .map(|e| e["after"]["id"].as_i64().unwrap())
+        .collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids, (1..=100).collect::<Vec<_>>());
+    engine.terminate();
+}
