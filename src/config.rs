@@ -79,6 +79,10 @@ pub struct PostgresSettings {
     /// lost").
     #[serde(default)]
     pub on_slot_lost: OnSlotLost,
+    /// Warn when the slot has fewer bytes of WAL left than this before the
+    /// server invalidates it (`safe_wal_size`); 0 turns it off.
+    #[serde(default = "default_slot_wal_warning")]
+    pub slot_wal_warning_mb: u64,
 }
 
 #[derive(Debug, Clone, Copy, Default, Deserialize)]
@@ -126,6 +130,9 @@ impl Default for PipelineSettings {
 
 fn default_cdc() -> String {
     "cdc".into()
+}
+fn default_slot_wal_warning() -> u64 {
+    1024
 }
 fn default_signal_table() -> String {
     "cdc.signal".into()

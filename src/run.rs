@@ -36,6 +36,10 @@ pub fn postgres_config(config: &Config) -> Result<PostgresConfig> {
         .iter()
         .map(|t| TableRef::parse(t).with_context(|| format!("source.keyless_tables: '{t}'")))
         .collect::<Result<Vec<_>>>()?;
+    out.slot_wal_warning_bytes = match pg.slot_wal_warning_mb {
+        0 => None,
+        mb => Some(i64::try_from(mb.saturating_mul(1 << 20)).unwrap_or(i64::MAX)),
+    };
     out.on_slot_lost = match pg.on_slot_lost {
         OnSlotLost::Fail => SlotLostPolicy::Fail,
         OnSlotLost::Resnapshot => SlotLostPolicy::Resnapshot,

@@ -342,3 +342,59 @@ fn keepalives_never_acknowledge_past_undelivered_events() {
     assert_eq!(ids, (1..=100).collect::<Vec<_>>());
     engine.terminate();
 }
+
+/// A slot close to invalidation (`safe_wal_size` under the threshold, the
+/// sink holding acknowledgements back) is announced in one line with the
+/// time left and the fixes, before the server drops it.
+#[test]
+fn a_slot_running_out_of_wal_is_announced_before_it_is_lost() {
+    let pg = cdc_testcontainers::Postgres::builder()
+        .setting("max_slot_wal_keep_size", "128MB")
+        .start()
+        .unwrap();
+    pg.psql("CREATE TABLE t (id int PRIMARY KEY); CREATE TABLE busy (n int, pad text);")
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let good = write_config(
+        dir.path(),
+        &pg.url(),
+        &["public.t"],
+        "slot_wal_warning_mb = 120",
+    );
+    let events_path = dir.path().join("events.jsonl");
+    let full = dir.path().join("full.toml");
+    let text = std::fs::read_to_string(&good).unwrap();
+    std::fs::write(
+        &full,
+        text.replace(
+            &format!("{:?}", events_path.display().to_string()),
+            "\"/dev/full\"",
+        ),
+    )
+    .unwrap();
+    let mut engine = Engine::start(&full);
+    wait_streaming(&mut engine);
+    pg.psql("INSERT INTO t VALUES (1);").unwrap();
+    wait_until("the sink failure", Duration::from_secs(30), || {
+        engine.log_text().contains("sink failed, retrying")
+    });
+    let warning = "replication slot 'cdc' has";
+    assert!(!engine.log_text().contains(warning));
+    // ~45 MB of WAL the slot must keep, since nothing is acknowledged:
+    // safe_wal_size falls from ~144 MB (128 MB and a segment of slack).
+    pg.psql(
+        "INSERT INTO busy SELECT g, repeat(md5(g::text), 8) FROM generate_series(1, 150000) g;",
+    )
+    .unwrap();
+    wait_until("the warning", Duration::from_secs(60), || {
+        engine.log_text().contains(warning)
+    });
+    let log = engine.log_text();
+    let line = log.lines().find(|l| l.contains(warning)).unwrap();
+    assert!(
+        line.contains("max_slot_wal_keep_size") && line.contains("bytes of WAL left"),
+        "{line}"
+    );
+    eprintln!("{line}");
+    engine.kill();
+}

@@ -27,6 +27,9 @@ pub struct PostgresConfig {
     /// What start-up does when the slot was lost (README, "When the slot is
     /// lost").
     pub on_slot_lost: SlotLostPolicy,
+    /// Warn when the slot's `safe_wal_size` falls below this many bytes;
+    /// `None` turns the check off.
+    pub slot_wal_warning_bytes: Option<i64>,
 }
 
 /// What to do when the slot no longer holds the changes after the engine's
@@ -52,6 +55,7 @@ impl PostgresConfig {
             status_interval: Duration::from_secs(10),
             keyless_tables: Vec::new(),
             on_slot_lost: SlotLostPolicy::Fail,
+            slot_wal_warning_bytes: Some(1 << 30),
         }
     }
 

@@ -21,6 +21,7 @@ pub mod setup;
 pub mod snapshot;
 mod stream;
 pub mod types;
+pub mod wal_watch;
 
 use std::sync::Arc;
 

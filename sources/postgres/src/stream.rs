@@ -82,6 +82,7 @@ pub(crate) async fn run(
         acks,
         mut shutdown,
     } = ctx;
+    crate::wal_watch::spawn(config, shutdown.clone());
     let mut acks = Acks {
         rx: acks,
         flushed: 0,

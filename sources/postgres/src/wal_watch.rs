@@ -1,0 +1,99 @@
+//! WAL protection while streaming: when the server is close to invalidating
+//! the slot (`safe_wal_size`, under `max_slot_wal_keep_size`), say so in one
+//! line with how long is left at the current WAL rate, before it happens.
+//! Runs on its own connection, off the replication loop.
+
+use tokio::sync::watch;
+use tokio_postgres::Client;
+
+use crate::config::PostgresConfig;
+use crate::connect::ConnectConfig;
+
+const SLOT_SQL: &str = "SELECT s.safe_wal_size, (pg_current_wal_lsn() - '0/0'::pg_lsn)::float8 \
+     FROM pg_replication_slots s WHERE s.slot_name = $1";
+
+/// Seconds of WAL left at `rate` bytes a second; `None` when WAL is not
+/// growing.
+pub fn seconds_left(safe_bytes: i64, rate: f64) -> Option<f64> {
+    (rate > 0.0).then(|| safe_bytes.max(0) as f64 / rate)
+}
+
+/// The warning line, naming the slot and the fixes.
+pub fn warning(slot: &str, safe_bytes: i64, rate: f64) -> String {
+    let left = match seconds_left(safe_bytes, rate) {
+        Some(secs) => format!(
+            "about {secs:.0} s at the current {:.0} bytes/s of WAL",
+            rate
+        ),
+        None => "WAL is not growing right now".to_owned(),
+    };
+    format!(
+        "replication slot '{slot}' has {safe_bytes} bytes of WAL left before the server invalidates it \
+         (max_slot_wal_keep_size), {left}: make the sink keep up, or raise max_slot_wal_keep_size"
+    )
+}
+
+/// Watch the slot until `shutdown`; warns once each time `safe_wal_size`
+/// falls below the threshold, again after it recovered.
+pub(crate) fn spawn(config: &PostgresConfig, mut shutdown: watch::Receiver<bool>) {
+    let Some(threshold) = config.slot_wal_warning_bytes else {
+        return;
+    };
+    let connect: ConnectConfig = config.connect.clone();
+    let slot = config.slot.clone();
+    let every = config.status_interval;
+    tokio::spawn(async move {
+        let mut client: Option<Client> = None;
+        let mut last: Option<(i64, tokio::time::Instant)> = None;
+        let mut warned = false;
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(every) => {}
+                _ = shutdown.changed() => return,
+            }
+            if client.as_ref().is_none_or(Client::is_closed) {
+                client = connect.connect_sql().await.ok();
+            }
+            let Some(c) = &client else { continue };
+            let Ok(Some(row)) = c.query_opt(SLOT_SQL, &[&slot]).await else {
+                continue;
+            };
+            let (Ok(safe), Ok(Some(position))) = (
+                row.try_get::<_, Option<i64>>(0),
+                row.try_get::<_, Option<f64>>(1)
+                    .map(|p| p.map(|p| p as i64)),
+            ) else {
+                continue;
+            };
+            let now = tokio::time::Instant::now();
+            let rate = last
+                .map(|(before, at)| (position - before) as f64 / (now - at).as_secs_f64().max(1e-3))
+                .unwrap_or(0.0);
+            last = Some((position, now));
+            match safe {
+                Some(safe) if safe < threshold => {
+                    if !warned {
+                        warned = true;
+                        tracing::warn!("{}", warning(&slot, safe, rate));
+                    }
+                }
+                _ => warned = false,
+            }
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn time_left_at_the_current_rate() {
+        assert_eq!(seconds_left(1000, 10.0), Some(100.0));
+        assert_eq!(seconds_left(-5, 10.0), Some(0.0));
+        assert_eq!(seconds_left(1000, 0.0), None);
+        let line = warning("cdc", 64, 2.0);
+        assert!(line.contains("slot 'cdc' has 64 bytes") && line.contains("about 32 s"));
+        assert!(!line.contains('\n'));
+    }
+}
