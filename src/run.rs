@@ -83,7 +83,9 @@ pub async fn run(path: &Path) -> Result<ExitCode> {
         .await
         .context("source not ready")?;
     let snapshots = Snapshots::load(&source).await?;
-    let resnapshot = source.needs_resnapshot();
+    let resnapshot = source
+        .needs_resnapshot()
+        .then(|| source.lost_range().unwrap_or_else(|| "unknown".into()));
     if *shutdown_rx.borrow() {
         tracing::info!("stopped before streaming");
         return Ok(ExitCode::SUCCESS);
@@ -112,12 +114,12 @@ pub async fn run(path: &Path) -> Result<ExitCode> {
     };
     let chunks = snapshots.chunks.clone();
     let (mut processor, worker) = snapshots.start(&config)?;
-    if resnapshot {
+    if let Some(lost) = &resnapshot {
         // The slot was lost and recreated: the snapshot brings back the
         // rows changed in the gap the log no longer holds. Saved at once:
         // the guard will not fire again, so a crash before the first chunk
         // must not forget the snapshot.
-        processor.enqueue_all();
+        processor.enqueue_resync(lost);
         chunks
             .save_state(processor.state())
             .await

@@ -108,6 +108,8 @@ pub enum Applied {
 pub struct Finished {
     pub table: TableRef,
     pub rows: u64,
+    /// The signal that asked for the snapshot.
+    pub signal_id: String,
 }
 
 #[derive(Debug)]
@@ -201,6 +203,35 @@ impl Scheduler {
         }
         self.dirty |= !added.is_empty();
         added
+    }
+
+    /// Queue `tables` for a snapshot from their first key under `signal_id`:
+    /// a table already queued starts over (what it emitted may predate a gap
+    /// in the log). Returns the chunks in flight to cancel.
+    pub fn requeue(&mut self, tables: &[TableRef], signal_id: &str) -> Vec<u64> {
+        let mut cancelled = Vec::new();
+        for table in tables {
+            match self.state.queue.iter_mut().find(|p| &p.table == table) {
+                Some(progress) => {
+                    *progress =
+                        TableProgress::new(table.clone(), signal_id, progress.filter.take());
+                    cancelled.extend(
+                        self.in_flight
+                            .iter()
+                            .filter(|f| &f.table == table)
+                            .map(|f| f.token),
+                    );
+                    self.in_flight.retain(|f| &f.table != table);
+                }
+                None => {
+                    self.state
+                        .queue
+                        .push_back(TableProgress::new(table.clone(), signal_id, None))
+                }
+            }
+        }
+        self.dirty |= !tables.is_empty();
+        cancelled
     }
 
     /// Apply an operator's command. `validate` says why a table cannot be
@@ -379,6 +410,7 @@ impl Scheduler {
             let finished = Finished {
                 table: done.table.clone(),
                 rows: done.rows_emitted,
+                signal_id: done.signal_id.clone(),
             };
             self.state.completed.push_back(done);
             while self.state.completed.len() > 64 {
@@ -514,7 +546,8 @@ mod tests {
             s.on_done(r.token, 1),
             Some(Finished {
                 table: t("a"),
-                rows: 2
+                rows: 2,
+                signal_id: "s1".into(),
             })
         );
         assert!(s.next_request().is_none());
@@ -639,6 +672,31 @@ mod tests {
         assert_eq!(s.state().queue.front().map(|p| p.rows_emitted), Some(0));
         // A late outcome of the cancelled chunk changes nothing.
         assert_eq!(s.on_done(r2.token, 2), None);
+    }
+
+    #[test]
+    fn a_requeue_starts_queued_tables_over_and_queues_the_rest() {
+        let mut s = Scheduler::new(SnapshotState::default(), 2);
+        s.apply("s1", &execute(&["a"]), ok).unwrap();
+        let r1 = s.next_request().unwrap();
+        s.on_selected(r1.token, selected(2, Some("2")));
+        assert_eq!(s.on_done(r1.token, 2), None);
+        let r2 = s.next_request().unwrap();
+        assert_eq!(s.requeue(&[t("a"), t("b")], "resync"), vec![r2.token]);
+        let queue: Vec<(TableRef, String, Option<Vec<String>>)> = s
+            .state()
+            .queue
+            .iter()
+            .map(|p| (p.table.clone(), p.signal_id.clone(), p.last_key.clone()))
+            .collect();
+        assert_eq!(
+            queue,
+            vec![
+                (t("a"), "resync".into(), None),
+                (t("b"), "resync".into(), None)
+            ]
+        );
+        assert_eq!(s.next_request().unwrap().after_key, None);
     }
 
     #[test]

@@ -83,6 +83,11 @@ pub trait ChunkSource: Send + Sync {
     /// Persist the scheduler's state (called once its events are durable).
     async fn save_state(&self, state: &SnapshotState) -> Result<(), SnapshotError>;
 
+    /// Write `content` into the log as a resync marker (a transactional
+    /// logical message with prefix [`RESYNC_PREFIX`]), in its own
+    /// transaction, so it is ordered with the log's events.
+    async fn emit_marker(&self, content: &str) -> Result<(), SnapshotError>;
+
     /// Reject a filter (`additional-conditions`) that cannot be used safely,
     /// when its signal arrives. The server still has the last word when the
     /// chunk is selected.
@@ -91,7 +96,19 @@ pub trait ChunkSource: Send + Sync {
     }
 }
 
+/// Prefix of the log messages that bracket a resync snapshot of a table
+/// (after a lost slot): a consumer deletes the table's keys it did not see
+/// between a table's `begin` and `end` markers (README, "When the slot is
+/// lost").
+pub const RESYNC_PREFIX: &str = "cdc.resync";
+
+/// The signal id of snapshots queued by [`SnapshotProcessor::enqueue_resync`].
+pub const RESYNC_SIGNAL: &str = "resync";
+
 enum Request {
+    /// A resync marker, written in request order: before the table's first
+    /// window, after its last one.
+    Marker(String),
     Select {
         request: ChunkRequest,
         window: String,
@@ -177,6 +194,50 @@ impl SnapshotProcessor {
         if !added.is_empty() {
             tracing::info!(tables = added.len(), "initial snapshot queued");
             self.schedule();
+        }
+    }
+
+    /// Snapshot every snapshottable table again after a gap in the log
+    /// (`lost`, e.g. an LSN range): each table's snapshot is bracketed by
+    /// resync markers, `begin` written before its first window and `end`
+    /// after its last, so a consumer can delete the keys of the table it did
+    /// not see between them: rows deleted in the gap are in no snapshot.
+    pub fn enqueue_resync(&mut self, lost: &str) {
+        let mut tables: Vec<TableRef> = self
+            .tables
+            .iter()
+            .filter(|(_, pk)| !pk.is_empty())
+            .map(|(t, _)| t.clone())
+            .collect();
+        tables.sort();
+        for token in self.scheduler.requeue(&tables, RESYNC_SIGNAL) {
+            self.merger.cancel(token);
+        }
+        for table in &tables {
+            self.marker(table, "begin", Some(lost));
+        }
+        if !tables.is_empty() {
+            tracing::info!(tables = tables.len(), lost, "resync snapshot queued");
+            self.schedule();
+        }
+    }
+
+    fn marker(&self, table: &TableRef, phase: &str, lost: Option<&str>) {
+        let mut content = serde_json::json!({
+            "table": table.to_string(),
+            "schema": table.schema,
+            "name": table.name,
+            "phase": phase,
+        });
+        if let Some(lost) = lost {
+            content["lost"] = serde_json::Value::from(lost);
+        }
+        if self
+            .requests
+            .send(Request::Marker(content.to_string()))
+            .is_err()
+        {
+            tracing::error!("snapshot worker is gone; resync marker for {table} not written");
         }
     }
 
@@ -335,6 +396,9 @@ impl SnapshotProcessor {
                             rows = finished.rows,
                             "snapshot complete"
                         );
+                        if finished.signal_id == RESYNC_SIGNAL {
+                            self.marker(&finished.table, "end", None);
+                        }
                     } else {
                         self.log_progress();
                     }
@@ -515,6 +579,13 @@ async fn worker(
 ) {
     while let Some(request) = requests.recv().await {
         match request {
+            Request::Marker(content) => {
+                if let Err(err) = source.emit_marker(&content).await {
+                    tracing::error!(
+                        "resync marker not written ({content}): {err}; consumers cannot sweep the keys lost with the slot"
+                    );
+                }
+            }
             Request::Save(state) => {
                 if let Err(err) = source.save_state(&state).await {
                     tracing::warn!(

@@ -107,6 +107,18 @@ impl PostgresSource {
         self.guarded.resnapshot
     }
 
+    /// With `resnapshot`: the range of the log that was not captured, as
+    /// `from–to` LSNs, for the resync markers.
+    pub fn lost_range(&self) -> Option<String> {
+        self.guarded.lost.map(|(from, to)| {
+            format!(
+                "{}-{}",
+                replication::format_lsn(from),
+                replication::format_lsn(to)
+            )
+        })
+    }
+
     pub fn config(&self) -> &PostgresConfig {
         &self.config
     }

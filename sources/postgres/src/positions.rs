@@ -84,6 +84,8 @@ pub struct Guarded {
     pub resnapshot: bool,
     /// The LSN the record starts from for this run.
     pub start_lsn: u64,
+    /// With `resnapshot`: the range of the log that was not captured.
+    pub lost: Option<(u64, u64)>,
 }
 
 /// Which guard fired, and the first half of its line.
@@ -254,11 +256,12 @@ pub(crate) async fn guard(client: &Client, config: &PostgresConfig) -> Result<Gu
     };
     if let Some(loss) = &loss {
         tracing::warn!(
-            "{}: changes from {} to {} were not captured; snapshotting every captured table (rows deleted in between are in no snapshot)",
+            "{}: changes from {} to {} were not captured; snapshotting every captured table between resync markers (rows deleted in between are in no snapshot: consumers sweep them, see the README)",
             loss.cause,
             format_lsn(loss.from),
             format_lsn(start)
         );
+        out.lost = Some((loss.from, start));
     }
     write(client, &config.signal_table, &config.slot, start, false)
         .await

@@ -643,6 +643,20 @@ impl ChunkSource for PgChunkSource {
         self.write_low_watermark(format!("{window}-open")).await
     }
 
+    async fn emit_marker(&self, content: &str) -> Result<(), SnapshotError> {
+        self.with_conn(async |conn| {
+            conn.client
+                .execute(
+                    "SELECT pg_logical_emit_message(true, $1, $2)",
+                    &[&cdc_engine::snapshot::RESYNC_PREFIX, &content],
+                )
+                .await
+                .map(|_| ())
+                .map_err(transient)
+        })
+        .await
+    }
+
     async fn close_window(&self, window: &str) -> Result<(), SnapshotError> {
         self.write_high_watermark(format!("{window}-open"), format!("{window}-close"))
             .await
