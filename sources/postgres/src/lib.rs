@@ -26,7 +26,7 @@ pub mod wal_watch;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use cdc_engine::{Source, SourceError, SourceMeta, StreamContext};
+use cdc_engine::{Source, SourceError, SourceMeta, StreamContext, TableRef};
 
 pub use catalog::TableInfo;
 pub use config::{PostgresConfig, SlotLostPolicy};
@@ -136,6 +136,8 @@ impl Source for PostgresSource {
             self.tables.clone(),
             self.config.signal_table.clone(),
         );
+        let watched: Vec<TableRef> = self.tables.iter().map(|t| t.table.clone()).collect();
+        wal_watch::spawn(&self.config, watched, ctx.shutdown.clone());
         stream::run(
             &self.config,
             &self.publications,

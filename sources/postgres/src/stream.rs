@@ -82,7 +82,6 @@ pub(crate) async fn run(
         acks,
         mut shutdown,
     } = ctx;
-    crate::wal_watch::spawn(config, shutdown.clone());
     let mut acks = Acks {
         rx: acks,
         flushed: 0,
@@ -194,7 +193,7 @@ fn fatal(config: &PostgresConfig, err: &ReplicationError) -> Option<String> {
             ))
         }
         (_, Some("42704")) => Some(format!(
-            "replication slot '{}' or publication '{}' does not exist (dropped while running?): {err}",
+            "replication slot '{}' or publication '{}' does not exist (dropped while running?): {err}; run cdc again: it creates a missing publication, and a lost slot is handled by source.on_slot_lost",
             config.slot, config.publication
         )),
         (_, Some(code)) if code.starts_with("28") => {

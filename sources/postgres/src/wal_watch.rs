@@ -1,16 +1,40 @@
-//! WAL protection while streaming: when the server is close to invalidating
-//! the slot (`safe_wal_size`, under `max_slot_wal_keep_size`), say so in one
-//! line with how long is left at the current WAL rate, before it happens.
-//! Runs on its own connection, off the replication loop.
+//! Watching the server while streaming, on its own connection, off the
+//! replication loop, each finding one line:
+//! - WAL protection: when the server is close to invalidating the slot
+//!   (`safe_wal_size`, under `max_slot_wal_keep_size`), how long is left at
+//!   the current WAL rate, before it happens;
+//! - deleted state: a captured table or the signal table dropped while cdc
+//!   runs (the log carries no DDL, so only the catalog tells).
 
+use std::collections::HashSet;
+
+use cdc_engine::TableRef;
 use tokio::sync::watch;
 use tokio_postgres::Client;
 
+use crate::catalog::quote_table;
 use crate::config::PostgresConfig;
 use crate::connect::ConnectConfig;
 
 const SLOT_SQL: &str = "SELECT s.safe_wal_size, (pg_current_wal_lsn() - '0/0'::pg_lsn)::float8 \
      FROM pg_replication_slots s WHERE s.slot_name = $1";
+
+/// Which of the (quoted) names no longer name a relation. `to_regclass`
+/// parses each as a name, never as SQL.
+const MISSING_SQL: &str = "SELECT n FROM unnest($1::text[]) AS n WHERE to_regclass(n) IS NULL";
+
+/// The line for a table dropped while cdc runs.
+pub fn dropped_line(table: &str, signal_table: &str) -> String {
+    if table == signal_table {
+        format!(
+            "signal table {table} was dropped while cdc runs: signals and snapshots stop (the stream goes on); restart cdc to create it again"
+        )
+    } else {
+        format!(
+            "captured table {table} was dropped while cdc runs: it has no more events and cannot be snapshotted; the other tables go on (remove it from source.tables)"
+        )
+    }
+}
 
 /// Seconds of WAL left at `rate` bytes a second; `None` when WAL is not
 /// growing.
@@ -35,10 +59,19 @@ pub fn warning(slot: &str, safe_bytes: i64, rate: f64) -> String {
 
 /// Watch the slot until `shutdown`; warns once each time `safe_wal_size`
 /// falls below the threshold, again after it recovered.
-pub(crate) fn spawn(config: &PostgresConfig, mut shutdown: watch::Receiver<bool>) {
-    let Some(threshold) = config.slot_wal_warning_bytes else {
-        return;
-    };
+pub(crate) fn spawn(
+    config: &PostgresConfig,
+    tables: Vec<TableRef>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let threshold = config.slot_wal_warning_bytes;
+    let signal_table = config.signal_table.clone();
+    let names: Vec<String> = tables
+        .iter()
+        .chain(std::iter::once(&signal_table))
+        .map(quote_table)
+        .collect();
+    let mut gone: HashSet<String> = HashSet::new();
     let connect: ConnectConfig = config.connect.clone();
     let slot = config.slot.clone();
     let every = config.status_interval;
@@ -55,6 +88,14 @@ pub(crate) fn spawn(config: &PostgresConfig, mut shutdown: watch::Receiver<bool>
                 client = connect.connect_sql().await.ok();
             }
             let Some(c) = &client else { continue };
+            if let Ok(rows) = c.query(MISSING_SQL, &[&names]).await {
+                for name in rows.iter().filter_map(|r| r.try_get::<_, String>(0).ok()) {
+                    if gone.insert(name.clone()) {
+                        tracing::warn!("{}", dropped_line(&name, &quote_table(&signal_table)));
+                    }
+                }
+            }
+            let Some(threshold) = threshold else { continue };
             let Ok(Some(row)) = c.query_opt(SLOT_SQL, &[&slot]).await else {
                 continue;
             };
