@@ -83,6 +83,9 @@ pub struct PostgresSettings {
     /// server invalidates it (`safe_wal_size`); 0 turns it off.
     #[serde(default = "default_slot_wal_warning")]
     pub slot_wal_warning_mb: u64,
+    /// Seconds between heartbeat messages written into the log; 0: off.
+    #[serde(default)]
+    pub heartbeat_interval_secs: u64,
 }
 
 #[derive(Debug, Clone, Copy, Default, Deserialize)]

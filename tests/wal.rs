@@ -70,3 +70,29 @@ fn an_idle_captured_database_does_not_pin_wal() {
     );
     engine.terminate();
 }
+
+#[test]
+fn heartbeats_move_the_slot_and_never_reach_the_sink() {
+    let (pg, _dir, _config, events_path, mut engine) = capture(
+        "CREATE TABLE captured (id int PRIMARY KEY);",
+        &["public.captured"],
+        "heartbeat_interval_secs = 1",
+    );
+    let start = pg.psql("SELECT pg_current_wal_lsn()").unwrap();
+    // Heartbeats are the only writes: the server's WAL moves, and the slot
+    // with it.
+    wait_until("heartbeats in the WAL", Duration::from_secs(30), || {
+        pg.psql(&format!("SELECT pg_current_wal_lsn() > '{start}'::pg_lsn"))
+            .unwrap()
+            == "t"
+    });
+    let moved = pg.psql("SELECT pg_current_wal_lsn()").unwrap();
+    wait_confirmed(&pg, &moved, "the slot past the heartbeats", &mut engine);
+    pg.psql("INSERT INTO captured VALUES (1);").unwrap();
+    let events = wait_for_events(&events_path, 1, &mut engine);
+    assert!(
+        events.iter().all(|e| e["op"] != "m"),
+        "a heartbeat reached the sink: {events:?}"
+    );
+    engine.terminate();
+}

@@ -30,6 +30,9 @@ pub struct PostgresConfig {
     /// Warn when the slot's `safe_wal_size` falls below this many bytes;
     /// `None` turns the check off.
     pub slot_wal_warning_bytes: Option<i64>,
+    /// Write a heartbeat message into the log this often, for servers where
+    /// keepalives alone do not let the slot advance; `None`: off.
+    pub heartbeat_interval: Option<Duration>,
 }
 
 /// What to do when the slot no longer holds the changes after the engine's
@@ -56,6 +59,7 @@ impl PostgresConfig {
             keyless_tables: Vec::new(),
             on_slot_lost: SlotLostPolicy::Fail,
             slot_wal_warning_bytes: Some(1 << 30),
+            heartbeat_interval: None,
         }
     }
 

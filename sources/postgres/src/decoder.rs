@@ -20,6 +20,9 @@ use crate::pgoutput::{
 };
 use crate::types::{tuple_value_to_value, type_name};
 
+/// Prefix of the heartbeat messages cdc writes (`source.heartbeat_interval_secs`).
+pub const HEARTBEAT_PREFIX: &str = "cdc.heartbeat";
+
 /// Milliseconds between the Unix epoch and PostgreSQL's (2000-01-01).
 const PG_EPOCH_MS: i64 = 946_684_800_000;
 
@@ -279,6 +282,14 @@ impl Decoder {
                 prefix,
                 content,
             } => {
+                if prefix == HEARTBEAT_PREFIX {
+                    // cdc's own heartbeat: a position to acknowledge when
+                    // nothing is open, never an event.
+                    if !transactional && self.tx.is_none() {
+                        out.push(LogItem::Heartbeat(Position::from_u64(lsn)));
+                    }
+                    return Ok(());
+                }
                 let source = self.source_info(lsn);
                 out.push(LogItem::Event(Event {
                     op: Op::Message,

@@ -3,6 +3,7 @@
 //! - WAL protection: when the server is close to invalidating the slot
 //!   (`safe_wal_size`, under `max_slot_wal_keep_size`), how long is left at
 //!   the current WAL rate, before it happens;
+//! - the optional heartbeat (`source.heartbeat_interval_secs`);
 //! - deleted state: a captured table or the signal table dropped while cdc
 //!   runs (the log carries no DDL, so only the catalog tells).
 
@@ -15,9 +16,14 @@ use tokio_postgres::Client;
 use crate::catalog::quote_table;
 use crate::config::PostgresConfig;
 use crate::connect::ConnectConfig;
+use crate::decoder::HEARTBEAT_PREFIX;
 
 const SLOT_SQL: &str = "SELECT s.safe_wal_size, (pg_current_wal_lsn() - '0/0'::pg_lsn)::float8 \
      FROM pg_replication_slots s WHERE s.slot_name = $1";
+
+/// A non-transactional message: it reaches the log without a transaction
+/// of its own and so moves the slot even when nothing else is written.
+const HEARTBEAT_SQL: &str = "SELECT pg_logical_emit_message(false, $1, '')";
 
 /// Which of the (quoted) names no longer name a relation. `to_regclass`
 /// parses each as a name, never as SQL.
@@ -74,7 +80,10 @@ pub(crate) fn spawn(
     let mut gone: HashSet<String> = HashSet::new();
     let connect: ConnectConfig = config.connect.clone();
     let slot = config.slot.clone();
-    let every = config.status_interval;
+    let heartbeat = config.heartbeat_interval;
+    let mut last_heartbeat = tokio::time::Instant::now();
+    // Often enough for the heartbeat when it is set.
+    let every = heartbeat.map_or(config.status_interval, |h| h.min(config.status_interval));
     tokio::spawn(async move {
         let mut client: Option<Client> = None;
         let mut last: Option<(i64, tokio::time::Instant)> = None;
@@ -88,6 +97,12 @@ pub(crate) fn spawn(
                 client = connect.connect_sql().await.ok();
             }
             let Some(c) = &client else { continue };
+            if heartbeat.is_some_and(|every| last_heartbeat.elapsed() >= every) {
+                last_heartbeat = tokio::time::Instant::now();
+                if let Err(err) = c.execute(HEARTBEAT_SQL, &[&HEARTBEAT_PREFIX]).await {
+                    tracing::debug!("heartbeat not written: {err}");
+                }
+            }
             if let Ok(rows) = c.query(MISSING_SQL, &[&names]).await {
                 for name in rows.iter().filter_map(|r| r.try_get::<_, String>(0).ok()) {
                     if gone.insert(name.clone()) {
