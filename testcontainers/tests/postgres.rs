@@ -201,3 +201,27 @@ fn external_only_operations() {
         assert!(pg.bindir().join("pg_recvlogical").is_file());
     }
 }
+
+/// The server programs come from `CDC_TEST_POSTGRES_BINDIR` when it is set:
+/// the cluster is that build's version, not the machine's.
+#[test]
+fn the_server_is_the_build_named_by_the_bindir_variable() {
+    let pg = Postgres::start().unwrap();
+    if pg.is_external() {
+        return;
+    }
+    let running = pg.psql("SHOW server_version").unwrap();
+    let dir = std::env::var_os(cdc_testcontainers::SERVER_BINDIR_VAR)
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| pg.bindir().to_path_buf());
+    let out = std::process::Command::new(dir.join("postgres"))
+        .arg("--version")
+        .output()
+        .unwrap();
+    let expected = String::from_utf8_lossy(&out.stdout);
+    let version = running.split_whitespace().next().unwrap();
+    assert!(
+        expected.contains(&format!("(PostgreSQL) {version}")),
+        "running {running}, binaries say {expected}"
+    );
+}
