@@ -86,6 +86,9 @@ pub struct PostgresSettings {
     /// Seconds between heartbeat messages written into the log; 0: off.
     #[serde(default)]
     pub heartbeat_interval_secs: u64,
+    /// Create the slot as a failover slot (PostgreSQL 17+).
+    #[serde(default)]
+    pub failover_slot: bool,
 }
 
 #[derive(Debug, Clone, Copy, Default, Deserialize)]

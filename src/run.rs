@@ -40,6 +40,7 @@ pub fn postgres_config(config: &Config) -> Result<PostgresConfig> {
         0 => None,
         mb => Some(i64::try_from(mb.saturating_mul(1 << 20)).unwrap_or(i64::MAX)),
     };
+    out.failover_slot = pg.failover_slot;
     out.heartbeat_interval =
         (pg.heartbeat_interval_secs > 0).then(|| Duration::from_secs(pg.heartbeat_interval_secs));
     out.on_slot_lost = match pg.on_slot_lost {

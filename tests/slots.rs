@@ -357,3 +357,47 @@ fn deletes_in_the_gap_are_swept_between_resync_markers() {
     assert!(plain.contains_key("5") && !expected.contains_key("5"));
     assert_eq!(engine.terminate().code(), Some(0));
 }
+
+/// `failover_slot`: on PostgreSQL 17 the slot is created with FAILOVER and
+/// `check` names the standby settings to make; before 17 it is refused in
+/// one line.
+#[test]
+fn failover_slots_on_17_and_a_clear_refusal_before() {
+    let (pg, dir, _, events) = prepare(DDL, &["public.t"], "");
+    let config = write_config(dir.path(), &pg.url(), &["public.t"], "failover_slot = true");
+    let version: i32 = pg
+        .psql("SELECT current_setting('server_version_num')")
+        .unwrap()
+        .parse()
+        .unwrap();
+    let out = Command::new(cdc_bin())
+        .args(["check", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    eprintln!("{text}");
+    if version < 170_000 {
+        assert_eq!(out.status.code(), Some(1), "{text}");
+        assert!(
+            text.contains("error: source.failover_slot needs PostgreSQL 17"),
+            "{text}"
+        );
+        return;
+    }
+    assert!(
+        text.contains("warning: failover slot 'cdc': synchronized_standby_slots is empty")
+            && text.contains("sync_replication_slots = on"),
+        "{text}"
+    );
+    let mut engine = Engine::start(&config);
+    wait_streaming(&mut engine);
+    assert_eq!(
+        pg.psql("SELECT failover FROM pg_replication_slots WHERE slot_name = 'cdc'")
+            .unwrap(),
+        "t"
+    );
+    pg.psql("INSERT INTO t VALUES (500, 'x');").unwrap();
+    wait_for_events(&events, 1, &mut engine);
+    engine.terminate();
+}

@@ -33,6 +33,9 @@ pub struct PostgresConfig {
     /// Write a heartbeat message into the log this often, for servers where
     /// keepalives alone do not let the slot advance; `None`: off.
     pub heartbeat_interval: Option<Duration>,
+    /// Create the slot with `FAILOVER` (PostgreSQL 17+), so standbys with
+    /// `sync_replication_slots` keep a copy a promotion can use.
+    pub failover_slot: bool,
 }
 
 /// What to do when the slot no longer holds the changes after the engine's
@@ -60,6 +63,7 @@ impl PostgresConfig {
             on_slot_lost: SlotLostPolicy::Fail,
             slot_wal_warning_bytes: Some(1 << 30),
             heartbeat_interval: None,
+            failover_slot: false,
         }
     }
 

@@ -298,7 +298,7 @@ async fn create_slot(config: &PostgresConfig) -> Result<u64, SetupError> {
             reason: e.to_string(),
         })?;
     let lsn = conn
-        .create_logical_slot(&config.slot)
+        .create_logical_slot(&config.slot, config.failover_slot)
         .await
         .map_err(|e| SetupError::Sql {
             what: what(),

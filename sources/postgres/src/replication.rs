@@ -358,8 +358,18 @@ impl ReplicationConnection {
 
     /// Create a logical slot with pgoutput. `slot` must be a valid slot name
     /// (checked by the caller): it is sent as an identifier.
-    pub async fn create_logical_slot(&mut self, slot: &str) -> Result<u64, ReplicationError> {
-        let sql = format!("CREATE_REPLICATION_SLOT \"{slot}\" LOGICAL pgoutput NOEXPORT_SNAPSHOT");
+    /// Create a pgoutput slot; with `failover` (PostgreSQL 17+) it is
+    /// synchronized to standbys, so a promoted standby has it.
+    pub async fn create_logical_slot(
+        &mut self,
+        slot: &str,
+        failover: bool,
+    ) -> Result<u64, ReplicationError> {
+        let sql = if failover {
+            format!("CREATE_REPLICATION_SLOT \"{slot}\" LOGICAL pgoutput (SNAPSHOT 'nothing', FAILOVER true)")
+        } else {
+            format!("CREATE_REPLICATION_SLOT \"{slot}\" LOGICAL pgoutput NOEXPORT_SNAPSHOT")
+        };
         let rows = self.simple_query(&sql).await?;
         Ok(rows
             .first()
