@@ -218,19 +218,9 @@ fn a_restarted_server_is_reconnected_and_nothing_is_lost() {
 fn a_full_sink_is_reported_acknowledges_nothing_and_loses_nothing() {
     let pg = postgres_with("CREATE TABLE t (id int PRIMARY KEY);");
     let dir = tempfile::tempdir().unwrap();
-    // /dev/full: every write fails with ENOSPC.
-    let full = dir.path().join("full.toml");
     let good = write_config(dir.path(), &pg.url(), &["public.t"], "");
-    let text = std::fs::read_to_string(&good).unwrap();
     let events_path = dir.path().join("events.jsonl");
-    std::fs::write(
-        &full,
-        text.replace(
-            &format!("{:?}", events_path.display().to_string()),
-            "\"/dev/full\"",
-        ),
-    )
-    .unwrap();
+    let full = full_sink_config(&good, &events_path);
     let mut engine = Engine::start(&full);
     wait_streaming(&mut engine);
     let before = pg
@@ -289,16 +279,7 @@ fn keepalives_never_acknowledge_past_undelivered_events() {
     let dir = tempfile::tempdir().unwrap();
     let good = write_config(dir.path(), &pg.url(), &["public.t"], "");
     let events_path = dir.path().join("events.jsonl");
-    let full = dir.path().join("full.toml");
-    let text = std::fs::read_to_string(&good).unwrap();
-    std::fs::write(
-        &full,
-        text.replace(
-            &format!("{:?}", events_path.display().to_string()),
-            "\"/dev/full\"",
-        ),
-    )
-    .unwrap();
+    let full = full_sink_config(&good, &events_path);
     let mut engine = Engine::start(&full);
     wait_streaming(&mut engine);
     // Everything before this point may be acknowledged; the rows after it
@@ -362,16 +343,7 @@ fn a_slot_running_out_of_wal_is_announced_before_it_is_lost() {
         "slot_wal_warning_mb = 120",
     );
     let events_path = dir.path().join("events.jsonl");
-    let full = dir.path().join("full.toml");
-    let text = std::fs::read_to_string(&good).unwrap();
-    std::fs::write(
-        &full,
-        text.replace(
-            &format!("{:?}", events_path.display().to_string()),
-            "\"/dev/full\"",
-        ),
-    )
-    .unwrap();
+    let full = full_sink_config(&good, &events_path);
     let mut engine = Engine::start(&full);
     wait_streaming(&mut engine);
     pg.psql("INSERT INTO t VALUES (1);").unwrap();

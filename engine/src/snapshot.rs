@@ -181,8 +181,8 @@ impl SnapshotProcessor {
         Ok((processor, worker))
     }
 
-    /// Queue every snapshottable table (the initial snapshot).
-    pub fn enqueue_all(&mut self) {
+    /// The captured tables that have a key, in name order.
+    fn snapshottable(&self) -> Vec<TableRef> {
         let mut tables: Vec<TableRef> = self
             .tables
             .iter()
@@ -190,6 +190,12 @@ impl SnapshotProcessor {
             .map(|(t, _)| t.clone())
             .collect();
         tables.sort();
+        tables
+    }
+
+    /// Queue every snapshottable table (the initial snapshot).
+    pub fn enqueue_all(&mut self) {
+        let tables = self.snapshottable();
         let added = self.scheduler.enqueue(&tables, "initial");
         if !added.is_empty() {
             tracing::info!(tables = added.len(), "initial snapshot queued");
@@ -203,13 +209,7 @@ impl SnapshotProcessor {
     /// after its last, so a consumer can delete the keys of the table it did
     /// not see between them: rows deleted in the gap are in no snapshot.
     pub fn enqueue_resync(&mut self, lost: &str) {
-        let mut tables: Vec<TableRef> = self
-            .tables
-            .iter()
-            .filter(|(_, pk)| !pk.is_empty())
-            .map(|(t, _)| t.clone())
-            .collect();
-        tables.sort();
+        let tables = self.snapshottable();
         for token in self.scheduler.requeue(&tables, RESYNC_SIGNAL) {
             self.merger.cancel(token);
         }

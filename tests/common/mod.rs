@@ -310,3 +310,19 @@ pub fn signal(pg: &Postgres, id: &str, kind: &str, data: &str) {
     ))
     .unwrap();
 }
+
+/// A copy of `config` whose file sink is `/dev/full` instead of `events`:
+/// every write fails with ENOSPC.
+pub fn full_sink_config(config: &Path, events: &Path) -> PathBuf {
+    let full = config.with_file_name("full.toml");
+    let text = std::fs::read_to_string(config).unwrap();
+    std::fs::write(
+        &full,
+        text.replace(
+            &format!("{:?}", events.display().to_string()),
+            "\"/dev/full\"",
+        ),
+    )
+    .unwrap();
+    full
+}
