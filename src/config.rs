@@ -79,6 +79,10 @@ pub struct PostgresSettings {
     /// lost").
     #[serde(default)]
     pub on_slot_lost: OnSlotLost,
+    /// With `resnapshot`: emit a truncate of each table before its
+    /// re-snapshot (Debezium's way) besides the resync markers.
+    #[serde(default)]
+    pub resync_truncate: bool,
     /// Warn when the slot has fewer bytes of WAL left than this before the
     /// server invalidates it (`safe_wal_size`); 0 turns it off.
     #[serde(default = "default_slot_wal_warning")]

@@ -122,6 +122,10 @@ pub async fn run(path: &Path) -> Result<ExitCode> {
         // rows changed in the gap the log no longer holds. Saved at once:
         // the guard will not fire again, so a crash before the first chunk
         // must not forget the snapshot.
+        let SourceConfig::Postgres(settings) = &config.source;
+        if settings.resync_truncate {
+            processor.truncate_before_resync();
+        }
         processor.enqueue_resync(lost);
         chunks
             .save_state(processor.state())

@@ -401,3 +401,47 @@ fn failover_slots_on_17_and_a_clear_refusal_before() {
     wait_for_events(&events, 1, &mut engine);
     engine.terminate();
 }
+
+/// `resync_truncate`: a truncate event of the table right after its
+/// `begin` marker, so a consumer that honours truncates needs no sweep.
+#[test]
+fn resync_truncate_rebuilds_the_table_without_a_sweep() {
+    let (pg, dir, _, events) = prepare(DDL, &["public.t"], "");
+    let config = write_config(
+        dir.path(),
+        &pg.url(),
+        &["public.t"],
+        "on_slot_lost = \"resnapshot\"\nresync_truncate = true\n\n[snapshot]\ninitial = true\n",
+    );
+    first_run(&pg, &config, &events);
+    pg.psql("SELECT pg_drop_replication_slot('cdc')").unwrap();
+    pg.psql(
+        "DELETE FROM t WHERE id BETWEEN 5 AND 9;
+         INSERT INTO t SELECT i, 'gap' || i FROM generate_series(100, 105) i;",
+    )
+    .unwrap();
+    let mut engine = Engine::start(&config);
+    wait_streaming(&mut engine);
+    let expected = contents(&pg, "t", &["id"]);
+    // The plain fold (a `t` clears the table) matches: no sweep needed.
+    wait_until(
+        "the fold to match the table",
+        Duration::from_secs(90),
+        || {
+            assert!(engine.is_running(), "cdc exited:\n{}", engine.log_text());
+            fold(&read_events(&events), "t", &["id"]) == expected
+        },
+    );
+    let all = read_events(&events);
+    let begin = all
+        .iter()
+        .position(|e| e["op"] == "m" && e["message"]["prefix"] == "cdc.resync")
+        .unwrap();
+    assert_eq!(
+        all[begin + 1]["op"],
+        "t",
+        "the truncate follows the begin marker"
+    );
+    assert_eq!(all[begin + 1]["source"]["table"], "t");
+    assert_eq!(engine.terminate().code(), Some(0));
+}

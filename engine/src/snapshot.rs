@@ -21,7 +21,7 @@ use async_trait::async_trait;
 use cdc_signal::{Command, TableRef};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::event::Event;
+use crate::event::{Event, Op};
 use crate::merger::{Chunk, ChunkRow, Outcome, Visibility, WindowMerger};
 use crate::pipeline::Processor;
 use crate::scheduler::{Applied, ChunkRequest, Scheduler, Selected, SnapshotState};
@@ -144,6 +144,8 @@ pub struct SnapshotProcessor {
     oldest: Option<(u64, Instant)>,
     /// Unique per engine run: `<prefix>-<start millis>-<token>`.
     window_prefix: String,
+    /// Emit a truncate of the table after its resync `begin` marker.
+    resync_truncate: bool,
 }
 
 /// Longest a chunk's window may stay open before it is selected again.
@@ -177,8 +179,42 @@ impl SnapshotProcessor {
             last_progress_log: Instant::now(),
             oldest: None,
             window_prefix: format!("{window_prefix}-{started}"),
+            resync_truncate: false,
         };
         Ok((processor, worker))
+    }
+
+    /// Debezium's way after a lost slot: a truncate event of each table
+    /// right after its resync `begin` marker, so a consumer that honours
+    /// truncates rebuilds the table from the re-snapshot without a sweep.
+    pub fn truncate_before_resync(&mut self) {
+        self.resync_truncate = true;
+    }
+
+    /// The truncate to emit after `event`, when it is a resync `begin`
+    /// marker of a captured table and truncates are asked for.
+    fn resync_truncate_for(&self, event: &Event) -> Option<Event> {
+        let message = event.message.as_ref()?;
+        if !self.resync_truncate || event.op != Op::Message || message.prefix != RESYNC_PREFIX {
+            return None;
+        }
+        let marker: serde_json::Value = serde_json::from_slice(&message.content).ok()?;
+        if marker["phase"] != "begin" {
+            return None;
+        }
+        let table = TableRef::new(marker["schema"].as_str()?, marker["name"].as_str()?);
+        if !self.tables.contains_key(&table) {
+            return None;
+        }
+        Some(Event {
+            op: Op::Truncate,
+            table: Some(Arc::new(table)),
+            key: None,
+            before: None,
+            after: None,
+            source: event.source.clone(),
+            message: None,
+        })
     }
 
     /// The captured tables that have a key, in name order.
@@ -500,7 +536,18 @@ fn join(tables: &[TableRef]) -> String {
 impl Processor for SnapshotProcessor {
     fn process(&mut self, item: LogItem, out: &mut Vec<Event>) {
         self.drain_reports();
-        match self.merger.on_log(item, out, &mut self.outcomes) {
+        let truncate = match &item {
+            LogItem::Event(event) => self.resync_truncate_for(event),
+            _ => None,
+        };
+        let handed_back = self.merger.on_log(item, out, &mut self.outcomes);
+        if let Some(truncate) = truncate {
+            // Through the merger too: a window open on the table loses its rows.
+            let _ = self
+                .merger
+                .on_log(LogItem::Event(truncate), out, &mut self.outcomes);
+        }
+        match handed_back {
             Some(LogItem::Signal { row, .. }) => self.on_command(&row),
             Some(LogItem::Schema(schema)) => {
                 let reason = format!("schema version {}", schema.version);
