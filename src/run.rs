@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use cdc_engine::pipeline::{self, PipelineConfig};
 use cdc_engine::snapshot::{ChunkSource, SnapshotProcessor, SnapshotTables, WorkerDone};
-use cdc_engine::{Sink, Source, StreamContext, TableRef};
+use cdc_engine::{Sink, Source, SourceError, StreamContext, TableRef};
 use cdc_postgres::snapshot::PgChunkSource;
 use cdc_postgres::{ConnectConfig, PostgresConfig, PostgresSource, Severity, SlotLostPolicy};
 use cdc_sink_file::{FileSink, NullSink, StdoutSink};
@@ -79,6 +79,41 @@ pub async fn run(path: &Path) -> Result<ExitCode> {
     // Handlers first: a SIGTERM while starting up is a clean stop too.
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let signals = tokio::spawn(wait_for_signal(shutdown_tx.clone()));
+    let result = loop {
+        let result = run_once(path, &shutdown_tx, shutdown_rx.clone()).await;
+        // A slot invalidated while streaming, with `resnapshot`: start over,
+        // and the guards at start recreate it and snapshot every table.
+        let lost = result.as_ref().err().and_then(|e| {
+            e.chain()
+                .find_map(|c| c.downcast_ref::<SourceError>())
+                .filter(|e| matches!(e, SourceError::PositionLost(_)))
+        });
+        if let (Some(lost), false) = (lost, *shutdown_rx.borrow()) {
+            if resnapshot_policy(path) {
+                tracing::warn!("{lost}; starting over");
+                continue;
+            }
+        }
+        break result;
+    };
+    signals.abort();
+    result
+}
+
+/// Whether the configuration asks to heal a lost slot by a snapshot.
+fn resnapshot_policy(path: &Path) -> bool {
+    Config::load(path).is_ok_and(|c| {
+        let SourceConfig::Postgres(pg) = &c.source;
+        matches!(pg.on_slot_lost, crate::config::OnSlotLost::Resnapshot)
+    })
+}
+
+/// One run: set up, stream until stopped or failed.
+async fn run_once(
+    path: &Path,
+    shutdown_tx: &watch::Sender<bool>,
+    shutdown_rx: watch::Receiver<bool>,
+) -> Result<ExitCode> {
     let config = Config::load(path)?;
     let pg = postgres_config(&config)?;
     let mut sink = open_sink(&config.sink)?;
@@ -156,7 +191,6 @@ pub async fn run(path: &Path) -> Result<ExitCode> {
         );
     }
     let source_result = source_task.await.context("log reader task")?;
-    signals.abort();
     let stats = outcome.context("pipeline")?;
     source_result.context("log reader")?;
     tracing::info!(events = stats.events, "stopped cleanly");

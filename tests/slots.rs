@@ -445,3 +445,37 @@ fn resync_truncate_rebuilds_the_table_without_a_sweep() {
     assert_eq!(all[begin + 1]["source"]["table"], "t");
     assert_eq!(engine.terminate().code(), Some(0));
 }
+
+/// With `resnapshot`, a slot invalidated while streaming is healed in the
+/// same `cdc run`: it starts over, recreates the slot and snapshots.
+#[test]
+fn slot_invalidated_while_streaming_is_healed_with_resnapshot() {
+    let pg = small_wal_cluster();
+    let dir = tempfile::tempdir().unwrap();
+    let events = dir.path().join("events.jsonl");
+    let config = config_with(dir.path(), &pg, "resnapshot");
+    let mut engine = Engine::start(&config);
+    wait_streaming(&mut engine);
+    change_while_stopped(&pg);
+    #[allow(unsafe_code)]
+    unsafe {
+        libc::kill(engine.pid(), libc::SIGSTOP);
+    }
+    write_wal_until_lost(&pg);
+    #[allow(unsafe_code)]
+    unsafe {
+        libc::kill(engine.pid(), libc::SIGCONT);
+    }
+    pg.psql("UPDATE t SET v = 'after' WHERE id = 4; INSERT INTO t VALUES (400, 'after');")
+        .unwrap();
+    let expected = contents(&pg, "t", &["id"]);
+    wait_until("the table in the output", Duration::from_secs(120), || {
+        assert!(engine.is_running(), "cdc exited:\n{}", engine.log_text());
+        fold(&read_events(&events), "t", &["id"]) == expected
+    });
+    let log = engine.log_text();
+    assert!(log.contains("was invalidated while cdc streamed"), "{log}");
+    assert!(log.contains("starting over"), "{log}");
+    assert!(log.contains("were not captured"), "{log}");
+    assert_eq!(engine.terminate().code(), Some(0));
+}

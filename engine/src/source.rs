@@ -70,6 +70,11 @@ pub enum SourceError {
     /// retries gave up.
     #[error("{0}")]
     Transient(String),
+    /// The source's position is gone (an invalidated slot): definite for
+    /// this run; a new run's guards decide, by policy, whether to fail or
+    /// to recreate it and snapshot again.
+    #[error("{0}")]
+    PositionLost(String),
 }
 
 #[async_trait]

@@ -110,7 +110,11 @@ pub(crate) async fn run(
             Exit::Failed(err) => {
                 if let Some(fatal) = fatal(config, &err) {
                     acks.positions.finish(None).await;
-                    return Err(SourceError::Fatal(fatal));
+                    return Err(if invalidated(&err) {
+                        SourceError::PositionLost(fatal)
+                    } else {
+                        SourceError::Fatal(fatal)
+                    });
                 }
                 if items.is_closed() {
                     acks.positions.finish(None).await;
@@ -173,22 +177,28 @@ async fn finish(mut stream: ReplicationStream, items: mpsc::Sender<Vec<LogItem>>
     acks.positions.finish(sent).await;
 }
 
+/// The slot was invalidated: retrying cannot bring its WAL back.
+/// PostgreSQL 16+ says "can no longer get changes from replication slot",
+/// 13-15 "cannot read from logical replication slot" with a detail.
+fn invalidated(err: &ReplicationError) -> bool {
+    match (err, err.code()) {
+        (ReplicationError::Server { message, .. }, Some("55000")) => {
+            message.contains("can no longer get changes from replication slot")
+                || (message.contains("replication slot") && message.contains("invalidated"))
+        }
+        _ => false,
+    }
+}
+
 fn fatal(config: &PostgresConfig, err: &ReplicationError) -> Option<String> {
     match (err, err.code()) {
-        // Invalidated: retrying cannot bring its WAL back. PostgreSQL 16+
-        // says "can no longer get changes from replication slot", 13-15
-        // "cannot read from logical replication slot" with a detail.
-        (ReplicationError::Server { message, .. }, Some("55000"))
-            if message.contains("can no longer get changes from replication slot")
-                || (message.contains("replication slot") && message.contains("invalidated")) =>
-        {
+        (ReplicationError::Server { message, .. }, _) if invalidated(err) => {
             let fix = match config.on_slot_lost {
-                SlotLostPolicy::Fail => "set source.on_slot_lost = \"resnapshot\" and run cdc again",
-                SlotLostPolicy::Resnapshot => "run cdc again (on_slot_lost = \"resnapshot\")",
+                SlotLostPolicy::Fail => "set source.on_slot_lost = \"resnapshot\" and run cdc again to recreate it and snapshot every table",
+                SlotLostPolicy::Resnapshot => "cdc starts again to recreate it and snapshot every table (on_slot_lost = \"resnapshot\")",
             };
             Some(format!(
-                "replication slot '{}' was invalidated while cdc streamed ({message}): the changes it held are lost; \
-                 {fix} to recreate it and snapshot every table",
+                "replication slot '{}' was invalidated while cdc streamed ({message}): the changes it held are lost; {fix}",
                 config.slot
             ))
         }
