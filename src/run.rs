@@ -79,8 +79,17 @@ pub async fn run(path: &Path) -> Result<ExitCode> {
     // Handlers first: a SIGTERM while starting up is a clean stop too.
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let signals = tokio::spawn(wait_for_signal(shutdown_tx.clone()));
+    let config = match Config::load(path) {
+        Ok(config) => config,
+        Err(err) => {
+            signals.abort();
+            return Err(err);
+        }
+    };
+    let SourceConfig::Postgres(settings) = &config.source;
+    let heal = matches!(settings.on_slot_lost, crate::config::OnSlotLost::Resnapshot);
     let result = loop {
-        let result = run_once(path, &shutdown_tx, shutdown_rx.clone()).await;
+        let result = run_once(&config, &shutdown_tx, shutdown_rx.clone()).await;
         // A slot invalidated while streaming, with `resnapshot`: start over,
         // and the guards at start recreate it and snapshot every table.
         let lost = result.as_ref().err().and_then(|e| {
@@ -88,11 +97,9 @@ pub async fn run(path: &Path) -> Result<ExitCode> {
                 .find_map(|c| c.downcast_ref::<SourceError>())
                 .filter(|e| matches!(e, SourceError::PositionLost(_)))
         });
-        if let (Some(lost), false) = (lost, *shutdown_rx.borrow()) {
-            if resnapshot_policy(path) {
-                tracing::warn!("{lost}; starting over");
-                continue;
-            }
+        if let (Some(lost), true, false) = (lost, heal, *shutdown_rx.borrow()) {
+            tracing::warn!("{lost}; starting over");
+            continue;
         }
         break result;
     };
@@ -100,22 +107,13 @@ pub async fn run(path: &Path) -> Result<ExitCode> {
     result
 }
 
-/// Whether the configuration asks to heal a lost slot by a snapshot.
-fn resnapshot_policy(path: &Path) -> bool {
-    Config::load(path).is_ok_and(|c| {
-        let SourceConfig::Postgres(pg) = &c.source;
-        matches!(pg.on_slot_lost, crate::config::OnSlotLost::Resnapshot)
-    })
-}
-
 /// One run: set up, stream until stopped or failed.
 async fn run_once(
-    path: &Path,
+    config: &Config,
     shutdown_tx: &watch::Sender<bool>,
     shutdown_rx: watch::Receiver<bool>,
 ) -> Result<ExitCode> {
-    let config = Config::load(path)?;
-    let pg = postgres_config(&config)?;
+    let pg = postgres_config(config)?;
     let mut sink = open_sink(&config.sink)?;
     let source = PostgresSource::prepare(pg)
         .await
@@ -151,7 +149,7 @@ async fn run_once(
         ..PipelineConfig::default()
     };
     let chunks = snapshots.chunks.clone();
-    let (mut processor, worker) = snapshots.start(&config)?;
+    let (mut processor, worker) = snapshots.start(config)?;
     if let Some(lost) = &resnapshot {
         // The slot was lost and recreated: the snapshot brings back the
         // rows changed in the gap the log no longer holds. Saved at once:

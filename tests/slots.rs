@@ -234,15 +234,15 @@ fn different_cluster_behind_the_url_is_a_loss() {
     assert_recovers(&second, &resnapshot, &events, "was recorded on system");
 }
 
-/// Invalidated while cdc runs (frozen, so it acknowledges nothing): the
-/// reconnect finds the slot invalidated and cdc exits, no retry loop; the
-/// next start with `resnapshot` recovers.
-#[test]
-fn slot_invalidated_while_streaming_is_fatal() {
+/// `cdc run` with `policy`, frozen (so it acknowledges nothing) while rows
+/// change and its slot is invalidated, then thawed.
+fn invalidated_while_frozen(
+    policy: &str,
+) -> (Postgres, tempfile::TempDir, std::path::PathBuf, Engine) {
     let pg = small_wal_cluster();
     let dir = tempfile::tempdir().unwrap();
     let events = dir.path().join("events.jsonl");
-    let config = config_with(dir.path(), &pg, "fail");
+    let config = config_with(dir.path(), &pg, policy);
     let mut engine = Engine::start(&config);
     wait_streaming(&mut engine);
     change_while_stopped(&pg);
@@ -257,6 +257,15 @@ fn slot_invalidated_while_streaming_is_fatal() {
     unsafe {
         libc::kill(engine.pid(), libc::SIGCONT);
     }
+    (pg, dir, events, engine)
+}
+
+/// Invalidated while cdc runs (frozen, so it acknowledges nothing): the
+/// reconnect finds the slot invalidated and cdc exits, no retry loop; the
+/// next start with `resnapshot` recovers.
+#[test]
+fn slot_invalidated_while_streaming_is_fatal() {
+    let (pg, dir, events, mut engine) = invalidated_while_frozen("fail");
     let status = engine.wait_exit(Duration::from_secs(60));
     let log = engine.log_text();
     assert_ne!(status.code(), Some(0), "{log}");
@@ -450,22 +459,7 @@ fn resync_truncate_rebuilds_the_table_without_a_sweep() {
 /// same `cdc run`: it starts over, recreates the slot and snapshots.
 #[test]
 fn slot_invalidated_while_streaming_is_healed_with_resnapshot() {
-    let pg = small_wal_cluster();
-    let dir = tempfile::tempdir().unwrap();
-    let events = dir.path().join("events.jsonl");
-    let config = config_with(dir.path(), &pg, "resnapshot");
-    let mut engine = Engine::start(&config);
-    wait_streaming(&mut engine);
-    change_while_stopped(&pg);
-    #[allow(unsafe_code)]
-    unsafe {
-        libc::kill(engine.pid(), libc::SIGSTOP);
-    }
-    write_wal_until_lost(&pg);
-    #[allow(unsafe_code)]
-    unsafe {
-        libc::kill(engine.pid(), libc::SIGCONT);
-    }
+    let (pg, _dir, events, mut engine) = invalidated_while_frozen("resnapshot");
     pg.psql("UPDATE t SET v = 'after' WHERE id = 4; INSERT INTO t VALUES (400, 'after');")
         .unwrap();
     let expected = contents(&pg, "t", &["id"]);

@@ -254,14 +254,7 @@ fn a_full_sink_is_reported_acknowledges_nothing_and_loses_nothing() {
 
     // With a working sink, every row arrives.
     let mut engine = Engine::start(&good);
-    let events = wait_for_events(&events_path, 100, &mut engine);
-    let mut ids: Vec<i64> = events
-        .iter()
-        .map(|e| e["after"]["id"].as_i64().unwrap())
-        .collect();
-    ids.sort();
-    ids.dedup();
-    assert_eq!(ids, (1..=100).collect::<Vec<_>>());
+    assert_ids_arrive(&events_path, 100, &mut engine);
     engine.terminate();
 }
 
@@ -313,14 +306,7 @@ fn keepalives_never_acknowledge_past_undelivered_events() {
     engine.kill();
 
     let mut engine = Engine::start(&good);
-    let events = wait_for_events(&events_path, 100, &mut engine);
-    let mut ids: Vec<i64> = events
-        .iter()
-        .map(|e| e["after"]["id"].as_i64().unwrap())
-        .collect();
-    ids.sort();
-    ids.dedup();
-    assert_eq!(ids, (1..=100).collect::<Vec<_>>());
+    assert_ids_arrive(&events_path, 100, &mut engine);
     engine.terminate();
 }
 
@@ -369,4 +355,16 @@ fn a_slot_running_out_of_wal_is_announced_before_it_is_lost() {
     );
     eprintln!("{line}");
     engine.kill();
+}
+
+/// Every id 1..=n arrives (duplicates allowed).
+fn assert_ids_arrive(events_path: &std::path::Path, n: i64, engine: &mut Engine) {
+    let events = wait_for_events(events_path, n as usize, engine);
+    let mut ids: Vec<i64> = events
+        .iter()
+        .map(|e| e["after"]["id"].as_i64().unwrap())
+        .collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids, (1..=n).collect::<Vec<_>>());
 }
