@@ -90,15 +90,21 @@ pub async fn run(path: &Path) -> Result<ExitCode> {
     let heal = matches!(settings.on_slot_lost, crate::config::OnSlotLost::Resnapshot);
     let result = loop {
         let result = run_once(&config, &shutdown_tx, shutdown_rx.clone()).await;
-        // A slot invalidated while streaming, with `resnapshot`: start over,
-        // and the guards at start recreate it and snapshot every table.
-        let lost = result.as_ref().err().and_then(|e| {
+        // A slot invalidated while streaming, with `resnapshot`, or a
+        // failover to another server: start over, and the guards at start
+        // judge the slot there (recreating it and snapshotting every table
+        // when it is lost and the policy says so).
+        let restart = result.as_ref().err().and_then(|e| {
             e.chain()
                 .find_map(|c| c.downcast_ref::<SourceError>())
-                .filter(|e| matches!(e, SourceError::PositionLost(_)))
+                .filter(|e| match e {
+                    SourceError::PositionLost(_) => heal,
+                    SourceError::ServerChanged(_) => true,
+                    _ => false,
+                })
         });
-        if let (Some(lost), true, false) = (lost, heal, *shutdown_rx.borrow()) {
-            tracing::warn!("{lost}; starting over");
+        if let (Some(why), false) = (restart, *shutdown_rx.borrow()) {
+            tracing::warn!("{why}; starting over");
             continue;
         }
         break result;

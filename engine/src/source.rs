@@ -75,6 +75,11 @@ pub enum SourceError {
     /// to recreate it and snapshot again.
     #[error("{0}")]
     PositionLost(String),
+    /// Another server answers at the source's address now (a failover):
+    /// the engine starts over, and the source's guards judge whether its
+    /// position survived there.
+    #[error("{0}")]
+    ServerChanged(String),
 }
 
 #[async_trait]

@@ -15,6 +15,7 @@
 mod error;
 pub mod kafka;
 mod process;
+mod standby;
 mod tls;
 mod url;
 
@@ -276,6 +277,29 @@ impl Postgres {
             }
         }
         self.wait_ready()
+    }
+
+    /// First start of a local cluster: on a free port, retried when another
+    /// process grabs the probed port first.
+    fn launch_on_free_port(&mut self) -> Result<(), Error> {
+        let mut last_reason = String::new();
+        for _ in 0..PORT_ATTEMPTS {
+            // Probe-then-release races with other processes; a lost race is retried.
+            let port = free_port()?;
+            let Inner::Local(local) = &self.inner else {
+                return Ok(());
+            };
+            match self.launch(local, port)? {
+                Launch::Started => {
+                    self.port = port;
+                    return Ok(());
+                }
+                Launch::PortTaken(reason) => last_reason = reason,
+            }
+        }
+        Err(self.start_error(format!(
+            "no free port after {PORT_ATTEMPTS} attempts (last: {last_reason})"
+        )))
     }
 
     /// `psql` connected as the superuser, to the test database or (for an
@@ -568,26 +592,7 @@ fn start_local(builder: PostgresBuilder) -> Result<Postgres, Error> {
         bindir,
         inner: Inner::Local(local),
     };
-    let mut last_reason = String::new();
-    for _ in 0..PORT_ATTEMPTS {
-        // Probe-then-release races with other processes; a lost race is retried below.
-        let port = free_port()?;
-        let Inner::Local(local) = &pg.inner else {
-            break;
-        };
-        match pg.launch(local, port)? {
-            Launch::Started => {
-                pg.port = port;
-                break;
-            }
-            Launch::PortTaken(reason) => last_reason = reason,
-        }
-    }
-    if pg.port == 0 {
-        return Err(pg.start_error(format!(
-            "no free port after {PORT_ATTEMPTS} attempts (last: {last_reason})"
-        )));
-    }
+    pg.launch_on_free_port()?;
     pg.wait_ready()?;
     pg.create_users(&builder.users)?;
     Ok(pg)

@@ -65,10 +65,23 @@ pub enum Endpoint {
     Unix { dir: PathBuf, port: u16 },
 }
 
+impl fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Endpoint::Tcp { host, port } => write!(f, "{host}:{port}"),
+            Endpoint::Unix { dir, port } => write!(f, "[{}]:{port}", dir.display()),
+        }
+    }
+}
+
 #[derive(Clone)]
 pub struct ConnectConfig {
     pg: tokio_postgres::Config,
-    pub endpoint: Endpoint,
+    /// Tried in order, as libpq does.
+    pub endpoints: Vec<Endpoint>,
+    /// `target_session_attrs=read-write`: skip servers in recovery, so a
+    /// list of hosts follows a failover to the promoted one.
+    pub read_write: bool,
     pub user: String,
     password: Option<String>,
     pub dbname: String,
@@ -108,21 +121,38 @@ impl ConnectConfig {
         let pg = tokio_postgres::Config::from_str(&stripped).map_err(|err| {
             ConnectError::Config(format!("invalid PostgreSQL URL {}: {err}", redact_url(url)))
         })?;
-        let port = pg.get_ports().first().copied().unwrap_or(5432);
-        let endpoint = match pg.get_hosts().first() {
-            Some(tokio_postgres::config::Host::Tcp(host)) => Endpoint::Tcp {
-                host: host.clone(),
-                port,
-            },
-            Some(tokio_postgres::config::Host::Unix(dir)) => Endpoint::Unix {
-                dir: dir.clone(),
-                port,
-            },
-            None => Endpoint::Tcp {
-                host: "localhost".into(),
-                port,
-            },
+        // libpq's host lists: `host=a,b` with one port, or a port each.
+        let ports = pg.get_ports();
+        let port_of = |i: usize| match ports {
+            [] => 5432,
+            [one] => *one,
+            many => many.get(i).copied().unwrap_or(5432),
         };
+        let mut endpoints: Vec<Endpoint> = pg
+            .get_hosts()
+            .iter()
+            .enumerate()
+            .map(|(i, host)| match host {
+                tokio_postgres::config::Host::Tcp(host) => Endpoint::Tcp {
+                    host: host.clone(),
+                    port: port_of(i),
+                },
+                tokio_postgres::config::Host::Unix(dir) => Endpoint::Unix {
+                    dir: dir.clone(),
+                    port: port_of(i),
+                },
+            })
+            .collect();
+        if endpoints.is_empty() {
+            endpoints.push(Endpoint::Tcp {
+                host: "localhost".into(),
+                port: port_of(0),
+            });
+        }
+        let read_write = matches!(
+            pg.get_target_session_attrs(),
+            tokio_postgres::config::TargetSessionAttrs::ReadWrite
+        );
         let user = pg
             .get_user()
             .map(str::to_string)
@@ -137,7 +167,8 @@ impl ConnectConfig {
             .unwrap_or_else(|| user.clone());
         let mut config = ConnectConfig {
             pg,
-            endpoint,
+            endpoints,
+            read_write,
             user,
             password,
             dbname,
@@ -168,11 +199,8 @@ impl ConnectConfig {
             Some(_) => format!("{}:***", self.user),
             None => self.user.clone(),
         };
-        let target = match &self.endpoint {
-            Endpoint::Tcp { host, port } => format!("{host}:{port}"),
-            Endpoint::Unix { dir, port } => format!("[{}]:{port}", dir.display()),
-        };
-        format!("postgresql://{auth}@{target}/{}", self.dbname)
+        let target: Vec<String> = self.endpoints.iter().map(Endpoint::to_string).collect();
+        format!("postgresql://{auth}@{}/{}", target.join(","), self.dbname)
     }
 
     pub fn connect_timeout(&self) -> Duration {
@@ -245,8 +273,8 @@ impl ConnectConfig {
     }
 
     /// The server name TLS verifies against.
-    pub fn server_name(&self) -> Result<ServerName<'static>, ConnectError> {
-        let host = match &self.endpoint {
+    pub fn server_name(endpoint: &Endpoint) -> Result<ServerName<'static>, ConnectError> {
+        let host = match endpoint {
             Endpoint::Tcp { host, .. } => host.clone(),
             Endpoint::Unix { .. } => "localhost".to_string(),
         };
@@ -469,14 +497,38 @@ mod tests {
         assert_eq!(c.ssl_mode, SslMode::VerifyFull);
         assert_eq!(c.root_cert, Some(PathBuf::from("/tmp/ca.pem")));
         assert_eq!(
-            c.endpoint,
-            Endpoint::Tcp {
+            c.endpoints,
+            [Endpoint::Tcp {
                 host: "db.example".into(),
                 port: 6543
-            }
+            }]
         );
+        assert!(!c.read_write);
         assert!(!format!("{c:?}").contains("s3cret"));
         assert_eq!(c.redacted(), "postgresql://app:***@db.example:6543/shop");
+    }
+
+    #[test]
+    fn a_host_list_is_tried_in_order_and_may_ask_for_the_primary() {
+        let c = ConnectConfig::parse(
+            "postgresql://app:s3cret@a.example:5433,b.example:5434/shop?target_session_attrs=read-write",
+        )
+        .unwrap();
+        let tcp = |host: &str, port| Endpoint::Tcp {
+            host: host.into(),
+            port,
+        };
+        assert_eq!(
+            c.endpoints,
+            [tcp("a.example", 5433), tcp("b.example", 5434)]
+        );
+        assert!(c.read_write);
+        assert_eq!(
+            c.redacted(),
+            "postgresql://app:***@a.example:5433,b.example:5434/shop"
+        );
+        let one_port = ConnectConfig::parse("host=a,b port=6000 user=app dbname=shop").unwrap();
+        assert_eq!(one_port.endpoints, [tcp("a", 6000), tcp("b", 6000)]);
     }
 
     #[test]

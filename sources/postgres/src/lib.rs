@@ -144,6 +144,7 @@ impl Source for PostgresSource {
             decoder,
             ctx,
             self.guarded.start_lsn,
+            &self.guarded.server,
         )
         .await
     }

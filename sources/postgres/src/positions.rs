@@ -43,13 +43,22 @@ pub(crate) fn create_sql(signal_table: &TableRef) -> String {
     )
 }
 
-/// Upsert of the record, evaluated on the server: the identity is the one
-/// of the server written to, whatever sits behind the address now.
+/// The timeline WAL is written on now, as `IDENTIFY_SYSTEM` reports it (the
+/// last checkpoint's lags a promotion until the next checkpoint).
+const INSERT_TIMELINE_SQL: &str =
+    "('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::bigint";
+
+/// Upsert of the record, evaluated on the server, and only on the server
+/// cdc streams from: after a failover the address may lead to another
+/// one, whose history the LSN does not belong to (the guards judge that
+/// at the next start).
 fn upsert_sql(signal_table: &TableRef) -> String {
     format!(
         "INSERT INTO {} AS p (slot, system_identifier, timeline, lsn, clean, written_at) \
-         VALUES ($1, (SELECT system_identifier::text FROM pg_control_system()), \
-           (SELECT timeline_id FROM pg_control_checkpoint()), $2::text::pg_lsn, $3, now()) \
+         SELECT $1, s.id, s.tl, $2::text::pg_lsn, $3, now() \
+         FROM (SELECT (SELECT system_identifier::text FROM pg_control_system()) AS id, \
+                      {INSERT_TIMELINE_SQL} AS tl) s \
+         WHERE s.id = $4 AND s.tl = $5 \
          ON CONFLICT (slot) DO UPDATE SET system_identifier = excluded.system_identifier, \
            timeline = excluded.timeline, lsn = excluded.lsn, clean = excluded.clean, written_at = now()",
         quote_table(&positions_table(signal_table))
@@ -75,6 +84,9 @@ struct Record {
 struct Slot {
     wal_status: Option<String>,
     confirmed: Option<u64>,
+    /// PostgreSQL 17+: synchronized from a primary (and kept so after this
+    /// server's promotion).
+    synced: bool,
 }
 
 /// What start-up decided about the slot.
@@ -86,6 +98,9 @@ pub struct Guarded {
     pub start_lsn: u64,
     /// With `resnapshot`: the range of the log that was not captured.
     pub lost: Option<(u64, u64)>,
+    /// The server's system identifier and timeline, as `IDENTIFY_SYSTEM`
+    /// gives them: the stream stops when another server answers.
+    pub server: (String, i64),
 }
 
 /// Which guard fired, and the first half of its line.
@@ -128,7 +143,9 @@ async fn load_slot(client: &Client, slot: &str) -> Result<Option<Slot>, SetupErr
     let err = sql_err("reading the replication slot");
     let Some(row) = client
         .query_opt(
-            "SELECT wal_status, confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = $1",
+            // `synced` exists from PostgreSQL 17 on: read through jsonb, NULL before.
+            "SELECT wal_status, confirmed_flush_lsn::text, coalesce((to_jsonb(s) ->> 'synced')::boolean, false) \
+             FROM pg_replication_slots s WHERE slot_name = $1",
             &[&slot],
         )
         .await
@@ -140,20 +157,48 @@ async fn load_slot(client: &Client, slot: &str) -> Result<Option<Slot>, SetupErr
     Ok(Some(Slot {
         wal_status: row.try_get(0).map_err(&err)?,
         confirmed: confirmed.as_deref().and_then(parse_lsn),
+        synced: row.try_get(2).map_err(&err)?,
     }))
 }
 
-async fn identity(client: &Client) -> Result<(String, i64), SetupError> {
-    let err = sql_err("reading the system identifier");
-    let row = client
-        .query_one(
-            "SELECT (SELECT system_identifier::text FROM pg_control_system()), \
-                    (SELECT timeline_id::bigint FROM pg_control_checkpoint())",
-            &[],
-        )
+/// The server's identity and, when the record's timeline is an ancestor of
+/// the current one, where that timeline ended (the promotion's switch
+/// point), from the same replication connection the stream will use.
+async fn identity(
+    config: &PostgresConfig,
+    record: Option<&Record>,
+) -> Result<(Server, Option<u64>), SetupError> {
+    let fail = |e: crate::replication::ReplicationError| SetupError::Sql {
+        what: "IDENTIFY_SYSTEM".into(),
+        reason: e.to_string(),
+    };
+    let mut conn = ReplicationConnection::connect(&config.connect)
         .await
-        .map_err(&err)?;
-    Ok((row.try_get(0).map_err(&err)?, row.try_get(1).map_err(&err)?))
+        .map_err(fail)?;
+    let id = conn.identify_system().await.map_err(fail)?;
+    let server = (id.system_id, i64::from(id.timeline));
+    let mut switch = None;
+    if let Some(record) = record {
+        if record.system_id == server.0 && record.timeline < server.1 {
+            let history = conn.timeline_history(id.timeline).await.map_err(fail)?;
+            switch = timeline_end(&history, record.timeline);
+        }
+    }
+    drop(conn);
+    Ok((server, switch))
+}
+
+/// System identifier and timeline.
+pub(crate) type Server = (String, i64);
+
+/// In a timeline history file (`tli<TAB>switch LSN<TAB>reason` per line),
+/// where timeline `timeline` ended.
+fn timeline_end(history: &str, timeline: i64) -> Option<u64> {
+    history.lines().find_map(|line| {
+        let mut fields = line.split_whitespace();
+        let tli: i64 = fields.next()?.parse().ok()?;
+        (tli == timeline).then(|| fields.next().and_then(parse_lsn))?
+    })
 }
 
 /// Decide which guard, if any, fires. Order matters: a different server
@@ -162,10 +207,33 @@ fn judge(
     config: &PostgresConfig,
     record: Option<&Record>,
     slot: Option<&Slot>,
-    id: &(String, i64),
+    id: &Server,
+    switch: Option<u64>,
 ) -> Option<Loss> {
     let name = &config.slot;
     if let Some(record) = record {
+        let promoted = record.system_id == id.0 && record.timeline < id.1;
+        if let (true, Some(slot), Some(switch)) = (promoted, slot, switch) {
+            // A failover slot synchronized to this standby before its
+            // promotion: it holds what cdc acknowledged on the old primary
+            // as long as that was before the switch point.
+            if slot.synced && slot.wal_status.as_deref() != Some("lost") {
+                if record.lsn <= switch {
+                    return None;
+                }
+                return Some(Loss {
+                    guard: "diverged",
+                    cause: format!(
+                        "replication slot '{name}' was synchronized to this server, promoted at {} on timeline {}, but cdc acknowledged up to {} on the old primary: changes after the promotion point exist only there (set synchronized_standby_slots on the primary to prevent this)",
+                        format_lsn(switch),
+                        id.1,
+                        format_lsn(record.lsn)
+                    ),
+                    from: switch,
+                    drop_slot: true,
+                });
+            }
+        }
         if record.system_id != id.0 || record.timeline != id.1 {
             return Some(Loss {
                 guard: "different server",
@@ -219,8 +287,17 @@ fn judge(
 pub(crate) async fn guard(client: &Client, config: &PostgresConfig) -> Result<Guarded, SetupError> {
     let record = load_record(client, config).await?;
     let mut slot = load_slot(client, &config.slot).await?;
-    let id = identity(client).await?;
-    let loss = judge(config, record.as_ref(), slot.as_ref(), &id);
+    let (id, switch) = identity(config, record.as_ref()).await?;
+    let loss = judge(config, record.as_ref(), slot.as_ref(), &id, switch);
+    if let (None, Some(switch), Some(record)) = (&loss, switch, &record) {
+        tracing::info!(
+            "replication slot '{}' was synchronized to this server before its promotion at {} (timeline {} to {}); continuing from it",
+            config.slot,
+            format_lsn(switch),
+            record.timeline,
+            id.1
+        );
+    }
     let mut out = Guarded::default();
     if let Some(loss) = &loss {
         if config.on_slot_lost == SlotLostPolicy::Fail {
@@ -263,13 +340,21 @@ pub(crate) async fn guard(client: &Client, config: &PostgresConfig) -> Result<Gu
         );
         out.lost = Some((loss.from, start));
     }
-    write(client, &config.signal_table, &config.slot, start, false)
-        .await
-        .map_err(sql_err("writing cdc.positions"))?;
+    write(
+        client,
+        &config.signal_table,
+        &config.slot,
+        start,
+        false,
+        &id,
+    )
+    .await
+    .map_err(sql_err("writing cdc.positions"))?;
     if let Some(loss) = &loss {
         note_loss(client, config, loss.guard).await?;
     }
     out.start_lsn = start;
+    out.server = id;
     Ok(out)
 }
 
@@ -314,11 +399,12 @@ async fn write(
     slot: &str,
     lsn: u64,
     clean: bool,
+    server: &Server,
 ) -> Result<u64, tokio_postgres::Error> {
     client
         .execute(
             &upsert_sql(signal_table),
-            &[&slot, &format_lsn(lsn), &clean],
+            &[&slot, &format_lsn(lsn), &clean, &server.0, &server.1],
         )
         .await
 }
@@ -332,12 +418,13 @@ pub(crate) struct Writer {
 }
 
 impl Writer {
-    pub(crate) fn spawn(config: &PostgresConfig, start: u64) -> Writer {
+    pub(crate) fn spawn(config: &PostgresConfig, start: u64, server: &Server) -> Writer {
         let (tx, rx) = watch::channel((start, false));
         let task = tokio::spawn(write_loop(
             config.connect.clone(),
             config.signal_table.clone(),
             config.slot.clone(),
+            server.clone(),
             rx,
         ));
         Writer { tx, task }
@@ -374,6 +461,7 @@ async fn write_loop(
     connect: ConnectConfig,
     signal_table: TableRef,
     slot: String,
+    server: Server,
     mut rx: watch::Receiver<(u64, bool)>,
 ) {
     let mut client: Option<Client> = None;
@@ -399,9 +487,14 @@ async fn write_loop(
             client = connect.connect_sql().await.ok();
         }
         let result = match &client {
-            Some(c) => write(c, &signal_table, &slot, latest.0, latest.1)
-                .await
-                .map_err(|e| describe_pg_error(&e)),
+            Some(c) => match write(c, &signal_table, &slot, latest.0, latest.1, &server).await {
+                Ok(0) => Err(format!(
+                    "the server is no longer system {} timeline {} (a failover?)",
+                    server.0, server.1
+                )),
+                Ok(n) => Ok(n),
+                Err(e) => Err(describe_pg_error(&e)),
+            },
             None => Err("cannot connect".into()),
         };
         next = tokio::time::Instant::now() + WRITE_INTERVAL;
@@ -470,6 +563,14 @@ mod tests {
         Slot {
             wal_status: Some(status.into()),
             confirmed: Some(confirmed),
+            synced: false,
+        }
+    }
+
+    fn synced(confirmed: u64) -> Slot {
+        Slot {
+            synced: true,
+            ..slot("reserved", confirmed)
         }
     }
 
@@ -478,7 +579,41 @@ mod tests {
         slot: Option<&Slot>,
         id: (&str, i64),
     ) -> Option<&'static str> {
-        judge(&config(), record, slot, &(id.0.to_string(), id.1)).map(|l| l.guard)
+        judge(&config(), record, slot, &(id.0.to_string(), id.1), None).map(|l| l.guard)
+    }
+
+    #[test]
+    fn a_slot_synchronized_before_the_promotion_carries_on() {
+        let promoted = ("42".to_string(), 2);
+        let judge_at = |record: &Record, slot: &Slot, switch| {
+            judge(&config(), Some(record), Some(slot), &promoted, switch).map(|l| l.guard)
+        };
+        // cdc's acknowledgements were all before the switch point.
+        assert_eq!(judge_at(&record(9, false), &synced(7), Some(10)), None);
+        assert_eq!(judge_at(&record(10, true), &synced(10), Some(10)), None);
+        // Past it: the old primary had changes this server never got.
+        assert_eq!(
+            judge_at(&record(11, false), &synced(9), Some(10)),
+            Some("diverged")
+        );
+        // Not synchronized (created here by someone), or no history link.
+        assert_eq!(
+            judge_at(&record(9, false), &slot("reserved", 9), Some(10)),
+            Some("different server")
+        );
+        assert_eq!(
+            judge_at(&record(9, false), &synced(9), None),
+            Some("different server")
+        );
+    }
+
+    #[test]
+    fn timeline_history_gives_where_a_timeline_ended() {
+        let history =
+            "1\t0/3000158\tno recovery target specified\n\n2\t0/5000000\tat restore point\n";
+        assert_eq!(timeline_end(history, 1), parse_lsn("0/3000158"));
+        assert_eq!(timeline_end(history, 2), parse_lsn("0/5000000"));
+        assert_eq!(timeline_end(history, 3), None);
     }
 
     #[test]

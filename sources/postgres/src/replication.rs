@@ -82,28 +82,71 @@ pub struct ReplicationConnection {
 }
 
 impl ReplicationConnection {
+    /// Connects to the first of the configured hosts that answers (and, with
+    /// `target_session_attrs=read-write`, is not in recovery), as libpq does.
     pub async fn connect(config: &ConnectConfig) -> Result<Self, ReplicationError> {
         let timeout = config.connect_timeout();
-        tokio::time::timeout(timeout, Self::connect_inner(config))
-            .await
-            .map_err(|_| ConnectError::Connect {
-                target: config.redacted(),
-                reason: format!("timed out after {}s", timeout.as_secs()),
-            })?
+        let mut failures = Vec::new();
+        for endpoint in &config.endpoints {
+            let attempt = tokio::time::timeout(timeout, Self::connect_to(config, endpoint)).await;
+            let err = match attempt {
+                Ok(Ok(mut conn)) => {
+                    if !config.read_write || config.endpoints.len() == 1 {
+                        return Ok(conn);
+                    }
+                    match conn.simple_query("SELECT pg_is_in_recovery()").await {
+                        Ok(rows)
+                            if rows.first().and_then(|r| r.first()) == Some(&Some("f".into())) =>
+                        {
+                            return Ok(conn);
+                        }
+                        Ok(_) => ReplicationError::Connect(ConnectError::Connect {
+                            target: endpoint.to_string(),
+                            reason: "in recovery (a standby), and target_session_attrs=read-write"
+                                .into(),
+                        }),
+                        Err(err) => err,
+                    }
+                }
+                Ok(Err(err)) => err,
+                Err(_) => ReplicationError::Connect(ConnectError::Connect {
+                    target: endpoint.to_string(),
+                    reason: format!("timed out after {}s", timeout.as_secs()),
+                }),
+            };
+            failures.push(err);
+        }
+        if failures.len() <= 1 {
+            if let Some(err) = failures.pop() {
+                return Err(err);
+            }
+        }
+        // A server's own error (say, authentication) keeps its code.
+        if let Some(pos) = failures.iter().rposition(|e| e.code().is_some()) {
+            return Err(failures.swap_remove(pos));
+        }
+        let reasons: Vec<String> = failures.iter().map(ToString::to_string).collect();
+        Err(ReplicationError::Connect(ConnectError::Connect {
+            target: config.redacted(),
+            reason: reasons.join("; "),
+        }))
     }
 
-    async fn connect_inner(config: &ConnectConfig) -> Result<Self, ReplicationError> {
+    async fn connect_to(
+        config: &ConnectConfig,
+        endpoint: &Endpoint,
+    ) -> Result<Self, ReplicationError> {
         let fail = |e: std::io::Error| ConnectError::Connect {
-            target: config.redacted(),
+            target: endpoint.to_string(),
             reason: e.to_string(),
         };
-        let io: Box<dyn Transport> = match &config.endpoint {
+        let io: Box<dyn Transport> = match endpoint {
             Endpoint::Tcp { host, port } => {
                 let tcp = tokio::net::TcpStream::connect((host.as_str(), *port))
                     .await
                     .map_err(fail)?;
                 tcp.set_nodelay(true).map_err(fail)?;
-                Self::maybe_tls(config, tcp).await?
+                Self::maybe_tls(config, endpoint, tcp).await?
             }
             Endpoint::Unix { dir, port } => {
                 let path = dir.join(format!(".s.PGSQL.{port}"));
@@ -121,6 +164,7 @@ impl ReplicationConnection {
 
     async fn maybe_tls(
         config: &ConnectConfig,
+        endpoint: &Endpoint,
         mut tcp: tokio::net::TcpStream,
     ) -> Result<Box<dyn Transport>, ReplicationError> {
         let Some(tls) = config.tls_config()? else {
@@ -134,7 +178,7 @@ impl ReplicationConnection {
             b'S' => {
                 let connector = tokio_rustls::TlsConnector::from(tls);
                 let stream = connector
-                    .connect(config.server_name()?, tcp)
+                    .connect(ConnectConfig::server_name(endpoint)?, tcp)
                     .await
                     .map_err(|e| ConnectError::Tls(format!("handshake failed: {e}")))?;
                 Ok(Box::new(stream))
@@ -356,6 +400,23 @@ impl ReplicationConnection {
         })
     }
 
+    /// The history file of `timeline` (`TIMELINE_HISTORY`): one line per
+    /// ancestor timeline with the LSN where it ended.
+    pub async fn timeline_history(&mut self, timeline: u32) -> Result<String, ReplicationError> {
+        let rows = self
+            .simple_query(&format!("TIMELINE_HISTORY {timeline}"))
+            .await?;
+        let content = rows
+            .first()
+            .and_then(|r| r.get(1).cloned().flatten())
+            .ok_or_else(|| ReplicationError::Protocol("TIMELINE_HISTORY returned no row".into()))?;
+        // Declared bytea: a server may send it hex-encoded.
+        Ok(match content.strip_prefix("\\x") {
+            Some(hex) => hex_text(hex).unwrap_or(content),
+            None => content,
+        })
+    }
+
     /// Create a logical slot with pgoutput. `slot` must be a valid slot name
     /// (checked by the caller): it is sent as an identifier.
     /// Create a pgoutput slot; with `failover` (PostgreSQL 17+) it is
@@ -510,6 +571,14 @@ fn pg_now_micros() -> i64 {
 }
 
 /// `16/B374D848` → u64.
+fn hex_text(hex: &str) -> Option<String> {
+    let bytes: Option<Vec<u8>> = (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok())
+        .collect();
+    String::from_utf8(bytes?).ok()
+}
+
 pub fn parse_lsn(text: &str) -> Option<u64> {
     let (hi, lo) = text.split_once('/')?;
     let hi = u64::from_str_radix(hi, 16).ok()?;

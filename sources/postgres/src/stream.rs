@@ -28,6 +28,9 @@ enum Exit {
     Stop(ReplicationStream),
     /// The connection failed; reconnect unless the error is fatal.
     Failed(ReplicationError),
+    /// Another server answers now (a failover to a promoted standby): its
+    /// slot must be judged by the guards again.
+    Moved(String),
 }
 
 struct Acks {
@@ -76,6 +79,7 @@ pub(crate) async fn run(
     mut decoder: Decoder,
     ctx: StreamContext,
     start_lsn: u64,
+    server: &(String, i64),
 ) -> Result<(), SourceError> {
     let StreamContext {
         items,
@@ -87,7 +91,7 @@ pub(crate) async fn run(
         flushed: 0,
         received: 0,
         last_sent_flush: 0,
-        positions: Writer::spawn(config, start_lsn),
+        positions: Writer::spawn(config, start_lsn, server),
     };
     let mut backoff = Duration::from_millis(250);
     let stream = loop {
@@ -103,10 +107,15 @@ pub(crate) async fn run(
             &items,
             &mut acks,
             &mut shutdown,
+            server,
         )
         .await
         {
             Exit::Stop(stream) => break stream,
+            Exit::Moved(what) => {
+                acks.positions.finish(None).await;
+                return Err(SourceError::ServerChanged(what));
+            }
             Exit::Failed(err) => {
                 if let Some(fatal) = fatal(config, &err) {
                     acks.positions.finish(None).await;
@@ -222,11 +231,22 @@ async fn session(
     items: &mpsc::Sender<Vec<LogItem>>,
     acks: &mut Acks,
     shutdown: &mut watch::Receiver<bool>,
+    server: &(String, i64),
 ) -> Exit {
-    let conn = match ReplicationConnection::connect(&config.connect).await {
+    let mut conn = match ReplicationConnection::connect(&config.connect).await {
         Ok(conn) => conn,
         Err(err) => return Exit::Failed(err),
     };
+    match conn.identify_system().await {
+        Ok(id) if id.system_id != server.0 || i64::from(id.timeline) != server.1 => {
+            return Exit::Moved(format!(
+                "the server is now system {} timeline {} (cdc started on system {} timeline {}: a failover?); starting over to check slot '{}' there",
+                id.system_id, id.timeline, server.0, server.1, config.slot
+            ));
+        }
+        Ok(_) => {}
+        Err(err) => return Exit::Failed(err),
+    }
     // Start from the slot's confirmed position (0/0): the server resends
     // every transaction not yet acknowledged.
     let mut stream = match conn.start_replication(&config.slot, 0, publications).await {

@@ -1,0 +1,172 @@
+//! PostgreSQL failover (17+): a failover slot synchronized to a physical
+//! standby survives the primary's death, and cdc, given both hosts with
+//! `target_session_attrs=read-write`, follows the promotion with nothing
+//! lost. Before 17 there is no slot synchronization: the guards of
+//! `tests/slots.rs` detect the loss instead.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use cdc_testcontainers::Postgres;
+use common::*;
+
+const DDL: &str = "CREATE TABLE t (id int PRIMARY KEY, v int NOT NULL);\
+                   INSERT INTO t SELECT g, 0 FROM generate_series(1, 3000) g;";
+
+fn major(pg: &Postgres) -> i32 {
+    pg.psql("SELECT current_setting('server_version_num')")
+        .unwrap()
+        .parse::<i32>()
+        .unwrap()
+        / 10_000
+}
+
+/// Writes through the host list until stopped, riding out the failover:
+/// inserts of fresh ids and updates of old ones, each retried until it
+/// commits somewhere.
+fn writer(url: String, stop: Arc<AtomicBool>, committed: Arc<AtomicI64>) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async move {
+        let mut next = 3001i64;
+        let mut client: Option<tokio_postgres::Client> = None;
+        while !stop.load(Ordering::SeqCst) {
+            if client.as_ref().is_none_or(|c| c.is_closed()) {
+                client = match tokio_postgres::connect(&url, tokio_postgres::NoTls).await {
+                    Ok((c, conn)) => {
+                        tokio::spawn(conn);
+                        Some(c)
+                    }
+                    Err(_) => {
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    }
+                };
+            }
+            let Some(c) = &client else { continue };
+            let id = i32::try_from(next).unwrap();
+            let done = c
+                .batch_execute(&format!(
+                    "BEGIN; INSERT INTO t VALUES ({id}, 0) ON CONFLICT (id) DO NOTHING; \
+                     UPDATE t SET v = v + 1 WHERE id = {}; COMMIT;",
+                    1 + id % 3000
+                ))
+                .await;
+            match done {
+                Ok(()) => {
+                    committed.store(next, Ordering::SeqCst);
+                    next += 1;
+                }
+                Err(_) => {
+                    client = None;
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    });
+}
+
+#[test]
+fn cdc_follows_a_failover_to_the_promoted_standby_with_nothing_lost() {
+    let primary = postgres_with(DDL);
+    if major(&primary) < 17 {
+        eprintln!(
+            "skipped: slot synchronization needs PostgreSQL 17 (set CDC_TEST_POSTGRES_BINDIR)"
+        );
+        return;
+    }
+    let standby = primary
+        .start_standby("standby1", &[("sync_replication_slots", "on")])
+        .unwrap();
+    // The primary holds logical changes back until the standby has them, so
+    // cdc never sees what a promotion could lose.
+    primary
+        .psql("ALTER SYSTEM SET synchronized_standby_slots = 'standby1'; SELECT pg_reload_conf();")
+        .unwrap();
+    wait_until("the standby to stream", Duration::from_secs(60), || {
+        primary
+            .psql("SELECT count(*) FROM pg_stat_replication WHERE application_name = 'standby1' AND state = 'streaming'")
+            .unwrap()
+            == "1"
+    });
+
+    let dir = tempfile::tempdir().unwrap();
+    let hosts = format!(
+        "postgresql://postgres@127.0.0.1:{},127.0.0.1:{}/postgres?target_session_attrs=read-write",
+        primary.port(),
+        standby.port()
+    );
+    let config = write_config(dir.path(), &hosts, &["public.t"], "failover_slot = true");
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str("\n[snapshot]\ninitial = true\nchunk_size = 100\n");
+    std::fs::write(&config, text).unwrap();
+    let events = dir.path().join("events.jsonl");
+
+    let mut engine = Engine::start(&config);
+    wait_streaming(&mut engine);
+    let stop = Arc::new(AtomicBool::new(false));
+    let committed = Arc::new(AtomicI64::new(0));
+    let writing = {
+        let (url, stop, committed) = (hosts.clone(), stop.clone(), committed.clone());
+        std::thread::spawn(move || writer(url, stop, committed))
+    };
+    wait_for_events(&events, 500, &mut engine);
+    // The slot is on the standby, persistent (no longer a temporary
+    // placeholder) and close behind the primary's.
+    wait_until(
+        "the slot to be synchronized",
+        Duration::from_secs(120),
+        || {
+            standby
+            .psql("SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'cdc' AND synced AND NOT temporary")
+            .unwrap()
+            == "1"
+        },
+    );
+    let before = committed.load(Ordering::SeqCst);
+
+    primary.kill().unwrap();
+    standby.promote().unwrap();
+    wait_until(
+        "writes on the promoted standby",
+        Duration::from_secs(60),
+        || committed.load(Ordering::SeqCst) > before + 200,
+    );
+    stop.store(true, Ordering::SeqCst);
+    writing.join().unwrap();
+
+    let expected = contents(&standby, "t", &["id"]);
+    let mut last = Default::default();
+    wait_until(
+        "the output to fold to the promoted server's table",
+        Duration::from_secs(120),
+        || {
+            assert!(engine.is_running(), "cdc exited:\n{}", engine.log_text());
+            last = fold(&read_events(&events), "t", &["id"]);
+            last == expected
+        },
+    );
+    let log = engine.log_text();
+    for line in log
+        .lines()
+        .filter(|l| l.contains("promotion") || l.contains("starting over"))
+    {
+        eprintln!("{line}");
+    }
+    assert!(
+        log.contains("synchronized to this server before its promotion"),
+        "{log}"
+    );
+    assert!(
+        !log.contains("are lost") && !log.contains("were not captured"),
+        "{log}"
+    );
+    assert_eq!(engine.terminate().code(), Some(0), "{}", engine.log_text());
+}
