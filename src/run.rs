@@ -88,8 +88,10 @@ pub async fn run(path: &Path) -> Result<ExitCode> {
     };
     let SourceConfig::Postgres(settings) = &config.source;
     let heal = matches!(settings.on_slot_lost, crate::config::OnSlotLost::Resnapshot);
+    // What a run ended by a failover had read from the old server.
+    let mut carried = None;
     let result = loop {
-        let result = run_once(&config, &shutdown_tx, shutdown_rx.clone()).await;
+        let result = run_once(&config, &shutdown_tx, shutdown_rx.clone(), &mut carried).await;
         // A slot invalidated while streaming, with `resnapshot`, or a
         // failover to another server: start over, and the guards at start
         // judge the slot there (recreating it and snapshotting every table
@@ -118,12 +120,15 @@ async fn run_once(
     config: &Config,
     shutdown_tx: &watch::Sender<bool>,
     shutdown_rx: watch::Receiver<bool>,
+    carried: &mut Option<cdc_postgres::positions::ReadBeforeFailover>,
 ) -> Result<ExitCode> {
-    let pg = postgres_config(config)?;
+    let mut pg = postgres_config(config)?;
+    pg.read_before_failover = carried.take();
     let mut sink = open_sink(&config.sink)?;
     let source = PostgresSource::prepare(pg)
         .await
         .context("source not ready")?;
+    let handoff = source.handoff();
     let snapshots = Snapshots::load(&source).await?;
     let resnapshot = source
         .needs_resnapshot()
@@ -195,6 +200,7 @@ async fn run_once(
         );
     }
     let source_result = source_task.await.context("log reader task")?;
+    *carried = handoff.lock().ok().and_then(|mut read| read.take());
     let stats = outcome.context("pipeline")?;
     source_result.context("log reader")?;
     tracing::info!(events = stats.events, "stopped cleanly");

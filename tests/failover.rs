@@ -170,3 +170,75 @@ fn cdc_follows_a_failover_to_the_promoted_standby_with_nothing_lost() {
     );
     assert_eq!(engine.terminate().code(), Some(0), "{}", engine.log_text());
 }
+
+/// Without `synchronized_standby_slots`, cdc can read changes the standby
+/// never received. After the promotion those changes exist nowhere but in
+/// the sink: the guard compares what cdc read with the switch point and
+/// calls it a loss (here under `fail`: one line, a non-zero exit).
+#[test]
+fn reading_past_the_promotion_point_is_a_loss() {
+    let primary = postgres_with(DDL);
+    if major(&primary) < 17 {
+        eprintln!(
+            "skipped: slot synchronization needs PostgreSQL 17 (set CDC_TEST_POSTGRES_BINDIR)"
+        );
+        return;
+    }
+    let standby = primary
+        .start_standby("standby1", &[("sync_replication_slots", "on")])
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let hosts = format!(
+        "postgresql://postgres@127.0.0.1:{},127.0.0.1:{}/postgres?target_session_attrs=read-write",
+        primary.port(),
+        standby.port()
+    );
+    let config = write_config(dir.path(), &hosts, &["public.t"], "failover_slot = true");
+    let events = dir.path().join("events.jsonl");
+    let mut engine = Engine::start(&config);
+    wait_streaming(&mut engine);
+    primary.psql("UPDATE t SET v = 1 WHERE id <= 100;").unwrap();
+    wait_for_events(&events, 100, &mut engine);
+    wait_until(
+        "the slot to be synchronized",
+        Duration::from_secs(120),
+        || {
+            standby
+            .psql("SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'cdc' AND synced AND NOT temporary")
+            .unwrap()
+            == "1"
+        },
+    );
+    // The standby stops receiving; the primary goes on, and cdc reads on.
+    standby
+        .psql("ALTER SYSTEM SET primary_conninfo = ''; SELECT pg_reload_conf();")
+        .unwrap();
+    wait_until(
+        "the standby's WAL receiver to stop",
+        Duration::from_secs(60),
+        || {
+            standby
+                .psql("SELECT count(*) FROM pg_stat_wal_receiver")
+                .unwrap()
+                == "0"
+        },
+    );
+    primary.psql("UPDATE t SET v = 2 WHERE id <= 100;").unwrap();
+    wait_for_events(&events, 200, &mut engine);
+
+    primary.kill().unwrap();
+    standby.promote().unwrap();
+    let status = engine.wait_exit(Duration::from_secs(120));
+    let log = engine.log_text();
+    let line = log
+        .lines()
+        .find(|l| l.contains("exist only there"))
+        .unwrap_or_else(|| panic!("no divergence line:\n{log}"));
+    eprintln!("{line}");
+    assert_ne!(status.code(), Some(0), "{log}");
+    assert!(
+        line.contains("replication slot 'cdc' was synchronized to this server, promoted at")
+            && line.contains("on_slot_lost"),
+        "{line}"
+    );
+}

@@ -36,6 +36,9 @@ pub struct PostgresConfig {
     /// Create the slot with `FAILOVER` (PostgreSQL 17+), so standbys with
     /// `sync_replication_slots` keep a copy a promotion can use.
     pub failover_slot: bool,
+    /// Set by the caller after a run ended in a failover (see
+    /// `positions::ReadBeforeFailover`).
+    pub read_before_failover: Option<crate::positions::ReadBeforeFailover>,
 }
 
 /// What to do when the slot no longer holds the changes after the engine's
@@ -64,6 +67,7 @@ impl PostgresConfig {
             slot_wal_warning_bytes: Some(1 << 30),
             heartbeat_interval: None,
             failover_slot: false,
+            read_before_failover: None,
         }
     }
 

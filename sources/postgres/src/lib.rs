@@ -44,6 +44,7 @@ pub struct PostgresSource {
     publications: Vec<String>,
     /// What the slot guards decided at start-up.
     guarded: positions::Guarded,
+    handoff: positions::Handoff,
 }
 
 /// Run the preflight checks only.
@@ -98,6 +99,7 @@ impl PostgresSource {
             tables,
             publications,
             guarded,
+            handoff: positions::Handoff::default(),
         })
     }
 
@@ -117,6 +119,13 @@ impl PostgresSource {
                 replication::format_lsn(to)
             )
         })
+    }
+
+    /// After a stream ended with [`SourceError::ServerChanged`]: what it had
+    /// read from the old server, for the next run's
+    /// [`PostgresConfig::read_before_failover`].
+    pub fn handoff(&self) -> positions::Handoff {
+        self.handoff.clone()
     }
 
     pub fn config(&self) -> &PostgresConfig {
@@ -145,6 +154,7 @@ impl Source for PostgresSource {
             ctx,
             self.guarded.start_lsn,
             &self.guarded.server,
+            &self.handoff,
         )
         .await
     }

@@ -89,6 +89,19 @@ struct Slot {
     synced: bool,
 }
 
+/// What a run that ended in a failover had read from the old server: the
+/// next run's guards check it against the promotion's switch point.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadBeforeFailover {
+    pub system_id: String,
+    pub timeline: i64,
+    /// The last change read from that server (its WAL position).
+    pub lsn: u64,
+}
+
+/// Filled by the stream when another server answers; read by the caller.
+pub type Handoff = std::sync::Arc<std::sync::Mutex<Option<ReadBeforeFailover>>>;
+
 /// What start-up decided about the slot.
 #[derive(Debug, Clone, Default)]
 pub struct Guarded {
@@ -224,7 +237,7 @@ fn judge(
                 return Some(Loss {
                     guard: "diverged",
                     cause: format!(
-                        "replication slot '{name}' was synchronized to this server, promoted at {} on timeline {}, but cdc acknowledged up to {} on the old primary: changes after the promotion point exist only there (set synchronized_standby_slots on the primary to prevent this)",
+                        "replication slot '{name}' was synchronized to this server, promoted at {} on timeline {}, but cdc read changes up to {} on the old primary: those after the promotion point exist only there (set synchronized_standby_slots on the primary to prevent this)",
                         format_lsn(switch),
                         id.1,
                         format_lsn(record.lsn)
@@ -285,7 +298,14 @@ fn judge(
 /// and the caller snapshots every table. Creates the slot when it is
 /// missing. The record is rewritten (not clean: this run has begun).
 pub(crate) async fn guard(client: &Client, config: &PostgresConfig) -> Result<Guarded, SetupError> {
-    let record = load_record(client, config).await?;
+    let mut record = load_record(client, config).await?;
+    // This process read further on the old server than its record says:
+    // what it read is what consumers may have seen.
+    if let (Some(record), Some(read)) = (&mut record, &config.read_before_failover) {
+        if record.system_id == read.system_id && record.timeline == read.timeline {
+            record.lsn = record.lsn.max(read.lsn);
+        }
+    }
     let mut slot = load_slot(client, &config.slot).await?;
     let (id, switch) = identity(config, record.as_ref()).await?;
     let loss = judge(config, record.as_ref(), slot.as_ref(), &id, switch);

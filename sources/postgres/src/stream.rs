@@ -40,6 +40,8 @@ struct Acks {
     flushed: u64,
     /// Highest LSN received from the server.
     received: u64,
+    /// Highest WAL position of a change read (keepalives aside).
+    read_data: u64,
     last_sent_flush: u64,
     /// Remembers acknowledged positions in `cdc.positions`.
     positions: Writer,
@@ -80,6 +82,7 @@ pub(crate) async fn run(
     ctx: StreamContext,
     start_lsn: u64,
     server: &(String, i64),
+    handoff: &crate::positions::Handoff,
 ) -> Result<(), SourceError> {
     let StreamContext {
         items,
@@ -90,6 +93,7 @@ pub(crate) async fn run(
         rx: acks,
         flushed: 0,
         received: 0,
+        read_data: 0,
         last_sent_flush: 0,
         positions: Writer::spawn(config, start_lsn, server),
     };
@@ -113,6 +117,13 @@ pub(crate) async fn run(
         {
             Exit::Stop(stream) => break stream,
             Exit::Moved(what) => {
+                if let Ok(mut slot) = handoff.lock() {
+                    *slot = Some(crate::positions::ReadBeforeFailover {
+                        system_id: server.0.clone(),
+                        timeline: server.1,
+                        lsn: acks.read_data,
+                    });
+                }
                 acks.positions.finish(None).await;
                 return Err(SourceError::ServerChanged(what));
             }
@@ -307,6 +318,7 @@ async fn session(
                 match message {
                     ReplicationMessage::XLogData { wal_start, wal_end, data, .. } => {
                         acks.received = acks.received.max(wal_end);
+                        acks.read_data = acks.read_data.max(wal_start);
                         if let Err(err) = decoder.handle(wal_start, data, &mut pending) {
                             return Exit::Failed(ReplicationError::Protocol(err.to_string()));
                         }
