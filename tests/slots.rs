@@ -209,11 +209,13 @@ fn different_cluster_behind_the_url_is_a_loss() {
              FROM cdc.positions",
         )
         .unwrap();
+    let port = first.port();
     drop(first);
 
-    // The testcontainers API cannot reuse a port: a second cluster whose
-    // cdc schema was copied from the first stands in for it.
-    let second = postgres_with(DDL);
+    // Another cluster on the same port, its cdc schema copied from the
+    // first (as a logical dump and restore would): the same URL and config.
+    let second = Postgres::builder().port(port).start().unwrap();
+    second.psql(DDL).unwrap();
     second
         .psql(
             "CREATE SCHEMA cdc; CREATE TABLE cdc.positions (slot text PRIMARY KEY, \
@@ -229,6 +231,9 @@ fn different_cluster_behind_the_url_is_a_loss() {
     let dir = tempfile::tempdir().unwrap();
     let events = dir.path().join("events.jsonl");
     let fail = config_with(dir.path(), &second, "fail");
+    assert!(std::fs::read_to_string(&fail)
+        .unwrap()
+        .contains(&format!(":{port}/")));
     assert_fails(&fail, "was recorded on system");
     let resnapshot = config_with(dir.path(), &second, "resnapshot");
     assert_recovers(&second, &resnapshot, &events, "was recorded on system");

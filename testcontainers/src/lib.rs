@@ -75,6 +75,7 @@ pub struct PostgresBuilder {
     settings: Vec<(String, String)>,
     tls: bool,
     users: Vec<PasswordUser>,
+    port: Option<u16>,
 }
 
 impl PostgresBuilder {
@@ -83,6 +84,13 @@ impl PostgresBuilder {
     /// already single-quoted value is used verbatim.
     pub fn setting(mut self, name: &str, value: &str) -> Self {
         self.settings.push((name.to_owned(), value.to_owned()));
+        self
+    }
+
+    /// Listens on `port` (one a dropped cluster used, say) instead of a free
+    /// one, waiting while it is still held.
+    pub fn port(mut self, port: u16) -> Self {
+        self.port = Some(port);
         self
     }
 
@@ -265,18 +273,22 @@ impl Postgres {
             return Err(Error::ExternalUnsupported("restart"));
         };
         self.stop(local)?;
-        // The port is ours to keep: wait (rather than move) if someone briefly holds it.
+        self.launch_on_own_port(local)?;
+        self.wait_ready()
+    }
+
+    /// The port is ours to keep: wait (rather than move) if someone briefly holds it.
+    fn launch_on_own_port(&self, local: &Local) -> Result<(), Error> {
         let deadline = Instant::now() + READY_TIMEOUT;
         loop {
             match self.launch(local, self.port)? {
-                Launch::Started => break,
+                Launch::Started => return Ok(()),
                 Launch::PortTaken(reason) if Instant::now() >= deadline => {
                     return Err(self.start_error(reason));
                 }
                 Launch::PortTaken(_) => std::thread::sleep(Duration::from_millis(250)),
             }
         }
-        self.wait_ready()
     }
 
     /// First start of a local cluster: on a free port, retried when another
@@ -592,7 +604,15 @@ fn start_local(builder: PostgresBuilder) -> Result<Postgres, Error> {
         bindir,
         inner: Inner::Local(local),
     };
-    pg.launch_on_free_port()?;
+    match builder.port {
+        Some(port) => {
+            pg.port = port;
+            if let Inner::Local(local) = &pg.inner {
+                pg.launch_on_own_port(local)?;
+            }
+        }
+        None => pg.launch_on_free_port()?,
+    }
     pg.wait_ready()?;
     pg.create_users(&builder.users)?;
     Ok(pg)

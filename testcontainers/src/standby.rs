@@ -8,7 +8,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use crate::{append_conf, path_str, process, Error, Inner, Launch, Local, Postgres, READY_TIMEOUT};
+use crate::{append_conf, path_str, process, Error, Inner, Local, Postgres, READY_TIMEOUT};
 
 impl Postgres {
     /// Starts a hot standby of this cluster on a free port, streaming from
@@ -132,10 +132,8 @@ impl Postgres {
     }
 
     fn relaunch(&self, local: &Local) -> Result<(), Error> {
-        match self.launch(local, self.port)? {
-            Launch::Started => self.wait_ready(),
-            Launch::PortTaken(reason) => Err(self.start_error(reason)),
-        }
+        self.launch_on_own_port(local)?;
+        self.wait_ready()
     }
 }
 
