@@ -101,7 +101,7 @@ pub async fn run(path: &Path) -> Result<ExitCode> {
                 .find_map(|c| c.downcast_ref::<SourceError>())
                 .filter(|e| match e {
                     SourceError::PositionLost(_) => heal,
-                    SourceError::ServerChanged(_) => true,
+                    SourceError::ServerChanged(_) | SourceError::LeaseLost(_) => true,
                     _ => false,
                 })
         });
@@ -124,6 +124,15 @@ async fn run_once(
 ) -> Result<ExitCode> {
     let mut pg = postgres_config(config)?;
     pg.read_before_failover = carried.take();
+    // One active instance per slot: the others wait here, live but idle.
+    let Some(lease) = cdc_postgres::lease::acquire(&pg, shutdown_rx.clone())
+        .await
+        .context("taking the lease")?
+    else {
+        tracing::info!("stopped while standing by");
+        return Ok(ExitCode::SUCCESS);
+    };
+    pg.lease = lease.lease.clone();
     let mut sink = open_sink(&config.sink)?;
     let source = PostgresSource::prepare(pg)
         .await
@@ -203,6 +212,7 @@ async fn run_once(
     *carried = handoff.lock().ok().and_then(|mut read| read.take());
     let stats = outcome.context("pipeline")?;
     source_result.context("log reader")?;
+    drop(lease);
     tracing::info!(events = stats.events, "stopped cleanly");
     Ok(ExitCode::SUCCESS)
 }
@@ -234,12 +244,15 @@ struct Snapshots {
 impl Snapshots {
     async fn load(source: &PostgresSource) -> Result<Snapshots> {
         let pg = source.config();
-        let chunks = Arc::new(PgChunkSource::new(
-            pg.connect.clone(),
-            source.tables(),
-            pg.signal_table.clone(),
-            pg.slot.clone(),
-        ));
+        let chunks = Arc::new(
+            PgChunkSource::new(
+                pg.connect.clone(),
+                source.tables(),
+                pg.signal_table.clone(),
+                pg.slot.clone(),
+            )
+            .with_lease(pg.lease.clone()),
+        );
         let state = chunks
             .load_state()
             .await

@@ -7,6 +7,7 @@
 
 pub mod envelope;
 pub mod event;
+pub mod lease;
 pub mod merger;
 pub mod offsets;
 pub mod pipeline;
@@ -19,6 +20,7 @@ pub mod value;
 
 pub use cdc_signal::{SignalRow, TableRef};
 pub use event::{Event, LogicalMessage, Op, Position, SnapshotFlag, SourceInfo, SourceMeta};
+pub use lease::Lease;
 pub use schema::{ColumnSchema, TableSchema};
 pub use sink::{Sink, SinkError};
 pub use source::{LogItem, Source, SourceError, StreamContext};

@@ -80,6 +80,10 @@ pub enum SourceError {
     /// position survived there.
     #[error("{0}")]
     ServerChanged(String),
+    /// This instance lost the lease of its group: it stops acting at once
+    /// and stands by again.
+    #[error("{0}")]
+    LeaseLost(String),
 }
 
 #[async_trait]

@@ -39,6 +39,9 @@ pub struct PostgresConfig {
     /// Set by the caller after a run ended in a failover (see
     /// `positions::ReadBeforeFailover`).
     pub read_before_failover: Option<crate::positions::ReadBeforeFailover>,
+    /// Gates streaming and acknowledging (see `lease.rs`); `Lease::sole()`
+    /// when the caller runs no group.
+    pub lease: cdc_engine::Lease,
 }
 
 /// What to do when the slot no longer holds the changes after the engine's
@@ -68,6 +71,7 @@ impl PostgresConfig {
             heartbeat_interval: None,
             failover_slot: false,
             read_before_failover: None,
+            lease: cdc_engine::Lease::sole(),
         }
     }
 

@@ -282,6 +282,28 @@ impl ConnectConfig {
             .map_err(|_| ConnectError::Tls(format!("'{host}' is not a valid TLS server name")))
     }
 
+    /// The same server with TCP keepalives and `TCP_USER_TIMEOUT` set, so
+    /// a connection whose path died (no reset, no answer) fails within
+    /// about `timeout` instead of after the kernel's default of minutes.
+    pub fn watchful(&self, timeout: Duration) -> ConnectConfig {
+        let mut out = self.clone();
+        let probe = (timeout / 4).max(Duration::from_secs(1));
+        out.pg
+            .keepalives(true)
+            .keepalives_idle(probe)
+            .keepalives_interval(probe)
+            .keepalives_retries(3)
+            .tcp_user_timeout(timeout);
+        out
+    }
+
+    /// Sets `application_name` of SQL connections.
+    pub fn with_application_name(&self, name: &str) -> ConnectConfig {
+        let mut out = self.clone();
+        out.pg.application_name(name);
+        out
+    }
+
     /// An ordinary SQL connection; its driver task runs in the background.
     pub async fn connect_sql(&self) -> Result<tokio_postgres::Client, ConnectError> {
         let fail = |e: tokio_postgres::Error| ConnectError::Connect {

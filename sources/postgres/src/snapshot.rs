@@ -62,6 +62,9 @@ pub struct PgChunkSource {
     /// `INSERT` of a watermark row, `DELETE` of a window's rows.
     insert_watermark: String,
     delete_watermarks: String,
+    /// Progress is saved only while this lease is fresh, and only under
+    /// its epoch (`cdc.leases`).
+    lease: cdc_engine::Lease,
 }
 
 /// The snapshot connection and the statements prepared on it. A chunk costs
@@ -127,7 +130,14 @@ impl PgChunkSource {
             ),
             signal_table,
             state_name,
+            lease: cdc_engine::Lease::sole(),
         }
+    }
+
+    /// Save progress only as the holder of `lease` (an instance of a group).
+    pub fn with_lease(mut self, lease: cdc_engine::Lease) -> Self {
+        self.lease = lease;
+        self
     }
 
     /// Run `f` on a live connection, reconnecting first if needed. A failed
@@ -690,22 +700,48 @@ impl ChunkSource for PgChunkSource {
     }
 
     async fn save_state(&self, state: &SnapshotState) -> Result<(), SnapshotError> {
+        if !self.lease.is_fresh() {
+            return Err(SnapshotError::Definite(
+                "this instance's lease is not confirmed: progress is saved by the active instance"
+                    .into(),
+            ));
+        }
         let json = serde_json::to_string(state)
             .map_err(|e| SnapshotError::Transient(format!("encoding snapshot state: {e}")))?;
+        // Under a lease, only the current epoch writes: a holder that lost
+        // it (and may not know yet) cannot overwrite its successor's state.
+        // FOR SHARE makes a concurrent epoch bump be seen.
+        let state_table = quote_table(&state_table(&self.signal_table));
+        let guard = if self.lease.epoch() == 0 {
+            // No group (tests, benchmarks): no leases table either.
+            "$3::bigint = 0".to_owned()
+        } else {
+            format!(
+                "EXISTS (SELECT 1 FROM {} WHERE slot = $1 AND epoch = $3 FOR SHARE)",
+                quote_table(&crate::lease::leases_table(&self.signal_table))
+            )
+        };
         let sql = format!(
-            "INSERT INTO {} (name, state, updated_at) VALUES ($1, $2::text::jsonb, now()) \
-             ON CONFLICT (name) DO UPDATE SET state = excluded.state, updated_at = now()",
-            quote_table(&state_table(&self.signal_table))
+            "INSERT INTO {state_table} (name, state, updated_at) SELECT $1, $2::text::jsonb, now() \
+             WHERE {guard} \
+             ON CONFLICT (name) DO UPDATE SET state = excluded.state, updated_at = now()"
         );
         let name = self.state_name.clone();
-        self.with_conn(async |conn| {
-            conn.client
-                .execute(&sql, &[&name, &json])
-                .await
-                .map(|_| ())
-                .map_err(transient)
-        })
-        .await
+        let epoch = self.lease.epoch();
+        let written = self
+            .with_conn(async |conn| {
+                conn.client
+                    .execute(&sql, &[&name, &json, &epoch])
+                    .await
+                    .map_err(transient)
+            })
+            .await?;
+        if written == 0 {
+            return Err(SnapshotError::Definite(format!(
+                "another instance holds the lease of slot '{name}' now (epoch {epoch} is over): progress not saved"
+            )));
+        }
+        Ok(())
     }
 }
 

@@ -31,6 +31,8 @@ enum Exit {
     /// Another server answers now (a failover to a promoted standby): its
     /// slot must be judged by the guards again.
     Moved(String),
+    /// This instance lost its lease: another may be active now.
+    LeaseLost(String),
 }
 
 struct Acks {
@@ -45,6 +47,7 @@ struct Acks {
     last_sent_flush: u64,
     /// Remembers acknowledged positions in `cdc.positions`.
     positions: Writer,
+    lease: cdc_engine::Lease,
 }
 
 impl Acks {
@@ -65,6 +68,11 @@ impl Acks {
         reply: bool,
     ) -> Result<(), ReplicationError> {
         self.refresh();
+        // A holder that could not confirm its lease lately (it was frozen,
+        // or its lock connection is failing) acknowledges nothing.
+        if !self.lease.is_fresh() {
+            return Ok(());
+        }
         let write = self.received.max(self.flushed);
         stream
             .send_status(write, self.flushed, self.flushed, reply)
@@ -96,6 +104,7 @@ pub(crate) async fn run(
         read_data: 0,
         last_sent_flush: 0,
         positions: Writer::spawn(config, start_lsn, server),
+        lease: config.lease.clone(),
     };
     let mut backoff = Duration::from_millis(250);
     let stream = loop {
@@ -116,6 +125,13 @@ pub(crate) async fn run(
         .await
         {
             Exit::Stop(stream) => break stream,
+            Exit::LeaseLost(why) => {
+                acks.positions.finish(None).await;
+                return Err(SourceError::LeaseLost(format!(
+                    "lost the lease of replication slot '{}' ({why})",
+                    config.slot
+                )));
+            }
             Exit::Moved(what) => {
                 if let Ok(mut slot) = handoff.lock() {
                     *slot = Some(crate::positions::ReadBeforeFailover {
@@ -244,6 +260,13 @@ async fn session(
     shutdown: &mut watch::Receiver<bool>,
     server: &(String, i64),
 ) -> Exit {
+    // Never start streaming on a lease not confirmed lately.
+    while !acks.lease.is_fresh() {
+        if let Some(why) = acks.lease.lost() {
+            return Exit::LeaseLost(why);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let mut conn = match ReplicationConnection::connect(&config.connect).await {
         Ok(conn) => conn,
         Err(err) => return Exit::Failed(err),
@@ -264,6 +287,7 @@ async fn session(
         Ok(stream) => stream,
         Err(err) => return Exit::Failed(err),
     };
+    let mut lease_lost = acks.lease.watch();
     tracing::info!(slot = %config.slot, "streaming");
     let mut pending: Vec<LogItem> = Vec::with_capacity(BATCH_ITEMS);
     let mut status = tokio::time::interval(config.status_interval.min(Duration::from_secs(1)));
@@ -273,6 +297,10 @@ async fn session(
     loop {
         tokio::select! {
             biased;
+            _ = lease_lost.changed() => {
+                let why = lease_lost.borrow().clone();
+                return Exit::LeaseLost(why.unwrap_or_else(|| "the lease is gone".into()));
+            }
             _ = shutdown.changed() => {
                 if *shutdown.borrow() {
                     // Partial transactions are harmless: without their

@@ -1,0 +1,266 @@
+//! One active instance per slot: several `cdc run` on the same config form
+//! a group; one holds the lease (an advisory lock), the others stand by and
+//! take over when it dies, is frozen, or loses its lock connection. Under a
+//! writer and a running snapshot, nothing is lost over the union of the
+//! instances' outputs, and a frozen holder, when resumed, acknowledges
+//! nothing more.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use cdc_testcontainers::Postgres;
+use common::*;
+use serde_json::Value;
+
+const DDL: &str = "CREATE TABLE t (id int PRIMARY KEY, v int NOT NULL);\
+                   INSERT INTO t SELECT g, 0 FROM generate_series(1, 5000) g;";
+
+/// The config of instance `n`: the same source, slot and snapshot
+/// settings, a sink file of its own.
+fn instance_config(dir: &Path, pg: &Postgres, n: usize) -> (PathBuf, PathBuf) {
+    let own = dir.join(format!("instance-{n}"));
+    std::fs::create_dir_all(&own).unwrap();
+    let config = write_config(&own, &pg.url(), &["public.t"], "");
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str("\n[snapshot]\ninitial = true\nchunk_size = 50\n");
+    std::fs::write(&config, text).unwrap();
+    (config, own.join("events.jsonl"))
+}
+
+/// The process id of the lease holder, from its lock connection's
+/// `application_name` (`cdc:<host>:<pid>`).
+fn holder_pid(pg: &Postgres) -> Option<i32> {
+    let name = pg
+        .psql(
+            "SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid \
+             WHERE l.locktype = 'advisory' AND l.granted AND l.classid = 1667523328",
+        )
+        .unwrap();
+    name.rsplit(':').next()?.parse().ok()
+}
+
+fn wait_for_holder(pg: &Postgres, not: Option<i32>) -> i32 {
+    let mut pid = None;
+    wait_until(
+        "an instance to hold the lease",
+        Duration::from_secs(60),
+        || {
+            pid = holder_pid(pg).filter(|p| Some(*p) != not);
+            pid.is_some()
+        },
+    );
+    pid.unwrap()
+}
+
+/// Updates random rows until stopped.
+fn writer(pg_url: String, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        with_client(&pg_url, async |client| {
+            let mut i = 0u32;
+            while !stop.load(Ordering::SeqCst) {
+                i += 1;
+                let id = 1 + (i.wrapping_mul(7919) % 5000) as i32;
+                client
+                    .execute("UPDATE t SET v = v + 1 WHERE id = $1", &[&id])
+                    .await
+                    .unwrap();
+                client
+                    .execute(
+                        "INSERT INTO t VALUES ($1, 0) ON CONFLICT (id) DO NOTHING",
+                        &[&(5000 + i as i32)],
+                    )
+                    .await
+                    .unwrap();
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+        })
+    })
+}
+
+/// Every instance's events, in the order the instances were active.
+fn union(outputs: &[&Path]) -> Vec<Value> {
+    outputs.iter().flat_map(|p| read_events(p)).collect()
+}
+
+fn assert_union_is_the_table(pg: &Postgres, outputs: &[&Path], engines: &mut [&mut Engine]) {
+    let expected = contents(pg, "t", &["id"]);
+    wait_until(
+        "the union of the outputs to fold to the table",
+        Duration::from_secs(120),
+        || {
+            for engine in engines.iter_mut() {
+                assert!(engine.is_running(), "cdc exited:\n{}", engine.log_text());
+            }
+            fold(&union(outputs), "t", &["id"]) == expected
+        },
+    );
+}
+
+#[test]
+fn a_standby_takes_over_from_a_killed_active_with_nothing_lost() {
+    let pg = postgres_with(DDL);
+    let dir = tempfile::tempdir().unwrap();
+    let (config_a, events_a) = instance_config(dir.path(), &pg, 1);
+    let (config_b, events_b) = instance_config(dir.path(), &pg, 2);
+    let mut a = Engine::start(&config_a);
+    let active = wait_for_holder(&pg, None);
+    assert_eq!(active, a.pid());
+    wait_streaming(&mut a);
+    let mut b = Engine::start(&config_b);
+    wait_until(
+        "the second instance to stand by",
+        Duration::from_secs(60),
+        || {
+            b.log_text()
+                .contains("standing by: replication slot 'cdc' is held by 'cdc:")
+        },
+    );
+    assert!(!b.log_text().contains("streaming"), "{}", b.log_text());
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let writing = writer(pg.url(), stop.clone());
+    // Mid snapshot: some chunks are out, the rest is left to the standby.
+    wait_for_events(&events_a, 1000, &mut a);
+    a.kill();
+    let took_over = wait_for_holder(&pg, Some(active));
+    assert_eq!(took_over, b.pid());
+    wait_streaming(&mut b);
+    std::thread::sleep(Duration::from_secs(1));
+    stop.store(true, Ordering::SeqCst);
+    writing.join().unwrap();
+    assert_union_is_the_table(&pg, &[&events_a, &events_b], &mut [&mut b]);
+    let log = b.log_text();
+    assert!(
+        log.contains("resuming snapshot") || log.contains("snapshot complete"),
+        "{log}"
+    );
+    assert_eq!(b.terminate().code(), Some(0));
+}
+
+#[test]
+fn a_frozen_active_cut_off_from_its_lock_stops_without_acknowledging() {
+    let pg = postgres_with(DDL);
+    let dir = tempfile::tempdir().unwrap();
+    let (config_a, events_a) = instance_config(dir.path(), &pg, 1);
+    let (config_b, events_b) = instance_config(dir.path(), &pg, 2);
+    let mut a = Engine::start(&config_a);
+    let active = wait_for_holder(&pg, None);
+    wait_streaming(&mut a);
+    let mut b = Engine::start(&config_b);
+    wait_until(
+        "the second instance to stand by",
+        Duration::from_secs(60),
+        || b.log_text().contains("standing by"),
+    );
+    let stop = Arc::new(AtomicBool::new(false));
+    let writing = writer(pg.url(), stop.clone());
+    wait_for_events(&events_a, 1000, &mut a);
+
+    // A frozen host: the process stops, and its lock connection is cut.
+    unsafe_signal(a.pid(), "STOP");
+    pg.psql(&format!(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name LIKE 'cdc:%:{active}'"
+    ))
+    .unwrap();
+    let took_over = wait_for_holder(&pg, Some(active));
+    assert_eq!(took_over, b.pid());
+    wait_streaming(&mut b);
+    let fenced_at = pg
+        .psql("SELECT confirmed_flush_lsn FROM pg_replication_slots WHERE slot_name = 'cdc'")
+        .unwrap();
+    eprintln!("slot at {fenced_at} when the standby took over");
+
+    // The frozen one wakes: it must notice, acknowledge nothing, stand by.
+    unsafe_signal(a.pid(), "CONT");
+    wait_until(
+        "the resumed instance to give up",
+        Duration::from_secs(60),
+        || {
+            a.log_text()
+                .contains("lost the lease of replication slot 'cdc'")
+        },
+    );
+    wait_until(
+        "the resumed instance to stand by again",
+        Duration::from_secs(60),
+        || a.log_text().matches("standing by").count() >= 1,
+    );
+    let a_log = a.log_text();
+    assert!(a.is_running(), "{a_log}");
+    for line in a_log.lines().chain(b.log_text().lines()).filter(|l| {
+        l.contains("lease") || l.contains("standing by") || l.contains("terminating it")
+    }) {
+        eprintln!("{line}");
+    }
+    // Only the new active streams from the slot.
+    assert_eq!(
+        pg.psql(
+            "SELECT count(*) FROM pg_stat_replication r JOIN pg_replication_slots s ON s.active_pid = r.pid \
+             WHERE s.slot_name = 'cdc'"
+        )
+        .unwrap(),
+        "1"
+    );
+    assert_eq!(holder_pid(&pg), Some(b.pid()));
+    stop.store(true, Ordering::SeqCst);
+    writing.join().unwrap();
+    assert_union_is_the_table(&pg, &[&events_a, &events_b], &mut [&mut a, &mut b]);
+    assert_eq!(b.terminate().code(), Some(0));
+    assert_eq!(a.terminate().code(), Some(0));
+}
+
+#[test]
+fn three_instances_survive_repeated_kills() {
+    let pg = postgres_with(DDL);
+    let dir = tempfile::tempdir().unwrap();
+    let configs: Vec<_> = (1..=4)
+        .map(|n| instance_config(dir.path(), &pg, n))
+        .collect();
+    let mut engines: Vec<Engine> = configs
+        .iter()
+        .take(3)
+        .map(|(c, _)| Engine::start(c))
+        .collect();
+    let mut pids: Vec<i32> = engines.iter().map(Engine::pid).collect();
+    let stop = Arc::new(AtomicBool::new(false));
+    let writing = writer(pg.url(), stop.clone());
+    let mut killed = Vec::new();
+    let mut order = Vec::new();
+    for round in 0..3 {
+        let pid = wait_for_holder(&pg, killed.last().copied());
+        let index = pids.iter().position(|&p| p == pid).unwrap();
+        wait_streaming(&mut engines[index]);
+        order.push(index);
+        std::thread::sleep(Duration::from_secs(2));
+        if round < 2 {
+            engines[index].kill();
+            killed.push(pid);
+            // A fourth joins after the first kill; the group goes on with
+            // two, then one.
+            if round == 0 {
+                engines.push(Engine::start(&configs[3].0));
+                pids.push(engines[3].pid());
+            }
+        }
+    }
+    stop.store(true, Ordering::SeqCst);
+    writing.join().unwrap();
+    let last = *order.last().unwrap();
+    let outputs: Vec<&Path> = order.iter().map(|&i| configs[i].1.as_path()).collect();
+    let mut survivor = engines.remove(last);
+    assert_union_is_the_table(&pg, &outputs, &mut [&mut survivor]);
+    assert_eq!(survivor.terminate().code(), Some(0));
+}
+
+fn unsafe_signal(pid: i32, signal: &str) {
+    let status = std::process::Command::new("kill")
+        .args([&format!("-{signal}"), &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
