@@ -41,6 +41,10 @@ pub fn postgres_config(config: &Config) -> Result<PostgresConfig> {
         mb => Some(i64::try_from(mb.saturating_mul(1 << 20)).unwrap_or(i64::MAX)),
     };
     out.failover_slot = pg.failover_slot;
+    out.replication_timeout = pg
+        .replication_timeout_secs
+        .filter(|s| *s > 0)
+        .map(Duration::from_secs);
     out.heartbeat_interval =
         (pg.heartbeat_interval_secs > 0).then(|| Duration::from_secs(pg.heartbeat_interval_secs));
     out.on_slot_lost = match pg.on_slot_lost {

@@ -36,6 +36,10 @@ pub struct PostgresConfig {
     /// Create the slot with `FAILOVER` (PostgreSQL 17+), so standbys with
     /// `sync_replication_slots` keep a copy a promotion can use.
     pub failover_slot: bool,
+    /// A replication connection on which neither data nor a keepalive
+    /// arrives for this long is dead; `None`: twice the server's
+    /// `wal_sender_timeout`, at least 10 s (`liveness.rs`).
+    pub replication_timeout: Option<Duration>,
 }
 
 /// What to do when the slot no longer holds the changes after the engine's
@@ -64,6 +68,7 @@ impl PostgresConfig {
             slot_wal_warning_bytes: Some(1 << 30),
             heartbeat_interval: None,
             failover_slot: false,
+            replication_timeout: None,
         }
     }
 

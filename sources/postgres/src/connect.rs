@@ -21,6 +21,18 @@ use rustls_pki_types::pem::PemObject;
 pub const SESSION_OPTIONS: &str = "-c DateStyle=ISO -c TimeZone=UTC -c IntervalStyle=iso_8601 \
      -c extra_float_digits=3 -c bytea_output=hex";
 
+/// tokio-postgres's default idle time before keepalives (two hours), which
+/// would leave a dead idle connection unnoticed for as long.
+const DEFAULT_KEEPALIVES_IDLE: Duration = Duration::from_secs(2 * 60 * 60);
+/// A dead idle connection is noticed after idle + interval × retries = 25 s.
+const KEEPALIVES_IDLE: Duration = Duration::from_secs(10);
+const KEEPALIVES_INTERVAL: Duration = Duration::from_secs(5);
+const KEEPALIVES_RETRIES: u32 = 3;
+/// Data unacknowledged this long closes the connection (Linux
+/// `TCP_USER_TIMEOUT`): a query or status update sent into a blackhole
+/// fails instead of waiting for the kernel's retransmissions (~15 min).
+const TCP_USER_TIMEOUT: Duration = Duration::from_secs(30);
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SslMode {
     Disable,
@@ -150,6 +162,20 @@ impl ConnectConfig {
         if config.pg.get_connect_timeout().is_none() {
             config.pg.connect_timeout(Duration::from_secs(10));
         }
+        // A peer gone without a reset must be noticed: the URL may choose
+        // its own values (keepalives_idle=, tcp_user_timeout=, ...).
+        if config.pg.get_keepalives_idle() == DEFAULT_KEEPALIVES_IDLE {
+            config.pg.keepalives_idle(KEEPALIVES_IDLE);
+        }
+        if config.pg.get_keepalives_interval().is_none() {
+            config.pg.keepalives_interval(KEEPALIVES_INTERVAL);
+        }
+        if config.pg.get_keepalives_retries().is_none() {
+            config.pg.keepalives_retries(KEEPALIVES_RETRIES);
+        }
+        if config.pg.get_tcp_user_timeout().is_none() {
+            config.pg.tcp_user_timeout(TCP_USER_TIMEOUT);
+        }
         config.pg.ssl_mode(match ssl_mode {
             SslMode::Disable => tokio_postgres::config::SslMode::Disable,
             SslMode::Prefer => tokio_postgres::config::SslMode::Prefer,
@@ -173,6 +199,24 @@ impl ConnectConfig {
             Endpoint::Unix { dir, port } => format!("[{}]:{port}", dir.display()),
         };
         format!("postgresql://{auth}@{target}/{}", self.dbname)
+    }
+
+    /// Keepalives and `TCP_USER_TIMEOUT` on the replication connection's
+    /// socket, as tokio-postgres sets them on the SQL connections.
+    pub fn tune_socket(&self, tcp: &tokio::net::TcpStream) -> std::io::Result<()> {
+        let socket = socket2::SockRef::from(tcp);
+        socket.set_tcp_user_timeout(self.pg.get_tcp_user_timeout().copied())?;
+        if !self.pg.get_keepalives() {
+            return Ok(());
+        }
+        let mut keepalive = socket2::TcpKeepalive::new().with_time(self.pg.get_keepalives_idle());
+        if let Some(interval) = self.pg.get_keepalives_interval() {
+            keepalive = keepalive.with_interval(interval);
+        }
+        if let Some(retries) = self.pg.get_keepalives_retries() {
+            keepalive = keepalive.with_retries(retries);
+        }
+        socket.set_tcp_keepalive(&keepalive)
     }
 
     pub fn connect_timeout(&self) -> Duration {

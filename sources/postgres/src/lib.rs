@@ -13,6 +13,7 @@ mod chunk_sql;
 pub mod config;
 pub mod connect;
 pub mod decoder;
+mod liveness;
 pub mod operator;
 pub mod pgoutput;
 pub mod positions;

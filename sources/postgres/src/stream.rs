@@ -14,6 +14,7 @@ use tokio::time::{Instant, MissedTickBehavior};
 
 use crate::config::{PostgresConfig, SlotLostPolicy};
 use crate::decoder::Decoder;
+use crate::liveness::{self, Check, Liveness};
 use crate::positions::Writer;
 use crate::replication::{
     format_lsn, ReplicationConnection, ReplicationError, ReplicationMessage, ReplicationStream,
@@ -90,6 +91,8 @@ pub(crate) async fn run(
         positions: Writer::spawn(config, start_lsn),
     };
     let mut backoff = Duration::from_millis(250);
+    // When the connection was lost, for the line on its recovery.
+    let mut lost_at: Option<Instant> = None;
     let stream = loop {
         if *shutdown.borrow() {
             acks.positions.finish(None).await;
@@ -103,6 +106,7 @@ pub(crate) async fn run(
             &items,
             &mut acks,
             &mut shutdown,
+            &mut lost_at,
         )
         .await
         {
@@ -123,11 +127,21 @@ pub(crate) async fn run(
                 if started.elapsed() > Duration::from_secs(30) {
                     backoff = Duration::from_millis(250);
                 }
-                tracing::warn!(
-                    server = %config.connect.redacted(),
-                    "replication connection lost: {err}; reconnecting in {}ms",
-                    backoff.as_millis()
-                );
+                // One warning per outage; the attempts after it are info.
+                if lost_at.is_none() {
+                    tracing::warn!(
+                        server = %config.connect.redacted(),
+                        "replication connection lost: {err}; reconnecting in {}ms",
+                        backoff.as_millis()
+                    );
+                    lost_at = Some(Instant::now());
+                } else {
+                    tracing::info!(
+                        server = %config.connect.redacted(),
+                        "replication connection still down: {err}; retrying in {}ms",
+                        backoff.as_millis()
+                    );
+                }
                 decoder.reset();
                 tokio::select! {
                     _ = tokio::time::sleep(backoff) => {}
@@ -222,9 +236,14 @@ async fn session(
     items: &mpsc::Sender<Vec<LogItem>>,
     acks: &mut Acks,
     shutdown: &mut watch::Receiver<bool>,
+    lost_at: &mut Option<Instant>,
 ) -> Exit {
-    let conn = match ReplicationConnection::connect(&config.connect).await {
+    let mut conn = match ReplicationConnection::connect(&config.connect).await {
         Ok(conn) => conn,
+        Err(err) => return Exit::Failed(err),
+    };
+    let timeout = match liveness::timeout(config.replication_timeout, &mut conn).await {
+        Ok(timeout) => timeout,
         Err(err) => return Exit::Failed(err),
     };
     // Start from the slot's confirmed position (0/0): the server resends
@@ -238,6 +257,14 @@ async fn session(
     let mut status = tokio::time::interval(config.status_interval.min(Duration::from_secs(1)));
     status.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut last_status = Instant::now();
+    let mut live = Liveness::new(timeout);
+    if let Some(since) = lost_at.take() {
+        tracing::info!(
+            slot = %config.slot,
+            "replication connection restored after {:.1}s",
+            since.elapsed().as_secs_f64()
+        );
+    }
 
     loop {
         tokio::select! {
@@ -269,10 +296,16 @@ async fn session(
             }
             _ = status.tick() => {
                 // Acknowledge promptly when the pipeline moved forward, and
-                // at least every status_interval to keep the session alive.
+                // at least every status_interval to keep the session alive;
+                // ask for a reply when the server has been quiet.
                 acks.refresh();
-                if acks.flushed > acks.last_sent_flush || last_status.elapsed() >= config.status_interval {
-                    if let Err(err) = acks.send(&mut stream, false).await {
+                let check = live.check();
+                if check == Check::Dead {
+                    return Exit::Failed(live.error());
+                }
+                let ping = check == Check::Ping;
+                if ping || acks.flushed > acks.last_sent_flush || last_status.elapsed() >= config.status_interval {
+                    if let Err(err) = acks.send(&mut stream, ping).await {
                         return Exit::Failed(err);
                     }
                     last_status = Instant::now();
@@ -284,6 +317,7 @@ async fn session(
                     Ok(None) => return Exit::Failed(ReplicationError::Protocol("server ended the replication stream".into())),
                     Err(err) => return Exit::Failed(err),
                 };
+                live.alive();
                 match message {
                     ReplicationMessage::XLogData { wal_start, wal_end, data, .. } => {
                         acks.received = acks.received.max(wal_end);
@@ -306,7 +340,11 @@ async fn session(
                 }
                 if pending.len() >= BATCH_ITEMS || (!pending.is_empty() && !stream.has_buffered_message()) {
                     let batch = std::mem::replace(&mut pending, Vec::with_capacity(BATCH_ITEMS));
-                    match hand_over(batch, items, &mut stream, acks, &mut status).await {
+                    let handed = hand_over(batch, items, &mut stream, acks, &mut status).await;
+                    // Waiting for the pipeline, the reader did not read:
+                    // that is not the server's silence.
+                    live.alive();
+                    match handed {
                         Ok(true) => {}
                         Ok(false) => return Exit::Stop(stream),
                         Err(err) => return Exit::Failed(err),
