@@ -9,7 +9,7 @@
 
 mod common;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::BufRead;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
@@ -95,15 +95,29 @@ fn assert_nothing_lost(pg: &Postgres, events_path: &Path, engine: &mut Engine, h
         },
     );
     assert_history_kept(history, &states_by_key(&events));
-    assert_eq!(
-        fold(&events, "t", &["id"]),
-        contents(pg, "t", &["id"]),
-        "the fold of the output is not the table"
-    );
+    assert_same(&fold(&events, "t", &["id"]), &contents(pg, "t", &["id"]));
     eprintln!(
         "{} committed changes, {} events written",
         history.values().map(Vec::len).sum::<usize>(),
         events.len()
+    );
+}
+
+/// The fold equals the table; else name a few keys that differ (the whole
+/// maps are too large to print).
+fn assert_same(folded: &BTreeMap<String, Value>, table: &BTreeMap<String, Value>) {
+    let differ: Vec<_> = table
+        .keys()
+        .chain(folded.keys())
+        .filter(|k| folded.get(*k) != table.get(*k))
+        .take(5)
+        .map(|k| format!("{k}: output {:?}, table {:?}", folded.get(k), table.get(k)))
+        .collect();
+    assert!(
+        differ.is_empty(),
+        "the fold of the output is not the table ({} rows vs {}): {differ:#?}",
+        folded.len(),
+        table.len()
     );
 }
 
@@ -182,17 +196,32 @@ fn lines_with<'a>(log: &'a str, needle: &str) -> Vec<&'a str> {
     log.lines().filter(|l| l.contains(needle)).collect()
 }
 
-/// Runs `fault` for `hold` under a steady writer, heals it with `heal`,
-/// and checks that nothing is lost. Returns the engine's log.
-#[allow(clippy::too_many_arguments)]
+/// What a fault test does, in order, under a steady writer.
+struct Plan<P, F, H> {
+    /// Before the fault (e.g. start a snapshot).
+    prelude: P,
+    fault: F,
+    hold: Duration,
+    heal: H,
+    /// Wait for the snapshot to finish before checking the fold.
+    snapshot: bool,
+}
+
+/// Runs the plan under a steady writer and checks that nothing is lost.
+/// Returns the engine's log and when the fault began and was healed.
 fn under_writer(
     pg: &Postgres,
     config: &Path,
     events_path: &Path,
-    fault: impl FnOnce(),
-    hold: Duration,
-    heal: impl FnOnce(),
+    plan: Plan<impl FnOnce(&Engine), impl FnOnce(), impl FnOnce()>,
 ) -> (String, f64, f64) {
+    let Plan {
+        prelude,
+        fault,
+        hold,
+        heal,
+        snapshot,
+    } = plan;
     let mut engine = Engine::start(config);
     wait_streaming(&mut engine);
     let stop = Arc::new(AtomicBool::new(false));
@@ -201,6 +230,7 @@ fn under_writer(
         std::thread::spawn(move || writer(url, stop))
     };
     std::thread::sleep(Duration::from_secs(3));
+    prelude(&engine);
     let fault_at = now_secs();
     fault();
     std::thread::sleep(hold);
@@ -209,6 +239,12 @@ fn under_writer(
     std::thread::sleep(Duration::from_secs(5));
     stop.store(true, Ordering::SeqCst);
     let history = writer.join().unwrap();
+    if snapshot {
+        wait_until("snapshot complete", Duration::from_secs(240), || {
+            assert!(engine.is_running(), "cdc exited:\n{}", engine.log_text());
+            engine.log_text().contains("snapshot complete")
+        });
+    }
     assert_nothing_lost(pg, events_path, &mut engine, &history);
     let log = engine.log_text();
     assert_eq!(engine.terminate().code(), Some(0), "{log}");
@@ -298,14 +334,14 @@ fn a_blackhole_while_streaming_is_detected_and_healed_without_loss() {
     let config = write_config(dir.path(), &url, &["public.t"], "");
     let events_path = dir.path().join("events.jsonl");
 
-    let (log, fault_at, healed_at) = under_writer(
-        &pg,
-        &config,
-        &events_path,
-        || ns.blackhole().unwrap(),
-        Duration::from_secs(30),
-        || ns.heal().unwrap(),
-    );
+    let plan = Plan {
+        prelude: |_: &Engine| {},
+        fault: || ns.blackhole().unwrap(),
+        hold: Duration::from_secs(30),
+        heal: || ns.heal().unwrap(),
+        snapshot: false,
+    };
+    let (log, fault_at, healed_at) = under_writer(&pg, &config, &events_path, plan);
     let lost = lines_with(&log, "replication connection lost");
     let restored = lines_with(&log, "replication connection restored");
     assert_eq!(lost.len(), 1, "one line on detecting the fault:\n{log}");
@@ -342,22 +378,152 @@ fn delay_and_loss_while_streaming_lose_nothing() {
     let config = write_config(dir.path(), &url, &["public.t"], "");
     let events_path = dir.path().join("events.jsonl");
 
-    let (log, _, _) = under_writer(
-        &pg,
-        &config,
-        &events_path,
-        || {
+    let plan = Plan {
+        prelude: |_: &Engine| {},
+        fault: || {
             proxy.set_delay(Duration::from_millis(200));
             ns.loss(5).unwrap();
         },
-        Duration::from_secs(20),
-        || {
+        hold: Duration::from_secs(20),
+        heal: || {
             proxy.set_delay(Duration::ZERO);
             ns.heal().unwrap();
         },
-    );
+        snapshot: false,
+    };
+    let (log, _, _) = under_writer(&pg, &config, &events_path, plan);
     eprintln!(
         "delay + loss: {} reconnects",
         lines_with(&log, "replication connection lost").len()
     );
+}
+
+#[test]
+fn a_blackhole_during_a_snapshot_window_loses_nothing() {
+    let Some(ns) = namespace() else { return };
+    let pg = Postgres::builder()
+        .netns(&ns)
+        .setting("wal_sender_timeout", "5s")
+        .start()
+        .unwrap();
+    // Keys the writer never touches, so only the snapshot brings them.
+    pg.psql(&format!(
+        "{DDL} INSERT INTO t SELECT g, 0 FROM generate_series(1000, 30999) g;"
+    ))
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let url = network_url(&pg, &ns.address().to_string(), pg.port());
+    let config = write_config(
+        dir.path(),
+        &url,
+        &["public.t"],
+        "\n[snapshot]\nchunk_size = 1000\n",
+    );
+    let events_path = dir.path().join("events.jsonl");
+    let running = Mutex::new(false);
+    let plan = Plan {
+        prelude: |engine: &Engine| {
+            signal(
+                &pg,
+                "s1",
+                "execute-snapshot",
+                r#"{"data-collections": ["public.t"], "type": "incremental"}"#,
+            );
+            wait_until("the first snapshot rows", Duration::from_secs(60), || {
+                read_events(&events_path).iter().any(|e| e["op"] == "r")
+            });
+            *running.lock().unwrap() = !engine.log_text().contains("snapshot complete");
+        },
+        fault: || ns.blackhole().unwrap(),
+        hold: Duration::from_secs(30),
+        heal: || ns.heal().unwrap(),
+        snapshot: true,
+    };
+    let (log, fault_at, _) = under_writer(&pg, &config, &events_path, plan);
+    assert!(
+        *running.lock().unwrap(),
+        "the snapshot ended before the fault:\n{log}"
+    );
+    assert!(log.contains("snapshot complete"), "{log}");
+    let lost = lines_with(&log, "replication connection lost");
+    assert_eq!(lost.len(), 1, "one line on detecting the fault:\n{log}");
+    let detected = log_time(lost[0]).unwrap() - fault_at;
+    eprintln!("blackhole in a snapshot window: detected after {detected:.1}s");
+    for line in lines_with(&log, "WARN") {
+        eprintln!("  warning: {}", strip_ansi(line));
+    }
+    for line in lines_with(&log, "restored") {
+        eprintln!("  {}", strip_ansi(line));
+    }
+}
+
+#[test]
+fn a_walsender_terminated_mid_large_transaction_loses_nothing() {
+    // A small work_mem: the big transaction spills to disk while decoded.
+    let pg = Postgres::builder()
+        .setting("logical_decoding_work_mem", "64kB")
+        .start()
+        .unwrap();
+    pg.psql(&format!(
+        "{DDL} CREATE TABLE big (id int PRIMARY KEY, pad text);"
+    ))
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &pg.url(), &["public.t", "public.big"], "");
+    let events_path = dir.path().join("events.jsonl");
+    const ROWS: usize = 100_000;
+    let plan = Plan {
+        prelude: |_: &Engine| {
+            // Savepoints rolled back inside: those rows must never appear.
+            pg.psql(&format!(
+                "BEGIN;
+                 INSERT INTO big SELECT g, repeat('x', 100) FROM generate_series(1, {half}) g;
+                 SAVEPOINT a;
+                 INSERT INTO big SELECT g, 'rolled back' FROM generate_series({rows} + 1, {rows} + 5000) g;
+                 ROLLBACK TO SAVEPOINT a;
+                 INSERT INTO big SELECT g, repeat('y', 100) FROM generate_series({half} + 1, {rows}) g;
+                 COMMIT;",
+                half = ROWS / 2,
+                rows = ROWS
+            ))
+            .unwrap();
+            // Wait until the transaction is on its way, not through.
+            wait_until(
+                "the first rows of the transaction",
+                Duration::from_secs(60),
+                || !table_events(&read_events(&events_path), "big").is_empty(),
+            );
+        },
+        fault: || {
+            let killed = pg
+                .psql("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_replication WHERE application_name = 'cdc'")
+                .unwrap();
+            assert_eq!(killed, "1");
+            let seen = table_events(&read_events(&events_path), "big").len();
+            eprintln!("walsender terminated with {seen} of {ROWS} rows of the transaction out");
+        },
+        hold: Duration::from_secs(1),
+        heal: || {},
+        snapshot: false,
+    };
+    let (log, _, _) = under_writer(&pg, &config, &events_path, plan);
+    let events = read_events(&events_path);
+    let ids: HashSet<i64> = table_events(&events, "big")
+        .iter()
+        .map(|e| e["after"]["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(ids.len(), ROWS, "every row of the transaction arrives");
+    assert!(
+        ids.iter().all(|&id| id <= ROWS as i64),
+        "a rolled-back row arrived"
+    );
+    assert_same(
+        &fold(&events, "big", &["id"]),
+        &contents(&pg, "big", &["id"]),
+    );
+    let lost = lines_with(&log, "replication connection lost");
+    assert_eq!(lost.len(), 1, "{log}");
+    for line in lines_with(&log, "restored") {
+        eprintln!("  {}", strip_ansi(line));
+    }
 }
