@@ -406,24 +406,25 @@ fn delay_and_loss_while_streaming_lose_nothing() {
     );
 }
 
-#[test]
-fn a_blackhole_during_a_snapshot_window_loses_nothing() {
-    let Some(ns) = namespace() else { return };
-    let pg = Postgres::builder()
-        .netns(&ns)
-        .setting("wal_sender_timeout", "5s")
-        .start()
-        .unwrap();
+/// Runs `fault` for `hold` while a snapshot of 30 000 rows (the writer's
+/// keys and more) goes on, cdc connecting to `url`; checks nothing is lost
+/// and the snapshot completes. Returns the log and the fault's times.
+fn in_snapshot_window(
+    pg: &Postgres,
+    url: &str,
+    fault: impl FnOnce(),
+    hold: Duration,
+    heal: impl FnOnce(),
+) -> (String, f64, f64) {
     // Keys the writer never touches, so only the snapshot brings them.
     pg.psql(&format!(
         "{DDL} INSERT INTO t SELECT g, 0 FROM generate_series(1000, 30999) g;"
     ))
     .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let url = network_url(&pg, &ns.address().to_string(), pg.port());
     let config = write_config(
         dir.path(),
-        &url,
+        url,
         &["public.t"],
         "\n[snapshot]\nchunk_size = 1000\n",
     );
@@ -432,7 +433,7 @@ fn a_blackhole_during_a_snapshot_window_loses_nothing() {
     let plan = Plan {
         prelude: |engine: &Engine| {
             signal(
-                &pg,
+                pg,
                 "s1",
                 "execute-snapshot",
                 r#"{"data-collections": ["public.t"], "type": "incremental"}"#,
@@ -442,17 +443,38 @@ fn a_blackhole_during_a_snapshot_window_loses_nothing() {
             });
             *running.lock().unwrap() = !engine.log_text().contains("snapshot complete");
         },
-        fault: || ns.blackhole().unwrap(),
-        hold: Duration::from_secs(30),
-        heal: || ns.heal().unwrap(),
+        fault,
+        hold,
+        heal,
         snapshot: true,
     };
-    let (log, fault_at, healed_at) = under_writer(&pg, &config, &events_path, plan);
+    let (log, fault_at, healed_at) = under_writer(pg, &config, &events_path, plan);
     assert!(
         *running.lock().unwrap(),
         "the snapshot ended before the fault:\n{log}"
     );
-    assert!(log.contains("snapshot complete"), "{log}");
+    for line in lines_with(&log, "WARN") {
+        eprintln!("  warning: {}", strip_ansi(line));
+    }
+    (log, fault_at, healed_at)
+}
+
+#[test]
+fn a_blackhole_during_a_snapshot_window_loses_nothing() {
+    let Some(ns) = namespace() else { return };
+    let pg = Postgres::builder()
+        .netns(&ns)
+        .setting("wal_sender_timeout", "5s")
+        .start()
+        .unwrap();
+    let url = network_url(&pg, &ns.address().to_string(), pg.port());
+    let (log, fault_at, healed_at) = in_snapshot_window(
+        &pg,
+        &url,
+        || ns.blackhole().unwrap(),
+        Duration::from_secs(30),
+        || ns.heal().unwrap(),
+    );
     let lost = lines_with(&log, "replication connection lost");
     assert_eq!(lost.len(), 1, "one line on detecting the fault:\n{log}");
     let restored = lines_with(&log, "replication connection restored");
@@ -466,9 +488,86 @@ fn a_blackhole_during_a_snapshot_window_loses_nothing() {
     eprintln!(
         "blackhole in a snapshot window: detected after {detected:.1}s, recovered {recovered:.1}s after healing"
     );
-    for line in lines_with(&log, "WARN") {
-        eprintln!("  warning: {}", strip_ansi(line));
-    }
+}
+
+#[test]
+fn delay_and_loss_during_a_snapshot_window_lose_nothing() {
+    let Some(ns) = namespace() else { return };
+    let pg = Postgres::builder()
+        .netns(&ns)
+        .setting("wal_sender_timeout", "5s")
+        .start()
+        .unwrap();
+    let proxy = Proxy::start((ns.address(), pg.port()).into()).unwrap();
+    let url = network_url(&pg, "127.0.0.1", proxy.port());
+    let (log, _, _) = in_snapshot_window(
+        &pg,
+        &url,
+        || {
+            proxy.set_delay(Duration::from_millis(200));
+            ns.loss(5).unwrap();
+        },
+        Duration::from_secs(20),
+        || {
+            proxy.set_delay(Duration::ZERO);
+            ns.heal().unwrap();
+        },
+    );
+    eprintln!(
+        "delay + loss in a snapshot window: {} reconnects",
+        lines_with(&log, "replication connection lost").len()
+    );
+}
+
+/// The walsender of cdc's slot, terminated; asserts there was one.
+fn terminate_walsender(pg: &Postgres) {
+    let killed = pg
+        .psql("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_replication WHERE application_name = 'cdc'")
+        .unwrap();
+    assert_eq!(killed, "1");
+}
+
+#[test]
+fn a_walsender_terminated_while_streaming_loses_nothing() {
+    let pg = Postgres::start().unwrap();
+    pg.psql(DDL).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &pg.url(), &["public.t"], "");
+    let events_path = dir.path().join("events.jsonl");
+    let plan = Plan {
+        prelude: |_: &Engine| {},
+        fault: || terminate_walsender(&pg),
+        hold: Duration::from_secs(1),
+        heal: || {},
+        snapshot: false,
+    };
+    let (log, fault_at, _) = under_writer(&pg, &config, &events_path, plan);
+    let lost = lines_with(&log, "replication connection lost");
+    let restored = lines_with(&log, "replication connection restored");
+    assert_eq!((lost.len(), restored.len()), (1, 1), "{log}");
+    eprintln!(
+        "walsender terminated while streaming: streaming again after {:.1}s",
+        log_time(restored[0]).unwrap() - fault_at
+    );
+}
+
+#[test]
+fn a_walsender_terminated_during_a_snapshot_window_loses_nothing() {
+    let pg = Postgres::start().unwrap();
+    let (log, fault_at, _) = in_snapshot_window(
+        &pg,
+        &pg.url(),
+        || terminate_walsender(&pg),
+        Duration::from_secs(1),
+        || {},
+    );
+    let lost = lines_with(&log, "replication connection lost");
+    let restored = lines_with(&log, "replication connection restored");
+    assert_eq!((lost.len(), restored.len()), (1, 1), "{log}");
+    eprintln!(
+        "walsender terminated in a snapshot window: streaming again after {:.1}s",
+        log_time(restored[0]).unwrap() - fault_at
+    );
 }
 
 #[test]
@@ -509,10 +608,7 @@ fn a_walsender_terminated_mid_large_transaction_loses_nothing() {
             );
         },
         fault: || {
-            let killed = pg
-                .psql("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_replication WHERE application_name = 'cdc'")
-                .unwrap();
-            assert_eq!(killed, "1");
+            terminate_walsender(&pg);
             let seen = table_events(&read_events(&events_path), "big").len();
             eprintln!("walsender terminated with {seen} of {ROWS} rows of the transaction out");
         },
