@@ -524,6 +524,37 @@ mod tests {
     }
 
     #[test]
+    fn a_dead_peer_is_noticed_unless_the_url_says_otherwise() {
+        let c = ConnectConfig::parse("postgresql://app@db/shop").unwrap();
+        assert!(c.pg.get_keepalives());
+        assert_eq!(c.pg.get_keepalives_idle(), KEEPALIVES_IDLE);
+        assert_eq!(c.pg.get_keepalives_interval(), Some(KEEPALIVES_INTERVAL));
+        assert_eq!(c.pg.get_keepalives_retries(), Some(KEEPALIVES_RETRIES));
+        assert_eq!(c.pg.get_tcp_user_timeout(), Some(&TCP_USER_TIMEOUT));
+        let c = ConnectConfig::parse(
+            "postgresql://app@db/shop?keepalives_idle=60&tcp_user_timeout=90&keepalives=0",
+        )
+        .unwrap();
+        assert!(!c.pg.get_keepalives());
+        assert_eq!(c.pg.get_keepalives_idle(), Duration::from_secs(60));
+        assert_eq!(c.pg.get_tcp_user_timeout(), Some(&Duration::from_secs(90)));
+    }
+
+    #[tokio::test]
+    async fn the_replication_socket_gets_the_same_settings() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let tcp = tokio::net::TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let c = ConnectConfig::parse("postgresql://app@db/shop").unwrap();
+        c.tune_socket(&tcp).unwrap();
+        let socket = socket2::SockRef::from(&tcp);
+        assert!(socket.keepalive().unwrap());
+        assert_eq!(socket.tcp_keepalive_time().unwrap(), KEEPALIVES_IDLE);
+        assert_eq!(socket.tcp_user_timeout().unwrap(), Some(TCP_USER_TIMEOUT));
+    }
+
+    #[test]
     fn bad_urls_are_reported_without_the_password() {
         let err = ConnectConfig::parse("postgresql://app:s3cret@host:notaport/db")
             .unwrap_err()
