@@ -160,4 +160,37 @@ mod tests {
         c.read_exact(&mut back).unwrap();
         assert_eq!(&back, b"hello");
     }
+
+    #[test]
+    fn holds_bytes_while_blackholed_and_cuts() {
+        let echo = TcpListener::bind(("127.0.0.1", 0)).unwrap();
+        let target = echo.local_addr().unwrap();
+        std::thread::spawn(move || {
+            let (mut s, _) = echo.accept().unwrap();
+            let mut buf = [0u8; 1];
+            while s.read_exact(&mut buf).is_ok() {
+                if s.write_all(&buf).is_err() {
+                    break;
+                }
+            }
+        });
+        let proxy = Proxy::start(target).unwrap();
+        let mut c = TcpStream::connect(("127.0.0.1", proxy.port())).unwrap();
+        c.set_read_timeout(Some(Duration::from_millis(300)))
+            .unwrap();
+        proxy.blackhole(true);
+        c.write_all(b"x").unwrap();
+        let mut back = [0u8; 1];
+        let held = c.read(&mut back).unwrap_err();
+        assert!(matches!(
+            held.kind(),
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+        ));
+        proxy.blackhole(false);
+        c.set_read_timeout(None).unwrap();
+        c.read_exact(&mut back).unwrap();
+        assert_eq!(&back, b"x");
+        proxy.cut();
+        assert!(!matches!(c.read(&mut back), Ok(1)));
+    }
 }
