@@ -74,6 +74,16 @@ ensure_tansu() {
   cargo install tansu --version 0.6.0 --locked --features dynostore
 }
 
+# nft, for the network faults of tests/faults.rs (DROP rules inside a test's
+# own network namespace; ip and tc come with iproute2).
+ensure_nftables() {
+  if ! command -v nft >/dev/null; then
+    echo "installing nftables (apt-get install nftables)" >&2
+    apt_install nftables
+  fi
+  if ! command -v ip >/dev/null; then apt_install iproute2; fi
+}
+
 ensure_nextest() {
   if ! cargo nextest --version >/dev/null 2>&1; then
     echo "installing cargo-nextest" >&2

@@ -93,6 +93,11 @@ pub struct PostgresSettings {
     /// Create the slot as a failover slot (PostgreSQL 17+).
     #[serde(default)]
     pub failover_slot: bool,
+    /// Seconds without data or keepalive after which the replication
+    /// connection is dead and cdc reconnects; unset: twice the server's
+    /// `wal_sender_timeout`, at least 10 (README, "Faults we test").
+    #[serde(default)]
+    pub replication_timeout_secs: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, Default, Deserialize)]

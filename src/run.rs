@@ -41,6 +41,10 @@ pub fn postgres_config(config: &Config) -> Result<PostgresConfig> {
         mb => Some(i64::try_from(mb.saturating_mul(1 << 20)).unwrap_or(i64::MAX)),
     };
     out.failover_slot = pg.failover_slot;
+    out.replication_timeout = pg
+        .replication_timeout_secs
+        .filter(|s| *s > 0)
+        .map(Duration::from_secs);
     out.heartbeat_interval =
         (pg.heartbeat_interval_secs > 0).then(|| Duration::from_secs(pg.heartbeat_interval_secs));
     out.on_slot_lost = match pg.on_slot_lost {
@@ -90,8 +94,16 @@ pub async fn run(path: &Path) -> Result<ExitCode> {
     let heal = matches!(settings.on_slot_lost, crate::config::OnSlotLost::Resnapshot);
     // What a run ended by a failover had read from the old server.
     let mut carried = None;
+    let mut restarted = false;
     let result = loop {
-        let result = run_once(&config, &shutdown_tx, shutdown_rx.clone(), &mut carried).await;
+        let result = run_once(
+            &config,
+            &shutdown_tx,
+            shutdown_rx.clone(),
+            &mut carried,
+            restarted,
+        )
+        .await;
         // A slot invalidated while streaming, with `resnapshot`, or a
         // failover to another server: start over, and the guards at start
         // judge the slot there (recreating it and snapshotting every table
@@ -106,7 +118,13 @@ pub async fn run(path: &Path) -> Result<ExitCode> {
                 })
         });
         if let (Some(why), false) = (restart, *shutdown_rx.borrow()) {
-            tracing::warn!("{why}; starting over");
+            if matches!(why, SourceError::LeaseLost(_)) {
+                // Already said, as a warning, where the lease was lost.
+                tracing::info!("{why}; standing by again");
+            } else {
+                tracing::warn!("{why}; starting over");
+            }
+            restarted = true;
             continue;
         }
         break result;
@@ -121,11 +139,12 @@ async fn run_once(
     shutdown_tx: &watch::Sender<bool>,
     shutdown_rx: watch::Receiver<bool>,
     carried: &mut Option<cdc_postgres::positions::ReadBeforeFailover>,
+    restarted: bool,
 ) -> Result<ExitCode> {
     let mut pg = postgres_config(config)?;
     pg.read_before_failover = carried.take();
     // One active instance per slot: the others wait here, live but idle.
-    let Some(lease) = cdc_postgres::lease::acquire(&pg, shutdown_rx.clone())
+    let Some(lease) = cdc_postgres::lease::acquire(&pg, shutdown_rx.clone(), restarted)
         .await
         .context("taking the lease")?
     else {

@@ -12,9 +12,12 @@
 //! The API is synchronous; it is fine to call from `#[tokio::test]` bodies
 //! (starting a cluster blocks for a second or two).
 
+mod conf;
 mod error;
 pub mod kafka;
+pub mod netns;
 mod process;
+pub mod proxy;
 mod standby;
 mod tls;
 mod url;
@@ -27,6 +30,7 @@ use std::time::{Duration, Instant};
 
 pub use error::Error;
 pub use kafka::{Kafka, KafkaError};
+pub use netns::Netns;
 use process::RunAs;
 pub use process::SERVER_BINDIR_VAR;
 use url::PgUrl;
@@ -76,6 +80,7 @@ pub struct PostgresBuilder {
     tls: bool,
     users: Vec<PasswordUser>,
     port: Option<u16>,
+    netns: Option<Netns>,
 }
 
 impl PostgresBuilder {
@@ -98,6 +103,14 @@ impl PostgresBuilder {
     /// a throwaway CA (see [`Postgres::ca_cert_path`]). Plain connections keep working.
     pub fn tls(mut self, on: bool) -> Self {
         self.tls = on;
+        self
+    }
+
+    /// Runs the server inside `ns`, listening on [`Netns::address`] (see
+    /// `netns.rs`). The handle's own [`Postgres::url`] and `psql` then use the
+    /// Unix socket, a path no network fault touches.
+    pub fn netns(mut self, ns: &Netns) -> Self {
+        self.netns = Some(ns.clone());
         self
     }
 
@@ -162,6 +175,7 @@ struct Local {
     run_as: Option<RunAs>,
     /// `initdb`, `pg_ctl` and `postgres` (see [`process::server_bindir`]).
     server_bindir: PathBuf,
+    netns: Option<Netns>,
     /// Removed (with data, socket, log and certs) when the handle is dropped.
     dir: tempfile::TempDir,
 }
@@ -204,7 +218,7 @@ impl Postgres {
             Inner::Local(_) => format!(
                 "postgresql://{}@{}:{}/{}",
                 url::encode(&self.superuser),
-                self.host,
+                url::encode(&self.host),
                 self.port,
                 url::encode(&self.database)
             ),
@@ -219,7 +233,7 @@ impl Postgres {
                 "postgresql://{}:{}@{}:{}/{}",
                 url::encode(user),
                 url::encode(password),
-                self.host,
+                url::encode(&self.host),
                 self.port,
                 url::encode(&self.database)
             ),
@@ -411,14 +425,13 @@ impl Postgres {
     }
 
     fn pg_ctl(&self, local: &Local) -> Command {
-        let mut cmd = process::pg_command(
-            &local.server_bindir,
-            "pg_ctl",
-            local.run_as,
-            local.dir.path(),
-        );
+        let run_as = local.run_as.filter(|_| local.netns.is_none());
+        let mut cmd = process::pg_command(&local.server_bindir, "pg_ctl", run_as, local.dir.path());
         cmd.arg("-D").arg(&local.data);
-        cmd
+        match &local.netns {
+            Some(ns) => ns.wrap(&cmd, local.run_as),
+            None => cmd,
+        }
     }
 
     /// Waits until the server accepts TCP connections (pg_ctl only checked the socket).
@@ -554,8 +567,12 @@ fn start_local(builder: PostgresBuilder) -> Result<Postgres, Error> {
         .args(["--no-sync", "--no-instructions"]);
     process::run(initdb)?;
 
+    let listen = match &builder.netns {
+        Some(ns) => ns.address().to_string(),
+        None => HOST.to_owned(),
+    };
     let mut conf = vec![
-        ("listen_addresses".to_owned(), HOST.to_owned()),
+        ("listen_addresses".to_owned(), listen),
         (
             "unix_socket_directories".to_owned(),
             path_str(&sock)?.to_owned(),
@@ -584,8 +601,14 @@ fn start_local(builder: PostgresBuilder) -> Result<Postgres, Error> {
         ));
     }
     conf.extend(builder.settings.iter().cloned());
-    append_conf(&data.join("postgresql.conf"), &conf)?;
-    write_hba(&data.join("pg_hba.conf"), &builder.users)?;
+    conf::append_conf(&data.join("postgresql.conf"), &conf)?;
+    let peer = builder.netns.as_ref().map(Netns::peer_address);
+    conf::write_hba(&data.join("pg_hba.conf"), &builder.users, peer)?;
+    // In a namespace the handle's own clients take the Unix socket.
+    let host = match builder.netns {
+        Some(_) => path_str(&sock)?.to_owned(),
+        None => HOST.to_owned(),
+    };
 
     let local = Local {
         logfile: root.join("postgres.log"),
@@ -593,11 +616,12 @@ fn start_local(builder: PostgresBuilder) -> Result<Postgres, Error> {
         ca_cert: tls_files.map(|files| files.ca_cert),
         run_as,
         server_bindir,
+        netns: builder.netns,
         dir,
     };
     // From here on Drop stops whatever was started if a later step fails.
     let mut pg = Postgres {
-        host: HOST.to_owned(),
+        host,
         port: 0,
         database: DATABASE.to_owned(),
         superuser: SUPERUSER.to_owned(),
@@ -624,6 +648,9 @@ fn start_external(url: &str, builder: PostgresBuilder) -> Result<Postgres, Error
     }
     if !builder.settings.is_empty() {
         return Err(Error::ExternalUnsupported("setting"));
+    }
+    if builder.netns.is_some() {
+        return Err(Error::ExternalUnsupported("netns"));
     }
     let base = PgUrl::parse(url)?;
     let bindir = process::find_bindir("psql")?;
@@ -656,49 +683,6 @@ fn free_port() -> Result<u16, Error> {
         .map_err(|e| Error::io("probing for a free port", e))?
         .port();
     Ok(port)
-}
-
-fn append_conf(path: &Path, settings: &[(String, String)]) -> Result<(), Error> {
-    let mut text = String::from("\n# added by cdc-testcontainers\n");
-    for (name, value) in settings {
-        let quoted = if value.len() >= 2 && value.starts_with('\'') && value.ends_with('\'') {
-            value.clone()
-        } else {
-            quote_literal(value)
-        };
-        text.push_str(&format!("{name} = {quoted}\n"));
-    }
-    // Appending keeps the file's owner (the server user when we are root).
-    let mut file = std::fs::OpenOptions::new()
-        .append(true)
-        .open(path)
-        .map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
-    file.write_all(text.as_bytes())
-        .map_err(|e| Error::io(format!("writing {}", path.display()), e))
-}
-
-/// Password users first (first matching line wins), then trust for everyone else.
-fn write_hba(path: &Path, users: &[PasswordUser]) -> Result<(), Error> {
-    let mut text = String::from("# written by cdc-testcontainers\n");
-    for user in users {
-        for database in ["all", "replication"] {
-            text.push_str(&format!(
-                "host {database} \"{}\" {HOST}/32 {}\n",
-                user.name,
-                user.method.name()
-            ));
-        }
-    }
-    text.push_str(
-        "local all all trust\n\
-         local replication all trust\n\
-         host all postgres 127.0.0.1/32 trust\n\
-         host replication postgres 127.0.0.1/32 trust\n\
-         host all all 127.0.0.1/32 trust\n\
-         host replication all 127.0.0.1/32 trust\n",
-    );
-    // Truncating (not replacing) keeps the file's owner.
-    std::fs::write(path, text).map_err(|e| Error::io(format!("writing {}", path.display()), e))
 }
 
 /// Rejects names the generated SQL/pg_hba lines could not carry safely.

@@ -8,7 +8,8 @@
 use std::path::Path;
 use std::process::Command;
 
-use crate::{append_conf, path_str, process, Error, Inner, Local, Postgres, READY_TIMEOUT};
+use crate::conf::append_conf;
+use crate::{path_str, process, Error, Inner, Local, Postgres, READY_TIMEOUT};
 
 impl Postgres {
     /// Starts a hot standby of this cluster on a free port, streaming from
@@ -95,6 +96,7 @@ impl Postgres {
                 ca_cert: None,
                 run_as: local.run_as,
                 server_bindir: local.server_bindir.clone(),
+                netns: None,
                 dir,
             }),
         };

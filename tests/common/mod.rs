@@ -41,6 +41,18 @@ pub struct Engine {
 
 impl Engine {
     pub fn start(config: &Path) -> Engine {
+        Engine::spawn(config, Stdio::null())
+    }
+
+    /// [`Engine::start`] with stdout a pipe that the caller reads (or not),
+    /// for the stdout sink.
+    pub fn start_piped(config: &Path) -> (Engine, std::process::ChildStdout) {
+        let mut engine = Engine::spawn(config, Stdio::piped());
+        let stdout = engine.child.as_mut().unwrap().stdout.take().unwrap();
+        (engine, stdout)
+    }
+
+    fn spawn(config: &Path, stdout: Stdio) -> Engine {
         let log = config.with_file_name(format!(
             "cdc-{}.log",
             std::time::SystemTime::now()
@@ -56,7 +68,7 @@ impl Engine {
                 "CDC_LOG",
                 std::env::var("TEST_CDC_LOG").unwrap_or_else(|_| "info".into()),
             )
-            .stdout(Stdio::null())
+            .stdout(stdout)
             .stderr(stderr)
             .spawn()
             .unwrap();

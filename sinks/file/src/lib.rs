@@ -11,9 +11,12 @@ use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+mod worker;
+
 use async_trait::async_trait;
 use cdc_engine::envelope::EnvelopeWriter;
 use cdc_engine::{Event, Sink, SinkError};
+use worker::Worker;
 
 #[derive(Debug, thiserror::Error)]
 pub enum OpenError {
@@ -50,16 +53,41 @@ impl JsonLines {
     }
 }
 
-/// Appends JSON lines to a file; `flush` fsyncs.
+/// Appends JSON lines to a file; `flush` fsyncs. The file is written on a
+/// thread of its own (see `worker.rs`).
 pub struct FileSink {
     path: PathBuf,
-    file: File,
-    /// Length of the file up to the last accepted whole line.
-    len: u64,
+    worker: Worker<OpenFile>,
     lines: JsonLines,
 }
 
+/// The file, owned by the sink's thread.
+struct OpenFile {
+    file: File,
+    /// Length of the file up to the last accepted whole line.
+    len: u64,
+}
+
+impl OpenFile {
+    fn append(&mut self, lines: &[u8]) -> std::io::Result<()> {
+        match self.file.write_all(lines) {
+            Ok(()) => {
+                self.len += lines.len() as u64;
+                Ok(())
+            }
+            Err(err) => {
+                // Best effort: if even this fails, the next open cuts the torn line.
+                let _ = self.file.set_len(self.len);
+                let _ = self.file.seek(SeekFrom::Start(self.len));
+                Err(err)
+            }
+        }
+    }
+}
+
 impl FileSink {
+    /// Opens (creating) the file and cuts a torn last line. Called once at
+    /// start, before anything streams.
     pub fn open(path: impl AsRef<Path>) -> Result<FileSink, OpenError> {
         let path = path.as_ref().to_path_buf();
         let open_err = |source| OpenError::Open {
@@ -84,18 +112,12 @@ impl FileSink {
             file.set_len(len).map_err(open_err)?;
         }
         file.seek(SeekFrom::Start(len)).map_err(open_err)?;
+        let worker = Worker::spawn("cdc-file-sink", OpenFile { file, len }).map_err(open_err)?;
         Ok(FileSink {
             path,
-            file,
-            len,
+            worker,
             lines: JsonLines::default(),
         })
-    }
-
-    fn rollback(&mut self) {
-        // Best effort: if even this fails, the next open cuts the torn line.
-        let _ = self.file.set_len(self.len);
-        let _ = self.file.seek(SeekFrom::Start(self.len));
     }
 }
 
@@ -125,34 +147,35 @@ impl Sink for FileSink {
     }
 
     async fn write(&mut self, events: &[Event]) -> Result<(), SinkError> {
-        let lines = self.lines.encode(events);
-        match self.file.write_all(lines) {
-            Ok(()) => {
-                self.len += lines.len() as u64;
-                Ok(())
-            }
-            Err(err) => {
-                self.rollback();
-                Err(SinkError::Retriable(format!(
-                    "writing {}: {err}",
-                    self.path.display()
-                )))
-            }
-        }
+        self.lines.encode(events);
+        let buf = std::mem::take(&mut self.lines.buf);
+        let answer = self
+            .worker
+            .run(move |file| {
+                let result = file.append(&buf);
+                (buf, result)
+            })
+            .await;
+        let Some((buf, result)) = answer else {
+            return Err(gone(&self.path));
+        };
+        // The buffer comes back, to be reused by the next batch.
+        self.lines.buf = buf;
+        result
+            .map_err(|err| SinkError::Retriable(format!("writing {}: {err}", self.path.display())))
     }
 
     async fn flush(&mut self) -> Result<(), SinkError> {
-        let path = self.path.clone();
-        let file = self
-            .file
-            .try_clone()
-            .map_err(|err| SinkError::Retriable(format!("fsync of {}: {err}", path.display())))?;
-        // fsync blocks for milliseconds: keep it off the async workers.
-        tokio::task::spawn_blocking(move || file.sync_data())
+        self.worker
+            .run(|file| file.file.sync_data())
             .await
-            .map_err(|err| SinkError::Retriable(format!("fsync of {}: {err}", path.display())))?
-            .map_err(|err| SinkError::Retriable(format!("fsync of {}: {err}", path.display())))
+            .ok_or_else(|| gone(&self.path))?
+            .map_err(|err| SinkError::Retriable(format!("fsync of {}: {err}", self.path.display())))
     }
+}
+
+fn gone(path: &Path) -> SinkError {
+    SinkError::Fatal(format!("the writer thread of {} stopped", path.display()))
 }
 
 /// Encodes every event like the other sinks, then drops it: for measuring
@@ -178,16 +201,32 @@ impl Sink for NullSink {
     }
 }
 
-/// Writes JSON lines to standard output; `flush` flushes the pipe.
+/// Writes JSON lines to standard output; `flush` flushes the pipe. Writes
+/// run on a thread of their own (see `worker.rs`), so a reader that stops
+/// reading blocks only that thread.
 pub struct StdoutSink {
     lines: JsonLines,
+    /// Started by the first write.
+    worker: Option<Worker<()>>,
 }
 
 impl StdoutSink {
     pub fn new() -> Self {
         StdoutSink {
             lines: JsonLines::default(),
+            worker: None,
         }
+    }
+
+    fn worker(&mut self) -> Result<&Worker<()>, SinkError> {
+        if self.worker.is_none() {
+            let worker = Worker::spawn("cdc-stdout-sink", ())
+                .map_err(|err| SinkError::Fatal(format!("starting the stdout writer: {err}")))?;
+            self.worker = Some(worker);
+        }
+        self.worker
+            .as_ref()
+            .ok_or_else(|| SinkError::Fatal("the stdout writer did not start".into()))
     }
 }
 
@@ -204,17 +243,28 @@ impl Sink for StdoutSink {
     }
 
     async fn write(&mut self, events: &[Event]) -> Result<(), SinkError> {
-        let lines = self.lines.encode(events);
-        let mut out = std::io::stdout().lock();
+        self.lines.encode(events);
+        let buf = std::mem::take(&mut self.lines.buf);
+        let answer = self
+            .worker()?
+            .run(move |_| {
+                let result = std::io::stdout().lock().write_all(&buf);
+                (buf, result)
+            })
+            .await;
+        let Some((buf, result)) = answer else {
+            return Err(SinkError::Fatal("the stdout writer stopped".into()));
+        };
+        self.lines.buf = buf;
         // A closed stdout cannot come back: fatal, so nothing more is acked.
-        out.write_all(lines)
-            .map_err(|err| SinkError::Fatal(format!("writing to stdout: {err}")))
+        result.map_err(|err| SinkError::Fatal(format!("writing to stdout: {err}")))
     }
 
     async fn flush(&mut self) -> Result<(), SinkError> {
-        std::io::stdout()
-            .lock()
-            .flush()
+        self.worker()?
+            .run(|_| std::io::stdout().lock().flush())
+            .await
+            .ok_or_else(|| SinkError::Fatal("the stdout writer stopped".into()))?
             .map_err(|err| SinkError::Fatal(format!("flushing stdout: {err}")))
     }
 }

@@ -42,6 +42,10 @@ pub struct PostgresConfig {
     /// Gates streaming and acknowledging (see `lease.rs`); `Lease::sole()`
     /// when the caller runs no group.
     pub lease: cdc_engine::Lease,
+    /// A replication connection on which neither data nor a keepalive
+    /// arrives for this long is dead; `None`: twice the server's
+    /// `wal_sender_timeout`, at least 10 s (`liveness.rs`).
+    pub replication_timeout: Option<Duration>,
 }
 
 /// What to do when the slot no longer holds the changes after the engine's
@@ -72,6 +76,7 @@ impl PostgresConfig {
             failover_slot: false,
             read_before_failover: None,
             lease: cdc_engine::Lease::sole(),
+            replication_timeout: None,
         }
     }
 

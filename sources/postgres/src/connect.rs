@@ -21,6 +21,18 @@ use rustls_pki_types::pem::PemObject;
 pub const SESSION_OPTIONS: &str = "-c DateStyle=ISO -c TimeZone=UTC -c IntervalStyle=iso_8601 \
      -c extra_float_digits=3 -c bytea_output=hex";
 
+/// tokio-postgres's default idle time before keepalives (two hours), which
+/// would leave a dead idle connection unnoticed for as long.
+const DEFAULT_KEEPALIVES_IDLE: Duration = Duration::from_secs(2 * 60 * 60);
+/// A dead idle connection is noticed after idle + interval × retries = 25 s.
+const KEEPALIVES_IDLE: Duration = Duration::from_secs(10);
+const KEEPALIVES_INTERVAL: Duration = Duration::from_secs(5);
+const KEEPALIVES_RETRIES: u32 = 3;
+/// Data unacknowledged this long closes the connection (Linux
+/// `TCP_USER_TIMEOUT`): a query or status update sent into a blackhole
+/// fails instead of waiting for the kernel's retransmissions (~15 min).
+const TCP_USER_TIMEOUT: Duration = Duration::from_secs(30);
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SslMode {
     Disable,
@@ -181,6 +193,20 @@ impl ConnectConfig {
         if config.pg.get_connect_timeout().is_none() {
             config.pg.connect_timeout(Duration::from_secs(10));
         }
+        // A peer gone without a reset must be noticed: the URL may choose
+        // its own values (keepalives_idle=, tcp_user_timeout=, ...).
+        if config.pg.get_keepalives_idle() == DEFAULT_KEEPALIVES_IDLE {
+            config.pg.keepalives_idle(KEEPALIVES_IDLE);
+        }
+        if config.pg.get_keepalives_interval().is_none() {
+            config.pg.keepalives_interval(KEEPALIVES_INTERVAL);
+        }
+        if config.pg.get_keepalives_retries().is_none() {
+            config.pg.keepalives_retries(KEEPALIVES_RETRIES);
+        }
+        if config.pg.get_tcp_user_timeout().is_none() {
+            config.pg.tcp_user_timeout(TCP_USER_TIMEOUT);
+        }
         config.pg.ssl_mode(match ssl_mode {
             SslMode::Disable => tokio_postgres::config::SslMode::Disable,
             SslMode::Prefer => tokio_postgres::config::SslMode::Prefer,
@@ -201,6 +227,24 @@ impl ConnectConfig {
         };
         let target: Vec<String> = self.endpoints.iter().map(Endpoint::to_string).collect();
         format!("postgresql://{auth}@{}/{}", target.join(","), self.dbname)
+    }
+
+    /// Keepalives and `TCP_USER_TIMEOUT` on the replication connection's
+    /// socket, as tokio-postgres sets them on the SQL connections.
+    pub fn tune_socket(&self, tcp: &tokio::net::TcpStream) -> std::io::Result<()> {
+        let socket = socket2::SockRef::from(tcp);
+        socket.set_tcp_user_timeout(self.pg.get_tcp_user_timeout().copied())?;
+        if !self.pg.get_keepalives() {
+            return Ok(());
+        }
+        let mut keepalive = socket2::TcpKeepalive::new().with_time(self.pg.get_keepalives_idle());
+        if let Some(interval) = self.pg.get_keepalives_interval() {
+            keepalive = keepalive.with_interval(interval);
+        }
+        if let Some(retries) = self.pg.get_keepalives_retries() {
+            keepalive = keepalive.with_retries(retries);
+        }
+        socket.set_tcp_keepalive(&keepalive)
     }
 
     pub fn connect_timeout(&self) -> Duration {
@@ -551,6 +595,37 @@ mod tests {
         );
         let one_port = ConnectConfig::parse("host=a,b port=6000 user=app dbname=shop").unwrap();
         assert_eq!(one_port.endpoints, [tcp("a", 6000), tcp("b", 6000)]);
+    }
+
+    #[test]
+    fn a_dead_peer_is_noticed_unless_the_url_says_otherwise() {
+        let c = ConnectConfig::parse("postgresql://app@db/shop").unwrap();
+        assert!(c.pg.get_keepalives());
+        assert_eq!(c.pg.get_keepalives_idle(), KEEPALIVES_IDLE);
+        assert_eq!(c.pg.get_keepalives_interval(), Some(KEEPALIVES_INTERVAL));
+        assert_eq!(c.pg.get_keepalives_retries(), Some(KEEPALIVES_RETRIES));
+        assert_eq!(c.pg.get_tcp_user_timeout(), Some(&TCP_USER_TIMEOUT));
+        let c = ConnectConfig::parse(
+            "postgresql://app@db/shop?keepalives_idle=60&tcp_user_timeout=90&keepalives=0",
+        )
+        .unwrap();
+        assert!(!c.pg.get_keepalives());
+        assert_eq!(c.pg.get_keepalives_idle(), Duration::from_secs(60));
+        assert_eq!(c.pg.get_tcp_user_timeout(), Some(&Duration::from_secs(90)));
+    }
+
+    #[tokio::test]
+    async fn the_replication_socket_gets_the_same_settings() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let tcp = tokio::net::TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let c = ConnectConfig::parse("postgresql://app@db/shop").unwrap();
+        c.tune_socket(&tcp).unwrap();
+        let socket = socket2::SockRef::from(&tcp);
+        assert!(socket.keepalive().unwrap());
+        assert_eq!(socket.tcp_keepalive_time().unwrap(), KEEPALIVES_IDLE);
+        assert_eq!(socket.tcp_user_timeout().unwrap(), Some(TCP_USER_TIMEOUT));
     }
 
     #[test]

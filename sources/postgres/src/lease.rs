@@ -66,10 +66,13 @@ pub async fn instance_name() -> String {
 
 /// Wait until this instance holds the slot's lease (standing by meanwhile)
 /// and fence a walsender a previous holder left. `None` when shut down
-/// while standing by.
+/// while standing by. Unless `patient` (a run after a lost lease or a
+/// failover), a first connection error is returned: at start it is what
+/// the operator must fix (authentication, TLS, address).
 pub async fn acquire(
     config: &PostgresConfig,
     mut shutdown: watch::Receiver<bool>,
+    patient: bool,
 ) -> Result<Option<Acquired>, SetupError> {
     let name = instance_name().await;
     let connect = config
@@ -78,20 +81,24 @@ pub async fn acquire(
         .with_application_name(&name);
     let mut reported_holder: Option<String> = None;
     let mut unreachable_reported = false;
-    let mut connected_once = false;
+    let mut connected_once = patient;
     loop {
         if *shutdown.borrow() {
             return Ok(None);
         }
         let client = match connect.connect_sql().await {
             Ok(client) => client,
-            // At start a connection error is what the operator must fix
-            // (authentication, TLS, address), as it would be in setup.
             Err(err) if !connected_once => return Err(SetupError::Preflight(err.to_string())),
             Err(err) => {
                 if !unreachable_reported {
                     unreachable_reported = true;
-                    tracing::warn!("cannot reach the server to take the lease of replication slot '{}': {err}; retrying", config.slot);
+                    // After a lost lease this is the same outage, already
+                    // reported.
+                    if patient {
+                        tracing::info!("cannot reach the server to take the lease of replication slot '{}': {err}; retrying", config.slot);
+                    } else {
+                        tracing::warn!("cannot reach the server to take the lease of replication slot '{}': {err}; retrying", config.slot);
+                    }
                 }
                 if pause(&mut shutdown).await {
                     return Ok(None);
@@ -100,6 +107,17 @@ pub async fn acquire(
             }
         };
         connected_once = true;
+        // The server must notice a vanished holder too, or its lock
+        // outlives the host: keepalives and a user timeout on its side.
+        let server_side = format!(
+            "SET tcp_keepalives_idle = {idle}; SET tcp_keepalives_interval = {idle}; \
+             SET tcp_keepalives_count = 3; SET tcp_user_timeout = {timeout_ms}",
+            idle = (LOCK_CONNECTION_TIMEOUT.as_secs() / 4).max(1),
+            timeout_ms = LOCK_CONNECTION_TIMEOUT.as_millis()
+        );
+        if let Err(err) = client.batch_execute(&server_side).await {
+            tracing::debug!("server-side keepalives not set on the lock connection: {err}");
+        }
         loop {
             let held: bool = client
                 .query_one(
@@ -117,7 +135,22 @@ pub async fn acquire(
                 let monitor = tokio::spawn(monitor(client, lease.clone(), config.slot.clone()));
                 return Ok(Some(Acquired { lease, monitor }));
             }
-            let holder = holder(&client, &config.slot).await?;
+            let (holder, holder_backend) = holder(&client, &config.slot).await?;
+            // A lock session of this very process whose path died (a
+            // partition healed since): the server did not notice yet.
+            if let Some((app, backend)) = &holder_backend {
+                if app == &name {
+                    tracing::info!(
+                        "replication slot '{}' is still locked by backend {backend}, a dead session of this instance: terminating it",
+                        config.slot
+                    );
+                    client
+                        .execute("SELECT pg_terminate_backend($1)", &[backend])
+                        .await
+                        .map_err(sql_err("ending this instance's dead lock session"))?;
+                    continue;
+                }
+            }
             if reported_holder.as_ref() != Some(&holder) {
                 tracing::info!(
                     "standing by: replication slot '{}' is held by {holder}; taking over when it stops",
@@ -143,7 +176,12 @@ async fn pause(shutdown: &mut watch::Receiver<bool>) -> bool {
     }
 }
 
-async fn holder(client: &Client, slot: &str) -> Result<String, SetupError> {
+/// Who holds the lock, for the log line, and its application name and
+/// backend.
+async fn holder(
+    client: &Client,
+    slot: &str,
+) -> Result<(String, Option<(String, i32)>), SetupError> {
     let err = sql_err("reading the lease holder");
     let row = client
         .query_opt(
@@ -156,15 +194,15 @@ async fn holder(client: &Client, slot: &str) -> Result<String, SetupError> {
         .await
         .map_err(&err)?;
     let Some(row) = row else {
-        return Ok("another instance (it is just letting go)".into());
+        return Ok(("another instance (it is just letting go)".into(), None));
     };
     let app: Option<String> = row.try_get(0).map_err(&err)?;
     let addr: Option<String> = row.try_get(1).map_err(&err)?;
     let pid: i32 = row.try_get(2).map_err(&err)?;
-    Ok(format!(
-        "'{}' from {} (backend {pid})",
-        app.unwrap_or_default(),
-        addr.unwrap_or_default()
+    let app = app.unwrap_or_default();
+    Ok((
+        format!("'{app}' from {} (backend {pid})", addr.unwrap_or_default()),
+        Some((app, pid)),
     ))
 }
 

@@ -14,6 +14,7 @@ pub mod config;
 pub mod connect;
 pub mod decoder;
 pub mod lease;
+mod liveness;
 pub mod operator;
 pub mod pgoutput;
 pub mod positions;

@@ -91,7 +91,8 @@ pub async fn status(config: &PostgresConfig) -> Result<Status, SetupError> {
         )
         .await
         .map_err(sql_error("looking for the snapshot state"))?
-        .get(0);
+        .try_get(0)
+        .map_err(sql_error("looking for the snapshot state"))?;
     let snapshot = if exists {
         let sql = format!(
             "SELECT state::text FROM {} WHERE name = $1",
@@ -103,7 +104,9 @@ pub async fn status(config: &PostgresConfig) -> Result<Status, SetupError> {
             .map_err(sql_error("reading the snapshot state"))?
         {
             Some(row) => {
-                let text: String = row.get(0);
+                let text: String = row
+                    .try_get(0)
+                    .map_err(sql_error("reading the snapshot state"))?;
                 Some(serde_json::from_str(&text).map_err(|e| SetupError::Sql {
                     what: "reading the snapshot state".into(),
                     reason: e.to_string(),

@@ -459,6 +459,12 @@ impl Writer {
         });
     }
 
+    /// Stop writing at once: this instance lost its lease, and the record
+    /// is the new holder's to write.
+    pub(crate) fn abandon(self) {
+        self.task.abort();
+    }
+
     /// Write the final, exact record and wait (briefly) for it.
     pub(crate) async fn finish(self, lsn: Option<u64>) {
         if let Some(lsn) = lsn {

@@ -32,6 +32,9 @@ pub enum ReplicationError {
     Protocol(String),
     #[error("authentication: {0}")]
     Auth(String),
+    /// Neither data nor a keepalive came for this long (`liveness.rs`).
+    #[error("no message from the server for {secs}s (source.replication_timeout_secs): the network path is considered dead")]
+    Timeout { secs: u64 },
 }
 
 impl ReplicationError {
@@ -146,6 +149,7 @@ impl ReplicationConnection {
                     .await
                     .map_err(fail)?;
                 tcp.set_nodelay(true).map_err(fail)?;
+                config.tune_socket(&tcp).map_err(fail)?;
                 Self::maybe_tls(config, endpoint, tcp).await?
             }
             Endpoint::Unix { dir, port } => {
@@ -309,19 +313,7 @@ impl ReplicationConnection {
     /// Read one backend message. Cancel-safe.
     async fn read_frame(&mut self) -> Result<Frame, ReplicationError> {
         loop {
-            if self.read.len() >= 5 {
-                let len = i32::from_be_bytes([
-                    self.read.get(1).copied().unwrap_or(0),
-                    self.read.get(2).copied().unwrap_or(0),
-                    self.read.get(3).copied().unwrap_or(0),
-                    self.read.get(4).copied().unwrap_or(0),
-                ]);
-                if len < 4 {
-                    return Err(ReplicationError::Protocol(format!(
-                        "bad message length {len}"
-                    )));
-                }
-                let total = 1 + len as usize;
+            if let Some(total) = frame_total(&self.read)? {
                 if self.read.len() >= total {
                     let mut frame = self.read.split_to(total);
                     let tag = frame.get_u8();
@@ -524,13 +516,7 @@ impl ReplicationStream {
     /// Whether a whole message is already buffered, so `next` will not wait.
     pub fn has_buffered_message(&self) -> bool {
         let buf = &self.conn.read;
-        match buf.get(1..5) {
-            Some(&[a, b, c, d]) => {
-                let len = i32::from_be_bytes([a, b, c, d]);
-                len >= 4 && buf.len() > len as usize
-            }
-            _ => false,
-        }
+        matches!(frame_total(buf), Ok(Some(total)) if buf.len() >= total)
     }
 
     /// Send a standby status update.
@@ -558,6 +544,32 @@ impl ReplicationStream {
         frontend::terminate(&mut self.conn.write);
         self.conn.flush().await
     }
+}
+
+/// The largest message accepted from the server. PostgreSQL's own limit for
+/// a row is 1 GiB; a length above it is a corrupt or hostile stream, and
+/// reserving up to 2 GiB for it could exhaust memory.
+pub const MAX_FRAME_LEN: usize = 1 << 30;
+
+/// The whole length (tag included) of the message at the start of `buf`,
+/// once its header is in; a length out of bounds is a protocol error.
+fn frame_total(buf: &[u8]) -> Result<Option<usize>, ReplicationError> {
+    let Some(&[_, a, b, c, d]) = buf.get(..5) else {
+        return Ok(None);
+    };
+    let len = i32::from_be_bytes([a, b, c, d]);
+    if len < 4 {
+        return Err(ReplicationError::Protocol(format!(
+            "bad message length {len}"
+        )));
+    }
+    let len = len as usize;
+    if len > MAX_FRAME_LEN {
+        return Err(ReplicationError::Protocol(format!(
+            "message of {len} bytes from the server exceeds the limit of {MAX_FRAME_LEN}"
+        )));
+    }
+    Ok(Some(1 + len))
 }
 
 /// Microseconds since 2000-01-01, PostgreSQL's epoch.
@@ -676,5 +688,40 @@ mod tests {
         assert_eq!(format_lsn(0x16_B374_D848), "16/B374D848");
         assert_eq!(parse_lsn("nope"), None);
         assert_eq!(parse_lsn("1/FFFFFFFFF"), None);
+    }
+
+    fn header(tag: u8, len: i32) -> Vec<u8> {
+        let mut h = vec![tag];
+        h.extend_from_slice(&len.to_be_bytes());
+        h
+    }
+
+    #[test]
+    fn frame_lengths_are_bounded() {
+        assert!(matches!(frame_total(&[b'd', 0, 0]), Ok(None)));
+        assert!(matches!(frame_total(&header(b'd', 4)), Ok(Some(5))));
+        let limit = i32::try_from(MAX_FRAME_LEN).unwrap();
+        assert!(matches!(
+            frame_total(&header(b'd', limit)),
+            Ok(Some(n)) if n == MAX_FRAME_LEN + 1
+        ));
+        for bad in [limit + 1, i32::MAX, 3, -1] {
+            let err = frame_total(&header(b'd', bad)).unwrap_err();
+            assert!(matches!(err, ReplicationError::Protocol(_)), "{bad}: {err}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_huge_frame_is_a_protocol_error_not_an_allocation() {
+        let (client, mut server) = tokio::io::duplex(64);
+        let mut conn = ReplicationConnection {
+            io: Box::new(client),
+            read: BytesMut::new(),
+            write: BytesMut::new(),
+        };
+        server.write_all(&header(b'd', i32::MAX)).await.unwrap();
+        let err = conn.read_frame().await.err().unwrap();
+        assert!(err.to_string().contains("exceeds the limit"), "{err}");
+        assert!(conn.read.capacity() < 1 << 20);
     }
 }

@@ -112,7 +112,8 @@ pub async fn preflight(
         .query_one("SELECT current_setting('wal_level')", &[])
         .await
         .map_err(sql_err("reading wal_level"))?
-        .get(0);
+        .try_get(0)
+        .map_err(sql_err("reading wal_level"))?;
     if wal_level != "logical" {
         findings.push(error(format!(
             "wal_level is '{wal_level}', must be 'logical': run ALTER SYSTEM SET wal_level = logical; then restart PostgreSQL"
@@ -125,7 +126,10 @@ pub async fn preflight(
         )
         .await
         .map_err(sql_err("reading role privileges"))?;
-    let (user, can_replicate): (String, bool) = (row.get(0), row.get(1));
+    let (user, can_replicate): (String, bool) = (
+        row.try_get(0).map_err(sql_err("reading role privileges"))?,
+        row.try_get(1).map_err(sql_err("reading role privileges"))?,
+    );
     if !can_replicate {
         findings.push(error(format!(
             "role '{user}' lacks the REPLICATION privilege: run ALTER ROLE {} WITH REPLICATION",
@@ -181,7 +185,12 @@ pub async fn preflight(
         .await
         .map_err(sql_err("reading replication slots"))?
     {
-        let (plugin, database): (Option<String>, Option<String>) = (row.get(0), row.get(1));
+        let (plugin, database): (Option<String>, Option<String>) = (
+            row.try_get(0)
+                .map_err(sql_err("reading replication slots"))?,
+            row.try_get(1)
+                .map_err(sql_err("reading replication slots"))?,
+        );
         if plugin.as_deref() != Some("pgoutput") {
             findings.push(error(format!(
                 "replication slot '{}' exists but uses plugin {:?}, not pgoutput: choose another source.slot or drop it",
@@ -204,7 +213,8 @@ pub async fn preflight(
             )
             .await
             .map_err(sql_err("counting replication slots"))?
-            .get(0);
+            .try_get(0)
+            .map_err(sql_err("counting replication slots"))?;
         if free <= 0 {
             findings.push(error(
                 "no free replication slot: raise max_replication_slots or drop an unused slot"

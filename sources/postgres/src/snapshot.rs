@@ -459,7 +459,11 @@ impl PgChunkSource {
             .query_opt(&sql, &[&self.state_name])
             .await
             .map_err(transient)?
-            .map(|r| r.get(0));
+            .map(|r| r.try_get(0))
+            .transpose()
+            .map_err(|e| {
+                SnapshotError::Definite(format!("stored snapshot state is unreadable: {e}"))
+            })?;
         match text {
             None => Ok(None),
             Some(text) => serde_json::from_str(&text).map(Some).map_err(|e| {

@@ -14,6 +14,7 @@ use tokio::time::{Instant, MissedTickBehavior};
 
 use crate::config::{PostgresConfig, SlotLostPolicy};
 use crate::decoder::Decoder;
+use crate::liveness::{self, Check, Liveness};
 use crate::positions::Writer;
 use crate::replication::{
     format_lsn, ReplicationConnection, ReplicationError, ReplicationMessage, ReplicationStream,
@@ -48,6 +49,8 @@ struct Acks {
     /// Remembers acknowledged positions in `cdc.positions`.
     positions: Writer,
     lease: cdc_engine::Lease,
+    /// The server this run started on (system identifier, timeline).
+    server: (String, i64),
 }
 
 impl Acks {
@@ -105,8 +108,11 @@ pub(crate) async fn run(
         last_sent_flush: 0,
         positions: Writer::spawn(config, start_lsn, server),
         lease: config.lease.clone(),
+        server: server.clone(),
     };
     let mut backoff = Duration::from_millis(250);
+    // When the connection was lost, for the line on its recovery.
+    let mut lost_at: Option<Instant> = None;
     let stream = loop {
         if *shutdown.borrow() {
             acks.positions.finish(None).await;
@@ -120,13 +126,13 @@ pub(crate) async fn run(
             &items,
             &mut acks,
             &mut shutdown,
-            server,
+            &mut lost_at,
         )
         .await
         {
             Exit::Stop(stream) => break stream,
             Exit::LeaseLost(why) => {
-                acks.positions.finish(None).await;
+                acks.positions.abandon();
                 return Err(SourceError::LeaseLost(format!(
                     "lost the lease of replication slot '{}' ({why})",
                     config.slot
@@ -159,11 +165,21 @@ pub(crate) async fn run(
                 if started.elapsed() > Duration::from_secs(30) {
                     backoff = Duration::from_millis(250);
                 }
-                tracing::warn!(
-                    server = %config.connect.redacted(),
-                    "replication connection lost: {err}; reconnecting in {}ms",
-                    backoff.as_millis()
-                );
+                // One warning per outage; the attempts after it are info.
+                if lost_at.is_none() {
+                    tracing::warn!(
+                        server = %config.connect.redacted(),
+                        "replication connection lost: {err}; reconnecting in {}ms",
+                        backoff.as_millis()
+                    );
+                    lost_at = Some(Instant::now());
+                } else {
+                    tracing::info!(
+                        server = %config.connect.redacted(),
+                        "replication connection still down: {err}; retrying in {}ms",
+                        backoff.as_millis()
+                    );
+                }
                 decoder.reset();
                 tokio::select! {
                     _ = tokio::time::sleep(backoff) => {}
@@ -258,8 +274,9 @@ async fn session(
     items: &mpsc::Sender<Vec<LogItem>>,
     acks: &mut Acks,
     shutdown: &mut watch::Receiver<bool>,
-    server: &(String, i64),
+    lost_at: &mut Option<Instant>,
 ) -> Exit {
+    let server = &acks.server;
     // Never start streaming on a lease not confirmed lately.
     while !acks.lease.is_fresh() {
         if let Some(why) = acks.lease.lost() {
@@ -281,6 +298,10 @@ async fn session(
         Ok(_) => {}
         Err(err) => return Exit::Failed(err),
     }
+    let timeout = match liveness::timeout(config.replication_timeout, &mut conn).await {
+        Ok(timeout) => timeout,
+        Err(err) => return Exit::Failed(err),
+    };
     // Start from the slot's confirmed position (0/0): the server resends
     // every transaction not yet acknowledged.
     let mut stream = match conn.start_replication(&config.slot, 0, publications).await {
@@ -293,6 +314,14 @@ async fn session(
     let mut status = tokio::time::interval(config.status_interval.min(Duration::from_secs(1)));
     status.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut last_status = Instant::now();
+    let mut live = Liveness::new(timeout);
+    if let Some(since) = lost_at.take() {
+        tracing::info!(
+            slot = %config.slot,
+            "replication connection restored after {:.1}s",
+            since.elapsed().as_secs_f64()
+        );
+    }
 
     loop {
         tokio::select! {
@@ -328,10 +357,16 @@ async fn session(
             }
             _ = status.tick() => {
                 // Acknowledge promptly when the pipeline moved forward, and
-                // at least every status_interval to keep the session alive.
+                // at least every status_interval to keep the session alive;
+                // ask for a reply when the server has been quiet.
                 acks.refresh();
-                if acks.flushed > acks.last_sent_flush || last_status.elapsed() >= config.status_interval {
-                    if let Err(err) = acks.send(&mut stream, false).await {
+                let check = live.check();
+                if check == Check::Dead {
+                    return Exit::Failed(live.error());
+                }
+                let ping = check == Check::Ping;
+                if ping || acks.flushed > acks.last_sent_flush || last_status.elapsed() >= config.status_interval {
+                    if let Err(err) = acks.send(&mut stream, ping).await {
                         return Exit::Failed(err);
                     }
                     last_status = Instant::now();
@@ -343,6 +378,7 @@ async fn session(
                     Ok(None) => return Exit::Failed(ReplicationError::Protocol("server ended the replication stream".into())),
                     Err(err) => return Exit::Failed(err),
                 };
+                live.alive();
                 match message {
                     ReplicationMessage::XLogData { wal_start, wal_end, data, .. } => {
                         acks.received = acks.received.max(wal_end);
@@ -366,7 +402,11 @@ async fn session(
                 }
                 if pending.len() >= BATCH_ITEMS || (!pending.is_empty() && !stream.has_buffered_message()) {
                     let batch = std::mem::replace(&mut pending, Vec::with_capacity(BATCH_ITEMS));
-                    match hand_over(batch, items, &mut stream, acks, &mut status).await {
+                    let handed = hand_over(batch, items, &mut stream, acks, &mut status).await;
+                    // Waiting for the pipeline, the reader did not read:
+                    // that is not the server's silence.
+                    live.alive();
+                    match handed {
                         Ok(true) => {}
                         Ok(false) => return Exit::Stop(stream),
                         Err(err) => return Exit::Failed(err),

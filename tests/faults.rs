@@ -1,0 +1,662 @@
+//! Faults of the world around cdc, on real servers: a stalled stdout pipe,
+//! a network blackhole (nft DROP both ways, in a namespace of the test's
+//! own), delay and loss, a terminated walsender. After each, every committed
+//! change is in the output, in per-key order, and the fold equals the table.
+//!
+//! The network tests need root (`ip netns`) and `nft` (scripts/test.sh
+//! installs nftables); without root they say so and pass.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::io::BufRead;
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use cdc_testcontainers::proxy::Proxy;
+use cdc_testcontainers::{Netns, Postgres};
+use common::*;
+use rand::Rng;
+use serde_json::Value;
+
+type History = States<i64>;
+
+const DDL: &str = "CREATE TABLE t (id bigint PRIMARY KEY, v bigint);";
+
+/// The network tests' servers have `wal_sender_timeout = 5s`, so cdc's
+/// receive timeout is twice that.
+const RECEIVE_TIMEOUT_SECS: f64 = 10.0;
+/// A generous bound on noticing a blackhole: the timeout plus a status tick
+/// and scheduling on a busy machine, still well inside the 30 s fault.
+const DETECTION_BOUND_SECS: f64 = RECEIVE_TIMEOUT_SECS * 2.5;
+
+/// Upserts and deletes random keys until `stop`, over `url` (the Unix
+/// socket: the control path no fault touches). Returns each key's history.
+fn writer(url: String, stop: Arc<AtomicBool>) -> History {
+    with_client(&url, async move |client| {
+        let mut history: History = HashMap::new();
+        let mut rng = rand::rng();
+        let mut version = 0;
+        while !stop.load(Ordering::SeqCst) {
+            version += 1;
+            let key: i64 = rng.random_range(0..200);
+            if rng.random_ratio(1, 8) {
+                let n = client
+                    .execute("DELETE FROM t WHERE id = $1", &[&key])
+                    .await
+                    .unwrap();
+                if n == 1 {
+                    history.entry(key).or_default().push(None);
+                }
+            } else {
+                client
+                    .execute(
+                        "INSERT INTO t VALUES ($1, $2) ON CONFLICT (id) DO UPDATE SET v = excluded.v",
+                        &[&key, &version],
+                    )
+                    .await
+                    .unwrap();
+                history.entry(key).or_default().push(Some(version));
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        history
+    })
+}
+
+fn states_by_key(events: &[Value]) -> History {
+    let mut out: History = HashMap::new();
+    for e in events.iter().filter(|e| e["source"]["table"] == "t") {
+        match e["op"].as_str().unwrap() {
+            "d" => out
+                .entry(e["before"]["id"].as_i64().unwrap())
+                .or_default()
+                .push(None),
+            _ => out
+                .entry(e["after"]["id"].as_i64().unwrap())
+                .or_default()
+                .push(Some(e["after"]["v"].as_i64().unwrap())),
+        }
+    }
+    out
+}
+
+/// Wait until every key's last committed state is in the file, then check
+/// history and fold.
+fn assert_nothing_lost(pg: &Postgres, events_path: &Path, engine: &mut Engine, history: &History) {
+    let mut events = Vec::new();
+    wait_until(
+        "the writer's last changes",
+        Duration::from_secs(180),
+        || {
+            assert!(engine.is_running(), "cdc exited:\n{}", engine.log_text());
+            events = read_events(events_path);
+            let seen = states_by_key(&events);
+            history
+                .iter()
+                .all(|(k, h)| seen.get(k).and_then(|s| s.last()) == h.last())
+        },
+    );
+    assert_history_kept(history, &states_by_key(&events));
+    assert_same(&fold(&events, "t", &["id"]), &contents(pg, "t", &["id"]));
+    eprintln!(
+        "{} committed changes, {} events written",
+        history.values().map(Vec::len).sum::<usize>(),
+        events.len()
+    );
+}
+
+/// The fold equals the table; else name a few keys that differ (the whole
+/// maps are too large to print).
+fn assert_same(folded: &BTreeMap<String, Value>, table: &BTreeMap<String, Value>) {
+    let differ: Vec<_> = table
+        .keys()
+        .chain(folded.keys())
+        .filter(|k| folded.get(*k) != table.get(*k))
+        .take(5)
+        .map(|k| format!("{k}: output {:?}, table {:?}", folded.get(k), table.get(k)))
+        .collect();
+    assert!(
+        differ.is_empty(),
+        "the fold of the output is not the table ({} rows vs {}): {differ:#?}",
+        folded.len(),
+        table.len()
+    );
+}
+
+fn is_root() -> bool {
+    std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
+}
+
+/// A namespace for the test, or `None` (and a line saying so) without root.
+fn namespace() -> Option<Netns> {
+    if !is_root() {
+        eprintln!("skipped: network namespaces need root");
+        return None;
+    }
+    Some(Netns::create().unwrap())
+}
+
+/// The URL cdc uses: TCP through the namespace's veth, where faults happen.
+fn network_url(pg: &Postgres, host: &str, port: u16) -> String {
+    format!(
+        "postgresql://{}@{host}:{port}/{}",
+        pg.superuser(),
+        pg.database()
+    )
+}
+
+/// Seconds since the epoch of a log line's leading RFC 3339 UTC timestamp
+/// (`2026-12-01T12:07:18.123456Z  WARN ...`).
+fn log_time(line: &str) -> Option<f64> {
+    let plain = strip_ansi(line);
+    let stamp = plain.split_whitespace().next()?.strip_suffix('Z')?;
+    let (date, time) = stamp.split_once('T')?;
+    let mut d = date.split('-').map(|p| p.parse::<i64>());
+    let (y, m, day) = (d.next()?.ok()?, d.next()?.ok()?, d.next()?.ok()?);
+    let mut t = time.split(':');
+    let (h, min) = (
+        t.next()?.parse::<f64>().ok()?,
+        t.next()?.parse::<f64>().ok()?,
+    );
+    let s = t.next()?.parse::<f64>().ok()?;
+    // Days from the civil date (Howard Hinnant's algorithm).
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (m + if m > 2 { -3 } else { 9 }) + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some(days as f64 * 86_400.0 + h * 3600.0 + min * 60.0 + s)
+}
+
+/// The log is coloured even into a file.
+fn strip_ansi(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c == '\x1b' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+fn now_secs() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+}
+
+fn lines_with<'a>(log: &'a str, needle: &str) -> Vec<&'a str> {
+    log.lines().filter(|l| l.contains(needle)).collect()
+}
+
+/// The line saying a dead path was noticed: the replication stream's
+/// receive timeout, or (first, when the outage outlasts the lease's
+/// freshness) the lease's lock connection.
+fn detection_lines(log: &str) -> Vec<&str> {
+    log.lines()
+        .filter(|l| {
+            l.contains("replication connection lost")
+                || l.contains("stopping before acknowledging anything more")
+        })
+        .collect()
+}
+
+/// The line saying cdc streams again after the fault: the stream
+/// reconnected, or the instance took its lease back.
+fn recovery_lines(log: &str, fault_at: f64) -> Vec<&str> {
+    log.lines()
+        .filter(|l| {
+            l.contains("replication connection restored")
+                || (l.contains("holding the lease") && log_time(l).is_some_and(|t| t > fault_at))
+        })
+        .collect()
+}
+
+/// What a fault test does, in order, under a steady writer.
+struct Plan<P, F, H> {
+    /// Before the fault (e.g. start a snapshot).
+    prelude: P,
+    fault: F,
+    hold: Duration,
+    heal: H,
+    /// Wait for the snapshot to finish before checking the fold.
+    snapshot: bool,
+}
+
+/// Runs the plan under a steady writer and checks that nothing is lost.
+/// Returns the engine's log and when the fault began and was healed.
+fn under_writer(
+    pg: &Postgres,
+    config: &Path,
+    events_path: &Path,
+    plan: Plan<impl FnOnce(&Engine), impl FnOnce(), impl FnOnce()>,
+) -> (String, f64, f64) {
+    let Plan {
+        prelude,
+        fault,
+        hold,
+        heal,
+        snapshot,
+    } = plan;
+    let mut engine = Engine::start(config);
+    wait_streaming(&mut engine);
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let (url, stop) = (pg.url(), stop.clone());
+        std::thread::spawn(move || writer(url, stop))
+    };
+    std::thread::sleep(Duration::from_secs(3));
+    prelude(&engine);
+    let fault_at = now_secs();
+    fault();
+    std::thread::sleep(hold);
+    heal();
+    let healed_at = now_secs();
+    std::thread::sleep(Duration::from_secs(5));
+    stop.store(true, Ordering::SeqCst);
+    let history = writer.join().unwrap();
+    if snapshot {
+        wait_until("snapshot complete", Duration::from_secs(240), || {
+            assert!(engine.is_running(), "cdc exited:\n{}", engine.log_text());
+            engine.log_text().contains("snapshot complete")
+        });
+    }
+    assert_nothing_lost(pg, events_path, &mut engine, &history);
+    let log = engine.log_text();
+    assert_eq!(engine.terminate().code(), Some(0), "{log}");
+    (log, fault_at, healed_at)
+}
+
+#[test]
+fn a_stdout_pipe_nobody_reads_past_wal_sender_timeout_keeps_the_connection() {
+    let pg = Postgres::builder()
+        .setting("wal_sender_timeout", "3s")
+        .start()
+        .unwrap();
+    pg.psql("CREATE TABLE t (id int PRIMARY KEY, pad text)")
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &pg.url(), &["public.t"], "");
+    let text = std::fs::read_to_string(&config).unwrap();
+    let start = text.find("[sink]").unwrap();
+    let end = text.find("[pipeline]").unwrap();
+    let text = format!(
+        "{}[sink]\ntype = \"stdout\"\n\n{}",
+        &text[..start],
+        &text[end..]
+    );
+    std::fs::write(&config, text).unwrap();
+
+    let (mut engine, stdout) = Engine::start_piped(&config);
+    wait_streaming(&mut engine);
+    // Megabytes of JSON: far more than a pipe holds, so the sink's write
+    // blocks until the test reads.
+    const ROWS: i64 = 20_000;
+    for batch in 0..20 {
+        pg.psql(&format!(
+            "INSERT INTO t SELECT g, repeat('x', 200) FROM generate_series({}, {}) g",
+            batch * 1000 + 1,
+            (batch + 1) * 1000
+        ))
+        .unwrap();
+    }
+    // Four times wal_sender_timeout with nobody reading.
+    std::thread::sleep(Duration::from_secs(12));
+    let seen = Arc::new(Mutex::new(HashSet::new()));
+    let reader = {
+        let seen = seen.clone();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                let Ok(event) = serde_json::from_str::<Value>(&line) else {
+                    continue;
+                };
+                if let Some(id) = event["after"]["id"].as_i64() {
+                    seen.lock().unwrap().insert(id);
+                }
+            }
+        })
+    };
+    wait_until("every row on stdout", Duration::from_secs(120), || {
+        assert!(engine.is_running(), "cdc exited:\n{}", engine.log_text());
+        seen.lock().unwrap().len() as i64 == ROWS
+    });
+    let log = engine.log_text();
+    assert!(
+        lines_with(&log, "connection lost").is_empty(),
+        "the replication connection dropped:\n{log}"
+    );
+    let server_log = pg.log();
+    assert!(
+        !server_log.contains("terminating walsender process due to replication timeout"),
+        "the server timed the walsender out:\n{server_log}"
+    );
+    assert_eq!(engine.terminate().code(), Some(0));
+    reader.join().unwrap();
+}
+
+#[test]
+fn a_blackhole_while_streaming_is_detected_and_healed_without_loss() {
+    let Some(ns) = namespace() else { return };
+    // cdc's receive timeout is then twice this (RECEIVE_TIMEOUT_SECS).
+    let pg = Postgres::builder()
+        .netns(&ns)
+        .setting("wal_sender_timeout", "5s")
+        .start()
+        .unwrap();
+    pg.psql(DDL).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let url = network_url(&pg, &ns.address().to_string(), pg.port());
+    let config = write_config(dir.path(), &url, &["public.t"], "");
+    let events_path = dir.path().join("events.jsonl");
+
+    let plan = Plan {
+        prelude: |_: &Engine| {},
+        fault: || ns.blackhole().unwrap(),
+        hold: Duration::from_secs(30),
+        heal: || ns.heal().unwrap(),
+        snapshot: false,
+    };
+    let (log, fault_at, healed_at) = under_writer(&pg, &config, &events_path, plan);
+    let lost = detection_lines(&log);
+    let restored = recovery_lines(&log, fault_at);
+    assert_eq!(lost.len(), 1, "one line on detecting the fault:\n{log}");
+    assert_eq!(restored.len(), 1, "one line on the recovery:\n{log}");
+    let time = |line: &str| log_time(line).unwrap_or_else(|| panic!("no time in {line:?}"));
+    let detected = time(lost[0]) - fault_at;
+    let recovered = time(restored[0]) - healed_at;
+    assert!(
+        detected < DETECTION_BOUND_SECS,
+        "detected after {detected:.1}s:\n{log}"
+    );
+    eprintln!(
+        "blackhole while streaming: detected after {detected:.1}s, recovered {recovered:.1}s after healing\n  {}\n  {}",
+        strip_ansi(lost[0]),
+        strip_ansi(restored[0])
+    );
+    for line in lines_with(&log, "WARN") {
+        eprintln!("  warning: {}", strip_ansi(line));
+    }
+}
+
+#[test]
+fn delay_and_loss_while_streaming_lose_nothing() {
+    let Some(ns) = namespace() else { return };
+    let pg = Postgres::builder()
+        .netns(&ns)
+        .setting("wal_sender_timeout", "5s")
+        .start()
+        .unwrap();
+    pg.psql(DDL).unwrap();
+    // The kernel has no netem: delay from the proxy, loss from nft.
+    let proxy = Proxy::start((ns.address(), pg.port()).into()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let url = network_url(&pg, "127.0.0.1", proxy.port());
+    let config = write_config(dir.path(), &url, &["public.t"], "");
+    let events_path = dir.path().join("events.jsonl");
+
+    let plan = Plan {
+        prelude: |_: &Engine| {},
+        fault: || {
+            proxy.set_delay(Duration::from_millis(200));
+            ns.loss(5).unwrap();
+        },
+        hold: Duration::from_secs(20),
+        heal: || {
+            proxy.set_delay(Duration::ZERO);
+            ns.heal().unwrap();
+        },
+        snapshot: false,
+    };
+    let (log, _, _) = under_writer(&pg, &config, &events_path, plan);
+    eprintln!(
+        "delay + loss: {} reconnects",
+        lines_with(&log, "replication connection lost").len()
+    );
+}
+
+/// Runs `fault` for `hold` while a snapshot of 30 000 rows (the writer's
+/// keys and more) goes on, cdc connecting to `url`; checks nothing is lost
+/// and the snapshot completes. Returns the log and the fault's times.
+fn in_snapshot_window(
+    pg: &Postgres,
+    url: &str,
+    fault: impl FnOnce(),
+    hold: Duration,
+    heal: impl FnOnce(),
+) -> (String, f64, f64) {
+    // Keys the writer never touches, so only the snapshot brings them.
+    pg.psql(&format!(
+        "{DDL} INSERT INTO t SELECT g, 0 FROM generate_series(1000, 30999) g;"
+    ))
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(
+        dir.path(),
+        url,
+        &["public.t"],
+        "\n[snapshot]\nchunk_size = 200\n",
+    );
+    let events_path = dir.path().join("events.jsonl");
+    let running = Mutex::new(false);
+    let plan = Plan {
+        prelude: |engine: &Engine| {
+            signal(
+                pg,
+                "s1",
+                "execute-snapshot",
+                r#"{"data-collections": ["public.t"], "type": "incremental"}"#,
+            );
+            wait_until("the first snapshot rows", Duration::from_secs(60), || {
+                read_events(&events_path).iter().any(|e| e["op"] == "r")
+            });
+            *running.lock().unwrap() = !engine.log_text().contains("snapshot complete");
+        },
+        fault,
+        hold,
+        heal,
+        snapshot: true,
+    };
+    let (log, fault_at, healed_at) = under_writer(pg, &config, &events_path, plan);
+    assert!(
+        *running.lock().unwrap(),
+        "the snapshot ended before the fault:\n{log}"
+    );
+    for line in lines_with(&log, "WARN") {
+        eprintln!("  warning: {}", strip_ansi(line));
+    }
+    (log, fault_at, healed_at)
+}
+
+#[test]
+fn a_blackhole_during_a_snapshot_window_loses_nothing() {
+    let Some(ns) = namespace() else { return };
+    let pg = Postgres::builder()
+        .netns(&ns)
+        .setting("wal_sender_timeout", "5s")
+        .start()
+        .unwrap();
+    let url = network_url(&pg, &ns.address().to_string(), pg.port());
+    let (log, fault_at, healed_at) = in_snapshot_window(
+        &pg,
+        &url,
+        || ns.blackhole().unwrap(),
+        Duration::from_secs(30),
+        || ns.heal().unwrap(),
+    );
+    let lost = detection_lines(&log);
+    assert_eq!(lost.len(), 1, "one line on detecting the fault:\n{log}");
+    let restored = recovery_lines(&log, fault_at);
+    assert_eq!(restored.len(), 1, "one line on the recovery:\n{log}");
+    let detected = log_time(lost[0]).unwrap() - fault_at;
+    let recovered = log_time(restored[0]).unwrap() - healed_at;
+    assert!(
+        detected < DETECTION_BOUND_SECS,
+        "detected after {detected:.1}s:\n{log}"
+    );
+    eprintln!(
+        "blackhole in a snapshot window: detected after {detected:.1}s, recovered {recovered:.1}s after healing"
+    );
+}
+
+#[test]
+fn delay_and_loss_during_a_snapshot_window_lose_nothing() {
+    let Some(ns) = namespace() else { return };
+    let pg = Postgres::builder()
+        .netns(&ns)
+        .setting("wal_sender_timeout", "5s")
+        .start()
+        .unwrap();
+    let proxy = Proxy::start((ns.address(), pg.port()).into()).unwrap();
+    let url = network_url(&pg, "127.0.0.1", proxy.port());
+    let (log, _, _) = in_snapshot_window(
+        &pg,
+        &url,
+        || {
+            proxy.set_delay(Duration::from_millis(200));
+            ns.loss(5).unwrap();
+        },
+        Duration::from_secs(20),
+        || {
+            proxy.set_delay(Duration::ZERO);
+            ns.heal().unwrap();
+        },
+    );
+    eprintln!(
+        "delay + loss in a snapshot window: {} reconnects",
+        lines_with(&log, "replication connection lost").len()
+    );
+}
+
+/// The walsender of cdc's slot, terminated; asserts there was one.
+fn terminate_walsender(pg: &Postgres) {
+    let killed = pg
+        .psql("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_replication WHERE application_name = 'cdc'")
+        .unwrap();
+    assert_eq!(killed, "1");
+}
+
+#[test]
+fn a_walsender_terminated_while_streaming_loses_nothing() {
+    let pg = Postgres::start().unwrap();
+    pg.psql(DDL).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &pg.url(), &["public.t"], "");
+    let events_path = dir.path().join("events.jsonl");
+    let plan = Plan {
+        prelude: |_: &Engine| {},
+        fault: || terminate_walsender(&pg),
+        hold: Duration::from_secs(1),
+        heal: || {},
+        snapshot: false,
+    };
+    let (log, fault_at, _) = under_writer(&pg, &config, &events_path, plan);
+    let lost = lines_with(&log, "replication connection lost");
+    let restored = lines_with(&log, "replication connection restored");
+    assert_eq!((lost.len(), restored.len()), (1, 1), "{log}");
+    eprintln!(
+        "walsender terminated while streaming: streaming again after {:.1}s",
+        log_time(restored[0]).unwrap() - fault_at
+    );
+}
+
+#[test]
+fn a_walsender_terminated_during_a_snapshot_window_loses_nothing() {
+    let pg = Postgres::start().unwrap();
+    let (log, fault_at, _) = in_snapshot_window(
+        &pg,
+        &pg.url(),
+        || terminate_walsender(&pg),
+        Duration::from_secs(1),
+        || {},
+    );
+    let lost = lines_with(&log, "replication connection lost");
+    let restored = lines_with(&log, "replication connection restored");
+    assert_eq!((lost.len(), restored.len()), (1, 1), "{log}");
+    eprintln!(
+        "walsender terminated in a snapshot window: streaming again after {:.1}s",
+        log_time(restored[0]).unwrap() - fault_at
+    );
+}
+
+#[test]
+fn a_walsender_terminated_mid_large_transaction_loses_nothing() {
+    // A small work_mem: the big transaction spills to disk while decoded.
+    let pg = Postgres::builder()
+        .setting("logical_decoding_work_mem", "64kB")
+        .start()
+        .unwrap();
+    pg.psql(&format!(
+        "{DDL} CREATE TABLE big (id int PRIMARY KEY, pad text);"
+    ))
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &pg.url(), &["public.t", "public.big"], "");
+    let events_path = dir.path().join("events.jsonl");
+    const ROWS: usize = 100_000;
+    let plan = Plan {
+        prelude: |_: &Engine| {
+            // Savepoints rolled back inside: those rows must never appear.
+            pg.psql(&format!(
+                "BEGIN;
+                 INSERT INTO big SELECT g, repeat('x', 100) FROM generate_series(1, {half}) g;
+                 SAVEPOINT a;
+                 INSERT INTO big SELECT g, 'rolled back' FROM generate_series({rows} + 1, {rows} + 5000) g;
+                 ROLLBACK TO SAVEPOINT a;
+                 INSERT INTO big SELECT g, repeat('y', 100) FROM generate_series({half} + 1, {rows}) g;
+                 COMMIT;",
+                half = ROWS / 2,
+                rows = ROWS
+            ))
+            .unwrap();
+            // Wait until the transaction is on its way, not through.
+            wait_until(
+                "the first rows of the transaction",
+                Duration::from_secs(60),
+                || !table_events(&read_events(&events_path), "big").is_empty(),
+            );
+        },
+        fault: || {
+            terminate_walsender(&pg);
+            let seen = table_events(&read_events(&events_path), "big").len();
+            eprintln!("walsender terminated with {seen} of {ROWS} rows of the transaction out");
+        },
+        hold: Duration::from_secs(1),
+        heal: || {},
+        snapshot: false,
+    };
+    let (log, _, _) = under_writer(&pg, &config, &events_path, plan);
+    let events = read_events(&events_path);
+    let ids: HashSet<i64> = table_events(&events, "big")
+        .iter()
+        .map(|e| e["after"]["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(ids.len(), ROWS, "every row of the transaction arrives");
+    assert!(
+        ids.iter().all(|&id| id <= ROWS as i64),
+        "a rolled-back row arrived"
+    );
+    assert_same(
+        &fold(&events, "big", &["id"]),
+        &contents(&pg, "big", &["id"]),
+    );
+    let lost = lines_with(&log, "replication connection lost");
+    assert_eq!(lost.len(), 1, "{log}");
+    for line in lines_with(&log, "restored") {
+        eprintln!("  {}", strip_ansi(line));
+    }
+}
