@@ -74,6 +74,16 @@ ensure_tansu() {
   cargo install tansu --version 0.6.0 --locked --features dynostore
 }
 
+# Prometheus, which tests/observe.rs starts to scrape cdc for real
+# (Debian's package; its service is not started, the test runs its own).
+ensure_prometheus() {
+  if [ -n "${CDC_PROMETHEUS_BIN:-}" ] || command -v prometheus >/dev/null; then return 0; fi
+  echo "installing Prometheus (apt-get install prometheus)" >&2
+  # policy-rc.d-less machines would start the packaged service: harmless,
+  # it listens on :9090 and the tests use free ports.
+  apt_install prometheus
+}
+
 ensure_nextest() {
   if ! cargo nextest --version >/dev/null 2>&1; then
     echo "installing cargo-nextest" >&2

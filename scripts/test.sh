@@ -10,6 +10,7 @@ ensure_rust
 ensure_postgres
 ensure_nextest
 ensure_tansu
+ensure_prometheus
 
 cargo nextest run --workspace --profile ci "$@"
 

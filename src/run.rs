@@ -9,7 +9,8 @@ use std::sync::Arc;
 
 use cdc_engine::pipeline::{self, PipelineConfig};
 use cdc_engine::snapshot::{ChunkSource, SnapshotProcessor, SnapshotTables, WorkerDone};
-use cdc_engine::{Sink, Source, SourceError, StreamContext, TableRef};
+use cdc_engine::telemetry::Component;
+use cdc_engine::{Sink, Source, SourceError, StreamContext, TableRef, Telemetry};
 use cdc_postgres::snapshot::PgChunkSource;
 use cdc_postgres::{ConnectConfig, PostgresConfig, PostgresSource, Severity, SlotLostPolicy};
 use cdc_sink_file::{FileSink, NullSink, StdoutSink};
@@ -75,7 +76,7 @@ fn open_sink(config: &SinkConfig) -> Result<Box<dyn Sink>> {
     })
 }
 
-pub async fn run(path: &Path) -> Result<ExitCode> {
+pub async fn run(path: &Path, telemetry: Telemetry) -> Result<ExitCode> {
     // Handlers first: a SIGTERM while starting up is a clean stop too.
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let signals = tokio::spawn(wait_for_signal(shutdown_tx.clone()));
@@ -86,10 +87,18 @@ pub async fn run(path: &Path) -> Result<ExitCode> {
             return Err(err);
         }
     };
+    if !config.observe.listen.is_empty() {
+        // Before the source: probes see "live, starting" while it connects.
+        if let Err(err) = crate::observe::start(&config.observe.listen, telemetry.clone()).await {
+            signals.abort();
+            return Err(err);
+        }
+    }
     let SourceConfig::Postgres(settings) = &config.source;
     let heal = matches!(settings.on_slot_lost, crate::config::OnSlotLost::Resnapshot);
     let result = loop {
-        let result = run_once(&config, &shutdown_tx, shutdown_rx.clone()).await;
+        telemetry.set_down(Component::Reader, "starting");
+        let result = run_once(&config, &shutdown_tx, shutdown_rx.clone(), &telemetry).await;
         // A slot invalidated while streaming, with `resnapshot`: start over,
         // and the guards at start recreate it and snapshot every table.
         let lost = result.as_ref().err().and_then(|e| {
@@ -112,6 +121,7 @@ async fn run_once(
     config: &Config,
     shutdown_tx: &watch::Sender<bool>,
     shutdown_rx: watch::Receiver<bool>,
+    telemetry: &Telemetry,
 ) -> Result<ExitCode> {
     let pg = postgres_config(config)?;
     let mut sink = open_sink(&config.sink)?;
@@ -140,6 +150,7 @@ async fn run_once(
         items: items_tx,
         acks: acks_rx,
         shutdown: shutdown_rx.clone(),
+        telemetry: telemetry.clone(),
     };
     let source_task = tokio::spawn(async move { source.stream(ctx).await });
 
@@ -150,6 +161,7 @@ async fn run_once(
     };
     let chunks = snapshots.chunks.clone();
     let (mut processor, worker) = snapshots.start(config)?;
+    processor.set_telemetry(telemetry.clone());
     if let Some(lost) = &resnapshot {
         // The slot was lost and recreated: the snapshot brings back the
         // rows changed in the gap the log no longer holds. Saved at once:
@@ -172,6 +184,7 @@ async fn run_once(
         acks_tx,
         shutdown_rx,
         &pipeline_config,
+        telemetry,
     )
     .await;
     if outcome.is_err() {

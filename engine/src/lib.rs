@@ -15,6 +15,7 @@ pub mod schema;
 pub mod sink;
 pub mod snapshot;
 pub mod source;
+pub mod telemetry;
 pub mod value;
 
 pub use cdc_signal::{SignalRow, TableRef};
@@ -22,4 +23,5 @@ pub use event::{Event, LogicalMessage, Op, Position, SnapshotFlag, SourceInfo, S
 pub use schema::{ColumnSchema, TableSchema};
 pub use sink::{Sink, SinkError};
 pub use source::{LogItem, Source, SourceError, StreamContext};
+pub use telemetry::Telemetry;
 pub use value::{Row, Value, UNAVAILABLE_VALUE_PLACEHOLDER};

@@ -8,7 +8,8 @@
 
 use std::time::Duration;
 
-use cdc_engine::{LogItem, Position, SourceError, StreamContext};
+use cdc_engine::telemetry::{Component, ErrorKind};
+use cdc_engine::{LogItem, Position, SourceError, StreamContext, Telemetry};
 use tokio::sync::{mpsc, watch};
 use tokio::time::{Instant, MissedTickBehavior};
 
@@ -40,6 +41,7 @@ struct Acks {
     last_sent_flush: u64,
     /// Remembers acknowledged positions in `cdc.positions`.
     positions: Writer,
+    telemetry: Telemetry,
 }
 
 impl Acks {
@@ -66,6 +68,7 @@ impl Acks {
             .await?;
         self.last_sent_flush = self.flushed;
         self.positions.acknowledged(self.flushed);
+        self.telemetry.acknowledged(self.flushed);
         Ok(())
     }
 }
@@ -81,6 +84,7 @@ pub(crate) async fn run(
         items,
         acks,
         mut shutdown,
+        telemetry,
     } = ctx;
     let mut acks = Acks {
         rx: acks,
@@ -88,6 +92,7 @@ pub(crate) async fn run(
         received: 0,
         last_sent_flush: 0,
         positions: Writer::spawn(config, start_lsn),
+        telemetry: telemetry.clone(),
     };
     let mut backoff = Duration::from_millis(250);
     let stream = loop {
@@ -110,7 +115,14 @@ pub(crate) async fn run(
             Exit::Failed(err) => {
                 if let Some(fatal) = fatal(config, &err) {
                     acks.positions.finish(None).await;
-                    return Err(if invalidated(&err) {
+                    let lost = invalidated(&err);
+                    telemetry.error(if lost {
+                        ErrorKind::PositionLost
+                    } else {
+                        ErrorKind::SourceFatal
+                    });
+                    telemetry.set_down(Component::Reader, "log reader stopped");
+                    return Err(if lost {
                         SourceError::PositionLost(fatal)
                     } else {
                         SourceError::Fatal(fatal)
@@ -128,6 +140,9 @@ pub(crate) async fn run(
                     "replication connection lost: {err}; reconnecting in {}ms",
                     backoff.as_millis()
                 );
+                telemetry.error(ErrorKind::Replication);
+                telemetry.reconnect();
+                telemetry.set_down(Component::Reader, format!("reconnecting: {err}"));
                 decoder.reset();
                 tokio::select! {
                     _ = tokio::time::sleep(backoff) => {}
@@ -137,6 +152,7 @@ pub(crate) async fn run(
             }
         }
     };
+    telemetry.set_down(Component::Reader, "stopping");
     finish(stream, items, acks).await;
     Ok(())
 }
@@ -234,6 +250,7 @@ async fn session(
         Err(err) => return Exit::Failed(err),
     };
     tracing::info!(slot = %config.slot, "streaming");
+    acks.telemetry.set_up(Component::Reader);
     let mut pending: Vec<LogItem> = Vec::with_capacity(BATCH_ITEMS);
     let mut status = tokio::time::interval(config.status_interval.min(Duration::from_secs(1)));
     status.set_missed_tick_behavior(MissedTickBehavior::Delay);
