@@ -13,7 +13,7 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use cdc_signal::TableRef;
 use prometheus_client::encoding::EncodeLabelSet;
@@ -23,8 +23,6 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::Registry;
-
-use crate::event::{Event, Op, SnapshotFlag};
 
 /// The exposed metric names (what a query or a dashboard uses).
 pub mod names {
@@ -484,12 +482,7 @@ impl Telemetry {
 
     /// Counts `events` (and their pending latency samples) for the pipeline.
     pub fn event_tally(&self) -> EventTally {
-        EventTally {
-            telemetry: self.clone(),
-            entries: Vec::new(),
-            last: 0,
-            commits_ms: Vec::new(),
-        }
+        EventTally::new(self.clone())
     }
 
     pub fn sink_flushed(&self, took: Duration) {
@@ -585,209 +578,8 @@ impl Telemetry {
     }
 }
 
-/// Per (table, op): the counters, resolved once, and what this batch adds.
-struct TallyEntry {
-    table: Option<Arc<TableRef>>,
-    op: Op,
-    events: Counter,
-    snapshot_rows: Option<Counter>,
-    pending: u64,
-}
-
-/// The pipeline's event counter: [`EventTally::count`] per written batch,
-/// [`EventTally::flushed`] after each flush.
-pub struct EventTally {
-    telemetry: Telemetry,
-    entries: Vec<TallyEntry>,
-    /// The entry of the previous event: runs of one table and op are the
-    /// common case.
-    last: usize,
-    /// Commit times (ms) of the batches written since the last flush.
-    commits_ms: Vec<i64>,
-}
-
-fn same_table(a: &Option<Arc<TableRef>>, b: &Option<Arc<TableRef>>) -> bool {
-    match (a, b) {
-        (Some(a), Some(b)) => Arc::ptr_eq(a, b) || a == b,
-        (None, None) => true,
-        _ => false,
-    }
-}
-
-impl EventTally {
-    /// `events` were accepted by the sink; they count once a flush made
-    /// them durable, so the counter never runs ahead of the sink.
-    pub fn count(&mut self, events: &[Event]) {
-        let mut oldest_commit: Option<i64> = None;
-        for event in events {
-            let i = self.entry(event);
-            self.entries[i].pending += 1;
-            if event.source.snapshot == SnapshotFlag::No && oldest_commit.is_none() {
-                oldest_commit = Some(event.source.ts_ms);
-            }
-        }
-        if let Some(ts) = oldest_commit {
-            self.commits_ms.push(ts);
-        }
-    }
-
-    /// Everything counted so far is durable: add it to the counters, and
-    /// one latency sample per written batch.
-    pub fn flushed(&mut self) {
-        for entry in &mut self.entries {
-            if entry.pending > 0 {
-                entry.events.inc_by(entry.pending);
-                if let Some(rows) = &entry.snapshot_rows {
-                    rows.inc_by(entry.pending);
-                }
-                entry.pending = 0;
-            }
-        }
-        if self.commits_ms.is_empty() {
-            return;
-        }
-        let now_ms = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_millis() as i64)
-            .unwrap_or_default();
-        let histogram = &self.telemetry.m().commit_to_sink;
-        for ts in self.commits_ms.drain(..) {
-            // A clock behind the server's: count it as no delay.
-            histogram.observe((now_ms - ts).max(0) as f64 / 1000.0);
-        }
-    }
-
-    fn entry(&mut self, event: &Event) -> usize {
-        let hit = |e: &TallyEntry| e.op == event.op && same_table(&e.table, &event.table);
-        if self.entries.get(self.last).is_some_and(hit) {
-            return self.last;
-        }
-        if let Some(i) = self.entries.iter().position(hit) {
-            // Keep the newest Arc, so the next events match by pointer.
-            self.entries[i].table.clone_from(&event.table);
-            self.last = i;
-            return i;
-        }
-        let m = self.telemetry.m();
-        let table = event
-            .table
-            .as_ref()
-            .map_or_else(|| "none".to_owned(), |t| t.to_string());
-        let events = m.events.get_or_create_owned(&EventLabels {
-            table: table.clone(),
-            op: event.op.code(),
-        });
-        let snapshot_rows = (event.op == Op::Read)
-            .then(|| m.snapshot_rows.get_or_create_owned(&TableLabel { table }));
-        self.entries.push(TallyEntry {
-            table: event.table.clone(),
-            op: event.op,
-            events,
-            snapshot_rows,
-            pending: 0,
-        });
-        self.last = self.entries.len() - 1;
-        self.last
-    }
-}
+mod tally;
+pub use tally::EventTally;
 
 #[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used)]
-    use super::*;
-
-    #[test]
-    fn names_follow_the_prometheus_conventions() {
-        for name in names::ALL {
-            assert!(name.starts_with("cdc_"), "{name}");
-        }
-        let telemetry = Telemetry::new("1.2.3");
-        // Families by table appear with their first table.
-        let mut tally = telemetry.event_tally();
-        tally.count(&[event(Op::Read, SnapshotFlag::Incremental)]);
-        tally.flushed();
-        telemetry.snapshot_estimate(&TableRef::parse("public.t").unwrap(), 10);
-        let text = telemetry.encode().unwrap();
-        assert!(
-            text.contains("cdc_build_info{version=\"1.2.3\"} 1"),
-            "{text}"
-        );
-        assert!(text.contains("cdc_errors_total{kind=\"sink\"} 0"), "{text}");
-        assert!(text.contains("cdc_active 1"), "{text}");
-        // Every constant is what the encoder exposes.
-        for name in names::ALL {
-            assert!(
-                text.contains(&format!("# HELP {}", base(base(name, "_total"), "_info"))),
-                "{name}"
-            );
-        }
-    }
-
-    fn event(op: Op, snapshot: SnapshotFlag) -> Event {
-        use crate::event::{Position, SourceInfo, SourceMeta};
-        Event {
-            op,
-            table: Some(Arc::new(TableRef::parse("public.t").unwrap())),
-            key: None,
-            before: None,
-            after: None,
-            source: SourceInfo {
-                meta: Arc::new(SourceMeta {
-                    connector: "postgresql",
-                    name: "cdc".into(),
-                    db: "db".into(),
-                }),
-                position: Position::from_u64(1),
-                lsn: None,
-                tx_id: None,
-                ts_ms: 1_000,
-                snapshot,
-            },
-            message: None,
-        }
-    }
-
-    #[test]
-    fn events_count_by_table_and_op_once_flushed() {
-        let telemetry = Telemetry::default();
-        let mut tally = telemetry.event_tally();
-        let mut batch = vec![event(Op::Create, SnapshotFlag::No); 3];
-        batch.extend(vec![event(Op::Read, SnapshotFlag::Incremental); 2]);
-        batch.push(event(Op::Create, SnapshotFlag::No));
-        tally.count(&batch);
-        tally.count(&batch[..1]);
-        let text = telemetry.encode().unwrap();
-        assert!(
-            text.contains("cdc_events_total{table=\"public.t\",op=\"c\"} 0"),
-            "not durable yet: {text}"
-        );
-        tally.flushed();
-        let text = telemetry.encode().unwrap();
-        for line in [
-            "cdc_events_total{table=\"public.t\",op=\"c\"} 5",
-            "cdc_events_total{table=\"public.t\",op=\"r\"} 2",
-            "cdc_snapshot_rows_total{table=\"public.t\"} 2",
-            // One sample per written batch, from its oldest commit.
-            "cdc_commit_to_sink_seconds_count 2",
-        ] {
-            assert!(text.lines().any(|l| l == line), "{line}: {text}");
-        }
-        // The Arcs of one table differ between the log and a snapshot:
-        // still one series.
-        assert_eq!(tally.entries.len(), 2);
-    }
-
-    #[test]
-    fn readiness_names_the_first_failing_component() {
-        let t = Telemetry::default();
-        assert_eq!(t.ready(), Err("starting".into()));
-        t.set_up(Component::Reader);
-        assert_eq!(t.ready(), Ok(()));
-        t.set_down(Component::Sink, "sink failing: disk\nfull");
-        assert_eq!(t.ready(), Err("sink failing: disk full".into()));
-        t.set_up(Component::Sink);
-        t.set_active(false);
-        assert_eq!(t.ready(), Err("standing by".into()));
-        assert!(t.encode().unwrap().contains("cdc_ready 0"));
-    }
-}
+mod tests;
