@@ -406,11 +406,15 @@ fn json_logs_are_one_object_per_line_without_the_password() {
         "the URL is logged masked:\n{text}"
     );
 
-    // A wrong password: the failure is a JSON line too, without it.
+    // A wrong password: the failure is a JSON line too, without it; JSON
+    // chosen by the config this time.
     let wrong = url.replace("s3cret-pass", "Wr0ng-Passw0rd");
     let config = write_config(dir.path(), &wrong, &["public.t"], "");
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str("\n[observe]\nlog_format = \"json\"\n");
+    std::fs::write(&config, text).unwrap();
     let out = Command::new(cdc_bin())
-        .args(["run", "--log-format", "json", "--config"])
+        .args(["run", "--config"])
         .arg(&config)
         .output()
         .unwrap();
@@ -418,6 +422,33 @@ fn json_logs_are_one_object_per_line_without_the_password() {
     let text = String::from_utf8_lossy(&out.stderr).into_owned();
     check_json_log(&text, "Wr0ng-Passw0rd", 1);
     assert!(text.contains("password authentication failed"), "{text}");
+}
+
+/// A bad or taken `observe.listen` stops `cdc run` at once, saying so.
+#[test]
+fn a_bad_or_taken_listen_address_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    for (listen, says) in [
+        ("localhost-ish", "observe.listen must be host:port"),
+        (&*format!("127.0.0.1:{port}"), "cannot listen on"),
+    ] {
+        let config = write_config(
+            dir.path(),
+            "postgresql://x@127.0.0.1:1/x",
+            &["public.t"],
+            &format!("\n[observe]\nlisten = {listen:?}\n"),
+        );
+        let out = Command::new(cdc_bin())
+            .args(["run", "--log-format", "text", "--config"])
+            .arg(&config)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{text}");
+        assert!(text.contains(says), "{listen}: {text}");
+    }
 }
 
 fn check_json_log(text: &str, password: &str, min_lines: usize) {
