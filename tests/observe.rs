@@ -359,6 +359,42 @@ fn ready_is_503_while_the_sink_fails_and_the_warning_is_counted() {
     engine.kill();
 }
 
+/// A walsender terminated under cdc: the reconnect and the error are
+/// counted, and ready comes back once the reader streams again.
+#[test]
+fn a_reconnect_is_counted_and_ready_comes_back() {
+    let (pg, _dir, _config, events, mut engine) = capture(
+        "CREATE TABLE t (id int PRIMARY KEY);",
+        &["public.t"],
+        LISTEN_ANY,
+    );
+    let addr = observe_addr(&mut engine);
+    wait_until("ready", Duration::from_secs(60), || {
+        http_get(addr, "/health/ready").0 == 200
+    });
+    pg.psql("SELECT pg_terminate_backend(pid) FROM pg_stat_replication")
+        .unwrap();
+    let mut metrics = String::new();
+    wait_until(
+        "the reconnect to be counted",
+        Duration::from_secs(60),
+        || {
+            metrics = http_get(addr, "/metrics").1;
+            sample(&metrics, "cdc_reconnects_total") >= Some(1.0)
+        },
+    );
+    assert!(
+        sample(&metrics, "cdc_errors_total{kind=\"replication\"}") >= Some(1.0),
+        "{metrics}"
+    );
+    wait_until("ready again", Duration::from_secs(60), || {
+        http_get(addr, "/health/ready").0 == 200
+    });
+    pg.psql("INSERT INTO t VALUES (1);").unwrap();
+    wait_for_events(&events, 1, &mut engine);
+    assert_eq!(engine.terminate().code(), Some(0));
+}
+
 /// `--log-format json`: every stderr line is one JSON object with the usual
 /// fields, and the password of the URL never shows, nor in the final error.
 #[test]
