@@ -79,8 +79,8 @@ ensure_tansu() {
 ensure_prometheus() {
   if [ -n "${CDC_PROMETHEUS_BIN:-}" ] || command -v prometheus >/dev/null; then return 0; fi
   echo "installing Prometheus (apt-get install prometheus)" >&2
-  # policy-rc.d-less machines would start the packaged service: harmless,
-  # it listens on :9090 and the tests use free ports.
+  # Where the init system allows it the package also starts its own service
+  # on :9090; harmless, the tests use free ports.
   apt_install prometheus
 }
 

@@ -215,6 +215,17 @@ fn deploy_files_use_metrics_of_the_engine() {
             "{name} is used in deploy/ but is no constant of telemetry::names"
         );
     }
+    let dashboard: Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/grafana/cdc-dashboard.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let panels = dashboard["panels"].as_array().unwrap();
+    assert!(panels
+        .iter()
+        .all(|p| p["targets"].as_array().is_some_and(|t| !t.is_empty())));
     // The rules are valid for Prometheus itself.
     if let Ok(out) = Command::new("promtool")
         .args(["check", "rules"])
