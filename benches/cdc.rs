@@ -2,7 +2,8 @@
 //! by side in one run on a PostgreSQL the benchmark starts itself.
 //!
 //! - streaming drain: `pg_recvlogical` (pgoutput, same options) vs cdc
-//!   draining a slot filled by 100 transactions of 10k rows;
+//!   draining a slot filled by 100 transactions of 10k rows, each sink with
+//!   the observe server off and on (scraped every 100 ms meanwhile);
 //! - one large transaction of the same size;
 //! - snapshot: `COPY (SELECT …) TO STDOUT` vs cdc incremental snapshots at
 //!   several chunk sizes while a light writer streams;
@@ -25,6 +26,13 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use cdc_testcontainers::Postgres;
+
+#[path = "support/scraper.rs"]
+mod scraper;
+#[path = "support/writers.rs"]
+mod writers;
+use scraper::Scraper;
+use writers::{light_writer, paced_writer};
 
 /// cdc's default `snapshot.chunk_size`.
 const DEFAULT_CHUNK: usize = 16_384;
@@ -214,8 +222,21 @@ impl Bench {
     }
 
     /// cdc drains `slot` until the slot's confirmed position reaches `endpos`.
-    fn cdc_drain(&self, slot: &str, sink: &str, endpos: &str) -> Run {
+    /// `observe`: with the observe server on, scraped every 100 ms (far more
+    /// often than Prometheus would) while it drains.
+    fn cdc_drain(&self, slot: &str, sink: &str, endpos: &str, observe: bool) -> Run {
         let config = self.config(slot, sink, DEFAULT_CHUNK);
+        let scraper = observe.then(|| {
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port();
+            let mut text = std::fs::read_to_string(&config).unwrap();
+            text.push_str(&format!("\n[observe]\nlisten = \"127.0.0.1:{port}\"\n"));
+            std::fs::write(&config, text).unwrap();
+            Scraper::start(port)
+        });
         let start = Instant::now();
         let mut child = self.start_cdc(&config);
         let mut walsender = None;
@@ -241,6 +262,10 @@ impl Bench {
             std::thread::sleep(Duration::from_millis(10));
         }
         let secs = start.elapsed().as_secs_f64();
+        if let Some(scraper) = scraper {
+            let scrapes = scraper.stop();
+            assert!(scrapes > 0, "the observe server was never scraped");
+        }
         Self::stop(&mut child);
         Run {
             rows_per_s: self.rows as f64 / secs,
@@ -265,7 +290,14 @@ impl Bench {
         self.psql("DROP TABLE IF EXISTS bench");
         self.psql(TABLE_DDL);
         self.prepare_cdc_objects();
-        let slots = ["recv", "cdc_null", "cdc_file", "recv2"];
+        let slots = [
+            "recv",
+            "cdc_null",
+            "cdc_null_obs",
+            "cdc_file",
+            "cdc_file_obs",
+            "recv2",
+        ];
         for slot in slots {
             self.psql(&format!(
                 "SELECT pg_drop_replication_slot('{slot}') FROM pg_replication_slots WHERE slot_name = '{slot}'"
@@ -277,23 +309,31 @@ impl Bench {
         // pg_recvlogical runs first and last: the first reader of fresh WAL
         // pays for warming caches, so the limit is the faster of the two.
         let recv_first = self.recvlogical("recv", &endpos);
-        let null = self.cdc_drain("cdc_null", "type = \"null\"", &endpos);
-        let events = self.dir.path().join(format!("{label}.jsonl"));
-        let file = self.cdc_drain(
-            "cdc_file",
-            &format!("type = \"file\"\npath = {:?}", events.display().to_string()),
-            &endpos,
-        );
-        // The figure only counts if every row arrived.
-        let lines = std::fs::read(&events)
-            .map(|b| b.iter().filter(|&&c| c == b'\n').count())
-            .unwrap_or(0);
-        assert!(
-            lines >= self.rows,
-            "file sink holds {lines} events, expected {}",
-            self.rows
-        );
-        let _ = std::fs::remove_file(&events);
+        let null = self.cdc_drain("cdc_null", "type = \"null\"", &endpos, false);
+        let null_observed = self.cdc_drain("cdc_null_obs", "type = \"null\"", &endpos, true);
+        let file_sink = |observe: bool| {
+            let events = self.dir.path().join(format!("{label}-{observe}.jsonl"));
+            let slot = if observe { "cdc_file_obs" } else { "cdc_file" };
+            let run = self.cdc_drain(
+                slot,
+                &format!("type = \"file\"\npath = {:?}", events.display().to_string()),
+                &endpos,
+                observe,
+            );
+            // The figure only counts if every row arrived.
+            let lines = std::fs::read(&events)
+                .map(|b| b.iter().filter(|&&c| c == b'\n').count())
+                .unwrap_or(0);
+            assert!(
+                lines >= self.rows,
+                "file sink holds {lines} events, expected {}",
+                self.rows
+            );
+            let _ = std::fs::remove_file(&events);
+            run
+        };
+        let file = file_sink(false);
+        let file_observed = file_sink(true);
         let recv_last = self.recvlogical("recv2", &endpos);
         let recv = if recv_first.rows_per_s >= recv_last.rows_per_s {
             &recv_first
@@ -322,7 +362,14 @@ impl Bench {
         row("pg_recvlogical, first pass", &recv_first);
         row("pg_recvlogical, last pass", &recv_last);
         row("cdc → null sink", &null);
+        row("cdc → null sink, observe on", &null_observed);
         row("cdc → file sink", &file);
+        row("cdc → file sink, observe on", &file_observed);
+        println!(
+            "observe on/off: null sink {:.2}, file sink {:.2} (rows/s ratio; scraped every 100 ms)",
+            null_observed.rows_per_s / null.rows_per_s,
+            file_observed.rows_per_s / file.rows_per_s
+        );
         for slot in slots {
             self.drop_cdc_slot(slot);
         }
@@ -672,65 +719,6 @@ fn wait_for(log: &Path, text: &str, timeout: Duration) {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
-}
-
-/// About 100 single-row updates a second, until told to stop.
-fn light_writer(bindir: &Path, url: &str, stop: &std::sync::atomic::AtomicBool) {
-    let mut child = Command::new(bindir.join("psql"))
-        .args(["-X", "-q", url])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    let mut i = 0u64;
-    while !stop.load(std::sync::atomic::Ordering::SeqCst) {
-        use std::io::Write;
-        i += 1;
-        let _ = writeln!(
-            stdin,
-            "UPDATE bench SET a = a + 1 WHERE id = {};",
-            1 + (i * 7919) % 1000
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    drop(stdin);
-    let _ = child.wait();
-}
-
-/// 100 transactions a second of `per_tx` rows, for `secs`; returns the
-/// achieved changes per second.
-fn paced_writer(url: &str, per_tx: usize, secs: u64, stop: &std::sync::atomic::AtomicBool) -> f64 {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async {
-        let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
-            .await
-            .unwrap();
-        tokio::spawn(conn);
-        let start = Instant::now();
-        let mut next = start;
-        let mut id = 0usize;
-        let mut changes = 0usize;
-        while start.elapsed() < Duration::from_secs(secs)
-            && !stop.load(std::sync::atomic::Ordering::SeqCst)
-        {
-            client
-                .batch_execute(&insert_sql(id + 1, id + per_tx))
-                .await
-                .unwrap();
-            id += per_tx;
-            changes += per_tx;
-            next += Duration::from_millis(10);
-            if let Some(wait) = next.checked_duration_since(Instant::now()) {
-                tokio::time::sleep(wait).await;
-            }
-        }
-        changes as f64 / start.elapsed().as_secs_f64()
-    })
 }
 
 fn main() {

@@ -84,6 +84,16 @@ ensure_nftables() {
   if ! command -v ip >/dev/null; then apt_install iproute2; fi
 }
 
+# Prometheus, which tests/observe.rs starts to scrape cdc for real
+# (Debian's package; its service is not started, the test runs its own).
+ensure_prometheus() {
+  if [ -n "${CDC_PROMETHEUS_BIN:-}" ] || command -v prometheus >/dev/null; then return 0; fi
+  echo "installing Prometheus (apt-get install prometheus)" >&2
+  # Where the init system allows it the package also starts its own service
+  # on :9090; harmless, the tests use free ports.
+  apt_install prometheus
+}
+
 ensure_nextest() {
   if ! cargo nextest --version >/dev/null 2>&1; then
     echo "installing cargo-nextest" >&2

@@ -11,6 +11,7 @@ ensure_postgres
 ensure_nextest
 ensure_tansu
 ensure_nftables
+ensure_prometheus
 
 cargo nextest run --workspace --profile ci "$@"
 

@@ -18,6 +18,35 @@ pub struct Config {
     pub pipeline: PipelineSettings,
     #[serde(default)]
     pub snapshot: SnapshotSettings,
+    #[serde(default)]
+    pub observe: ObserveSettings,
+}
+
+/// `[observe]`: the metrics and health server, and the log format.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ObserveSettings {
+    /// `host:port` of `/metrics` and `/health/*`; empty (the default): off.
+    /// Off by default because a fixed port would make two instances on one
+    /// host (a standby, the tests) fight over it, and a port should not
+    /// open unasked. Port 0 picks a free one; the log line names it.
+    #[serde(default)]
+    pub listen: String,
+    /// Read by [`Config::log_format_hint`] before the full load; here so
+    /// the key is known to `deny_unknown_fields`.
+    #[serde(default)]
+    #[allow(dead_code)]
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
 }
 
 #[derive(Debug, Deserialize)]
@@ -187,6 +216,20 @@ impl Config {
         Ok(config)
     }
 
+    /// Only `observe.log_format`, before the logging starts (the full load
+    /// logs and reports its errors through it); `None` when unreadable.
+    pub fn log_format_hint(path: &Path) -> Option<LogFormat> {
+        Figment::new()
+            .merge(Toml::file(path))
+            .merge(
+                Env::prefixed("CDC_")
+                    .filter(|k| k.as_str().contains("__"))
+                    .split("__"),
+            )
+            .extract_inner::<LogFormat>("observe.log_format")
+            .ok()
+    }
+
     fn validate(&self) -> Result<()> {
         let SourceConfig::Postgres(pg) = &self.source;
         for table in &pg.tables {
@@ -199,6 +242,14 @@ impl Config {
                 pg.signal_table
             )
         })?;
+        if !self.observe.listen.is_empty()
+            && self.observe.listen.parse::<std::net::SocketAddr>().is_err()
+        {
+            bail!(
+                "observe.listen must be host:port with an IP address (e.g. \"127.0.0.1:9187\") or empty, not '{}'",
+                self.observe.listen
+            );
+        }
         if self.snapshot.chunk_size == 0 {
             bail!("snapshot.chunk_size must be at least 1");
         }

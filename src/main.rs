@@ -1,6 +1,8 @@
 //! `cdc`: change data capture with DBLog incremental snapshots.
 
 mod config;
+mod logging;
+mod observe;
 mod operator;
 mod redact;
 mod run;
@@ -32,6 +34,10 @@ enum Command {
     Run {
         #[arg(long, short, default_value = "cdc.toml")]
         config: PathBuf,
+        /// Log lines as text or one JSON object each; overrides
+        /// `observe.log_format`.
+        #[arg(long, value_enum)]
+        log_format: Option<config::LogFormat>,
     },
     /// Check the source's setup and print what is wrong, or `ok`.
     Check {
@@ -81,7 +87,15 @@ enum SnapshotCommand {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging();
+    let telemetry = cdc_engine::Telemetry::new(env!("CARGO_PKG_VERSION"));
+    let log_format = match &cli.command {
+        Command::Run {
+            config, log_format, ..
+        } => log_format.or_else(|| config::Config::log_format_hint(config)),
+        _ => None,
+    };
+    let log_format = log_format.unwrap_or_default();
+    logging::init(log_format, &telemetry);
     // One thread: the engine's work is a pipeline of cheap steps, and
     // handing rows between worker threads cost more than it gained (20%
     // more CPU per event, cargo bench --bench cdc); PostgreSQL gets the
@@ -98,7 +112,7 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Run { config } => run::run(&config).await,
+            Command::Run { config, .. } => run::run(&config, telemetry).await,
             Command::Check { config } => run::check(&config).await,
             Command::Status { config } => operator::status(&config).await,
             Command::Snapshot {
@@ -132,18 +146,14 @@ fn main() -> ExitCode {
                 .map(|e| e.to_string())
                 .collect::<Vec<_>>()
                 .join(": ");
-            eprintln!("error: {}", redact::redact(&message));
+            let message = redact::redact(&message);
+            if log_format == config::LogFormat::Json {
+                // Every line a JSON object, the last one too.
+                tracing::error!("{message}");
+            } else {
+                eprintln!("error: {message}");
+            }
             ExitCode::from(2)
         }
     }
-}
-
-fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("CDC_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .init();
 }

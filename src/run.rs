@@ -9,7 +9,8 @@ use std::sync::Arc;
 
 use cdc_engine::pipeline::{self, PipelineConfig};
 use cdc_engine::snapshot::{ChunkSource, SnapshotProcessor, SnapshotTables, WorkerDone};
-use cdc_engine::{Sink, Source, SourceError, StreamContext, TableRef};
+use cdc_engine::telemetry::Component;
+use cdc_engine::{Sink, Source, SourceError, StreamContext, TableRef, Telemetry};
 use cdc_postgres::snapshot::PgChunkSource;
 use cdc_postgres::{ConnectConfig, PostgresConfig, PostgresSource, Severity, SlotLostPolicy};
 use cdc_sink_file::{FileSink, NullSink, StdoutSink};
@@ -79,7 +80,7 @@ fn open_sink(config: &SinkConfig) -> Result<Box<dyn Sink>> {
     })
 }
 
-pub async fn run(path: &Path) -> Result<ExitCode> {
+pub async fn run(path: &Path, telemetry: Telemetry) -> Result<ExitCode> {
     // Handlers first: a SIGTERM while starting up is a clean stop too.
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let signals = tokio::spawn(wait_for_signal(shutdown_tx.clone()));
@@ -90,18 +91,27 @@ pub async fn run(path: &Path) -> Result<ExitCode> {
             return Err(err);
         }
     };
+    if !config.observe.listen.is_empty() {
+        // Before the source: probes see "live, starting" while it connects.
+        if let Err(err) = crate::observe::start(&config.observe.listen, telemetry.clone()).await {
+            signals.abort();
+            return Err(err);
+        }
+    }
     let SourceConfig::Postgres(settings) = &config.source;
     let heal = matches!(settings.on_slot_lost, crate::config::OnSlotLost::Resnapshot);
     // What a run ended by a failover had read from the old server.
     let mut carried = None;
     let mut restarted = false;
     let result = loop {
+        telemetry.set_down(Component::Reader, "starting");
         let result = run_once(
             &config,
             &shutdown_tx,
             shutdown_rx.clone(),
             &mut carried,
             restarted,
+            &telemetry,
         )
         .await;
         // A slot invalidated while streaming, with `resnapshot`, or a
@@ -140,10 +150,13 @@ async fn run_once(
     shutdown_rx: watch::Receiver<bool>,
     carried: &mut Option<cdc_postgres::positions::ReadBeforeFailover>,
     restarted: bool,
+    telemetry: &Telemetry,
 ) -> Result<ExitCode> {
     let mut pg = postgres_config(config)?;
     pg.read_before_failover = carried.take();
-    // One active instance per slot: the others wait here, live but idle.
+    // One active instance per slot: the others wait here, live but not
+    // ready.
+    telemetry.set_active(false);
     let Some(lease) = cdc_postgres::lease::acquire(&pg, shutdown_rx.clone(), restarted)
         .await
         .context("taking the lease")?
@@ -151,6 +164,7 @@ async fn run_once(
         tracing::info!("stopped while standing by");
         return Ok(ExitCode::SUCCESS);
     };
+    telemetry.set_active(true);
     pg.lease = lease.lease.clone();
     let mut sink = open_sink(&config.sink)?;
     let source = PostgresSource::prepare(pg)
@@ -179,6 +193,7 @@ async fn run_once(
         items: items_tx,
         acks: acks_rx,
         shutdown: shutdown_rx.clone(),
+        telemetry: telemetry.clone(),
     };
     let source_task = tokio::spawn(async move { source.stream(ctx).await });
 
@@ -189,6 +204,7 @@ async fn run_once(
     };
     let chunks = snapshots.chunks.clone();
     let (mut processor, worker) = snapshots.start(config)?;
+    processor.set_telemetry(telemetry.clone());
     if let Some(lost) = &resnapshot {
         // The slot was lost and recreated: the snapshot brings back the
         // rows changed in the gap the log no longer holds. Saved at once:
@@ -211,6 +227,7 @@ async fn run_once(
         acks_tx,
         shutdown_rx,
         &pipeline_config,
+        telemetry,
     )
     .await;
     if outcome.is_err() {

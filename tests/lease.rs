@@ -111,7 +111,11 @@ fn a_standby_takes_over_from_a_killed_active_with_nothing_lost() {
     let active = wait_for_holder(&pg, None);
     assert_eq!(active, a.pid());
     wait_streaming(&mut a);
+    let mut text = std::fs::read_to_string(&config_b).unwrap();
+    text.push_str("\n[observe]\nlisten = \"127.0.0.1:0\"\n");
+    std::fs::write(&config_b, text).unwrap();
     let mut b = Engine::start(&config_b);
+    let observe = observe_addr(&mut b);
     wait_until(
         "the second instance to stand by",
         Duration::from_secs(60),
@@ -121,6 +125,15 @@ fn a_standby_takes_over_from_a_killed_active_with_nothing_lost() {
         },
     );
     assert!(!b.log_text().contains("streaming"), "{}", b.log_text());
+    // Live, not ready.
+    assert_eq!(http_get(observe, "/health/live").0, 200);
+    let (status, body) = http_get(observe, "/health/ready");
+    assert_eq!(
+        (status, body.trim()),
+        (503, "standing by"),
+        "{}",
+        b.log_text()
+    );
 
     let stop = Arc::new(AtomicBool::new(false));
     let writing = writer(pg.url(), stop.clone());
@@ -130,6 +143,11 @@ fn a_standby_takes_over_from_a_killed_active_with_nothing_lost() {
     let took_over = wait_for_holder(&pg, Some(active));
     assert_eq!(took_over, b.pid());
     wait_streaming(&mut b);
+    wait_until(
+        "the new active to be ready",
+        Duration::from_secs(60),
+        || http_get(observe, "/health/ready").0 == 200,
+    );
     std::thread::sleep(Duration::from_secs(1));
     stop.store(true, Ordering::SeqCst);
     writing.join().unwrap();

@@ -16,6 +16,7 @@ pub mod schema;
 pub mod sink;
 pub mod snapshot;
 pub mod source;
+pub mod telemetry;
 pub mod value;
 
 pub use cdc_signal::{SignalRow, TableRef};
@@ -24,4 +25,5 @@ pub use lease::Lease;
 pub use schema::{ColumnSchema, TableSchema};
 pub use sink::{Sink, SinkError};
 pub use source::{LogItem, Source, SourceError, StreamContext};
+pub use telemetry::Telemetry;
 pub use value::{Row, Value, UNAVAILABLE_VALUE_PLACEHOLDER};

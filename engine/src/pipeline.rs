@@ -20,6 +20,7 @@ use crate::event::{Event, Position};
 use crate::offsets::DurableTracker;
 use crate::sink::{Sink, SinkError};
 use crate::source::LogItem;
+use crate::telemetry::{Component, ErrorKind, Telemetry};
 
 /// Tuning of the pipeline.
 #[derive(Debug, Clone)]
@@ -101,8 +102,10 @@ pub async fn run(
     acks: watch::Sender<Option<Position>>,
     mut shutdown: watch::Receiver<bool>,
     config: &PipelineConfig,
+    telemetry: &Telemetry,
 ) -> Result<PipelineStats, PipelineError> {
     let mut stats = PipelineStats::default();
+    let mut tally = telemetry.event_tally();
     let mut durable = DurableTracker::default();
     let mut batch: Vec<Event> = Vec::with_capacity(config.max_batch_events);
     let mut last_flush = Instant::now();
@@ -148,9 +151,11 @@ pub async fn run(
                 &mut shutdown,
                 config,
                 &mut stats,
+                telemetry,
             )
             .await?;
             stats.events += events.len() as u64;
+            tally.count(events);
         }
         batch.clear();
         durable.written();
@@ -158,8 +163,17 @@ pub async fn run(
         let idle = items.is_empty();
         let due = last_flush.elapsed() >= config.flush_interval;
         if durable.has_unflushed() && (idle || due || !open) {
-            retry(sink, SinkOp::Flush, &mut shutdown, config, &mut stats).await?;
+            retry(
+                sink,
+                SinkOp::Flush,
+                &mut shutdown,
+                config,
+                &mut stats,
+                telemetry,
+            )
+            .await?;
             stats.flushes += 1;
+            tally.flushed();
             last_flush = Instant::now();
             if let Some(position) = durable.flushed() {
                 acks.send_replace(Some(position));
@@ -205,29 +219,44 @@ async fn retry(
     shutdown: &mut watch::Receiver<bool>,
     config: &PipelineConfig,
     stats: &mut PipelineStats,
+    telemetry: &Telemetry,
 ) -> Result<(), PipelineError> {
     let mut backoff = Duration::from_millis(100);
     let mut last_reason = String::new();
     loop {
+        let started = Instant::now();
         let result = match op {
             SinkOp::Write(events) => sink.write(events).await,
             SinkOp::Flush => sink.flush().await,
         };
         match result {
             Ok(()) => {
-                if !last_reason.is_empty() {
-                    tracing::info!(sink = %sink.describe(), "sink recovered");
+                if matches!(op, SinkOp::Flush) {
+                    telemetry.sink_flushed(started.elapsed());
+                }
+                // Also after a failure of an earlier call: the health says
+                // "failing" until a call succeeds.
+                if !last_reason.is_empty() || !telemetry.is_up(Component::Sink) {
+                    if !last_reason.is_empty() {
+                        tracing::info!(sink = %sink.describe(), "sink recovered");
+                    }
+                    telemetry.set_up(Component::Sink);
                 }
                 return Ok(());
             }
             Err(SinkError::Fatal(reason)) => {
+                telemetry.error(ErrorKind::SinkFatal);
+                telemetry.set_down(Component::Sink, format!("sink failed: {reason}"));
                 return Err(PipelineError::SinkFatal {
                     sink: sink.describe(),
                     reason,
-                })
+                });
             }
             Err(SinkError::Retriable(reason)) => {
+                telemetry.error(ErrorKind::Sink);
+                telemetry.sink_retry();
                 if reason != last_reason {
+                    telemetry.set_down(Component::Sink, format!("sink failing: {reason}"));
                     tracing::warn!(
                         sink = %sink.describe(),
                         "sink failed, retrying without acknowledging: {reason}"

@@ -26,6 +26,7 @@ use crate::merger::{Chunk, ChunkRow, Outcome, Visibility, WindowMerger};
 use crate::pipeline::Processor;
 use crate::scheduler::{Applied, ChunkRequest, Scheduler, Selected, SnapshotState};
 use crate::source::LogItem;
+use crate::telemetry::{Component, DiscardReason, ErrorKind, Telemetry};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SnapshotError {
@@ -146,6 +147,8 @@ pub struct SnapshotProcessor {
     window_prefix: String,
     /// Emit a truncate of the table after its resync `begin` marker.
     resync_truncate: bool,
+    /// Chunk counters and the snapshot worker's health.
+    telemetry: Telemetry,
 }
 
 /// Longest a chunk's window may stay open before it is selected again.
@@ -180,8 +183,14 @@ impl SnapshotProcessor {
             oldest: None,
             window_prefix: format!("{window_prefix}-{started}"),
             resync_truncate: false,
+            telemetry: Telemetry::default(),
         };
         Ok((processor, worker))
+    }
+
+    /// Report chunks and the worker's health through `telemetry`.
+    pub fn set_telemetry(&mut self, telemetry: Telemetry) {
+        self.telemetry = telemetry;
     }
 
     /// Debezium's way after a lost slot: a truncate event of each table
@@ -362,6 +371,11 @@ impl SnapshotProcessor {
                         // discarded): its watermarks will be ignored.
                         continue;
                     }
+                    if let (Some(rows), Some(table)) =
+                        (selected.estimate, self.scheduler.in_flight_table(token))
+                    {
+                        self.telemetry.snapshot_estimate(table, rows);
+                    }
                     self.scheduler.on_selected(token, selected);
                     self.merger.on_chunk(chunk, &mut self.outcomes);
                 }
@@ -390,6 +404,7 @@ impl SnapshotProcessor {
                     for follower in followers {
                         self.merger.cancel(follower);
                     }
+                    self.telemetry.error(ErrorKind::Snapshot);
                     match dropped {
                         Some(dropped) => tracing::error!(
                             "snapshot of {} (signal '{}') stopped: {reason}",
@@ -397,6 +412,12 @@ impl SnapshotProcessor {
                             dropped.signal_id
                         ),
                         None => {
+                            self.telemetry
+                                .snapshot_chunk_discarded(DiscardReason::Failed);
+                            self.telemetry.set_down(
+                                Component::Snapshot,
+                                format!("snapshot chunk failing: {reason}"),
+                            );
                             tracing::warn!("snapshot chunk failed, selecting it again: {reason}")
                         }
                     }
@@ -426,6 +447,10 @@ impl SnapshotProcessor {
         for outcome in std::mem::take(&mut self.outcomes) {
             match outcome {
                 Outcome::ChunkDone { token, emitted } => {
+                    self.telemetry.snapshot_chunk_done();
+                    if !self.telemetry.is_up(Component::Snapshot) {
+                        self.telemetry.set_up(Component::Snapshot);
+                    }
                     if let Some(finished) = self.scheduler.on_done(token, emitted) {
                         tracing::info!(
                             table = %finished.table,
@@ -440,6 +465,8 @@ impl SnapshotProcessor {
                     }
                 }
                 Outcome::ChunkDiscarded { token, reason } => {
+                    self.telemetry
+                        .snapshot_chunk_discarded(DiscardReason::Window);
                     tracing::info!("snapshot chunk discarded, selecting it again: {reason}");
                     for follower in self.scheduler.on_discarded(token) {
                         self.merger.cancel(follower);
@@ -493,6 +520,8 @@ impl SnapshotProcessor {
                 .is_err()
             {
                 tracing::error!("snapshot worker is gone; snapshots stop");
+                self.telemetry
+                    .set_down(Component::Snapshot, "snapshot worker stopped");
             }
         }
     }
@@ -512,6 +541,8 @@ impl SnapshotProcessor {
                     "snapshot window {token} not closed after {}s; selecting the chunk again",
                     WINDOW_TIMEOUT.as_secs()
                 );
+                self.telemetry
+                    .snapshot_chunk_discarded(DiscardReason::Timeout);
                 self.merger.cancel(token);
                 for follower in self.scheduler.on_discarded(token) {
                     self.merger.cancel(follower);

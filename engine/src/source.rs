@@ -12,6 +12,7 @@ use tokio::sync::{mpsc, watch};
 
 use crate::event::{Event, Position, SourceInfo};
 use crate::schema::TableSchema;
+use crate::telemetry::Telemetry;
 
 /// One item of the log, in log order.
 #[derive(Debug, Clone)]
@@ -58,6 +59,8 @@ pub struct StreamContext {
     /// Becomes `true` when the engine should stop: stop reading, drop
     /// `items`, send the final acknowledgement once `acks` closes.
     pub shutdown: watch::Receiver<bool>,
+    /// Metrics and the reader's health (`/health/ready`).
+    pub telemetry: Telemetry,
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -3,7 +3,7 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeMap;
-use std::io::Read;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
@@ -338,4 +338,44 @@ pub fn full_sink_config(config: &Path, events: &Path) -> PathBuf {
     )
     .unwrap();
     full
+}
+
+/// A plain HTTP/1.1 GET: (status, body).
+pub fn http_get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, body.to_owned())
+}
+
+/// The address the observe server bound, from its log line.
+pub fn observe_addr(engine: &mut Engine) -> std::net::SocketAddr {
+    let mut addr = None;
+    wait_until("the observe server", Duration::from_secs(60), || {
+        assert!(engine.is_running(), "cdc exited:\n{}", engine.log_text());
+        addr = engine.log_text().lines().find_map(|line| {
+            let rest = line.split("observe server listening on ").nth(1)?;
+            rest.split_whitespace()
+                .next()?
+                .trim_end_matches(':')
+                .parse()
+                .ok()
+        });
+        addr.is_some()
+    });
+    addr.unwrap()
 }

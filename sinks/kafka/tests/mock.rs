@@ -188,6 +188,7 @@ async fn a_down_broker_stalls_the_pipeline_which_recovers_when_it_returns() {
             acks_tx,
             shutdown_rx,
             &config,
+            &cdc_engine::Telemetry::default(),
         )
         .await;
         (stats, sink)

@@ -148,7 +148,12 @@ impl Source for PostgresSource {
             self.config.signal_table.clone(),
         );
         let watched: Vec<TableRef> = self.tables.iter().map(|t| t.table.clone()).collect();
-        wal_watch::spawn(&self.config, watched, ctx.shutdown.clone());
+        wal_watch::spawn(
+            &self.config,
+            watched,
+            ctx.shutdown.clone(),
+            ctx.telemetry.clone(),
+        );
         stream::run(
             &self.config,
             &self.publications,

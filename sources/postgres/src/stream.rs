@@ -8,7 +8,8 @@
 
 use std::time::Duration;
 
-use cdc_engine::{LogItem, Position, SourceError, StreamContext};
+use cdc_engine::telemetry::{Component, ErrorKind};
+use cdc_engine::{LogItem, Position, SourceError, StreamContext, Telemetry};
 use tokio::sync::{mpsc, watch};
 use tokio::time::{Instant, MissedTickBehavior};
 
@@ -51,6 +52,7 @@ struct Acks {
     lease: cdc_engine::Lease,
     /// The server this run started on (system identifier, timeline).
     server: (String, i64),
+    telemetry: Telemetry,
 }
 
 impl Acks {
@@ -82,6 +84,7 @@ impl Acks {
             .await?;
         self.last_sent_flush = self.flushed;
         self.positions.acknowledged(self.flushed);
+        self.telemetry.acknowledged(self.flushed);
         Ok(())
     }
 }
@@ -99,6 +102,7 @@ pub(crate) async fn run(
         items,
         acks,
         mut shutdown,
+        telemetry,
     } = ctx;
     let mut acks = Acks {
         rx: acks,
@@ -109,6 +113,7 @@ pub(crate) async fn run(
         positions: Writer::spawn(config, start_lsn, server),
         lease: config.lease.clone(),
         server: server.clone(),
+        telemetry: telemetry.clone(),
     };
     let mut backoff = Duration::from_millis(250);
     // When the connection was lost, for the line on its recovery.
@@ -152,7 +157,14 @@ pub(crate) async fn run(
             Exit::Failed(err) => {
                 if let Some(fatal) = fatal(config, &err) {
                     acks.positions.finish(None).await;
-                    return Err(if invalidated(&err) {
+                    let lost = invalidated(&err);
+                    telemetry.error(if lost {
+                        ErrorKind::PositionLost
+                    } else {
+                        ErrorKind::SourceFatal
+                    });
+                    telemetry.set_down(Component::Reader, "log reader stopped");
+                    return Err(if lost {
                         SourceError::PositionLost(fatal)
                     } else {
                         SourceError::Fatal(fatal)
@@ -180,6 +192,9 @@ pub(crate) async fn run(
                         backoff.as_millis()
                     );
                 }
+                telemetry.error(ErrorKind::Replication);
+                telemetry.reconnect();
+                telemetry.set_down(Component::Reader, format!("reconnecting: {err}"));
                 decoder.reset();
                 tokio::select! {
                     _ = tokio::time::sleep(backoff) => {}
@@ -189,6 +204,7 @@ pub(crate) async fn run(
             }
         }
     };
+    telemetry.set_down(Component::Reader, "stopping");
     finish(stream, items, acks).await;
     Ok(())
 }
@@ -310,6 +326,7 @@ async fn session(
     };
     let mut lease_lost = acks.lease.watch();
     tracing::info!(slot = %config.slot, "streaming");
+    acks.telemetry.set_up(Component::Reader);
     let mut pending: Vec<LogItem> = Vec::with_capacity(BATCH_ITEMS);
     let mut status = tokio::time::interval(config.status_interval.min(Duration::from_secs(1)));
     status.set_missed_tick_behavior(MissedTickBehavior::Delay);

@@ -1,5 +1,7 @@
 //! Watching the server while streaming, on its own connection, off the
-//! replication loop, each finding one line:
+//! replication loop. It publishes the slot's lag, `wal_status` and
+//! `safe_wal_size` through the telemetry handle, and logs each finding as
+//! one line:
 //! - WAL protection: when the server is close to invalidating the slot
 //!   (`safe_wal_size`, under `max_slot_wal_keep_size`), how long is left at
 //!   the current WAL rate, before it happens;
@@ -9,7 +11,7 @@
 
 use std::collections::HashSet;
 
-use cdc_engine::TableRef;
+use cdc_engine::{TableRef, Telemetry};
 use tokio::sync::watch;
 use tokio_postgres::Client;
 
@@ -18,7 +20,8 @@ use crate::config::PostgresConfig;
 use crate::connect::ConnectConfig;
 use crate::decoder::HEARTBEAT_PREFIX;
 
-const SLOT_SQL: &str = "SELECT s.safe_wal_size, (pg_current_wal_lsn() - '0/0'::pg_lsn)::float8 \
+const SLOT_SQL: &str = "SELECT s.safe_wal_size, (pg_current_wal_lsn() - '0/0'::pg_lsn)::float8, \
+     s.wal_status, (pg_current_wal_lsn() - s.confirmed_flush_lsn)::float8 \
      FROM pg_replication_slots s WHERE s.slot_name = $1";
 
 /// A non-transactional message: it reaches the log without a transaction
@@ -69,6 +72,7 @@ pub(crate) fn spawn(
     config: &PostgresConfig,
     tables: Vec<TableRef>,
     mut shutdown: watch::Receiver<bool>,
+    telemetry: Telemetry,
 ) {
     let threshold = config.slot_wal_warning_bytes;
     let signal_table = config.signal_table.clone();
@@ -110,10 +114,18 @@ pub(crate) fn spawn(
                     }
                 }
             }
-            let Some(threshold) = threshold else { continue };
             let Ok(Some(row)) = c.query_opt(SLOT_SQL, &[&slot]).await else {
                 continue;
             };
+            let wal_status = row.try_get::<_, Option<String>>(2).ok().flatten();
+            let lag = row
+                .try_get::<_, Option<f64>>(3)
+                .ok()
+                .flatten()
+                .map(|l| l as i64);
+            let safe_now = row.try_get::<_, Option<i64>>(0).ok().flatten();
+            telemetry.slot(lag, wal_status.as_deref(), safe_now);
+            let Some(threshold) = threshold else { continue };
             let (Ok(safe), Ok(Some(position))) = (
                 row.try_get::<_, Option<i64>>(0),
                 row.try_get::<_, Option<f64>>(1)
