@@ -6,7 +6,7 @@
 //! Progress moves only when a chunk's window closed and its rows went out,
 //! so a crash at any point resumes at the last completed chunk.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeSet, VecDeque};
 
 use cdc_signal::{Command, TableRef};
 use serde::{Deserialize, Serialize};
@@ -27,6 +27,11 @@ pub struct SnapshotState {
     /// twice.
     #[serde(default)]
     pub applied_signals: VecDeque<String>,
+    /// Every table captured so far, so a table captured for the first time
+    /// is told apart (`snapshot.new_tables`). `None` before the first start
+    /// remembered them (a state written by an older cdc, or none yet).
+    #[serde(default)]
+    pub captured: Option<BTreeSet<TableRef>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -187,6 +192,28 @@ impl Scheduler {
 
     pub fn is_in_flight(&self, token: u64) -> bool {
         self.in_flight.iter().any(|f| f.token == token)
+    }
+
+    /// Remember `tables` as captured; returns those captured for the first
+    /// time. The first call on a state that remembers none takes them all
+    /// as known and returns none: a first start is not "new tables".
+    pub fn remember_captured(&mut self, tables: &[TableRef]) -> Vec<TableRef> {
+        match &mut self.state.captured {
+            None => {
+                self.state.captured = Some(tables.iter().cloned().collect());
+                self.dirty = true;
+                Vec::new()
+            }
+            Some(known) => {
+                let new: Vec<TableRef> = tables
+                    .iter()
+                    .filter(|t| known.insert((*t).clone()))
+                    .cloned()
+                    .collect();
+                self.dirty |= !new.is_empty();
+                new
+            }
+        }
     }
 
     /// Queue tables directly (the initial snapshot), skipping queued ones.

@@ -105,6 +105,9 @@ pub const RESYNC_PREFIX: &str = "cdc.resync";
 /// The signal id of snapshots queued by [`SnapshotProcessor::enqueue_resync`].
 pub const RESYNC_SIGNAL: &str = "resync";
 
+/// The signal id of snapshots queued by [`SnapshotProcessor::capture_new_tables`].
+pub const NEW_TABLES_SIGNAL: &str = "new-tables";
+
 enum Request {
     /// A resync marker, written in request order: before the table's first
     /// window, after its last one.
@@ -237,6 +240,38 @@ impl SnapshotProcessor {
             tracing::info!(tables = added.len(), "initial snapshot queued");
             self.schedule();
         }
+    }
+
+    /// Remember the captured tables; with `snapshot`, queue a snapshot of
+    /// each one captured for the first time (`snapshot.new_tables`: a table
+    /// added to the config, or a new match of a pattern). On a first start
+    /// nothing is new. Returns the tables captured for the first time.
+    pub fn capture_new_tables(&mut self, snapshot: bool) -> Vec<TableRef> {
+        let mut tables: Vec<TableRef> = self.tables.keys().cloned().collect();
+        tables.sort();
+        let new = self.scheduler.remember_captured(&tables);
+        if new.is_empty() {
+            return new;
+        }
+        let keyed: Vec<TableRef> = new
+            .iter()
+            .filter(|t| self.tables.get(*t).is_some_and(|k| !k.is_empty()))
+            .cloned()
+            .collect();
+        if snapshot && !keyed.is_empty() {
+            let added = self.scheduler.enqueue(&keyed, NEW_TABLES_SIGNAL);
+            tracing::info!(
+                "captured for the first time, snapshot queued: {}",
+                join(&added)
+            );
+            self.schedule();
+        } else {
+            tracing::info!(
+                "captured for the first time (from their next change on; set snapshot.new_tables = true to snapshot them): {}",
+                join(&new)
+            );
+        }
+        new
     }
 
     /// Snapshot every snapshottable table again after a gap in the log
@@ -549,6 +584,14 @@ impl Processor for SnapshotProcessor {
         }
         match handed_back {
             Some(LogItem::Signal { row, .. }) => self.on_command(&row),
+            Some(LogItem::Schema(schema)) if !self.tables.contains_key(&schema.table) => {
+                // A table captured while streaming (created later): its
+                // snapshot, if any, is asked for by a signal after this.
+                self.tables
+                    .insert((*schema.table).clone(), schema.key.clone());
+                self.scheduler
+                    .remember_captured(std::slice::from_ref(&schema.table));
+            }
             Some(LogItem::Schema(schema)) => {
                 let reason = format!("schema version {}", schema.version);
                 let _restarted = self.restart_snapshot(&schema.table, &reason);

@@ -13,7 +13,9 @@ mod chunk_sql;
 pub mod config;
 pub mod connect;
 pub mod decoder;
+pub mod late_tables;
 pub mod operator;
+pub mod patterns;
 pub mod pgoutput;
 pub mod positions;
 pub mod replication;
@@ -45,6 +47,9 @@ pub struct PostgresSource {
     /// What the slot guards decided at start-up.
     guarded: positions::Guarded,
     handoff: positions::Handoff,
+    /// Every table of the catalog `source.tables` named at start, captured
+    /// or refused: the watcher of tables created later skips them.
+    known: Vec<TableRef>,
 }
 
 /// Run the preflight checks only.
@@ -81,7 +86,9 @@ impl PostgresSource {
                 (Severity::Error, None) => errors.push(finding.message),
             }
         }
-        if tables.is_empty() && errors.is_empty() {
+        // A pattern may match tables created later: streaming none yet is
+        // fine then.
+        if tables.is_empty() && errors.is_empty() && config.patterns.is_empty() {
             errors.push("no table can be captured: see the lines above".into());
         }
         if !errors.is_empty() {
@@ -100,6 +107,7 @@ impl PostgresSource {
             publications,
             guarded,
             handoff: positions::Handoff::default(),
+            known: configured.iter().map(|t| t.table.clone()).collect(),
         })
     }
 
@@ -140,11 +148,22 @@ impl PostgresSource {
 #[async_trait]
 impl Source for PostgresSource {
     async fn stream(&self, ctx: StreamContext) -> Result<(), SourceError> {
+        let late = late_tables::LateTables::default();
         let decoder = decoder::Decoder::new(
             self.meta.clone(),
             self.tables.clone(),
             self.config.signal_table.clone(),
+            late.clone(),
         );
+        if !self.config.patterns.is_empty() {
+            late_tables::spawn(
+                &self.config,
+                self.publications.clone(),
+                self.known.clone(),
+                late,
+                ctx.shutdown.clone(),
+            );
+        }
         let watched: Vec<TableRef> = self.tables.iter().map(|t| t.table.clone()).collect();
         wal_watch::spawn(&self.config, watched, ctx.shutdown.clone());
         stream::run(
