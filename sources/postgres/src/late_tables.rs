@@ -68,17 +68,29 @@ pub fn parse_marker(content: &[u8]) -> Option<TableRef> {
     ))
 }
 
+/// How a table seen for the first time was dealt with.
+enum Added {
+    Captured,
+    /// Cannot be captured as it is (no key): looked at again quietly at
+    /// each check, so a key added right after `CREATE TABLE` is noticed.
+    Refused,
+    /// Dropped again meanwhile.
+    Gone,
+}
+
 /// Watch for new matching tables until `shutdown`. `known`: every table
-/// seen at start (captured or refused), never considered again.
+/// seen at start with its oid, `refused` those that could not be captured.
 pub(crate) fn spawn(
     config: &PostgresConfig,
     publications: Vec<String>,
-    known: Vec<TableRef>,
+    known: Vec<(TableRef, u32)>,
+    refused: Vec<TableRef>,
     late: LateTables,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let config = config.clone();
-    let mut known: HashSet<TableRef> = known.into_iter().collect();
+    let mut known: HashMap<TableRef, u32> = known.into_iter().collect();
+    let mut refused: HashSet<TableRef> = refused.into_iter().collect();
     tokio::spawn(async move {
         let own = crate::patterns::own_tables(&config.signal_table);
         let mut client: Option<Client> = None;
@@ -98,9 +110,12 @@ pub(crate) fn spawn(
                     continue;
                 }
             };
-            let (matched, _) = crate::patterns::expand(&config.patterns, &candidates);
-            for table in matched {
-                if known.contains(&table) {
+            for (table, oid) in candidates {
+                if !config.patterns.iter().any(|p| p.matches(&table)) {
+                    continue;
+                }
+                let again = refused.contains(&table);
+                if known.get(&table) == Some(&oid) && !again {
                     continue;
                 }
                 let adder = Adder {
@@ -109,19 +124,25 @@ pub(crate) fn spawn(
                     publications: &publications,
                     late: &late,
                     shutdown: &mut shutdown,
+                    quiet: again,
                 };
                 let added = adder.add(&table).await;
                 if *shutdown.borrow() {
                     return;
                 }
                 match added {
-                    // Tried again at the next check.
                     Err(reason) => tracing::warn!(
                         "table {table} created while cdc runs is not captured yet: {reason}; trying again"
                     ),
-                    Ok(()) => {
-                        known.insert(table);
+                    Ok(Added::Captured) => {
+                        refused.remove(&table);
+                        known.insert(table, oid);
                     }
+                    Ok(Added::Refused) => {
+                        refused.insert(table.clone());
+                        known.insert(table, oid);
+                    }
+                    Ok(Added::Gone) => {}
                 }
             }
         }
@@ -134,22 +155,28 @@ struct Adder<'a> {
     publications: &'a [String],
     late: &'a LateTables,
     shutdown: &'a mut watch::Receiver<bool>,
+    /// Looked at again after a refusal: say nothing new.
+    quiet: bool,
 }
 
 impl Adder<'_> {
     /// Capture `table`, or say in one line why not. `Err`: try again later.
-    async fn add(mut self, table: &TableRef) -> Result<(), String> {
+    async fn add(mut self, table: &TableRef) -> Result<Added, String> {
         let info = match table_info(self.client, table).await {
             Ok(info) => info,
             // Dropped again, or replaced by a view: nothing to capture.
-            Err(CatalogError::NoSuchTable(_) | CatalogError::NotATable(_)) => return Ok(()),
+            Err(CatalogError::NoSuchTable(_) | CatalogError::NotATable(_)) => {
+                return Ok(Added::Gone)
+            }
             Err(err) => return Err(err.to_string()),
         };
         if let Some(finding) = key_finding(&info, self.config) {
             match finding.severity {
                 Severity::Error => {
-                    tracing::error!("{}", finding.message);
-                    return Ok(());
+                    if !self.quiet {
+                        tracing::error!("{}", finding.message);
+                    }
+                    return Ok(Added::Refused);
                 }
                 Severity::Warning => tracing::warn!("{}", finding.message),
             }
@@ -162,10 +189,12 @@ impl Adder<'_> {
             self.config.insert_only_publication()
         };
         if !self.publications.contains(&publication) {
-            tracing::error!(
-                "table {table} created while cdc runs needs publication '{publication}', which this run does not stream: restart cdc to capture it"
-            );
-            return Ok(());
+            if !self.quiet {
+                tracing::error!(
+                    "table {table} created while cdc runs needs publication '{publication}', which this run does not stream: restart cdc to capture it"
+                );
+            }
+            return Ok(Added::Refused);
         }
         self.late.insert(info);
         let all_tables = crate::setup::publication(self.client, &publication)
@@ -183,11 +212,13 @@ impl Adder<'_> {
                 // Already in it (added by hand, or by an earlier attempt).
                 Err(err) if err.code() == Some(&SqlState::DUPLICATE_OBJECT) => {}
                 Err(err) if err.code() == Some(&SqlState::INSUFFICIENT_PRIVILEGE) => {
-                    tracing::error!(
-                        "table {table} created while cdc runs cannot be added to publication '{publication}' by this role ({}): have its owner run `{sql}`",
-                        describe_pg_error(&err)
-                    );
-                    return Ok(());
+                    if !self.quiet {
+                        tracing::error!(
+                            "table {table} created while cdc runs cannot be added to publication '{publication}' by this role ({}): have its owner run `{sql}`, then restart cdc",
+                            describe_pg_error(&err)
+                        );
+                    }
+                    return Ok(Added::Refused);
                 }
                 Err(err) => return Err(describe_pg_error(&err)),
             }
@@ -204,7 +235,7 @@ impl Adder<'_> {
             publication = %publication,
             "captured table {table}, created while cdc runs: its changes stream, its rows arrive by a snapshot"
         );
-        Ok(())
+        Ok(Added::Captured)
     }
 
     /// Wait until every transaction running now has ended (or shutdown).

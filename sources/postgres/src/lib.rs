@@ -49,7 +49,9 @@ pub struct PostgresSource {
     handoff: positions::Handoff,
     /// Every table of the catalog `source.tables` named at start, captured
     /// or refused: the watcher of tables created later skips them.
-    known: Vec<TableRef>,
+    known: Vec<(TableRef, u32)>,
+    /// Those of `known` that could not be captured (no key).
+    refused: Vec<TableRef>,
 }
 
 /// Run the preflight checks only.
@@ -95,6 +97,11 @@ impl PostgresSource {
             return Err(SetupError::Preflight(errors.join("; ")));
         }
         let (publications, guarded) = setup::ensure(&client, &config, &tables, &configured).await?;
+        let refused = configured
+            .iter()
+            .filter(|c| !tables.iter().any(|t| t.table == c.table))
+            .map(|t| t.table.clone())
+            .collect();
         let meta = Arc::new(SourceMeta {
             connector: "postgresql",
             name: config.name.clone(),
@@ -107,7 +114,11 @@ impl PostgresSource {
             publications,
             guarded,
             handoff: positions::Handoff::default(),
-            known: configured.iter().map(|t| t.table.clone()).collect(),
+            refused,
+            known: configured
+                .iter()
+                .map(|t| (t.table.clone(), t.oid))
+                .collect(),
         })
     }
 
@@ -160,6 +171,7 @@ impl Source for PostgresSource {
                 &self.config,
                 self.publications.clone(),
                 self.known.clone(),
+                self.refused.clone(),
                 late,
                 ctx.shutdown.clone(),
             );

@@ -153,20 +153,25 @@ pub fn glob_match(pattern: &str, text: &str) -> bool {
 /// Tables a pattern may match: ordinary and partitioned tables outside the
 /// system schemas, never a partition (captured through its root) and never
 /// one of `own` (cdc's own tables).
-const CANDIDATES_SQL: &str = "SELECT n.nspname::text, c.relname::text FROM pg_class c \
+const CANDIDATES_SQL: &str = "SELECT n.nspname::text, c.relname::text, c.oid FROM pg_class c \
      JOIN pg_namespace n ON n.oid = c.relnamespace \
      WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition \
        AND n.nspname NOT IN ('pg_catalog', 'information_schema') \
        AND n.nspname !~ '^pg_(toast|temp_|toast_temp_)' \
      ORDER BY 1, 2";
 
-pub async fn candidates(client: &Client, own: &[TableRef]) -> Result<Vec<TableRef>, CatalogError> {
+/// The candidate tables, with their oids (a table dropped and created
+/// again under the same name is another table).
+pub async fn candidates(
+    client: &Client,
+    own: &[TableRef],
+) -> Result<Vec<(TableRef, u32)>, CatalogError> {
     let rows = client.query(CANDIDATES_SQL, &[]).await?;
     let mut out = Vec::with_capacity(rows.len());
     for row in rows {
         let table = TableRef::new(row.try_get::<_, String>(0)?, row.try_get::<_, String>(1)?);
         if !own.contains(&table) {
-            out.push(table);
+            out.push((table, row.try_get(2)?));
         }
     }
     Ok(out)

@@ -141,7 +141,11 @@ pub async fn preflight(
     let mut names = config.tables.clone();
     if !config.patterns.is_empty() {
         let own = crate::patterns::own_tables(&config.signal_table);
-        let candidates = crate::patterns::candidates(client, &own).await?;
+        let candidates: Vec<TableRef> = crate::patterns::candidates(client, &own)
+            .await?
+            .into_iter()
+            .map(|(table, _)| table)
+            .collect();
         let (matched, unmatched) = crate::patterns::expand(&config.patterns, &candidates);
         for pattern in unmatched {
             findings.push(warning(pattern.no_match_line()));
