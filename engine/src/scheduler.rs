@@ -535,6 +535,25 @@ mod tests {
         Ok(())
     }
 
+    #[test]
+    fn captured_tables_are_remembered_and_a_first_start_is_not_new() {
+        let mut s = Scheduler::new(SnapshotState::default(), 10);
+        assert!(s.remember_captured(&[t("a")]).is_empty(), "first start");
+        assert!(s.take_dirty(), "saved, so the next start knows a");
+        assert!(s.remember_captured(&[t("a")]).is_empty());
+        assert!(!s.take_dirty());
+        assert_eq!(s.remember_captured(&[t("a"), t("b")]), vec![t("b")]);
+        assert!(s.take_dirty());
+        // Survives a restart through the saved state; an older state
+        // without the field reads as "none remembered".
+        let json = serde_json::to_string(s.state()).unwrap();
+        let mut again = Scheduler::new(serde_json::from_str(&json).unwrap(), 10);
+        assert!(again.remember_captured(&[t("a"), t("b")]).is_empty());
+        assert!(!again.take_dirty());
+        let old: SnapshotState = serde_json::from_str(r#"{"paused":false,"queue":[]}"#).unwrap();
+        assert_eq!(old.captured, None);
+    }
+
     fn selected(rows: usize, last: Option<&str>) -> Selected {
         Selected {
             rows,
