@@ -243,6 +243,7 @@ struct Snapshots {
     state: Option<cdc_engine::scheduler::SnapshotState>,
     tables: SnapshotTables,
     slot: String,
+    added_while_running: Vec<TableRef>,
 }
 
 impl Snapshots {
@@ -278,6 +279,7 @@ impl Snapshots {
             state,
             tables,
             slot: pg.slot.clone(),
+            added_while_running: source.added_while_running(),
         })
     }
 
@@ -296,7 +298,8 @@ impl Snapshots {
         if config.snapshot.initial && first_start {
             processor.enqueue_all();
         }
-        let new_tables = processor.capture_new_tables(config.snapshot.new_tables);
+        let new_tables =
+            processor.capture_new_tables(config.snapshot.new_tables, &self.added_while_running);
         Ok((processor, worker, first_start || !new_tables.is_empty()))
     }
 }

@@ -65,6 +65,27 @@ fn wait_for_fold(
     );
 }
 
+/// The writer of `late` only ever increments `v` and never inserts a key
+/// again after deleting it: per key, what a consumer sees must never go
+/// back (a smaller `v`, or a row after its delete). Duplicates are allowed.
+fn assert_no_time_travel(events: &[&Value]) {
+    let mut seen: std::collections::HashMap<i64, Option<i64>> = Default::default();
+    for e in events {
+        let deleted = e["op"] == "d";
+        let row = if deleted { &e["before"] } else { &e["after"] };
+        let id = row["id"].as_i64().unwrap();
+        let state = if deleted { None } else { row["v"].as_i64() };
+        if let Some(before) = seen.get(&id) {
+            match (before, state) {
+                (None, Some(_)) => panic!("key {id} came back after its delete: {e}"),
+                (Some(b), Some(v)) if v < *b => panic!("key {id} went back from {b} to {v}: {e}"),
+                _ => {}
+            }
+        }
+        seen.insert(id, state);
+    }
+}
+
 #[test]
 fn patterns_expand_to_matching_tables_quoted_names_stay_exact_partitions_through_their_root() {
     let (pg, _dir, _config, events_path, mut engine) = capture(
@@ -273,6 +294,7 @@ fn a_table_created_later_is_captured_with_nothing_lost_and_a_keyless_one_keeps_i
     let late = events_of(&events, "public", "late");
     assert!(late.iter().any(|e| e["op"] == "r"), "no snapshot reads");
     assert!(late.iter().any(|e| e["op"] == "c"), "no streamed inserts");
+    assert_no_time_travel(&late);
     for table in ["later.t", "late_nokey"] {
         wait_for_fold(&pg, &events_path, table, &mut engine);
     }
@@ -356,5 +378,53 @@ fn new_tables_snapshots_a_table_added_to_the_config_once() {
         &events[before..]
     );
     assert!(!engine.log_text().contains("captured for the first time"));
+    engine.terminate();
+}
+
+#[test]
+fn a_table_an_earlier_run_added_before_its_marker_is_snapshotted_without_new_tables() {
+    let (pg, _dir, config, events_path) =
+        prepare("CREATE TABLE seed (id int PRIMARY KEY);", &["public.*"], "");
+    let mut engine = Engine::start(&config);
+    wait_streaming(&mut engine);
+    pg.psql("INSERT INTO seed VALUES (1)").unwrap();
+    let first = wait_for_events(&events_path, 1, &mut engine).len();
+    assert!(engine.terminate().success());
+    // While cdc is stopped: `added` is what a watcher leaves when cdc stops
+    // between adding a new table to the publication and its capture marker;
+    // `plain` is a new match nobody published yet.
+    pg.psql(
+        "CREATE TABLE added (id int PRIMARY KEY, v text);
+         INSERT INTO added SELECT g, 'early' FROM generate_series(1, 20) g;
+         ALTER PUBLICATION cdc ADD TABLE added;
+         CREATE TABLE plain (id int PRIMARY KEY, v text);
+         INSERT INTO plain SELECT g, 'old' FROM generate_series(1, 20) g;",
+    )
+    .unwrap();
+    let mut engine = Engine::start(&config);
+    wait_streaming(&mut engine);
+    pg.psql("INSERT INTO plain VALUES (100, 'new'); INSERT INTO added VALUES (100, 'new');")
+        .unwrap();
+    wait_for_fold(&pg, &events_path, "added", &mut engine);
+    let log = engine.log_text();
+    assert!(
+        log.contains("captured for the first time, snapshot queued: public.added"),
+        "{log}"
+    );
+    assert!(
+        log.contains("from their next change on (set snapshot.new_tables = true to snapshot them): public.plain"),
+        "{log}"
+    );
+    wait_until("plain's insert", Duration::from_secs(60), || {
+        read_events(&events_path)
+            .iter()
+            .any(|e| e["source"]["table"] == "plain" && e["after"]["id"] == 100)
+    });
+    let events = read_events(&events_path);
+    let plain = events_of(&events[first..], "public", "plain");
+    assert!(
+        plain.iter().all(|e| e["op"] == "c"),
+        "without new_tables, plain's existing rows are not emitted: {plain:?}"
+    );
     engine.terminate();
 }

@@ -244,31 +244,42 @@ impl SnapshotProcessor {
 
     /// Remember the captured tables; with `snapshot`, queue a snapshot of
     /// each one captured for the first time (`snapshot.new_tables`: a table
-    /// added to the config, or a new match of a pattern). On a first start
-    /// nothing is new. Returns the tables captured for the first time.
-    pub fn capture_new_tables(&mut self, snapshot: bool) -> Vec<TableRef> {
+    /// added to the config, or a new match of a pattern), and of those in
+    /// `always` in any case. On a first start nothing is new. Returns the
+    /// tables captured for the first time.
+    pub fn capture_new_tables(&mut self, snapshot: bool, always: &[TableRef]) -> Vec<TableRef> {
         let mut tables: Vec<TableRef> = self.tables.keys().cloned().collect();
         tables.sort();
         let new = self.scheduler.remember_captured(&tables);
         if new.is_empty() {
             return new;
         }
-        let keyed: Vec<TableRef> = new
+        let (queue, rest): (Vec<TableRef>, Vec<TableRef>) = new
             .iter()
-            .filter(|t| self.tables.get(*t).is_some_and(|k| !k.is_empty()))
             .cloned()
-            .collect();
-        if snapshot && !keyed.is_empty() {
+            .partition(|t| snapshot || always.contains(t));
+        // A keyless table cannot be snapshotted in chunks.
+        let (keyed, keyless): (Vec<TableRef>, Vec<TableRef>) = queue
+            .into_iter()
+            .partition(|t| self.tables.get(t).is_some_and(|k| !k.is_empty()));
+        if !keyed.is_empty() {
             let added = self.scheduler.enqueue(&keyed, NEW_TABLES_SIGNAL);
             tracing::info!(
                 "captured for the first time, snapshot queued: {}",
                 join(&added)
             );
             self.schedule();
-        } else {
+        }
+        if !keyless.is_empty() {
             tracing::info!(
-                "captured for the first time (from their next change on; set snapshot.new_tables = true to snapshot them): {}",
-                join(&new)
+                "captured for the first time, from their next change on (no key to snapshot them by): {}",
+                join(&keyless)
+            );
+        }
+        if !rest.is_empty() {
+            tracing::info!(
+                "captured for the first time, from their next change on (set snapshot.new_tables = true to snapshot them): {}",
+                join(&rest)
             );
         }
         new

@@ -52,6 +52,9 @@ pub struct PostgresSource {
     known: Vec<(TableRef, u32)>,
     /// Those of `known` that could not be captured (no key).
     refused: Vec<TableRef>,
+    /// Tables a pattern matches that were in cdc's publications before
+    /// this start.
+    published: Vec<TableRef>,
 }
 
 /// Run the preflight checks only.
@@ -96,6 +99,14 @@ impl PostgresSource {
         if !errors.is_empty() {
             return Err(SetupError::Preflight(errors.join("; ")));
         }
+        // Before ensure adds the listed ones: a pattern's match already in
+        // the publication was added by an earlier run's watcher.
+        let mut published = Vec::new();
+        if !config.patterns.is_empty() {
+            for name in [config.publication.clone(), config.insert_only_publication()] {
+                published.extend(setup::publication_tables(&client, &name).await?);
+            }
+        }
         let (publications, guarded) = setup::ensure(&client, &config, &tables, &configured).await?;
         let refused = configured
             .iter()
@@ -115,6 +126,7 @@ impl PostgresSource {
             guarded,
             handoff: positions::Handoff::default(),
             refused,
+            published,
             known: configured
                 .iter()
                 .map(|t| (t.table.clone(), t.oid))
@@ -153,6 +165,19 @@ impl PostgresSource {
 
     pub fn tables(&self) -> &[TableInfo] {
         &self.tables
+    }
+
+    /// Captured tables that need a snapshot if captured for the first time,
+    /// whatever `snapshot.new_tables` says: a pattern's match that an
+    /// earlier run added to the publication while running and stopped before
+    /// its capture marker, so its first rows are in no log record.
+    pub fn added_while_running(&self) -> Vec<TableRef> {
+        self.tables
+            .iter()
+            .map(|t| &t.table)
+            .filter(|t| !self.config.tables.contains(t) && self.published.contains(t))
+            .cloned()
+            .collect()
     }
 }
 

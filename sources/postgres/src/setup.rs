@@ -477,25 +477,7 @@ async fn ensure_publication(client: &Client, plan: &PublicationPlan<'_>) -> Resu
         }
         Some(true) => {}
         Some(false) => {
-            let present: Vec<TableRef> = client
-                .query(
-                    "SELECT n.nspname::text, c.relname::text FROM pg_publication_rel pr \
-                     JOIN pg_publication p ON p.oid = pr.prpubid \
-                     JOIN pg_class c ON c.oid = pr.prrelid \
-                     JOIN pg_namespace n ON n.oid = c.relnamespace WHERE p.pubname = $1",
-                    &[&plan.name],
-                )
-                .await
-                .map_err(sql_err("reading publication tables"))?
-                .into_iter()
-                .map(|r| {
-                    Ok(TableRef::new(
-                        r.try_get::<_, String>(0)?,
-                        r.try_get::<_, String>(1)?,
-                    ))
-                })
-                .collect::<Result<_, tokio_postgres::Error>>()
-                .map_err(sql_err("reading publication tables"))?;
+            let present = publication_tables(client, &plan.name).await?;
             let missing: Vec<String> = plan
                 .wanted
                 .iter()
@@ -527,6 +509,32 @@ async fn ensure_publication(client: &Client, plan: &PublicationPlan<'_>) -> Resu
         }
     }
     Ok(())
+}
+
+/// The tables publication `name` lists by name (none when it does not exist).
+pub(crate) async fn publication_tables(
+    client: &Client,
+    name: &str,
+) -> Result<Vec<TableRef>, SetupError> {
+    client
+        .query(
+            "SELECT n.nspname::text, c.relname::text FROM pg_publication_rel pr \
+             JOIN pg_publication p ON p.oid = pr.prpubid \
+             JOIN pg_class c ON c.oid = pr.prrelid \
+             JOIN pg_namespace n ON n.oid = c.relnamespace WHERE p.pubname = $1",
+            &[&name],
+        )
+        .await
+        .map_err(sql_err("reading publication tables"))?
+        .into_iter()
+        .map(|r| {
+            Ok(TableRef::new(
+                r.try_get::<_, String>(0)?,
+                r.try_get::<_, String>(1)?,
+            ))
+        })
+        .collect::<Result<_, tokio_postgres::Error>>()
+        .map_err(sql_err("reading publication tables"))
 }
 
 async fn ensure_signal_table(client: &Client, signal: &TableRef) -> Result<(), SetupError> {
