@@ -199,19 +199,19 @@ fn a_table_created_later_is_captured_with_nothing_lost_and_a_keyless_one_keeps_i
                 client
                     .batch_execute(
                         "CREATE TABLE late (id int PRIMARY KEY, v int);
-                         INSERT INTO late SELECT g, 0 FROM generate_series(1, 200) g;",
+                         INSERT INTO late SELECT g, 0 FROM generate_series(1, 2000) g;",
                     )
                     .await
                     .unwrap();
-                let mut i = 201;
+                let mut i = 2001;
                 while !stop.load(Ordering::SeqCst) {
                     client
                         .batch_execute(&format!(
                             "INSERT INTO late VALUES ({i}, 0);
                              UPDATE late SET v = v + 1 WHERE id = {};
                              DELETE FROM late WHERE id = {};",
-                            i % 200 + 1,
-                            i - 150
+                            i * 7 % 2000 + 1,
+                            i - 1500
                         ))
                         .await
                         .unwrap();
@@ -284,7 +284,7 @@ fn a_table_created_later_is_captured_with_nothing_lost_and_a_keyless_one_keeps_i
         .unwrap();
     stop.store(true, Ordering::SeqCst);
     let written = writer.join().unwrap();
-    assert!(written > 201, "the writer kept writing");
+    assert!(written > 2001, "the writer kept writing");
     let main = published(&pg, "cdc");
     assert!(main.contains(&"public.late".to_string()), "{main:?}");
     // Everything the writer committed, before and after cdc added the
