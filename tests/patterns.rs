@@ -428,3 +428,49 @@ fn a_table_an_earlier_run_added_before_its_marker_is_snapshotted_without_new_tab
     );
     engine.terminate();
 }
+
+#[test]
+fn a_table_this_role_cannot_add_to_the_publication_gets_one_line_and_is_captured_once_its_owner_adds_it(
+) {
+    let pg = postgres_with(
+        "CREATE TABLE a (id int PRIMARY KEY);
+         CREATE ROLE app LOGIN REPLICATION PASSWORD 'pw';
+         GRANT SELECT ON a TO app;
+         DO $$ BEGIN EXECUTE format('GRANT CREATE ON DATABASE %I TO app', current_database()); END $$;
+         CREATE SCHEMA cdc AUTHORIZATION app;
+         SET ROLE app;
+         CREATE TABLE cdc.signal (id text PRIMARY KEY, type text NOT NULL, data jsonb);
+         RESET ROLE;
+         CREATE PUBLICATION cdc FOR TABLE a, cdc.signal WITH (publish_via_partition_root = true);",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &pg.url_for("app", "pw"), &["public.*"], "");
+    let events_path = dir.path().join("events.jsonl");
+    let mut engine = Engine::start(&config);
+    wait_streaming(&mut engine);
+    pg.psql(
+        "CREATE TABLE late (id int PRIMARY KEY, v text); GRANT SELECT ON late TO app;
+         INSERT INTO late SELECT g, 'early' FROM generate_series(1, 10) g;",
+    )
+    .unwrap();
+    let culprit = "table public.late created while cdc runs cannot be added to publication 'cdc' by this role";
+    wait_until("the line naming the fix", Duration::from_secs(60), || {
+        assert!(engine.is_running(), "{}", engine.log_text());
+        engine.log_text().contains(culprit)
+    });
+    let log = engine.log_text();
+    let line = log.lines().find(|l| l.contains(culprit)).unwrap();
+    assert!(
+        line.contains("ALTER PUBLICATION \"cdc\" ADD TABLE \"public\".\"late\""),
+        "{line}"
+    );
+    // The rest streams on.
+    pg.psql("INSERT INTO a VALUES (1)").unwrap();
+    wait_for_events(&events_path, 1, &mut engine);
+    // Its owner runs the fix: the next check captures it, early rows too.
+    pg.psql("ALTER PUBLICATION cdc ADD TABLE late; INSERT INTO late VALUES (11, 'streamed');")
+        .unwrap();
+    wait_for_fold(&pg, &events_path, "late", &mut engine);
+    assert_eq!(engine.log_text().matches(culprit).count(), 1, "one line");
+    engine.terminate();
+}

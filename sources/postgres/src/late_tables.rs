@@ -196,12 +196,25 @@ impl Adder<'_> {
             }
             return Ok(Added::Refused);
         }
+        let oid = info.oid;
         self.late.insert(info);
         let all_tables = crate::setup::publication(self.client, &publication)
             .await
             .map_err(|e| e.to_string())?
             .is_some_and(|p| p.all_tables);
-        if !all_tables {
+        // Already in it: added by the publication's owner after cdc could
+        // not, or by an earlier attempt.
+        let member: bool = self
+            .client
+            .query_one(
+                "SELECT EXISTS (SELECT 1 FROM pg_publication_rel pr JOIN pg_publication p ON p.oid = pr.prpubid \
+                 WHERE p.pubname = $1 AND pr.prrelid = $2)",
+                &[&publication, &oid],
+            )
+            .await
+            .and_then(|r| r.try_get(0))
+            .map_err(|e| describe_pg_error(&e))?;
+        if !all_tables && !member {
             let sql = format!(
                 "ALTER PUBLICATION {} ADD TABLE {}",
                 quote_ident(&publication),
@@ -209,12 +222,12 @@ impl Adder<'_> {
             );
             match self.client.batch_execute(&sql).await {
                 Ok(()) => {}
-                // Already in it (added by hand, or by an earlier attempt).
+                // Added meanwhile.
                 Err(err) if err.code() == Some(&SqlState::DUPLICATE_OBJECT) => {}
                 Err(err) if err.code() == Some(&SqlState::INSUFFICIENT_PRIVILEGE) => {
                     if !self.quiet {
                         tracing::error!(
-                            "table {table} created while cdc runs cannot be added to publication '{publication}' by this role ({}): have its owner run `{sql}`, then restart cdc",
+                            "table {table} created while cdc runs cannot be added to publication '{publication}' by this role ({}): have its owner run `{sql}`: cdc captures it at its next check after that",
                             describe_pg_error(&err)
                         );
                     }
