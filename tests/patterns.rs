@@ -88,7 +88,7 @@ fn assert_no_time_travel(events: &[&Value]) {
 
 #[test]
 fn patterns_expand_to_matching_tables_quoted_names_stay_exact_partitions_through_their_root() {
-    let (pg, _dir, _config, events_path, mut engine) = capture(
+    let (pg, _dir, config, events_path, mut engine) = capture(
         r#"CREATE SCHEMA sales;
          CREATE TABLE sales.order_a (id int PRIMARY KEY, v text);
          CREATE TABLE sales.order_b (id int PRIMARY KEY, v text);
@@ -179,6 +179,17 @@ fn patterns_expand_to_matching_tables_quoted_names_stay_exact_partitions_through
         );
     }
     engine.terminate();
+    // `cdc check` says the same.
+    let out = std::process::Command::new(cdc_bin())
+        .args(["check", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("warning: source.tables pattern 'nosuch.*' matches no table"),
+        "{stdout}"
+    );
 }
 
 #[test]

@@ -164,6 +164,14 @@ impl Decoder {
             return false;
         };
         tracing::info!("capturing {table} from here on in the log");
+        // A publication of all tables sent its Relation before the watcher
+        // handed the table in (its rows so far come by the snapshot).
+        for rel in self.relations.values_mut() {
+            if *rel.table == *table && rel.kind == RelationKind::Ignored {
+                rel.kind = RelationKind::Captured;
+                rel.money_digits = info.money_digits;
+            }
+        }
         let schema = self.add_table(info);
         out.push(LogItem::Schema(schema));
         true
