@@ -309,6 +309,13 @@ fn a_table_created_later_is_captured_with_nothing_lost_and_a_keyless_one_keeps_i
     for table in ["later.t", "late_nokey"] {
         wait_for_fold(&pg, &events_path, table, &mut engine);
     }
+    // Dropped again: said in one line like any captured table.
+    pg.psql("DROP TABLE later.t").unwrap();
+    wait_until("the dropped line", Duration::from_secs(60), || {
+        engine
+            .log_text()
+            .contains("captured table \"later\".\"t\" was dropped while cdc runs")
+    });
     engine.terminate();
 }
 

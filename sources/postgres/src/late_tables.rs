@@ -48,6 +48,14 @@ impl LateTables {
         self.0.lock().ok().and_then(|t| t.get(table).cloned())
     }
 
+    /// The tables handed in so far.
+    pub fn tables(&self) -> Vec<TableRef> {
+        self.0
+            .lock()
+            .map(|t| t.keys().cloned().collect())
+            .unwrap_or_default()
+    }
+
     fn insert(&self, info: TableInfo) {
         if let Ok(mut tables) = self.0.lock() {
             tables.insert(info.table.clone(), info);

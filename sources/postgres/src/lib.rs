@@ -191,6 +191,7 @@ impl Source for PostgresSource {
             self.config.signal_table.clone(),
             late.clone(),
         );
+        let late_watched = late.clone();
         if !self.config.patterns.is_empty() {
             late_tables::spawn(
                 &self.config,
@@ -202,7 +203,7 @@ impl Source for PostgresSource {
             );
         }
         let watched: Vec<TableRef> = self.tables.iter().map(|t| t.table.clone()).collect();
-        wal_watch::spawn(&self.config, watched, ctx.shutdown.clone());
+        wal_watch::spawn(&self.config, watched, late_watched, ctx.shutdown.clone());
         stream::run(
             &self.config,
             &self.publications,
