@@ -27,8 +27,8 @@ pub struct SnapshotState {
     /// twice.
     #[serde(default)]
     pub applied_signals: VecDeque<String>,
-    /// Every table captured so far, so a table captured for the first time
-    /// is told apart (`snapshot.new_tables`). `None` before the first start
+    /// The tables the last run captured, so a table captured for the first
+    /// time is told apart (`snapshot.new_tables`). `None` before a start
     /// remembered them (a state written by an older cdc, or none yet).
     #[serde(default)]
     pub captured: Option<BTreeSet<TableRef>>,
@@ -194,25 +194,29 @@ impl Scheduler {
         self.in_flight.iter().any(|f| f.token == token)
     }
 
-    /// Remember `tables` as captured; returns those captured for the first
-    /// time. The first call on a state that remembers none takes them all
-    /// as known and returns none: a first start is not "new tables".
-    pub fn remember_captured(&mut self, tables: &[TableRef]) -> Vec<TableRef> {
-        match &mut self.state.captured {
-            None => {
-                self.state.captured = Some(tables.iter().cloned().collect());
-                self.dirty = true;
-                Vec::new()
-            }
-            Some(known) => {
-                let new: Vec<TableRef> = tables
-                    .iter()
-                    .filter(|t| known.insert((*t).clone()))
-                    .cloned()
-                    .collect();
-                self.dirty |= !new.is_empty();
-                new
-            }
+    /// At start: `tables` are what this run captures; returns those the
+    /// last run did not (added to the config, a new match of a pattern, or
+    /// left out for a while: either way the log lacks some of their rows).
+    /// A state that remembers none (a first start, or one written by an
+    /// older cdc) takes them all as known: a first start is not "new
+    /// tables".
+    pub fn captured_at_start(&mut self, tables: &[TableRef]) -> Vec<TableRef> {
+        let now: BTreeSet<TableRef> = tables.iter().cloned().collect();
+        let new = match &self.state.captured {
+            None => Vec::new(),
+            Some(before) => now.difference(before).cloned().collect(),
+        };
+        if self.state.captured.as_ref() != Some(&now) {
+            self.state.captured = Some(now);
+            self.dirty = true;
+        }
+        new
+    }
+
+    /// A table captured while running (created later).
+    pub fn captured_now(&mut self, table: &TableRef) {
+        if let Some(known) = &mut self.state.captured {
+            self.dirty |= known.insert(table.clone());
         }
     }
 
@@ -538,20 +542,32 @@ mod tests {
     #[test]
     fn captured_tables_are_remembered_and_a_first_start_is_not_new() {
         let mut s = Scheduler::new(SnapshotState::default(), 10);
-        assert!(s.remember_captured(&[t("a")]).is_empty(), "first start");
+        assert!(s.captured_at_start(&[t("a")]).is_empty(), "first start");
         assert!(s.take_dirty(), "saved, so the next start knows a");
-        assert!(s.remember_captured(&[t("a")]).is_empty());
+        assert!(s.captured_at_start(&[t("a")]).is_empty());
         assert!(!s.take_dirty());
-        assert_eq!(s.remember_captured(&[t("a"), t("b")]), vec![t("b")]);
+        assert_eq!(s.captured_at_start(&[t("a"), t("b")]), vec![t("b")]);
         assert!(s.take_dirty());
-        // Survives a restart through the saved state; an older state
-        // without the field reads as "none remembered".
+        s.captured_now(&t("c"));
+        assert!(s.take_dirty());
+        // Survives a restart through the saved state.
         let json = serde_json::to_string(s.state()).unwrap();
         let mut again = Scheduler::new(serde_json::from_str(&json).unwrap(), 10);
-        assert!(again.remember_captured(&[t("a"), t("b")]).is_empty());
+        assert!(again
+            .captured_at_start(&[t("a"), t("b"), t("c")])
+            .is_empty());
         assert!(!again.take_dirty());
+        // Left out for a run, then back: the log lacks its changes between.
+        assert!(again.captured_at_start(&[t("a"), t("c")]).is_empty());
+        assert_eq!(
+            again.captured_at_start(&[t("a"), t("b"), t("c")]),
+            vec![t("b")]
+        );
+        // A state of an older cdc, without the field: none remembered.
         let old: SnapshotState = serde_json::from_str(r#"{"paused":false,"queue":[]}"#).unwrap();
         assert_eq!(old.captured, None);
+        let mut old = Scheduler::new(old, 10);
+        assert!(old.captured_at_start(&[t("a")]).is_empty());
     }
 
     fn selected(rows: usize, last: Option<&str>) -> Selected {

@@ -243,14 +243,14 @@ impl SnapshotProcessor {
     }
 
     /// Remember the captured tables; with `snapshot`, queue a snapshot of
-    /// each one captured for the first time (`snapshot.new_tables`: a table
-    /// added to the config, or a new match of a pattern), and of those in
-    /// `always` in any case. On a first start nothing is new. Returns the
-    /// tables captured for the first time.
+    /// each one the last run did not capture (`snapshot.new_tables`: a
+    /// table added to the config, or a new match of a pattern), and of
+    /// those in `always` in any case. On a first start nothing is new.
+    /// Returns the tables new to this run.
     pub fn capture_new_tables(&mut self, snapshot: bool, always: &[TableRef]) -> Vec<TableRef> {
         let mut tables: Vec<TableRef> = self.tables.keys().cloned().collect();
         tables.sort();
-        let new = self.scheduler.remember_captured(&tables);
+        let new = self.scheduler.captured_at_start(&tables);
         if new.is_empty() {
             return new;
         }
@@ -600,8 +600,7 @@ impl Processor for SnapshotProcessor {
                 // snapshot, if any, is asked for by a signal after this.
                 self.tables
                     .insert((*schema.table).clone(), schema.key.clone());
-                self.scheduler
-                    .remember_captured(std::slice::from_ref(&schema.table));
+                self.scheduler.captured_now(&schema.table);
             }
             Some(LogItem::Schema(schema)) => {
                 let reason = format!("schema version {}", schema.version);
