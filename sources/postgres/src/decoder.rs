@@ -633,3 +633,7 @@ fn key_of(rel: &RelationState, row: &Row) -> Option<Row> {
         .collect();
     Some(Row::new(rel.key_columns.clone(), values))
 }
+
+#[cfg(test)]
+#[path = "decoder_tests.rs"]
+mod tests;

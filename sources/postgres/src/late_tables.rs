@@ -56,7 +56,7 @@ impl LateTables {
             .unwrap_or_default()
     }
 
-    fn insert(&self, info: TableInfo) {
+    pub(crate) fn insert(&self, info: TableInfo) {
         if let Ok(mut tables) = self.0.lock() {
             tables.insert(info.table.clone(), info);
         }
