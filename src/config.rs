@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use cdc_engine::TableRef;
+use cdc_postgres::patterns::TablePattern;
 use figment::providers::{Env, Format, Toml};
 use figment::Figment;
 use serde::Deserialize;
@@ -58,6 +59,11 @@ pub struct SnapshotSettings {
     /// Rows per chunk.
     #[serde(default = "default_chunk_size")]
     pub chunk_size: usize,
+    /// Snapshot a table captured for the first time (added to
+    /// `source.tables`, or a new match of a pattern) when cdc starts
+    /// (README, "Tables added later").
+    #[serde(default)]
+    pub new_tables: bool,
 }
 
 impl Default for SnapshotSettings {
@@ -65,6 +71,7 @@ impl Default for SnapshotSettings {
         SnapshotSettings {
             initial: false,
             chunk_size: default_chunk_size(),
+            new_tables: false,
         }
     }
 }
@@ -233,7 +240,7 @@ impl Config {
     fn validate(&self) -> Result<()> {
         let SourceConfig::Postgres(pg) = &self.source;
         for table in &pg.tables {
-            TableRef::parse(table)
+            TablePattern::parse(table)
                 .with_context(|| format!("source.tables: invalid table name '{table}'"))?;
         }
         TableRef::parse(&pg.signal_table).with_context(|| {
@@ -264,7 +271,8 @@ impl Config {
                 if !pg
                     .tables
                     .iter()
-                    .any(|t| TableRef::parse(t).ok().as_ref() == Some(&table))
+                    .filter_map(|t| TablePattern::parse(t).ok())
+                    .any(|p| p.matches(&table))
                 {
                     bail!("sink.outbox.table {table} must be listed in source.tables");
                 }

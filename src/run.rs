@@ -11,6 +11,7 @@ use cdc_engine::pipeline::{self, PipelineConfig};
 use cdc_engine::snapshot::{ChunkSource, SnapshotProcessor, SnapshotTables, WorkerDone};
 use cdc_engine::telemetry::Component;
 use cdc_engine::{Sink, Source, SourceError, StreamContext, TableRef, Telemetry};
+use cdc_postgres::patterns::TablePattern;
 use cdc_postgres::snapshot::PgChunkSource;
 use cdc_postgres::{ConnectConfig, PostgresConfig, PostgresSource, Severity, SlotLostPolicy};
 use cdc_sink_file::{FileSink, NullSink, StdoutSink};
@@ -21,12 +22,20 @@ use crate::config::{Config, OnSlotLost, SinkConfig, SourceConfig};
 pub fn postgres_config(config: &Config) -> Result<PostgresConfig> {
     let SourceConfig::Postgres(pg) = &config.source;
     let connect = ConnectConfig::parse(&pg.url).context("source.url")?;
-    let tables = pg
-        .tables
-        .iter()
-        .map(|t| TableRef::parse(t).with_context(|| format!("source.tables: '{t}'")))
-        .collect::<Result<Vec<_>>>()?;
+    // Exact names and patterns (README, "Table patterns").
+    let mut tables = Vec::new();
+    let mut patterns = Vec::new();
+    for entry in &pg.tables {
+        let pattern =
+            TablePattern::parse(entry).with_context(|| format!("source.tables: '{entry}'"))?;
+        match pattern.exact() {
+            Some(table) if !tables.contains(&table) => tables.push(table),
+            Some(_) => {}
+            None => patterns.push(pattern),
+        }
+    }
     let mut out = PostgresConfig::new(connect, tables);
+    out.patterns = patterns;
     out.slot = pg.slot.clone();
     out.publication = pg.publication.clone();
     out.signal_table = TableRef::parse(&pg.signal_table).context("source.signal_table")?;
@@ -203,8 +212,13 @@ async fn run_once(
         ..PipelineConfig::default()
     };
     let chunks = snapshots.chunks.clone();
-    let (mut processor, worker) = snapshots.start(config)?;
+    let (mut processor, worker, remember) = snapshots.start(config)?;
     processor.set_telemetry(telemetry.clone());
+    if remember {
+        if let Err(err) = chunks.save_state(processor.state()).await {
+            tracing::warn!("captured tables not saved yet (saved with the next progress): {err}");
+        }
+    }
     if let Some(lost) = &resnapshot {
         // The slot was lost and recreated: the snapshot brings back the
         // rows changed in the gap the log no longer holds. Saved at once:
@@ -275,6 +289,7 @@ struct Snapshots {
     state: Option<cdc_engine::scheduler::SnapshotState>,
     tables: SnapshotTables,
     slot: String,
+    added_while_running: Vec<TableRef>,
 }
 
 impl Snapshots {
@@ -313,10 +328,13 @@ impl Snapshots {
             state,
             tables,
             slot: pg.slot.clone(),
+            added_while_running: source.added_while_running(),
         })
     }
 
-    fn start(self, config: &Config) -> Result<(SnapshotProcessor, WorkerDone)> {
+    /// Also says whether the captured tables changed: saved at once, so the
+    /// next start knows them even when nothing is ever flushed.
+    fn start(self, config: &Config) -> Result<(SnapshotProcessor, WorkerDone, bool)> {
         let first_start = self.state.is_none();
         let (mut processor, worker) = SnapshotProcessor::start(
             self.chunks,
@@ -329,6 +347,8 @@ impl Snapshots {
         if config.snapshot.initial && first_start {
             processor.enqueue_all();
         }
-        Ok((processor, worker))
+        let new_tables =
+            processor.capture_new_tables(config.snapshot.new_tables, &self.added_while_running);
+        Ok((processor, worker, first_start || !new_tables.is_empty()))
     }
 }

@@ -6,7 +6,7 @@
 //! Progress moves only when a chunk's window closed and its rows went out,
 //! so a crash at any point resumes at the last completed chunk.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeSet, VecDeque};
 
 use cdc_signal::{Command, TableRef};
 use serde::{Deserialize, Serialize};
@@ -27,6 +27,11 @@ pub struct SnapshotState {
     /// twice.
     #[serde(default)]
     pub applied_signals: VecDeque<String>,
+    /// The tables the last run captured, so a table captured for the first
+    /// time is told apart (`snapshot.new_tables`). `None` before a start
+    /// remembered them (a state written by an older cdc, or none yet).
+    #[serde(default)]
+    pub captured: Option<BTreeSet<TableRef>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -187,6 +192,32 @@ impl Scheduler {
 
     pub fn is_in_flight(&self, token: u64) -> bool {
         self.in_flight.iter().any(|f| f.token == token)
+    }
+
+    /// At start: `tables` are what this run captures; returns those the
+    /// last run did not (added to the config, a new match of a pattern, or
+    /// left out for a while: either way the log lacks some of their rows).
+    /// A state that remembers none (a first start, or one written by an
+    /// older cdc) takes them all as known: a first start is not "new
+    /// tables".
+    pub fn captured_at_start(&mut self, tables: &[TableRef]) -> Vec<TableRef> {
+        let now: BTreeSet<TableRef> = tables.iter().cloned().collect();
+        let new = match &self.state.captured {
+            None => Vec::new(),
+            Some(before) => now.difference(before).cloned().collect(),
+        };
+        if self.state.captured.as_ref() != Some(&now) {
+            self.state.captured = Some(now);
+            self.dirty = true;
+        }
+        new
+    }
+
+    /// A table captured while running (created later).
+    pub fn captured_now(&mut self, table: &TableRef) {
+        if let Some(known) = &mut self.state.captured {
+            self.dirty |= known.insert(table.clone());
+        }
     }
 
     /// Queue tables directly (the initial snapshot), skipping queued ones.
@@ -506,6 +537,37 @@ mod tests {
 
     fn ok(_: &TableRef) -> Result<(), String> {
         Ok(())
+    }
+
+    #[test]
+    fn captured_tables_are_remembered_and_a_first_start_is_not_new() {
+        let mut s = Scheduler::new(SnapshotState::default(), 10);
+        assert!(s.captured_at_start(&[t("a")]).is_empty(), "first start");
+        assert!(s.take_dirty(), "saved, so the next start knows a");
+        assert!(s.captured_at_start(&[t("a")]).is_empty());
+        assert!(!s.take_dirty());
+        assert_eq!(s.captured_at_start(&[t("a"), t("b")]), vec![t("b")]);
+        assert!(s.take_dirty());
+        s.captured_now(&t("c"));
+        assert!(s.take_dirty());
+        // Survives a restart through the saved state.
+        let json = serde_json::to_string(s.state()).unwrap();
+        let mut again = Scheduler::new(serde_json::from_str(&json).unwrap(), 10);
+        assert!(again
+            .captured_at_start(&[t("a"), t("b"), t("c")])
+            .is_empty());
+        assert!(!again.take_dirty());
+        // Left out for a run, then back: the log lacks its changes between.
+        assert!(again.captured_at_start(&[t("a"), t("c")]).is_empty());
+        assert_eq!(
+            again.captured_at_start(&[t("a"), t("b"), t("c")]),
+            vec![t("b")]
+        );
+        // A state of an older cdc, without the field: none remembered.
+        let old: SnapshotState = serde_json::from_str(r#"{"paused":false,"queue":[]}"#).unwrap();
+        assert_eq!(old.captured, None);
+        let mut old = Scheduler::new(old, 10);
+        assert!(old.captured_at_start(&[t("a")]).is_empty());
     }
 
     fn selected(rows: usize, last: Option<&str>) -> Selected {

@@ -106,6 +106,9 @@ pub const RESYNC_PREFIX: &str = "cdc.resync";
 /// The signal id of snapshots queued by [`SnapshotProcessor::enqueue_resync`].
 pub const RESYNC_SIGNAL: &str = "resync";
 
+/// The signal id of snapshots queued by [`SnapshotProcessor::capture_new_tables`].
+pub const NEW_TABLES_SIGNAL: &str = "new-tables";
+
 enum Request {
     /// A resync marker, written in request order: before the table's first
     /// window, after its last one.
@@ -246,6 +249,49 @@ impl SnapshotProcessor {
             tracing::info!(tables = added.len(), "initial snapshot queued");
             self.schedule();
         }
+    }
+
+    /// Remember the captured tables; with `snapshot`, queue a snapshot of
+    /// each one the last run did not capture (`snapshot.new_tables`: a
+    /// table added to the config, or a new match of a pattern), and of
+    /// those in `always` in any case. On a first start nothing is new.
+    /// Returns the tables new to this run.
+    pub fn capture_new_tables(&mut self, snapshot: bool, always: &[TableRef]) -> Vec<TableRef> {
+        let mut tables: Vec<TableRef> = self.tables.keys().cloned().collect();
+        tables.sort();
+        let new = self.scheduler.captured_at_start(&tables);
+        if new.is_empty() {
+            return new;
+        }
+        let (queue, rest): (Vec<TableRef>, Vec<TableRef>) = new
+            .iter()
+            .cloned()
+            .partition(|t| snapshot || always.contains(t));
+        // A keyless table cannot be snapshotted in chunks.
+        let (keyed, keyless): (Vec<TableRef>, Vec<TableRef>) = queue
+            .into_iter()
+            .partition(|t| self.tables.get(t).is_some_and(|k| !k.is_empty()));
+        if !keyed.is_empty() {
+            let added = self.scheduler.enqueue(&keyed, NEW_TABLES_SIGNAL);
+            tracing::info!(
+                "captured for the first time, snapshot queued: {}",
+                join(&added)
+            );
+            self.schedule();
+        }
+        if !keyless.is_empty() {
+            tracing::info!(
+                "captured for the first time, from their next change on (no key to snapshot them by): {}",
+                join(&keyless)
+            );
+        }
+        if !rest.is_empty() {
+            tracing::info!(
+                "captured for the first time, from their next change on (set snapshot.new_tables = true to snapshot them): {}",
+                join(&rest)
+            );
+        }
+        new
     }
 
     /// Snapshot every snapshottable table again after a gap in the log
@@ -580,6 +626,13 @@ impl Processor for SnapshotProcessor {
         }
         match handed_back {
             Some(LogItem::Signal { row, .. }) => self.on_command(&row),
+            Some(LogItem::Schema(schema)) if !self.tables.contains_key(&schema.table) => {
+                // A table captured while streaming (created later): its
+                // snapshot, if any, is asked for by a signal after this.
+                self.tables
+                    .insert((*schema.table).clone(), schema.key.clone());
+                self.scheduler.captured_now(&schema.table);
+            }
             Some(LogItem::Schema(schema)) => {
                 let reason = format!("schema version {}", schema.version);
                 let _restarted = self.restart_snapshot(&schema.table, &reason);

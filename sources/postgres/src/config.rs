@@ -9,8 +9,12 @@ use crate::connect::ConnectConfig;
 #[derive(Debug, Clone)]
 pub struct PostgresConfig {
     pub connect: ConnectConfig,
-    /// The tables to capture.
+    /// The tables to capture, named exactly.
     pub tables: Vec<TableRef>,
+    /// Entries of `source.tables` with a wildcard: every table they match
+    /// is captured, at start and when created later (README, "Table
+    /// patterns").
+    pub patterns: Vec<crate::patterns::TablePattern>,
     pub slot: String,
     pub publication: String,
     /// Signals and watermarks; its schema also holds the engine's state.
@@ -64,6 +68,7 @@ impl PostgresConfig {
         PostgresConfig {
             connect,
             tables,
+            patterns: Vec::new(),
             slot: "cdc".into(),
             publication: "cdc".into(),
             signal_table: TableRef::new("cdc", "signal"),
@@ -85,5 +90,10 @@ impl PostgresConfig {
     /// only, so the application's own writes keep working.
     pub fn insert_only_publication(&self) -> String {
         format!("{}_insert_only", self.publication)
+    }
+
+    /// Whether `table` is named in `source.tables`, exactly or by a pattern.
+    pub fn lists(&self, table: &TableRef) -> bool {
+        self.tables.contains(table) || self.patterns.iter().any(|p| p.matches(table))
     }
 }

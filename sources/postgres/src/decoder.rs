@@ -15,6 +15,7 @@ use cdc_engine::{
 };
 
 use crate::catalog::TableInfo;
+use crate::late_tables::{LateTables, CAPTURE_PREFIX, NEW_TABLE_SIGNAL};
 use crate::pgoutput::{
     self, DecodeError, LogicalMessage, OldTuple, Relation, TupleData, TupleValue,
 };
@@ -76,6 +77,8 @@ pub struct Decoder {
     /// no change.
     shapes: HashMap<TableRef, Shape>,
     signal_table: TableRef,
+    /// Tables added while streaming (a pattern matched a new table).
+    late: LateTables,
     /// Declared type → the type its values are converted by, for the types
     /// of captured columns at start. A Relation message names a domain
     /// column by the domain's OID and the decoder cannot ask the catalog,
@@ -85,51 +88,93 @@ pub struct Decoder {
     tx: Option<Transaction>,
 }
 
+impl Shape {
+    /// The shape the catalog gives, as version 1.
+    fn of(info: &TableInfo) -> Shape {
+        let schema = TableSchema {
+            table: Arc::new(info.table.clone()),
+            version: 1,
+            columns: info
+                .columns
+                .iter()
+                .map(|c| ColumnSchema {
+                    name: c.name.clone(),
+                    type_name: c.type_sql.clone(),
+                })
+                .collect(),
+            key: info.key.clone(),
+        };
+        Shape {
+            columns: info
+                .columns
+                .iter()
+                .map(|c| (c.name.clone(), c.type_oid, c.type_mod))
+                .collect(),
+            key: info.key.clone(),
+            schema: Arc::new(schema),
+        }
+    }
+}
+
 impl Decoder {
-    pub fn new(meta: Arc<SourceMeta>, captured: Vec<TableInfo>, signal_table: TableRef) -> Self {
-        let shapes = captured
-            .iter()
-            .map(|info| {
-                let schema = TableSchema {
-                    table: Arc::new(info.table.clone()),
-                    version: 1,
-                    columns: info
-                        .columns
-                        .iter()
-                        .map(|c| ColumnSchema {
-                            name: c.name.clone(),
-                            type_name: c.type_sql.clone(),
-                        })
-                        .collect(),
-                    key: info.key.clone(),
-                };
-                let shape = Shape {
-                    columns: info
-                        .columns
-                        .iter()
-                        .map(|c| (c.name.clone(), c.type_oid, c.type_mod))
-                        .collect(),
-                    key: info.key.clone(),
-                    schema: Arc::new(schema),
-                };
-                (info.table.clone(), shape)
-            })
-            .collect();
-        let value_oids = captured
-            .iter()
-            .flat_map(|info| &info.columns)
-            .filter(|c| c.value_oid != c.type_oid)
-            .map(|c| (c.type_oid, c.value_oid))
-            .collect();
-        Decoder {
+    pub fn new(
+        meta: Arc<SourceMeta>,
+        captured: Vec<TableInfo>,
+        signal_table: TableRef,
+        late: LateTables,
+    ) -> Self {
+        let mut decoder = Decoder {
             meta,
-            shapes,
-            value_oids,
-            captured: captured.into_iter().map(|t| (t.table.clone(), t)).collect(),
+            shapes: HashMap::new(),
+            value_oids: HashMap::new(),
+            captured: HashMap::new(),
             signal_table,
+            late,
             relations: HashMap::new(),
             tx: None,
+        };
+        for info in captured {
+            decoder.add_table(info);
         }
+        decoder
+    }
+
+    fn add_table(&mut self, info: TableInfo) -> Arc<TableSchema> {
+        let shape = Shape::of(&info);
+        let schema = shape.schema.clone();
+        self.value_oids.extend(
+            info.columns
+                .iter()
+                .filter(|c| c.value_oid != c.type_oid)
+                .map(|c| (c.type_oid, c.value_oid)),
+        );
+        self.shapes.insert(info.table.clone(), shape);
+        self.captured.insert(info.table.clone(), info);
+        schema
+    }
+
+    /// Start capturing a table added while streaming, if the watcher handed
+    /// it in: its first shape is an item of the log, so the snapshot
+    /// machinery knows the table (and its key) before its first event.
+    fn capture_late(&mut self, table: &TableRef, out: &mut Vec<LogItem>) -> bool {
+        if self.captured.contains_key(table) {
+            return true;
+        }
+        let Some(info) = self.late.get(table) else {
+            return false;
+        };
+        tracing::info!("capturing {table} from here on in the log");
+        // A publication of all tables sent its Relation before the watcher
+        // handed the table in (its rows so far come by the snapshot).
+        for rel in self.relations.values_mut() {
+            if *rel.table == *table && rel.kind == RelationKind::Ignored {
+                rel.kind = RelationKind::Captured;
+                rel.money_digits = info.money_digits;
+            }
+        }
+        let schema = self.add_table(info);
+        out.push(LogItem::Schema(schema));
+        true
     }
 
     pub fn in_transaction(&self) -> bool {
@@ -290,6 +335,10 @@ impl Decoder {
                     }
                     return Ok(());
                 }
+                if prefix == CAPTURE_PREFIX {
+                    self.on_capture_marker(&content, lsn, out);
+                    return Ok(());
+                }
                 let source = self.source_info(lsn);
                 out.push(LogItem::Event(Event {
                     op: Op::Message,
@@ -322,7 +371,7 @@ impl Decoder {
         let columns: Vec<String> = relation.columns.iter().map(|c| c.name.clone()).collect();
         let kind = if table == self.signal_table {
             RelationKind::Signal
-        } else if self.captured.contains_key(&table) {
+        } else if self.capture_late(&table, out) {
             RelationKind::Captured
         } else {
             RelationKind::Ignored
@@ -452,6 +501,35 @@ impl Decoder {
         out.push(LogItem::Schema(schema));
     }
 
+    /// A table created later is captured from here: its rows written
+    /// before come by a snapshot, asked for as a signal would (the id,
+    /// from the marker's position, is the same when the log is replayed).
+    fn on_capture_marker(&mut self, content: &[u8], lsn: u64, out: &mut Vec<LogItem>) {
+        let Some(table) = crate::late_tables::parse_marker(content) else {
+            tracing::warn!(
+                "capture marker at {} ignored: unreadable",
+                crate::replication::format_lsn(lsn)
+            );
+            return;
+        };
+        if !self.capture_late(&table, out) {
+            // Captured by another run, or refused: nothing to snapshot here.
+            return;
+        }
+        let data = serde_json::json!({
+            "data-collections": [table.to_string()],
+            "type": "incremental",
+        });
+        out.push(LogItem::Signal {
+            row: SignalRow {
+                id: format!("{NEW_TABLE_SIGNAL}-{}", crate::replication::format_lsn(lsn)),
+                kind: "execute-snapshot".into(),
+                data: Some(data.to_string()),
+            },
+            source: self.source_info(lsn),
+        });
+    }
+
     fn relation(&self, oid: u32) -> Result<&RelationState, DecoderError> {
         self.relations
             .get(&oid)
@@ -555,3 +633,7 @@ fn key_of(rel: &RelationState, row: &Row) -> Option<Row> {
         .collect();
     Some(Row::new(rel.key_columns.clone(), values))
 }
+
+#[cfg(test)]
+#[path = "decoder_tests.rs"]
+mod tests;

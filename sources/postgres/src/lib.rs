@@ -13,9 +13,11 @@ mod chunk_sql;
 pub mod config;
 pub mod connect;
 pub mod decoder;
+pub mod late_tables;
 pub mod lease;
 mod liveness;
 pub mod operator;
+pub mod patterns;
 pub mod pgoutput;
 pub mod positions;
 pub mod replication;
@@ -47,6 +49,14 @@ pub struct PostgresSource {
     /// What the slot guards decided at start-up.
     guarded: positions::Guarded,
     handoff: positions::Handoff,
+    /// Every table of the catalog `source.tables` named at start, captured
+    /// or refused: the watcher of tables created later skips them.
+    known: Vec<(TableRef, u32)>,
+    /// Those of `known` that could not be captured (no key).
+    refused: Vec<TableRef>,
+    /// Tables a pattern matches that were in cdc's publications before
+    /// this start.
+    published: Vec<TableRef>,
 }
 
 /// Run the preflight checks only.
@@ -83,13 +93,28 @@ impl PostgresSource {
                 (Severity::Error, None) => errors.push(finding.message),
             }
         }
-        if tables.is_empty() && errors.is_empty() {
+        // A pattern may match tables created later: streaming none yet is
+        // fine then.
+        if tables.is_empty() && errors.is_empty() && config.patterns.is_empty() {
             errors.push("no table can be captured: see the lines above".into());
         }
         if !errors.is_empty() {
             return Err(SetupError::Preflight(errors.join("; ")));
         }
+        // Before ensure adds the listed ones: a pattern's match already in
+        // the publication was added by an earlier run's watcher.
+        let mut published = Vec::new();
+        if !config.patterns.is_empty() {
+            for name in [config.publication.clone(), config.insert_only_publication()] {
+                published.extend(setup::publication_tables(&client, &name).await?);
+            }
+        }
         let (publications, guarded) = setup::ensure(&client, &config, &tables, &configured).await?;
+        let refused = configured
+            .iter()
+            .filter(|c| !tables.iter().any(|t| t.table == c.table))
+            .map(|t| t.table.clone())
+            .collect();
         let meta = Arc::new(SourceMeta {
             connector: "postgresql",
             name: config.name.clone(),
@@ -102,6 +127,12 @@ impl PostgresSource {
             publications,
             guarded,
             handoff: positions::Handoff::default(),
+            refused,
+            published,
+            known: configured
+                .iter()
+                .map(|t| (t.table.clone(), t.oid))
+                .collect(),
         })
     }
 
@@ -137,20 +168,47 @@ impl PostgresSource {
     pub fn tables(&self) -> &[TableInfo] {
         &self.tables
     }
+
+    /// Captured tables that need a snapshot if captured for the first time,
+    /// whatever `snapshot.new_tables` says: a pattern's match that an
+    /// earlier run added to the publication while running and stopped before
+    /// its capture marker, so its first rows are in no log record.
+    pub fn added_while_running(&self) -> Vec<TableRef> {
+        self.tables
+            .iter()
+            .map(|t| &t.table)
+            .filter(|t| !self.config.tables.contains(t) && self.published.contains(t))
+            .cloned()
+            .collect()
+    }
 }
 
 #[async_trait]
 impl Source for PostgresSource {
     async fn stream(&self, ctx: StreamContext) -> Result<(), SourceError> {
+        let late = late_tables::LateTables::default();
         let decoder = decoder::Decoder::new(
             self.meta.clone(),
             self.tables.clone(),
             self.config.signal_table.clone(),
+            late.clone(),
         );
+        let late_watched = late.clone();
+        if !self.config.patterns.is_empty() {
+            late_tables::spawn(
+                &self.config,
+                self.publications.clone(),
+                self.known.clone(),
+                self.refused.clone(),
+                late,
+                ctx.shutdown.clone(),
+            );
+        }
         let watched: Vec<TableRef> = self.tables.iter().map(|t| t.table.clone()).collect();
         wal_watch::spawn(
             &self.config,
             watched,
+            late_watched,
             ctx.shutdown.clone(),
             ctx.telemetry.clone(),
         );

@@ -81,7 +81,7 @@ pub enum SetupError {
     SlotLost(String),
 }
 
-fn sql_err(what: impl Into<String>) -> impl FnOnce(tokio_postgres::Error) -> SetupError {
+pub(crate) fn sql_err(what: impl Into<String>) -> impl FnOnce(tokio_postgres::Error) -> SetupError {
     let what = what.into();
     move |err| SetupError::Sql {
         what,
@@ -136,13 +136,31 @@ pub async fn preflight(
             quote_ident(&user)
         )));
     }
-    if config.tables.is_empty() {
+    if config.tables.is_empty() && config.patterns.is_empty() {
         findings.push(error(
             "no tables configured: set source.tables, e.g. [\"public.orders\"]".into(),
         ));
     }
     let mut tables = Vec::new();
-    for table in &config.tables {
+    let mut names = config.tables.clone();
+    if !config.patterns.is_empty() {
+        let own = crate::patterns::own_tables(&config.signal_table);
+        let candidates: Vec<TableRef> = crate::patterns::candidates(client, &own)
+            .await?
+            .into_iter()
+            .map(|(table, _)| table)
+            .collect();
+        let (matched, unmatched) = crate::patterns::expand(&config.patterns, &candidates);
+        for pattern in unmatched {
+            findings.push(warning(pattern.no_match_line()));
+        }
+        for table in matched {
+            if !names.contains(&table) {
+                names.push(table);
+            }
+        }
+    }
+    for table in &names {
         match table_info(client, table).await {
             Ok(info) => {
                 if let Some(finding) = key_finding(&info, config) {
@@ -165,7 +183,7 @@ pub async fn preflight(
         )));
     }
     for keyless in &config.keyless_tables {
-        if !config.tables.contains(keyless) {
+        if !config.lists(keyless) {
             findings.push(error(format!(
                 "source.keyless_tables names {keyless}, which is not in source.tables: add it there or remove it"
             )));
@@ -228,7 +246,7 @@ pub async fn preflight(
 /// Why a table cannot be captured as it is, if it cannot: a table without a
 /// replica identity in a publication of updates and deletes makes the
 /// application's own `UPDATE` and `DELETE` on it fail.
-fn key_finding(info: &TableInfo, config: &PostgresConfig) -> Option<Finding> {
+pub(crate) fn key_finding(info: &TableInfo, config: &PostgresConfig) -> Option<Finding> {
     let table = &info.table;
     let opted_in = config.keyless_tables.contains(table);
     if !info.key.is_empty() {
@@ -292,12 +310,15 @@ async fn partition_root_finding(
 }
 
 /// What setup needs to know of an existing publication.
-struct PublicationFlags {
-    all_tables: bool,
-    via_root: bool,
+pub(crate) struct PublicationFlags {
+    pub(crate) all_tables: bool,
+    pub(crate) via_root: bool,
 }
 
-async fn publication(client: &Client, name: &str) -> Result<Option<PublicationFlags>, SetupError> {
+pub(crate) async fn publication(
+    client: &Client,
+    name: &str,
+) -> Result<Option<PublicationFlags>, SetupError> {
     let row = client
         .query_opt(
             "SELECT puballtables, pubviaroot FROM pg_publication WHERE pubname = $1",
@@ -401,7 +422,10 @@ pub async fn ensure(
     main.wanted.push(signal);
     ensure_publication(client, &main).await?;
     let mut publications = vec![main.name];
-    if !insert_only.is_empty() {
+    // Also when a keyless table opted in may be created later: the
+    // publications streamed are fixed when the stream starts.
+    let later = !config.patterns.is_empty() && !config.keyless_tables.is_empty();
+    if !insert_only.is_empty() || later {
         let plan = PublicationPlan {
             name: config.insert_only_publication(),
             publish: "insert, truncate",
@@ -444,10 +468,15 @@ async fn ensure_publication(client: &Client, plan: &PublicationPlan<'_>) -> Resu
     match all_tables {
         None => {
             let list: Vec<String> = plan.wanted.iter().map(|t| quote_table(t)).collect();
+            // Empty until a table created later is added.
+            let tables = if list.is_empty() {
+                String::new()
+            } else {
+                format!("FOR TABLE {} ", list.join(", "))
+            };
             let sql = format!(
-                "CREATE PUBLICATION {name} FOR TABLE {} \
+                "CREATE PUBLICATION {name} {tables}\
                  WITH (publish = '{}', publish_via_partition_root = true)",
-                list.join(", "),
                 plan.publish
             );
             client
@@ -458,25 +487,7 @@ async fn ensure_publication(client: &Client, plan: &PublicationPlan<'_>) -> Resu
         }
         Some(true) => {}
         Some(false) => {
-            let present: Vec<TableRef> = client
-                .query(
-                    "SELECT n.nspname::text, c.relname::text FROM pg_publication_rel pr \
-                     JOIN pg_publication p ON p.oid = pr.prpubid \
-                     JOIN pg_class c ON c.oid = pr.prrelid \
-                     JOIN pg_namespace n ON n.oid = c.relnamespace WHERE p.pubname = $1",
-                    &[&plan.name],
-                )
-                .await
-                .map_err(sql_err("reading publication tables"))?
-                .into_iter()
-                .map(|r| {
-                    Ok(TableRef::new(
-                        r.try_get::<_, String>(0)?,
-                        r.try_get::<_, String>(1)?,
-                    ))
-                })
-                .collect::<Result<_, tokio_postgres::Error>>()
-                .map_err(sql_err("reading publication tables"))?;
+            let present = publication_tables(client, &plan.name).await?;
             let missing: Vec<String> = plan
                 .wanted
                 .iter()
@@ -508,6 +519,32 @@ async fn ensure_publication(client: &Client, plan: &PublicationPlan<'_>) -> Resu
         }
     }
     Ok(())
+}
+
+/// The tables publication `name` lists by name (none when it does not exist).
+pub(crate) async fn publication_tables(
+    client: &Client,
+    name: &str,
+) -> Result<Vec<TableRef>, SetupError> {
+    client
+        .query(
+            "SELECT n.nspname::text, c.relname::text FROM pg_publication_rel pr \
+             JOIN pg_publication p ON p.oid = pr.prpubid \
+             JOIN pg_class c ON c.oid = pr.prrelid \
+             JOIN pg_namespace n ON n.oid = c.relnamespace WHERE p.pubname = $1",
+            &[&name],
+        )
+        .await
+        .map_err(sql_err("reading publication tables"))?
+        .into_iter()
+        .map(|r| {
+            Ok(TableRef::new(
+                r.try_get::<_, String>(0)?,
+                r.try_get::<_, String>(1)?,
+            ))
+        })
+        .collect::<Result<_, tokio_postgres::Error>>()
+        .map_err(sql_err("reading publication tables"))
 }
 
 async fn ensure_signal_table(client: &Client, signal: &TableRef) -> Result<(), SetupError> {

@@ -237,6 +237,23 @@ impl PgChunkSource {
             .and_then(|tables| tables.get(table).cloned())
     }
 
+    /// A table captured after start (created later, matched by a pattern):
+    /// its SQL is built from the catalog when its first chunk is asked for.
+    async fn load_table(&self, table: &TableRef) -> Result<(), SnapshotError> {
+        let info = self
+            .with_conn(async |conn| {
+                table_info(&conn.client, table).await.map_err(|e| match e {
+                    CatalogError::Query(reason) => SnapshotError::Transient(reason),
+                    gone => SnapshotError::Definite(gone.to_string()),
+                })
+            })
+            .await?;
+        if let (Some(sql), Ok(mut tables)) = (TableSql::new(info), self.tables.lock()) {
+            tables.insert(table.clone(), Arc::new(sql));
+        }
+        Ok(())
+    }
+
     /// Read the table's shape from the catalog again; if it is not the one
     /// `sql` was built for, rebuild its SQL and say what changed.
     async fn refresh_shape(&self, sql: &TableSql) -> Result<Option<String>, SnapshotError> {
@@ -677,6 +694,9 @@ impl ChunkSource for PgChunkSource {
     }
 
     async fn select_chunk(&self, request: &ChunkRequest) -> Result<SelectedChunk, SnapshotError> {
+        if self.table_sql(&request.table).is_none() {
+            self.load_table(&request.table).await?;
+        }
         let (sql, chunk_sql) = self.chunk_query(request)?;
         match self.select_in_shape(request, &sql, &chunk_sql).await {
             Ok((chunk, signature)) if signature == sql.info.signature() => Ok(chunk),

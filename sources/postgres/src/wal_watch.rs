@@ -19,6 +19,7 @@ use crate::catalog::quote_table;
 use crate::config::PostgresConfig;
 use crate::connect::ConnectConfig;
 use crate::decoder::HEARTBEAT_PREFIX;
+use crate::late_tables::LateTables;
 
 const SLOT_SQL: &str = "SELECT s.safe_wal_size, (pg_current_wal_lsn() - '0/0'::pg_lsn)::float8, \
      s.wal_status, (pg_current_wal_lsn() - s.confirmed_flush_lsn)::float8 \
@@ -71,12 +72,13 @@ pub fn warning(slot: &str, safe_bytes: i64, rate: f64) -> String {
 pub(crate) fn spawn(
     config: &PostgresConfig,
     tables: Vec<TableRef>,
+    late: LateTables,
     mut shutdown: watch::Receiver<bool>,
     telemetry: Telemetry,
 ) {
     let threshold = config.slot_wal_warning_bytes;
     let signal_table = config.signal_table.clone();
-    let names: Vec<String> = tables
+    let mut names: Vec<String> = tables
         .iter()
         .chain(std::iter::once(&signal_table))
         .map(quote_table)
@@ -105,6 +107,13 @@ pub(crate) fn spawn(
                 last_heartbeat = tokio::time::Instant::now();
                 if let Err(err) = c.execute(HEARTBEAT_SQL, &[&HEARTBEAT_PREFIX]).await {
                     tracing::debug!("heartbeat not written: {err}");
+                }
+            }
+            // Tables captured since start (created later, by a pattern).
+            for table in late.tables() {
+                let name = quote_table(&table);
+                if !names.contains(&name) {
+                    names.push(name);
                 }
             }
             if let Ok(rows) = c.query(MISSING_SQL, &[&names]).await {
