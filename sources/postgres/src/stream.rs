@@ -137,6 +137,9 @@ pub(crate) async fn run(
         {
             Exit::Stop(stream) => break stream,
             Exit::LeaseLost(why) => {
+                // The server may have failed over under the lost lock
+                // connection: the next run's guards need what was read.
+                hand_off(handoff, &acks);
                 acks.positions.abandon();
                 return Err(SourceError::LeaseLost(format!(
                     "lost the lease of replication slot '{}' ({why})",
@@ -144,13 +147,7 @@ pub(crate) async fn run(
                 )));
             }
             Exit::Moved(what) => {
-                if let Ok(mut slot) = handoff.lock() {
-                    *slot = Some(crate::positions::ReadBeforeFailover {
-                        system_id: server.0.clone(),
-                        timeline: server.1,
-                        lsn: acks.read_data,
-                    });
-                }
+                hand_off(handoff, &acks);
                 acks.positions.finish(None).await;
                 return Err(SourceError::ServerChanged(what));
             }
@@ -207,6 +204,17 @@ pub(crate) async fn run(
     telemetry.set_down(Component::Reader, "stopping");
     finish(stream, items, acks).await;
     Ok(())
+}
+
+/// What this run read from its server, for the next run's guards.
+fn hand_off(handoff: &crate::positions::Handoff, acks: &Acks) {
+    if let Ok(mut slot) = handoff.lock() {
+        *slot = Some(crate::positions::ReadBeforeFailover {
+            system_id: acks.server.0.clone(),
+            timeline: acks.server.1,
+            lsn: acks.read_data,
+        });
+    }
 }
 
 /// Hand the pipeline its last items' acknowledgements upstream: wait until
