@@ -7,15 +7,16 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use std::sync::Arc;
 
-use cdc_engine::pipeline::{self, PipelineConfig};
+use cdc_engine::pipeline::PipelineConfig;
+use cdc_engine::runner::Runner;
 use cdc_engine::snapshot::{ChunkSource, SnapshotProcessor, SnapshotTables, WorkerDone};
 use cdc_engine::telemetry::Component;
-use cdc_engine::{Sink, Source, SourceError, StreamContext, TableRef, Telemetry};
+use cdc_engine::{Sink, SourceError, TableRef, Telemetry};
 use cdc_postgres::patterns::TablePattern;
 use cdc_postgres::snapshot::PgChunkSource;
 use cdc_postgres::{ConnectConfig, PostgresConfig, PostgresSource, Severity, SlotLostPolicy};
 use cdc_sink_file::{FileSink, NullSink, StdoutSink};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 
 use crate::config::{Config, OnSlotLost, SinkConfig, SourceConfig};
 
@@ -175,7 +176,7 @@ async fn run_once(
     };
     telemetry.set_active(true);
     pg.lease = lease.lease.clone();
-    let mut sink = open_sink(&config.sink)?;
+    let sink = open_sink(&config.sink)?;
     let source = PostgresSource::prepare(pg)
         .await
         .context("source not ready")?;
@@ -194,17 +195,6 @@ async fn run_once(
         sink = %sink.describe(),
         "cdc starting"
     );
-
-    let (items_tx, items_rx) = mpsc::channel(config.pipeline.channel_capacity);
-    let (acks_tx, acks_rx) = watch::channel(None);
-
-    let ctx = StreamContext {
-        items: items_tx,
-        acks: acks_rx,
-        shutdown: shutdown_rx.clone(),
-        telemetry: telemetry.clone(),
-    };
-    let source_task = tokio::spawn(async move { source.stream(ctx).await });
 
     let pipeline_config = PipelineConfig {
         max_batch_events: config.pipeline.max_batch_events,
@@ -234,35 +224,19 @@ async fn run_once(
             .await
             .context("saving the snapshot queue after a lost slot")?;
     }
-    let outcome = pipeline::run(
-        items_rx,
-        &mut processor,
-        sink.as_mut(),
-        acks_tx,
-        shutdown_rx,
-        &pipeline_config,
-        telemetry,
-    )
-    .await;
-    if outcome.is_err() {
-        // The sink failed for good: stop the reader without acknowledging.
-        let _ = shutdown_tx.send(true);
-    }
-    // The worker saves the progress of what the last flush made durable.
-    drop(processor);
-    if tokio::time::timeout(Duration::from_secs(10), worker.wait())
-        .await
-        .is_err()
-    {
-        tracing::warn!(
-            "snapshot worker did not finish in 10s; progress resumes from its last save"
-        );
-    }
-    let source_result = source_task.await.context("log reader task")?;
+    let runner = Runner::builder()
+        .source(Arc::new(source))
+        .processor(Box::new(processor), Some(worker))
+        .sink(sink)
+        .telemetry(telemetry.clone())
+        .lease(lease.lease.clone())
+        .pipeline(pipeline_config)
+        .channel_capacity(config.pipeline.channel_capacity)
+        .build()?;
+    let outcome = runner.run(shutdown_tx, shutdown_rx).await;
     *carried = handoff.lock().ok().and_then(|mut read| read.take());
-    let stats = outcome.context("pipeline")?;
-    source_result.context("log reader")?;
     drop(lease);
+    let stats = outcome?;
     tracing::info!(events = stats.events, "stopped cleanly");
     Ok(ExitCode::SUCCESS)
 }

@@ -11,6 +11,7 @@ pub mod lease;
 pub mod merger;
 pub mod offsets;
 pub mod pipeline;
+pub mod runner;
 pub mod scheduler;
 pub mod schema;
 pub mod sink;
