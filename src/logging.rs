@@ -83,6 +83,9 @@ pub fn init(format: LogFormat, telemetry: &Telemetry) {
             .with(
                 tracing_subscriber::fmt::layer()
                     .with_writer(RedactingStderr)
+                    // Colours for a person at a terminal, plain text for
+                    // files and log collectors.
+                    .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
                     .with_target(false)
                     .with_filter(filter()),
             )
