@@ -73,18 +73,32 @@ fn writer(url: String, stop: Arc<AtomicBool>, committed: Arc<AtomicI64>) {
     });
 }
 
-#[test]
-fn cdc_follows_a_failover_to_the_promoted_standby_with_nothing_lost() {
+/// A primary with `DDL`, its standby synchronizing slots, and cdc's URL
+/// naming both; `None` (and a line saying so) before PostgreSQL 17.
+fn primary_and_standby() -> Option<(Postgres, Postgres, String)> {
     let primary = postgres_with(DDL);
     if major(&primary) < 17 {
         eprintln!(
             "skipped: slot synchronization needs PostgreSQL 17 (set CDC_TEST_POSTGRES_BINDIR)"
         );
-        return;
+        return None;
     }
     let standby = primary
         .start_standby("standby1", &[("sync_replication_slots", "on")])
         .unwrap();
+    let hosts = format!(
+        "postgresql://postgres@127.0.0.1:{},127.0.0.1:{}/postgres?target_session_attrs=read-write",
+        primary.port(),
+        standby.port()
+    );
+    Some((primary, standby, hosts))
+}
+
+#[test]
+fn cdc_follows_a_failover_to_the_promoted_standby_with_nothing_lost() {
+    let Some((primary, standby, hosts)) = primary_and_standby() else {
+        return;
+    };
     // The primary holds logical changes back until the standby has them, so
     // cdc never sees what a promotion could lose.
     primary
@@ -98,11 +112,6 @@ fn cdc_follows_a_failover_to_the_promoted_standby_with_nothing_lost() {
     });
 
     let dir = tempfile::tempdir().unwrap();
-    let hosts = format!(
-        "postgresql://postgres@127.0.0.1:{},127.0.0.1:{}/postgres?target_session_attrs=read-write",
-        primary.port(),
-        standby.port()
-    );
     let config = write_config(dir.path(), &hosts, &["public.t"], "failover_slot = true");
     let mut text = std::fs::read_to_string(&config).unwrap();
     text.push_str("\n[snapshot]\ninitial = true\nchunk_size = 100\n");
@@ -177,22 +186,10 @@ fn cdc_follows_a_failover_to_the_promoted_standby_with_nothing_lost() {
 /// calls it a loss (here under `fail`: one line, a non-zero exit).
 #[test]
 fn reading_past_the_promotion_point_is_a_loss() {
-    let primary = postgres_with(DDL);
-    if major(&primary) < 17 {
-        eprintln!(
-            "skipped: slot synchronization needs PostgreSQL 17 (set CDC_TEST_POSTGRES_BINDIR)"
-        );
+    let Some((primary, standby, hosts)) = primary_and_standby() else {
         return;
-    }
-    let standby = primary
-        .start_standby("standby1", &[("sync_replication_slots", "on")])
-        .unwrap();
+    };
     let dir = tempfile::tempdir().unwrap();
-    let hosts = format!(
-        "postgresql://postgres@127.0.0.1:{},127.0.0.1:{}/postgres?target_session_attrs=read-write",
-        primary.port(),
-        standby.port()
-    );
     let config = write_config(dir.path(), &hosts, &["public.t"], "failover_slot = true");
     let events = dir.path().join("events.jsonl");
     let mut engine = Engine::start(&config);

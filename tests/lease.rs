@@ -101,8 +101,9 @@ fn assert_union_is_the_table(pg: &Postgres, outputs: &[&Path], engines: &mut [&m
     );
 }
 
-#[test]
-fn a_standby_takes_over_from_a_killed_active_with_nothing_lost() {
+/// A server with `DDL` and instance 1 of a group active on it; the config of
+/// instance 2 and both sink files; the active's process id.
+fn active_and_config() -> (Postgres, tempfile::TempDir, [PathBuf; 3], Engine, i32) {
     let pg = postgres_with(DDL);
     let dir = tempfile::tempdir().unwrap();
     let (config_a, events_a) = instance_config(dir.path(), &pg, 1);
@@ -111,6 +112,12 @@ fn a_standby_takes_over_from_a_killed_active_with_nothing_lost() {
     let active = wait_for_holder(&pg, None);
     assert_eq!(active, a.pid());
     wait_streaming(&mut a);
+    (pg, dir, [config_b, events_a, events_b], a, active)
+}
+
+#[test]
+fn a_standby_takes_over_from_a_killed_active_with_nothing_lost() {
+    let (pg, _dir, [config_b, events_a, events_b], mut a, active) = active_and_config();
     let mut text = std::fs::read_to_string(&config_b).unwrap();
     text.push_str("\n[observe]\nlisten = \"127.0.0.1:0\"\n");
     std::fs::write(&config_b, text).unwrap();
@@ -162,13 +169,7 @@ fn a_standby_takes_over_from_a_killed_active_with_nothing_lost() {
 
 #[test]
 fn a_frozen_active_cut_off_from_its_lock_stops_without_acknowledging() {
-    let pg = postgres_with(DDL);
-    let dir = tempfile::tempdir().unwrap();
-    let (config_a, events_a) = instance_config(dir.path(), &pg, 1);
-    let (config_b, events_b) = instance_config(dir.path(), &pg, 2);
-    let mut a = Engine::start(&config_a);
-    let active = wait_for_holder(&pg, None);
-    wait_streaming(&mut a);
+    let (pg, _dir, [config_b, events_a, events_b], mut a, active) = active_and_config();
     let mut b = Engine::start(&config_b);
     wait_until(
         "the second instance to stand by",

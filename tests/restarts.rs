@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
+mod harness;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -10,6 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
+use harness::states_by_key;
 use rand::Rng;
 
 /// Per key, the committed states in commit order (`None`: deleted).
@@ -100,21 +102,4 @@ fn sigkill_at_random_points_loses_nothing_and_keeps_key_order() {
         history.values().map(Vec::len).sum::<usize>(),
         events.len()
     );
-}
-
-fn states_by_key(events: &[serde_json::Value]) -> History {
-    let mut out: History = HashMap::new();
-    for e in events {
-        match e["op"].as_str().unwrap() {
-            "d" => out
-                .entry(e["before"]["id"].as_i64().unwrap())
-                .or_default()
-                .push(None),
-            _ => out
-                .entry(e["after"]["id"].as_i64().unwrap())
-                .or_default()
-                .push(Some(e["after"]["v"].as_i64().unwrap())),
-        }
-    }
-    out
 }
