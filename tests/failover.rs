@@ -94,6 +94,21 @@ fn primary_and_standby() -> Option<(Postgres, Postgres, String)> {
     Some((primary, standby, hosts))
 }
 
+/// The slot is on the standby, persistent (no longer a temporary
+/// placeholder) and close behind the primary's.
+fn wait_synchronized(standby: &Postgres) {
+    wait_until(
+        "the slot to be synchronized",
+        Duration::from_secs(120),
+        || {
+            standby
+            .psql("SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'cdc' AND synced AND NOT temporary")
+            .unwrap()
+            == "1"
+        },
+    );
+}
+
 #[test]
 fn cdc_follows_a_failover_to_the_promoted_standby_with_nothing_lost() {
     let Some((primary, standby, hosts)) = primary_and_standby() else {
@@ -127,18 +142,7 @@ fn cdc_follows_a_failover_to_the_promoted_standby_with_nothing_lost() {
         std::thread::spawn(move || writer(url, stop, committed))
     };
     wait_for_events(&events, 500, &mut engine);
-    // The slot is on the standby, persistent (no longer a temporary
-    // placeholder) and close behind the primary's.
-    wait_until(
-        "the slot to be synchronized",
-        Duration::from_secs(120),
-        || {
-            standby
-            .psql("SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'cdc' AND synced AND NOT temporary")
-            .unwrap()
-            == "1"
-        },
-    );
+    wait_synchronized(&standby);
     let before = committed.load(Ordering::SeqCst);
 
     primary.kill().unwrap();
@@ -196,16 +200,7 @@ fn reading_past_the_promotion_point_is_a_loss() {
     wait_streaming(&mut engine);
     primary.psql("UPDATE t SET v = 1 WHERE id <= 100;").unwrap();
     wait_for_events(&events, 100, &mut engine);
-    wait_until(
-        "the slot to be synchronized",
-        Duration::from_secs(120),
-        || {
-            standby
-            .psql("SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'cdc' AND synced AND NOT temporary")
-            .unwrap()
-            == "1"
-        },
-    );
+    wait_synchronized(&standby);
     // The standby stops receiving; the primary goes on, and cdc reads on.
     standby
         .psql("ALTER SYSTEM SET primary_conninfo = ''; SELECT pg_reload_conf();")
