@@ -424,3 +424,83 @@ fn a_missing_topic_stops_the_engine_with_one_clear_line() {
     eprintln!("{line}");
     assert!(line.contains("create_topics"), "{line}");
 }
+
+/// The broker frozen (SIGSTOP) for longer than librdkafka's request
+/// timeout (30 s) while writers commit and flushes are in flight: cdc keeps
+/// retrying without acknowledging (the slot does not move while nothing
+/// can be delivered), and once the broker thaws every change arrives in
+/// per-key order.
+#[test]
+fn a_broker_paused_past_every_timeout_is_waited_out_without_acknowledging() {
+    let ddl: String = TABLES
+        .iter()
+        .map(|t| format!("CREATE TABLE {t} (id bigint PRIMARY KEY, v bigint);"))
+        .collect();
+    let pg = postgres_with(&ddl);
+    let kafka = Kafka::start().unwrap();
+    if kafka.is_external() {
+        eprintln!("skipped: an external broker cannot be paused");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let name = unique_name("pause");
+    let config = kafka_config(dir.path(), &pg.url(), &name, &TABLES, &kafka, "", "");
+    let mut engine = Engine::start(&config);
+    wait_streaming(&mut engine);
+    let writers: Vec<_> = (0..WRITERS)
+        .map(|w| {
+            let url = pg.url();
+            std::thread::spawn(move || writer(url, w, 3000))
+        })
+        .collect();
+    std::thread::sleep(Duration::from_secs(1));
+    let confirmed = || {
+        pg.psql("SELECT confirmed_flush_lsn FROM pg_replication_slots WHERE slot_name = 'cdc'")
+            .unwrap()
+    };
+    kafka.pause().unwrap();
+    // What was in flight at the pause may still be acknowledged; after
+    // that, nothing can be.
+    std::thread::sleep(Duration::from_secs(3));
+    let frozen_at = confirmed();
+    std::thread::sleep(Duration::from_secs(32));
+    let after = confirmed();
+    kafka.resume().unwrap();
+    assert_eq!(
+        frozen_at, after,
+        "the slot moved while the broker could take nothing"
+    );
+    let mut history: History = HashMap::new();
+    for w in writers {
+        history.extend(w.join().unwrap());
+    }
+    let topics: Vec<String> = TABLES
+        .iter()
+        .map(|t| format!("{name}.public.{t}"))
+        .collect();
+    let reader = GroupReader::start(kafka.bootstrap_servers(), &format!("{name}-group"), &topics);
+    let received = reader.wait_for(
+        "every key's last committed state",
+        Duration::from_secs(180),
+        |got| {
+            assert!(engine.is_running(), "cdc exited:\n{}", engine.log_text());
+            let seen = states(got);
+            history
+                .iter()
+                .all(|(k, h)| seen.get(k).and_then(|s| s.last()) == h.last())
+        },
+    );
+    let log = engine.log_text();
+    assert_eq!(engine.terminate().code(), Some(0), "{log}");
+    assert_history_kept(&history, &states(&received));
+    let retried = log
+        .lines()
+        .filter(|l| l.contains("retrying without acknowledging"))
+        .count();
+    assert!(retried >= 1, "no flush failed while paused:\n{log}");
+    eprintln!(
+        "broker paused 35 s: slot held at {after}; {retried} warning lines; {} committed changes, {} records read",
+        history.values().map(Vec::len).sum::<usize>(),
+        received.len()
+    );
+}

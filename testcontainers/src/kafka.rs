@@ -118,6 +118,39 @@ impl Kafka {
         self.local.is_none()
     }
 
+    /// Freezes the broker (SIGSTOP): connections stay open, nothing is
+    /// answered, as with a stalled host.
+    pub fn pause(&self) -> Result<(), KafkaError> {
+        self.signal("STOP")
+    }
+
+    /// Thaws a paused broker (SIGCONT).
+    pub fn resume(&self) -> Result<(), KafkaError> {
+        self.signal("CONT")
+    }
+
+    fn signal(&self, name: &str) -> Result<(), KafkaError> {
+        let Some(local) = &self.local else {
+            return Err(io(
+                "signalling the broker",
+                std::io::Error::other("an external broker cannot be signalled"),
+            ));
+        };
+        let status = Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(local.child.id().to_string())
+            .status()
+            .map_err(|e| io("running kill", e))?;
+        if status.success() {
+            Ok(())
+        } else {
+            Err(io(
+                "signalling the broker",
+                std::io::Error::other(format!("kill -{name} failed: {status}")),
+            ))
+        }
+    }
+
     /// The broker's log so far (empty for an external broker).
     pub fn log(&self) -> String {
         self.local
