@@ -118,6 +118,13 @@ pub async fn status(path: &Path) -> Result<ExitCode> {
         "last slot loss: {}",
         status.last_loss.as_deref().unwrap_or("none")
     );
+    println!(
+        "active instance: {}",
+        status
+            .active
+            .as_deref()
+            .unwrap_or("none (no cdc run holds the lease of this slot)")
+    );
     let tty = std::io::stdout().is_terminal();
     match status.snapshot {
         None => println!("snapshots: none"),

@@ -132,6 +132,17 @@ fn a_standby_takes_over_from_a_killed_active_with_nothing_lost() {
         },
     );
     assert!(!b.log_text().contains("streaming"), "{}", b.log_text());
+    // `cdc status` names the active instance.
+    let out = std::process::Command::new(cdc_bin())
+        .args(["status", "--config"])
+        .arg(&config_b)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("active instance: 'cdc:") && text.contains(&format!(":{active}' from")),
+        "{text}"
+    );
     // Live, not ready.
     assert_eq!(http_get(observe, "/health/live").0, 200);
     let (status, body) = http_get(observe, "/health/ready");

@@ -176,6 +176,12 @@ async fn pause(shutdown: &mut watch::Receiver<bool>) -> bool {
     }
 }
 
+/// Who holds the slot's lease, for `cdc status`: `None` when nobody does.
+pub async fn describe_holder(client: &Client, slot: &str) -> Result<Option<String>, SetupError> {
+    let (text, backend) = holder(client, slot).await?;
+    Ok(backend.map(|_| text))
+}
+
 /// Who holds the lock, for the log line, and its application name and
 /// backend.
 async fn holder(

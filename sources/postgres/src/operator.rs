@@ -55,6 +55,8 @@ pub struct Status {
     pub snapshot: Option<SnapshotState>,
     /// The slot guard that fired last, and when (`cdc.positions`).
     pub last_loss: Option<String>,
+    /// The instance holding the lease, when one does.
+    pub active: Option<String>,
 }
 
 pub async fn status(config: &PostgresConfig) -> Result<Status, SetupError> {
@@ -117,9 +119,11 @@ pub async fn status(config: &PostgresConfig) -> Result<Status, SetupError> {
     } else {
         None
     };
+    let active = crate::lease::describe_holder(&client, &config.slot).await?;
     Ok(Status {
         slot,
         snapshot,
         last_loss,
+        active,
     })
 }
