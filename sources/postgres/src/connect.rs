@@ -17,9 +17,10 @@ use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme
 use rustls_pki_types::pem::PemObject;
 
 /// Session settings that make every value print the way the type converter
-/// expects, on both connections.
+/// expects, on both connections; notices (`relation … already exists,
+/// skipping` on every start) stay on the server, warnings still come.
 pub const SESSION_OPTIONS: &str = "-c DateStyle=ISO -c TimeZone=UTC -c IntervalStyle=iso_8601 \
-     -c extra_float_digits=3 -c bytea_output=hex";
+     -c extra_float_digits=3 -c bytea_output=hex -c client_min_messages=warning";
 
 /// tokio-postgres's default idle time before keepalives (two hours), which
 /// would leave a dead idle connection unnoticed for as long.
