@@ -432,7 +432,7 @@ fn a_missing_topic_stops_the_engine_with_one_clear_line() {
 /// per-key order.
 #[test]
 fn a_broker_paused_past_every_timeout_is_waited_out_without_acknowledging() {
-    broker_paused(Duration::from_secs(32), |_| {});
+    broker_paused(Duration::from_secs(32), false, |_| {});
 }
 
 /// PostgreSQL crashes (immediate stop, start) while a flush waits on the
@@ -440,13 +440,18 @@ fn a_broker_paused_past_every_timeout_is_waited_out_without_acknowledging() {
 /// again from the slot, and nothing is lost.
 #[test]
 fn a_postgres_crash_during_a_flush_loses_nothing() {
-    broker_paused(Duration::from_secs(5), |pg| pg.restart().unwrap());
+    broker_paused(Duration::from_secs(5), true, |pg| pg.restart().unwrap());
 }
 
 /// Writers commit while the broker is frozen for `hold` (after 3 s of
-/// settling) and `meanwhile` runs; then it thaws and every change must
-/// arrive.
-fn broker_paused(hold: Duration, meanwhile: impl FnOnce(&cdc_testcontainers::Postgres)) {
+/// settling) and `meanwhile` runs (after the writers are done, with
+/// `writers_first`: their connections would not survive a crash); then it
+/// thaws and every change must arrive.
+fn broker_paused(
+    hold: Duration,
+    writers_first: bool,
+    meanwhile: impl FnOnce(&cdc_testcontainers::Postgres),
+) {
     let ddl: String = TABLES
         .iter()
         .map(|t| format!("CREATE TABLE {t} (id bigint PRIMARY KEY, v bigint);"))
@@ -478,6 +483,13 @@ fn broker_paused(hold: Duration, meanwhile: impl FnOnce(&cdc_testcontainers::Pos
     // that, nothing can be.
     std::thread::sleep(Duration::from_secs(3));
     let frozen_at = confirmed();
+    let mut history: History = HashMap::new();
+    let mut writers = Some(writers);
+    if writers_first {
+        for w in writers.take().into_iter().flatten() {
+            history.extend(w.join().unwrap());
+        }
+    }
     meanwhile(&pg);
     std::thread::sleep(hold);
     let after = confirmed();
@@ -492,8 +504,7 @@ fn broker_paused(hold: Duration, meanwhile: impl FnOnce(&cdc_testcontainers::Pos
         lsn(&after) <= lsn(&frozen_at),
         "the slot moved from {frozen_at} to {after} while the broker could take nothing"
     );
-    let mut history: History = HashMap::new();
-    for w in writers {
+    for w in writers.into_iter().flatten() {
         history.extend(w.join().unwrap());
     }
     let topics: Vec<String> = TABLES
