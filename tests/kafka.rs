@@ -432,7 +432,15 @@ fn a_missing_topic_stops_the_engine_with_one_clear_line() {
 /// per-key order.
 #[test]
 fn a_broker_paused_past_every_timeout_is_waited_out_without_acknowledging() {
-    broker_paused(Duration::from_secs(32), false, |_| {});
+    broker_paused(Duration::from_secs(32), false, false, |_| {});
+}
+
+/// The same pause while an incremental snapshot runs: the windows in
+/// flight wait with the sink, and the snapshot completes after the thaw
+/// with every row.
+#[test]
+fn a_broker_paused_during_a_snapshot_window_loses_nothing() {
+    broker_paused(Duration::from_secs(10), false, true, |_| {});
 }
 
 /// PostgreSQL crashes (immediate stop, start) while a flush waits on the
@@ -440,16 +448,20 @@ fn a_broker_paused_past_every_timeout_is_waited_out_without_acknowledging() {
 /// again from the slot, and nothing is lost.
 #[test]
 fn a_postgres_crash_during_a_flush_loses_nothing() {
-    broker_paused(Duration::from_secs(5), true, |pg| pg.restart().unwrap());
+    broker_paused(Duration::from_secs(5), true, false, |pg| {
+        pg.restart().unwrap()
+    });
 }
 
 /// Writers commit while the broker is frozen for `hold` (after 3 s of
 /// settling) and `meanwhile` runs (after the writers are done, with
 /// `writers_first`: their connections would not survive a crash); then it
-/// thaws and every change must arrive.
+/// thaws and every change must arrive. With `snapshot`, table `a` holds
+/// rows no writer touches and is snapshotted in small chunks meanwhile.
 fn broker_paused(
     hold: Duration,
     writers_first: bool,
+    snapshot: bool,
     meanwhile: impl FnOnce(&cdc_testcontainers::Postgres),
 ) {
     let ddl: String = TABLES
@@ -462,11 +474,32 @@ fn broker_paused(
         eprintln!("skipped: an external broker cannot be paused");
         return;
     }
+    const SNAPSHOT_ROWS: i64 = 20_000;
+    if snapshot {
+        pg.psql(&format!(
+            "INSERT INTO a SELECT g, 0 FROM generate_series(100000, {}) g",
+            100_000 + SNAPSHOT_ROWS - 1
+        ))
+        .unwrap();
+    }
     let dir = tempfile::tempdir().unwrap();
     let name = unique_name("pause");
-    let config = kafka_config(dir.path(), &pg.url(), &name, &TABLES, &kafka, "", "");
+    let after = if snapshot {
+        "[snapshot]\nchunk_size = 200\n"
+    } else {
+        ""
+    };
+    let config = kafka_config(dir.path(), &pg.url(), &name, &TABLES, &kafka, "", after);
     let mut engine = Engine::start(&config);
     wait_streaming(&mut engine);
+    if snapshot {
+        signal(
+            &pg,
+            "s-pause",
+            "execute-snapshot",
+            r#"{"data-collections": ["public.a"], "type": "incremental"}"#,
+        );
+    }
     let writers: Vec<_> = (0..WRITERS)
         .map(|w| {
             let url = pg.url();
@@ -478,6 +511,7 @@ fn broker_paused(
         pg.psql("SELECT confirmed_flush_lsn FROM pg_replication_slots WHERE slot_name = 'cdc'")
             .unwrap()
     };
+    let snapshot_done_before = engine.log_text().contains("snapshot complete");
     kafka.pause().unwrap();
     // What was in flight at the pause may still be acknowledged; after
     // that, nothing can be.
@@ -518,14 +552,22 @@ fn broker_paused(
         |got| {
             assert!(engine.is_running(), "cdc exited:\n{}", engine.log_text());
             let seen = states(got);
-            history
-                .iter()
-                .all(|(k, h)| seen.get(k).and_then(|s| s.last()) == h.last())
+            let snapshotted = !snapshot
+                || (100_000..100_000 + SNAPSHOT_ROWS)
+                    .all(|id| seen.contains_key(&("a".to_string(), id)));
+            snapshotted
+                && history
+                    .iter()
+                    .all(|(k, h)| seen.get(k).and_then(|s| s.last()) == h.last())
         },
     );
     let log = engine.log_text();
     assert_eq!(engine.terminate().code(), Some(0), "{log}");
     assert_history_kept(&history, &states(&received));
+    if snapshot {
+        assert!(!snapshot_done_before, "the snapshot ended before the pause");
+        assert!(log.contains("snapshot complete"), "{log}");
+    }
     let retried = log
         .lines()
         .filter(|l| l.contains("retrying without acknowledging"))
