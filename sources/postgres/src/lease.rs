@@ -21,7 +21,7 @@ use tokio_postgres::Client;
 use crate::catalog::quote_table;
 use crate::config::PostgresConfig;
 use crate::connect::describe_pg_error;
-use crate::setup::SetupError;
+use crate::setup::{sql_err, SetupError};
 
 /// First key of cdc's advisory locks ("cdc\0"); the second is the hash of
 /// the slot name.
@@ -44,13 +44,6 @@ pub struct Acquired {
 impl Drop for Acquired {
     fn drop(&mut self) {
         self.monitor.abort();
-    }
-}
-
-fn sql_err(what: &'static str) -> impl Fn(tokio_postgres::Error) -> SetupError {
-    move |err| SetupError::Sql {
-        what: what.into(),
-        reason: describe_pg_error(&err),
     }
 }
 

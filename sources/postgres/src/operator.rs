@@ -6,16 +6,8 @@ use cdc_engine::SignalRow;
 
 use crate::catalog::quote_table;
 use crate::config::PostgresConfig;
-use crate::connect::describe_pg_error;
-use crate::setup::SetupError;
+use crate::setup::{sql_err, SetupError};
 use crate::snapshot::state_table;
-
-fn sql_error(what: &str) -> impl Fn(tokio_postgres::Error) -> SetupError + '_ {
-    move |err| SetupError::Sql {
-        what: what.to_string(),
-        reason: describe_pg_error(&err),
-    }
-}
 
 /// Insert a signal row into the signal table.
 pub async fn send_signal(config: &PostgresConfig, row: &SignalRow) -> Result<(), SetupError> {
@@ -31,7 +23,7 @@ pub async fn send_signal(config: &PostgresConfig, row: &SignalRow) -> Result<(),
     client
         .execute(&sql, &[&row.id, &row.kind, &row.data])
         .await
-        .map_err(sql_error("writing the signal row"))?;
+        .map_err(sql_err("writing the signal row"))?;
     Ok(())
 }
 
@@ -65,7 +57,7 @@ pub async fn status(config: &PostgresConfig) -> Result<Status, SetupError> {
         .connect_sql()
         .await
         .map_err(|e| SetupError::Preflight(e.to_string()))?;
-    let err = sql_error("reading the replication slot");
+    let err = sql_err("reading the replication slot");
     let slot = match client
         .query_opt(
             "SELECT active, (pg_current_wal_lsn() - confirmed_flush_lsn)::bigint, confirmed_flush_lsn::text, \
@@ -92,9 +84,9 @@ pub async fn status(config: &PostgresConfig) -> Result<Status, SetupError> {
             &[&quote_table(&state_table(&config.signal_table))],
         )
         .await
-        .map_err(sql_error("looking for the snapshot state"))?
+        .map_err(sql_err("looking for the snapshot state"))?
         .try_get(0)
-        .map_err(sql_error("looking for the snapshot state"))?;
+        .map_err(sql_err("looking for the snapshot state"))?;
     let snapshot = if exists {
         let sql = format!(
             "SELECT state::text FROM {} WHERE name = $1",
@@ -103,12 +95,12 @@ pub async fn status(config: &PostgresConfig) -> Result<Status, SetupError> {
         match client
             .query_opt(&sql, &[&config.slot])
             .await
-            .map_err(sql_error("reading the snapshot state"))?
+            .map_err(sql_err("reading the snapshot state"))?
         {
             Some(row) => {
                 let text: String = row
                     .try_get(0)
-                    .map_err(sql_error("reading the snapshot state"))?;
+                    .map_err(sql_err("reading the snapshot state"))?;
                 Some(serde_json::from_str(&text).map_err(|e| SetupError::Sql {
                     what: "reading the snapshot state".into(),
                     reason: e.to_string(),

@@ -24,7 +24,7 @@ use crate::catalog::quote_table;
 use crate::config::{PostgresConfig, SlotLostPolicy};
 use crate::connect::{describe_pg_error, ConnectConfig};
 use crate::replication::{format_lsn, parse_lsn, ReplicationConnection};
-use crate::setup::SetupError;
+use crate::setup::{sql_err, SetupError};
 
 /// How often the running engine writes its acknowledged LSN.
 const WRITE_INTERVAL: Duration = Duration::from_secs(3);
@@ -63,13 +63,6 @@ fn upsert_sql(signal_table: &TableRef) -> String {
            timeline = excluded.timeline, lsn = excluded.lsn, clean = excluded.clean, written_at = now()",
         quote_table(&positions_table(signal_table))
     )
-}
-
-fn sql_err(what: &'static str) -> impl Fn(tokio_postgres::Error) -> SetupError {
-    move |err| SetupError::Sql {
-        what: what.into(),
-        reason: describe_pg_error(&err),
-    }
 }
 
 #[derive(Debug, Clone)]

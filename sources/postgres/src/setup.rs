@@ -81,10 +81,12 @@ pub enum SetupError {
     SlotLost(String),
 }
 
-pub(crate) fn sql_err(what: impl Into<String>) -> impl FnOnce(tokio_postgres::Error) -> SetupError {
+/// A failed query as a [`SetupError`], naming what was being done. `Fn`, so
+/// one closure serves every step of a query (`map_err(&err)`).
+pub(crate) fn sql_err(what: impl Into<String>) -> impl Fn(tokio_postgres::Error) -> SetupError {
     let what = what.into();
     move |err| SetupError::Sql {
-        what,
+        what: what.clone(),
         reason: describe_pg_error(&err),
     }
 }
