@@ -294,3 +294,26 @@ fn unsafe_signal(pid: i32, signal: &str) {
         .unwrap();
     assert!(status.success());
 }
+
+/// A PostgreSQL crash ends every instance's lock connection: the active
+/// one stands by again, the standby waits it out, one of them takes the
+/// lease back, and nothing is lost. No instance exits.
+#[test]
+fn a_server_restart_leaves_the_group_whole() {
+    let (pg, _dir, [config_b, events_a, events_b], mut a, active) = active_and_config();
+    let mut b = Engine::start(&config_b);
+    wait_until(
+        "the second instance to stand by",
+        Duration::from_secs(60),
+        || b.log_text().contains("standing by"),
+    );
+    pg.psql("UPDATE t SET v = 1 WHERE id <= 10").unwrap();
+    pg.restart().unwrap();
+    let holder = wait_for_holder(&pg, None);
+    assert!(holder == active || holder == b.pid(), "holder {holder}");
+    pg.psql("UPDATE t SET v = 2 WHERE id <= 10").unwrap();
+    assert_union_is_the_table(&pg, &[&events_a, &events_b], &mut [&mut a, &mut b]);
+    assert!(a.is_running() && b.is_running());
+    assert_eq!(b.terminate().code(), Some(0));
+    assert_eq!(a.terminate().code(), Some(0));
+}

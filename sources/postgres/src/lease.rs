@@ -111,24 +111,35 @@ pub async fn acquire(
         if let Err(err) = client.batch_execute(&server_side).await {
             tracing::debug!("server-side keepalives not set on the lock connection: {err}");
         }
+        // A connection lost mid-query (a server restart, a dead path) is
+        // waited out like one lost between polls: connect again.
+        macro_rules! or_reconnect {
+            ($step:expr) => {
+                match $step {
+                    Ok(value) => value,
+                    Err(_) if client.is_closed() => break,
+                    Err(err) => return Err(err),
+                }
+            };
+        }
         loop {
-            let held: bool = client
+            let held: bool = or_reconnect!(client
                 .query_one(
                     "SELECT pg_try_advisory_lock($1, hashtext($2))",
                     &[&LOCK_CLASS, &config.slot],
                 )
                 .await
                 .and_then(|row| row.try_get(0))
-                .map_err(sql_err("taking the lease"))?;
+                .map_err(sql_err("taking the lease")));
             if held {
-                let epoch = bump_epoch(&client, config, &name).await?;
-                fence_walsender(&client, config).await?;
+                let epoch = or_reconnect!(bump_epoch(&client, config, &name).await);
+                or_reconnect!(fence_walsender(&client, config).await);
                 let lease = Lease::held(epoch);
                 tracing::info!(slot = %config.slot, epoch, "holding the lease: this instance is active");
                 let monitor = tokio::spawn(monitor(client, lease.clone(), config.slot.clone()));
                 return Ok(Some(Acquired { lease, monitor }));
             }
-            let (holder, holder_backend) = holder(&client, &config.slot).await?;
+            let (holder, holder_backend) = or_reconnect!(holder(&client, &config.slot).await);
             // A lock session of this very process whose path died (a
             // partition healed since): the server did not notice yet.
             if let Some((app, backend)) = &holder_backend {
@@ -137,10 +148,10 @@ pub async fn acquire(
                         "replication slot '{}' is still locked by backend {backend}, a dead session of this instance: terminating it",
                         config.slot
                     );
-                    client
+                    or_reconnect!(client
                         .execute("SELECT pg_terminate_backend($1)", &[backend])
                         .await
-                        .map_err(sql_err("ending this instance's dead lock session"))?;
+                        .map_err(sql_err("ending this instance's dead lock session")));
                     continue;
                 }
             }
