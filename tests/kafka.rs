@@ -228,6 +228,35 @@ fn states(received: &[Received]) -> History {
     out
 }
 
+/// Reads the tables' topics of `name` until every key of `history` shows its
+/// last committed state and `also` holds of what was seen.
+fn read_until_last_states(
+    kafka: &Kafka,
+    name: &str,
+    engine: &mut Engine,
+    history: &History,
+    timeout_secs: u64,
+    also: impl Fn(&History) -> bool,
+) -> Vec<Received> {
+    let topics: Vec<String> = TABLES
+        .iter()
+        .map(|t| format!("{name}.public.{t}"))
+        .collect();
+    let reader = GroupReader::start(kafka.bootstrap_servers(), &format!("{name}-group"), &topics);
+    reader.wait_for(
+        "every key's last committed state",
+        Duration::from_secs(timeout_secs),
+        |got| {
+            assert!(engine.is_running(), "cdc exited:\n{}", engine.log_text());
+            let seen = states(got);
+            also(&seen)
+                && history
+                    .iter()
+                    .all(|(k, h)| seen.get(k).and_then(|s| s.last()) == h.last())
+        },
+    )
+}
+
 #[test]
 fn concurrent_writers_survive_sigkill_and_each_key_arrives_in_commit_order() {
     let ddl: String = TABLES
@@ -261,22 +290,7 @@ fn concurrent_writers_survive_sigkill_and_each_key_arrives_in_commit_order() {
         history.extend(w.join().unwrap());
     }
 
-    let topics: Vec<String> = TABLES
-        .iter()
-        .map(|t| format!("{name}.public.{t}"))
-        .collect();
-    let reader = GroupReader::start(kafka.bootstrap_servers(), &format!("{name}-group"), &topics);
-    let received = reader.wait_for(
-        "every key's last committed state",
-        Duration::from_secs(120),
-        |got| {
-            assert!(engine.is_running(), "cdc exited:\n{}", engine.log_text());
-            let seen = states(got);
-            history
-                .iter()
-                .all(|(k, h)| seen.get(k).and_then(|s| s.last()) == h.last())
-        },
-    );
+    let received = read_until_last_states(&kafka, &name, &mut engine, &history, 120, |_| true);
     assert_eq!(engine.terminate().code(), Some(0));
 
     assert_history_kept(&history, &states(&received));
@@ -541,26 +555,11 @@ fn broker_paused(
     for w in writers.into_iter().flatten() {
         history.extend(w.join().unwrap());
     }
-    let topics: Vec<String> = TABLES
-        .iter()
-        .map(|t| format!("{name}.public.{t}"))
-        .collect();
-    let reader = GroupReader::start(kafka.bootstrap_servers(), &format!("{name}-group"), &topics);
-    let received = reader.wait_for(
-        "every key's last committed state",
-        Duration::from_secs(180),
-        |got| {
-            assert!(engine.is_running(), "cdc exited:\n{}", engine.log_text());
-            let seen = states(got);
-            let snapshotted = !snapshot
-                || (100_000..100_000 + SNAPSHOT_ROWS)
-                    .all(|id| seen.contains_key(&("a".to_string(), id)));
-            snapshotted
-                && history
-                    .iter()
-                    .all(|(k, h)| seen.get(k).and_then(|s| s.last()) == h.last())
-        },
-    );
+    let received = read_until_last_states(&kafka, &name, &mut engine, &history, 180, |seen| {
+        !snapshot
+            || (100_000..100_000 + SNAPSHOT_ROWS)
+                .all(|id| seen.contains_key(&("a".to_string(), id)))
+    });
     let log = engine.log_text();
     assert_eq!(engine.terminate().code(), Some(0), "{log}");
     assert_history_kept(&history, &states(&received));
