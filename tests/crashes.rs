@@ -24,18 +24,7 @@ fn crash(pg: &Postgres) {
 #[test]
 fn a_postgres_crash_while_streaming_loses_nothing() {
     let pg = Postgres::start().unwrap();
-    pg.psql(DDL).unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let config = write_config(dir.path(), &pg.url(), &["public.t"], "");
-    let events_path = dir.path().join("events.jsonl");
-    let plan = Plan {
-        prelude: |_: &Engine| {},
-        fault: || crash(&pg),
-        hold: Duration::from_secs(1),
-        heal: || {},
-        snapshot: false,
-    };
-    let (log, fault_at, _) = under_writer(&pg, &config, &events_path, plan);
+    let (log, fault_at) = while_streaming(&pg, || crash(&pg));
     let back = log
         .lines()
         .filter(|l| log_time(l).is_some_and(|t| t > fault_at))

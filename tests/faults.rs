@@ -292,25 +292,8 @@ fn terminate_walsender(pg: &Postgres) {
 #[test]
 fn a_walsender_terminated_while_streaming_loses_nothing() {
     let pg = Postgres::start().unwrap();
-    pg.psql(DDL).unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let config = write_config(dir.path(), &pg.url(), &["public.t"], "");
-    let events_path = dir.path().join("events.jsonl");
-    let plan = Plan {
-        prelude: |_: &Engine| {},
-        fault: || terminate_walsender(&pg),
-        hold: Duration::from_secs(1),
-        heal: || {},
-        snapshot: false,
-    };
-    let (log, fault_at, _) = under_writer(&pg, &config, &events_path, plan);
-    let lost = lines_with(&log, "replication connection lost");
-    let restored = lines_with(&log, "replication connection restored");
-    assert_eq!((lost.len(), restored.len()), (1, 1), "{log}");
-    eprintln!(
-        "walsender terminated while streaming: streaming again after {:.1}s",
-        log_time(restored[0]).unwrap() - fault_at
-    );
+    let (log, fault_at) = while_streaming(&pg, || terminate_walsender(&pg));
+    report_one_outage(&log, fault_at, "walsender terminated while streaming");
 }
 
 #[test]
@@ -323,11 +306,17 @@ fn a_walsender_terminated_during_a_snapshot_window_loses_nothing() {
         Duration::from_secs(1),
         || {},
     );
-    let lost = lines_with(&log, "replication connection lost");
-    let restored = lines_with(&log, "replication connection restored");
+    report_one_outage(&log, fault_at, "walsender terminated in a snapshot window");
+}
+
+/// One line on losing the replication connection and one on its
+/// recovery; prints how long it took.
+fn report_one_outage(log: &str, fault_at: f64, what: &str) {
+    let lost = lines_with(log, "replication connection lost");
+    let restored = lines_with(log, "replication connection restored");
     assert_eq!((lost.len(), restored.len()), (1, 1), "{log}");
     eprintln!(
-        "walsender terminated in a snapshot window: streaming again after {:.1}s",
+        "{what}: streaming again after {:.1}s",
         log_time(restored[0]).unwrap() - fault_at
     );
 }

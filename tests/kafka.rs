@@ -228,6 +228,14 @@ fn states(received: &[Received]) -> History {
     out
 }
 
+/// The `TABLES`, each `(id bigint PRIMARY KEY, v bigint)`.
+fn tables_ddl() -> String {
+    TABLES
+        .iter()
+        .map(|t| format!("CREATE TABLE {t} (id bigint PRIMARY KEY, v bigint);"))
+        .collect()
+}
+
 /// Reads the tables' topics of `name` until every key of `history` shows its
 /// last committed state and `also` holds of what was seen.
 fn read_until_last_states(
@@ -259,11 +267,7 @@ fn read_until_last_states(
 
 #[test]
 fn concurrent_writers_survive_sigkill_and_each_key_arrives_in_commit_order() {
-    let ddl: String = TABLES
-        .iter()
-        .map(|t| format!("CREATE TABLE {t} (id bigint PRIMARY KEY, v bigint);"))
-        .collect();
-    let pg = postgres_with(&ddl);
+    let pg = postgres_with(&tables_ddl());
     let kafka = Kafka::start().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let name = unique_name("e2e");
@@ -478,11 +482,7 @@ fn broker_paused(
     snapshot: bool,
     meanwhile: impl FnOnce(&cdc_testcontainers::Postgres),
 ) {
-    let ddl: String = TABLES
-        .iter()
-        .map(|t| format!("CREATE TABLE {t} (id bigint PRIMARY KEY, v bigint);"))
-        .collect();
-    let pg = postgres_with(&ddl);
+    let pg = postgres_with(&tables_ddl());
     let kafka = Kafka::start().unwrap();
     if kafka.is_external() {
         eprintln!("skipped: an external broker cannot be paused");

@@ -115,22 +115,26 @@ fn active_and_config() -> (Postgres, tempfile::TempDir, [PathBuf; 3], Engine, i3
     (pg, dir, [config_b, events_a, events_b], a, active)
 }
 
+/// Another instance of the group, once it says whom it stands by for.
+fn start_standby(config: &Path) -> Engine {
+    let mut engine = Engine::start(config);
+    wait_until("the instance to stand by", Duration::from_secs(60), || {
+        assert!(engine.is_running(), "cdc exited:\n{}", engine.log_text());
+        engine
+            .log_text()
+            .contains("standing by: replication slot 'cdc' is held by 'cdc:")
+    });
+    engine
+}
+
 #[test]
 fn a_standby_takes_over_from_a_killed_active_with_nothing_lost() {
     let (pg, _dir, [config_b, events_a, events_b], mut a, active) = active_and_config();
     let mut text = std::fs::read_to_string(&config_b).unwrap();
     text.push_str("\n[observe]\nlisten = \"127.0.0.1:0\"\n");
     std::fs::write(&config_b, text).unwrap();
-    let mut b = Engine::start(&config_b);
+    let mut b = start_standby(&config_b);
     let observe = observe_addr(&mut b);
-    wait_until(
-        "the second instance to stand by",
-        Duration::from_secs(60),
-        || {
-            b.log_text()
-                .contains("standing by: replication slot 'cdc' is held by 'cdc:")
-        },
-    );
     assert!(!b.log_text().contains("streaming"), "{}", b.log_text());
     // `cdc status` names the active instance.
     let out = std::process::Command::new(cdc_bin())
@@ -181,12 +185,7 @@ fn a_standby_takes_over_from_a_killed_active_with_nothing_lost() {
 #[test]
 fn a_frozen_active_cut_off_from_its_lock_stops_without_acknowledging() {
     let (pg, _dir, [config_b, events_a, events_b], mut a, active) = active_and_config();
-    let mut b = Engine::start(&config_b);
-    wait_until(
-        "the second instance to stand by",
-        Duration::from_secs(60),
-        || b.log_text().contains("standing by"),
-    );
+    let mut b = start_standby(&config_b);
     let stop = Arc::new(AtomicBool::new(false));
     let writing = writer(pg.url(), stop.clone());
     wait_for_events(&events_a, 1000, &mut a);
@@ -301,12 +300,7 @@ fn unsafe_signal(pid: i32, signal: &str) {
 #[test]
 fn a_server_restart_leaves_the_group_whole() {
     let (pg, _dir, [config_b, events_a, events_b], mut a, active) = active_and_config();
-    let mut b = Engine::start(&config_b);
-    wait_until(
-        "the second instance to stand by",
-        Duration::from_secs(60),
-        || b.log_text().contains("standing by"),
-    );
+    let mut b = start_standby(&config_b);
     pg.psql("UPDATE t SET v = 1 WHERE id <= 10").unwrap();
     pg.restart().unwrap();
     let holder = wait_for_holder(&pg, None);

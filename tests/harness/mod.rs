@@ -332,3 +332,21 @@ pub fn in_snapshot_window(
     }
     (log, fault_at, healed_at)
 }
+
+/// `fault` (held 1 s) under the writer while cdc streams `t` of `pg`; the
+/// log and when the fault began.
+pub fn while_streaming(pg: &Postgres, fault: impl FnOnce()) -> (String, f64) {
+    pg.psql(DDL).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &pg.url(), &["public.t"], "");
+    let events_path = dir.path().join("events.jsonl");
+    let plan = Plan {
+        prelude: |_: &Engine| {},
+        fault,
+        hold: Duration::from_secs(1),
+        heal: || {},
+        snapshot: false,
+    };
+    let (log, fault_at, _) = under_writer(pg, &config, &events_path, plan);
+    (log, fault_at)
+}
