@@ -38,31 +38,20 @@ fn published(pg: &cdc_testcontainers::Postgres, name: &str) -> Vec<String> {
     tables
 }
 
-/// Wait until folding the output gives exactly the table.
-fn wait_for_fold(
+/// Wait until folding the output gives exactly the table, keyed as the
+/// tests' tables are.
+fn wait_for_table(
     pg: &cdc_testcontainers::Postgres,
     events: &std::path::Path,
     table: &str,
     engine: &mut Engine,
 ) {
-    // `schema.table`: the events name the table without its schema.
-    let name = table.rsplit('.').next().unwrap();
-    let key = if name == "late_nokey" { "v" } else { "id" };
-    let expected = contents(pg, table, &[key]);
-    let mut last = Default::default();
-    let matched = (0..2400).any(|_| {
-        assert!(engine.is_running(), "cdc exited:\n{}", engine.log_text());
-        last = fold(&read_events(events), name, &[key]);
-        if last == expected {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-        false
-    });
-    assert!(
-        matched,
-        "the fold of {table} never matched the table:\nexpected {expected:?}\ngot {last:?}"
-    );
+    let key = if table.ends_with("late_nokey") {
+        "v"
+    } else {
+        "id"
+    };
+    wait_for_fold(pg, events, table, &[key], engine);
 }
 
 /// The writer of `late` only ever increments `v` and never inserts a key
@@ -300,14 +289,14 @@ fn a_table_created_later_is_captured_with_nothing_lost_and_a_keyless_one_keeps_i
     assert!(main.contains(&"public.late".to_string()), "{main:?}");
     // Everything the writer committed, before and after cdc added the
     // table, reaches the consumer.
-    wait_for_fold(&pg, &events_path, "late", &mut engine);
+    wait_for_table(&pg, &events_path, "late", &mut engine);
     let events = read_events(&events_path);
     let late = events_of(&events, "public", "late");
     assert!(late.iter().any(|e| e["op"] == "r"), "no snapshot reads");
     assert!(late.iter().any(|e| e["op"] == "c"), "no streamed inserts");
     assert_no_time_travel(&late);
     for table in ["later.t", "late_nokey"] {
-        wait_for_fold(&pg, &events_path, table, &mut engine);
+        wait_for_table(&pg, &events_path, table, &mut engine);
     }
     // Dropped again: said in one line like any captured table.
     pg.psql("DROP TABLE later.t").unwrap();
@@ -352,7 +341,7 @@ fn new_tables_snapshots_a_table_added_to_the_config_once() {
     wait_streaming(&mut engine);
     pg.psql("INSERT INTO b VALUES (100, 'streamed'); UPDATE b SET v = 'changed' WHERE id = 3;")
         .unwrap();
-    wait_for_fold(&pg, &events_path, "b", &mut engine);
+    wait_for_table(&pg, &events_path, "b", &mut engine);
     let log = engine.log_text();
     assert!(
         log.contains("captured for the first time, snapshot queued: public.b"),
@@ -423,7 +412,7 @@ fn a_table_an_earlier_run_added_before_its_marker_is_snapshotted_without_new_tab
     wait_streaming(&mut engine);
     pg.psql("INSERT INTO plain VALUES (100, 'new'); INSERT INTO added VALUES (100, 'new');")
         .unwrap();
-    wait_for_fold(&pg, &events_path, "added", &mut engine);
+    wait_for_table(&pg, &events_path, "added", &mut engine);
     let log = engine.log_text();
     assert!(
         log.contains("captured for the first time, snapshot queued: public.added"),
@@ -488,7 +477,7 @@ fn a_table_this_role_cannot_add_to_the_publication_gets_one_line_and_is_captured
     // Its owner runs the fix: the next check captures it, early rows too.
     pg.psql("ALTER PUBLICATION cdc ADD TABLE late; INSERT INTO late VALUES (11, 'streamed');")
         .unwrap();
-    wait_for_fold(&pg, &events_path, "late", &mut engine);
+    wait_for_table(&pg, &events_path, "late", &mut engine);
     assert_eq!(engine.log_text().matches(culprit).count(), 1, "one line");
     engine.terminate();
 }

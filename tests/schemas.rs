@@ -8,29 +8,6 @@ use std::time::Duration;
 
 use common::*;
 
-/// Wait until folding the output gives exactly the table.
-fn wait_for_fold(
-    pg: &cdc_testcontainers::Postgres,
-    events: &std::path::Path,
-    table: &str,
-    keys: &[&str],
-) {
-    let expected = contents(pg, table, keys);
-    let mut last = Default::default();
-    let matched = (0..1200).any(|_| {
-        last = fold(&read_events(events), table, keys);
-        if last == expected {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-        false
-    });
-    assert!(
-        matched,
-        "the fold of {table} never matched the table:\nexpected {expected:?}\ngot {last:?}"
-    );
-}
-
 #[test]
 fn a_partitioned_table_is_captured_through_its_root() {
     let (pg, _dir, _config, events_path, mut engine) = capture(
@@ -78,7 +55,7 @@ fn a_partitioned_table_is_captured_through_its_root() {
         assert!(engine.is_running(), "{}", engine.log_text());
         engine.log_text().contains("snapshot complete")
     });
-    wait_for_fold(&pg, &events_path, "m", &["id"]);
+    wait_for_fold(&pg, &events_path, "m", &["id"], &mut engine);
     let events = read_events(&events_path);
     assert!(
         events.iter().all(|e| e["source"]["table"] == "m"),
@@ -215,7 +192,13 @@ fn a_replica_identity_index_is_the_key_of_events_and_snapshots() {
         assert!(engine.is_running(), "{}", engine.log_text());
         engine.log_text().contains("snapshot complete")
     });
-    wait_for_fold(&pg, &events_path, "accounts", &["code", "region"]);
+    wait_for_fold(
+        &pg,
+        &events_path,
+        "accounts",
+        &["code", "region"],
+        &mut engine,
+    );
     let events = read_events(&events_path);
     let delete = events.iter().find(|e| e["op"] == "d").unwrap();
     assert_eq!(delete["before"]["region"], 4);

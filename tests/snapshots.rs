@@ -186,8 +186,19 @@ fn a_filtered_snapshot_emits_only_matching_rows() {
     wait_until("snapshot complete", Duration::from_secs(60), || {
         engine.log_text().contains("snapshot complete")
     });
-    let events = read_events(&events_path);
-    let reads: Vec<&Value> = events.iter().filter(|e| e["op"] == "r").collect();
+    let reads_in_sink = || {
+        let events = read_events(&events_path);
+        events
+            .into_iter()
+            .filter(|e| e["op"] == "r")
+            .collect::<Vec<_>>()
+    };
+    wait_until(
+        "every selected row in the sink",
+        Duration::from_secs(30),
+        || reads_in_sink().len() >= 100,
+    );
+    let reads = reads_in_sink();
     assert_eq!(reads.len(), 100);
     assert!(reads.iter().all(|e| e["after"]["status"] == "open"));
     engine.terminate();
@@ -258,7 +269,7 @@ fn a_chunk_torn_by_a_sync_rep_wait_is_never_emitted() {
     wait_until("snapshot complete", Duration::from_secs(60), || {
         engine.log_text().contains("snapshot complete")
     });
-    let events = read_events(&events_path);
+    let events = wait_for_fold(&pg, &events_path, "t", &["id"], &mut engine);
     let five: Vec<(String, String)> = events
         .iter()
         .filter(|e| e["after"]["id"] == 5)
@@ -278,7 +289,6 @@ fn a_chunk_torn_by_a_sync_rep_wait_is_never_emitted() {
         !five.iter().any(|(_, v)| v == "old"),
         "stale row emitted after the newer change: {five:?}"
     );
-    assert_eq!(fold(&events, "t", &["id"]), contents(&pg, "t", &["id"]));
     engine.terminate();
 }
 
@@ -334,8 +344,12 @@ fn pause_resume_stop_and_status_from_the_cli() {
     wait_until("snapshot of a complete", Duration::from_secs(60), || {
         engine.log_text().contains("snapshot complete")
     });
+    wait_until(
+        "every row of a in the sink",
+        Duration::from_secs(60),
+        || fold(&read_events(&events_path), "a", &["id"]).len() == 2000,
+    );
     let events = read_events(&events_path);
-    assert_eq!(fold(&events, "a", &["id"]).len(), 2000);
     assert!(fold(&events, "b", &["id"]).is_empty(), "b was stopped");
     // Progress survives in the database: status shows it done.
     wait_until("status to show a done", Duration::from_secs(10), || {
@@ -515,9 +529,8 @@ fn initial_snapshot_on_first_start_only() {
         assert!(engine.is_running(), "{}", engine.log_text());
         engine.log_text().matches("snapshot complete").count() == 2
     });
-    let events = read_events(&events_path);
-    assert_eq!(fold(&events, "a", &["id"]), contents(&pg, "a", &["id"]));
-    assert_eq!(fold(&events, "b", &["k"]), contents(&pg, "b", &["k"]));
+    wait_for_fold(&pg, &events_path, "a", &["id"], &mut engine);
+    wait_for_fold(&pg, &events_path, "b", &["k"], &mut engine);
     assert_eq!(engine.terminate().code(), Some(0));
     // A restart does not snapshot again.
     let mut engine = Engine::start(&config);
@@ -565,8 +578,7 @@ fn a_sigkill_mid_snapshot_resumes_at_the_last_completed_chunk() {
         },
     );
     assert!(engine.log_text().contains("resuming snapshot"));
-    let events = read_events(&events_path);
-    assert_eq!(fold(&events, "big", &["id"]), contents(&pg, "big", &["id"]));
+    let events = wait_for_fold(&pg, &events_path, "big", &["id"], &mut engine);
     // Resumed, not restarted: at most the unsaved tail is read twice.
     let reads = events.iter().filter(|e| e["op"] == "r").count();
     assert!(
@@ -603,6 +615,17 @@ fn timestamp_numeric_and_char_keys_are_chunked_in_key_order() {
         || {
             assert!(engine.is_running(), "{}", engine.log_text());
             engine.log_text().matches("snapshot complete").count() == 3
+        },
+    );
+    wait_until(
+        "every selected row in the sink",
+        Duration::from_secs(30),
+        || {
+            read_events(&events_path)
+                .iter()
+                .filter(|e| e["op"] == "r")
+                .count()
+                >= 2100
         },
     );
     let events = read_events(&events_path);

@@ -379,3 +379,30 @@ pub fn observe_addr(engine: &mut Engine) -> std::net::SocketAddr {
     });
     addr.unwrap()
 }
+
+/// Wait until folding the output gives exactly `table` (named
+/// `schema.table` or `table`), and return the events read then. The sink
+/// writes behind the engine's log lines, so a log line is no proof that the
+/// file holds every event before it.
+pub fn wait_for_fold(
+    pg: &Postgres,
+    events: &Path,
+    table: &str,
+    key_cols: &[&str],
+    engine: &mut Engine,
+) -> Vec<Value> {
+    // The events name the table without its schema.
+    let name = table.rsplit('.').next().unwrap_or(table);
+    let expected = contents(pg, table, key_cols);
+    let mut last = BTreeMap::new();
+    for _ in 0..2400 {
+        assert!(engine.is_running(), "cdc exited:\n{}", engine.log_text());
+        let read = read_events(events);
+        last = fold(&read, name, key_cols);
+        if last == expected {
+            return read;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("the fold of {table} never matched the table:\nexpected {expected:?}\ngot {last:?}");
+}
