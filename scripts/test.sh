@@ -12,6 +12,7 @@ ensure_nextest
 ensure_tansu
 ensure_nftables
 ensure_prometheus
+ensure_debezium
 
 cargo nextest run --workspace --profile ci "$@"
 
