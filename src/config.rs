@@ -1,12 +1,16 @@
 //! `cdc.toml`: every key can be overridden from the environment with
 //! `CDC_<SECTION>__<KEY>` (e.g. `CDC_SOURCE__URL`).
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
+use cdc_engine::format::{
+    BinaryMode, DecimalMode, Format, IntervalMode, JsonMode, ModeError, TimePrecisionMode,
+};
 use cdc_engine::TableRef;
 use cdc_postgres::patterns::TablePattern;
-use figment::providers::{Env, Format, Toml};
+use figment::providers::{Env, Format as _, Toml};
 use figment::Figment;
 use serde::Deserialize;
 
@@ -21,6 +25,68 @@ pub struct Config {
     pub snapshot: SnapshotSettings,
     #[serde(default)]
     pub observe: ObserveSettings,
+    #[serde(default)]
+    pub format: FormatSettings,
+}
+
+/// `[format]`: the value modes, by Debezium's property names
+/// (`decimal.handling.mode = "string"`, a dotted TOML key or a quoted one).
+#[derive(Debug, Default, Deserialize)]
+#[serde(transparent)]
+pub struct FormatSettings(BTreeMap<String, figment::value::Value>);
+
+impl FormatSettings {
+    /// The encoder's modes; an unknown key or value is one line naming the
+    /// key and what it accepts.
+    pub fn format(&self) -> Result<Format> {
+        let mut flat = Vec::new();
+        flatten("", &self.0, &mut flat);
+        let mut format = Format::default();
+        for (key, value) in flat {
+            let Some(text) = value.as_str() else {
+                bail!("format.{key} must be a string");
+            };
+            let mode = |err: ModeError| anyhow::anyhow!("format.{err}");
+            match key.as_str() {
+                DecimalMode::KEY => format.decimal = Some(text.parse().map_err(mode)?),
+                TimePrecisionMode::KEY => format.time = Some(text.parse().map_err(mode)?),
+                BinaryMode::KEY => format.binary = Some(text.parse().map_err(mode)?),
+                IntervalMode::KEY => format.interval = Some(text.parse().map_err(mode)?),
+                JsonMode::KEY => format.json = Some(text.parse().map_err(mode)?),
+                _ => bail!(
+                    "format.{key} is not a format setting (known: {}, {}, {}, {}, {})",
+                    DecimalMode::KEY,
+                    TimePrecisionMode::KEY,
+                    BinaryMode::KEY,
+                    IntervalMode::KEY,
+                    JsonMode::KEY
+                ),
+            }
+        }
+        format
+            .check_supported()
+            .map_err(|err| anyhow::anyhow!("format.{err}"))?;
+        Ok(format)
+    }
+}
+
+/// `a.b.c = v` arrives as nested tables: back to dotted keys.
+fn flatten<'a>(
+    prefix: &str,
+    map: &'a BTreeMap<String, figment::value::Value>,
+    out: &mut Vec<(String, &'a figment::value::Value)>,
+) {
+    for (key, value) in map {
+        let key = if prefix.is_empty() {
+            key.clone()
+        } else {
+            format!("{prefix}.{key}")
+        };
+        match value {
+            figment::value::Value::Dict(_, inner) => flatten(&key, inner, out),
+            other => out.push((key, other)),
+        }
+    }
 }
 
 /// `[observe]`: the metrics and health server, and the log format.
@@ -257,6 +323,7 @@ impl Config {
                 self.observe.listen
             );
         }
+        self.format.format()?;
         if self.snapshot.chunk_size == 0 {
             bail!("snapshot.chunk_size must be at least 1");
         }

@@ -7,6 +7,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use std::sync::Arc;
 
+use cdc_engine::format::Format;
 use cdc_engine::pipeline::PipelineConfig;
 use cdc_engine::runner::Runner;
 use cdc_engine::snapshot::{ChunkSource, SnapshotProcessor, SnapshotTables, WorkerDone};
@@ -81,12 +82,14 @@ pub async fn check(path: &Path) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn open_sink(config: &SinkConfig) -> Result<Box<dyn Sink>> {
+fn open_sink(config: &SinkConfig, format: Format) -> Result<Box<dyn Sink>> {
     Ok(match config {
-        SinkConfig::File { path } => Box::new(FileSink::open(path)?),
-        SinkConfig::Stdout {} => Box::new(StdoutSink::new()),
-        SinkConfig::Null {} => Box::new(NullSink::default()),
-        SinkConfig::Kafka(kafka) => Box::new(cdc_sink_kafka::KafkaSink::open((**kafka).clone())?),
+        SinkConfig::File { path } => Box::new(FileSink::open(path)?.with_format(format)),
+        SinkConfig::Stdout {} => Box::new(StdoutSink::new().with_format(format)),
+        SinkConfig::Null {} => Box::new(NullSink::with_format(format)),
+        SinkConfig::Kafka(kafka) => {
+            Box::new(cdc_sink_kafka::KafkaSink::open((**kafka).clone())?.with_format(format))
+        }
     })
 }
 
@@ -176,7 +179,7 @@ async fn run_once(
     };
     telemetry.set_active(true);
     pg.lease = lease.lease.clone();
-    let sink = open_sink(&config.sink)?;
+    let sink = open_sink(&config.sink, config.format.format()?)?;
     let source = PostgresSource::prepare(pg)
         .await
         .context("source not ready")?;

@@ -78,6 +78,49 @@ fn config_errors_are_one_line_and_never_show_the_password() {
 }
 
 #[test]
+fn a_bad_format_mode_is_one_line_naming_the_key_and_the_valid_values() {
+    let dir = tempfile::tempdir().unwrap();
+    let with = |format: &str| {
+        let config = write_config(
+            dir.path(),
+            "postgresql://a@127.0.0.1:1/db",
+            &["public.t"],
+            &format!("[format]\n{format}"),
+        );
+        let out = cdc(&["check"], &config);
+        assert_eq!(out.status.code(), Some(2), "{format}");
+        let err = stderr(&out);
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+        err
+    };
+    let err = with("time.precision.mode = \"iso\"");
+    assert!(
+        err.contains(
+            "format.time.precision.mode must be one of adaptive, adaptive_time_microseconds, connect, isostring, not 'iso'"
+        ),
+        "{err}"
+    );
+    // Quoted as one key, as Debezium's properties are written.
+    let err = with("\"binary.handling.mode\" = \"base32\"");
+    assert!(
+        err.contains(
+            "format.binary.handling.mode must be one of bytes, base64, base64-url-safe, hex"
+        ),
+        "{err}"
+    );
+    let err = with("decimal.handling.mode = \"precise\"");
+    assert!(
+        err.contains("format.decimal.handling.mode = precise is not supported yet (supported: double, string)"),
+        "{err}"
+    );
+    let err = with("decimal.handling = \"string\"");
+    assert!(
+        err.contains("format.decimal.handling is not a format setting"),
+        "{err}"
+    );
+}
+
+#[test]
 fn check_names_each_problem_and_its_fix() {
     let pg = Postgres::builder()
         .setting("wal_level", "replica")

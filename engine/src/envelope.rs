@@ -9,6 +9,7 @@ use std::sync::Arc;
 use cdc_signal::TableRef;
 
 use crate::event::{Event, Op, Position, SnapshotFlag, SourceMeta};
+use crate::format::Format;
 use crate::value::{Row, Value, UNAVAILABLE_VALUE_PLACEHOLDER};
 
 const VERSION: &str = concat!("cdc-", env!("CARGO_PKG_VERSION"));
@@ -23,6 +24,7 @@ pub struct EnvelopeWriter {
     source: Option<(SourceKey, Vec<u8>)>,
     /// Most recently used first; a handful of tables are live at a time.
     columns: Vec<RenderedColumns>,
+    format: Format,
 }
 
 /// What the rendered `source` block depends on. Holding the `Arc`s keeps
@@ -105,6 +107,14 @@ impl EnvelopeWriter {
         Self::default()
     }
 
+    /// A writer that renders values in `format`'s modes.
+    pub fn with_format(format: Format) -> Self {
+        EnvelopeWriter {
+            format,
+            ..Self::default()
+        }
+    }
+
     /// Serialise `event` as its envelope JSON, appending to `out`.
     /// `ts_ms` is the processing time (Debezium's top-level `ts_ms`).
     ///
@@ -159,13 +169,13 @@ impl EnvelopeWriter {
             self.columns.swap(0, at);
         }
         let Some(rendered) = self.columns.first() else {
-            return write_row(row, out);
+            return write_row_in(&self.format, row, out);
         };
         out.push(b'{');
         let mut start = 0;
         for (&end, value) in rendered.ends.iter().zip(&row.values) {
             out.extend_from_slice(rendered.keys.get(start..end).unwrap_or_default());
-            write_json_value(value, out);
+            write_value_in(&self.format, value, out);
             start = end;
         }
         out.push(b'}');
@@ -251,6 +261,10 @@ fn write_source(event: &Event, out: &mut Vec<u8>) {
 
 /// A row as a JSON object.
 pub fn write_row(row: &Row, out: &mut Vec<u8>) {
+    write_row_in(&Format::default(), row, out);
+}
+
+fn write_row_in(format: &Format, row: &Row, out: &mut Vec<u8>) {
     out.push(b'{');
     for (i, (name, value)) in row.columns.iter().zip(&row.values).enumerate() {
         if i > 0 {
@@ -258,13 +272,18 @@ pub fn write_row(row: &Row, out: &mut Vec<u8>) {
         }
         write_str(name, out);
         out.push(b':');
-        write_json_value(value, out);
+        write_value_in(format, value, out);
     }
     out.push(b'}');
 }
 
 /// One value as JSON (see [`Value`] for the mapping).
 pub fn write_json_value(value: &Value, out: &mut Vec<u8>) {
+    write_value_in(&Format::default(), value, out);
+}
+
+/// One value as JSON in `format`'s modes.
+pub fn write_value_in(format: &Format, value: &Value, out: &mut Vec<u8>) {
     match value {
         Value::Null => out.extend_from_slice(b"null"),
         Value::Bool(true) => out.extend_from_slice(b"true"),
@@ -276,25 +295,18 @@ pub fn write_json_value(value: &Value, out: &mut Vec<u8>) {
             let _ = serde_json::to_writer(&mut *out, f);
         }
         Value::Text(text) => write_str(text, out),
+        Value::Typed(kind, text) => format.write_typed(*kind, text, out, write_str),
+        Value::Json(raw) if format.json_as_string() => write_str(raw, out),
         // Validated by the source when the value was built.
         Value::Json(raw) => out.extend_from_slice(raw.as_bytes()),
-        Value::Bytes(bytes) => {
-            use base64::Engine as _;
-            out.push(b'"');
-            out.extend_from_slice(
-                base64::engine::general_purpose::STANDARD
-                    .encode(bytes)
-                    .as_bytes(),
-            );
-            out.push(b'"');
-        }
+        Value::Bytes(bytes) => format.write_bytes(bytes, out),
         Value::Array(items) => {
             out.push(b'[');
             for (i, item) in items.iter().enumerate() {
                 if i > 0 {
                     out.push(b',');
                 }
-                write_json_value(item, out);
+                write_value_in(format, item, out);
             }
             out.push(b']');
         }

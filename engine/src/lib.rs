@@ -7,6 +7,7 @@
 
 pub mod envelope;
 pub mod event;
+pub mod format;
 pub mod lease;
 pub mod merger;
 pub mod offsets;
@@ -27,4 +28,4 @@ pub use schema::{ColumnSchema, TableSchema};
 pub use sink::{Sink, SinkError};
 pub use source::{LogItem, Source, SourceError, StreamContext};
 pub use telemetry::Telemetry;
-pub use value::{Row, Value, UNAVAILABLE_VALUE_PLACEHOLDER};
+pub use value::{Row, TextType, Value, UNAVAILABLE_VALUE_PLACEHOLDER};

@@ -17,6 +17,30 @@ use serde::{Serialize, Serializer};
 /// handle it keep working.
 pub const UNAVAILABLE_VALUE_PLACEHOLDER: &str = "__debezium_unavailable_value";
 
+/// What a [`Value::Typed`] text is, for the format modes that render it
+/// otherwise (Debezium's `decimal.handling.mode`, `time.precision.mode`…).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TextType {
+    /// `numeric`: an exact decimal, or `NaN`, `Infinity`, `-Infinity`.
+    Numeric,
+    /// `money`, already an exact decimal.
+    Money,
+    /// `date`: `2024-02-29`, `0044-03-15 BC`, `infinity`, `-infinity`.
+    Date,
+    /// `time`: `01:02:03.5`, up to `24:00:00`.
+    Time,
+    /// `timetz`: `03:04:05+05:30`.
+    TimeTz,
+    /// `timestamp`: `2024-02-29T13:14:15.123456`, `0044-03-15 12:30:00 BC`, infinities.
+    Timestamp,
+    /// `timestamptz`, in UTC: `2024-02-29T11:14:15Z`, `0044-03-15 12:30:00+00 BC`, infinities.
+    TimestampTz,
+    /// `interval`, ISO 8601 as PostgreSQL's `iso_8601` style prints it.
+    Interval,
+    /// `bit`, `varbit`: the bits as `0`s and `1`s.
+    Bits,
+}
+
 /// One column value.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Value {
@@ -34,6 +58,10 @@ pub enum Value {
     /// Raw bytes, written as base64.
     Bytes(Vec<u8>),
     Array(Vec<Value>),
+    /// A value whose JSON form depends on the format's modes (see
+    /// [`crate::format`]): it holds cdc's own text of it (README, "Value
+    /// encodings"), which the default format writes as a string.
+    Typed(TextType, String),
     /// An unchanged TOAST value: the source did not send it. Written as
     /// [`UNAVAILABLE_VALUE_PLACEHOLDER`], never as null.
     Unchanged,
@@ -47,7 +75,7 @@ impl Value {
             Value::Bool(b) => Some(b.to_string()),
             Value::Int(i) => Some(i.to_string()),
             Value::Float(f) => Some(f.to_string()),
-            Value::Text(s) | Value::Json(s) => Some(s.clone()),
+            Value::Text(s) | Value::Json(s) | Value::Typed(_, s) => Some(s.clone()),
             Value::Bytes(b) => Some(base64::engine::general_purpose::STANDARD.encode(b)),
             Value::Null | Value::Unchanged | Value::Array(_) => None,
         }
@@ -61,7 +89,7 @@ impl Serialize for Value {
             Value::Bool(b) => serializer.serialize_bool(*b),
             Value::Int(i) => serializer.serialize_i64(*i),
             Value::Float(f) => serializer.serialize_f64(*f),
-            Value::Text(s) => serializer.serialize_str(s),
+            Value::Text(s) | Value::Typed(_, s) => serializer.serialize_str(s),
             Value::Json(raw) => match serde_json::value::RawValue::from_string(raw.clone()) {
                 Ok(raw) => raw.serialize(serializer),
                 // Sources validate JSON before building a `Json` value; if one

@@ -360,7 +360,7 @@ fn key_hash(key: &Row) -> u64 {
             Value::Int(i) => i.hash(h),
             // 0.0 == -0.0: hash them alike.
             Value::Float(f) => (if *f == 0.0 { 0.0f64 } else { *f }).to_bits().hash(h),
-            Value::Text(s) | Value::Json(s) => s.hash(h),
+            Value::Text(s) | Value::Json(s) | Value::Typed(_, s) => s.hash(h),
             Value::Bytes(b) => b.hash(h),
             Value::Array(items) => {
                 items.len().hash(h);

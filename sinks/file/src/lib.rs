@@ -15,6 +15,7 @@ mod worker;
 
 use async_trait::async_trait;
 use cdc_engine::envelope::EnvelopeWriter;
+use cdc_engine::format::Format;
 use cdc_engine::{Event, Sink, SinkError};
 use worker::Worker;
 
@@ -42,6 +43,13 @@ struct JsonLines {
 }
 
 impl JsonLines {
+    fn with_format(format: Format) -> Self {
+        JsonLines {
+            buf: Vec::new(),
+            writer: EnvelopeWriter::with_format(format),
+        }
+    }
+
     fn encode(&mut self, events: &[Event]) -> &[u8] {
         self.buf.clear();
         let ts_ms = now_ms();
@@ -140,6 +148,14 @@ fn whole_lines_len(file: &mut File) -> std::io::Result<u64> {
     Ok(0)
 }
 
+impl FileSink {
+    /// Render values in `format`'s modes.
+    pub fn with_format(mut self, format: Format) -> Self {
+        self.lines = JsonLines::with_format(format);
+        self
+    }
+}
+
 #[async_trait]
 impl Sink for FileSink {
     fn describe(&self) -> String {
@@ -185,6 +201,15 @@ pub struct NullSink {
     lines: JsonLines,
 }
 
+impl NullSink {
+    /// Render values in `format`'s modes.
+    pub fn with_format(format: Format) -> Self {
+        NullSink {
+            lines: JsonLines::with_format(format),
+        }
+    }
+}
+
 #[async_trait]
 impl Sink for NullSink {
     fn describe(&self) -> String {
@@ -227,6 +252,14 @@ impl StdoutSink {
         self.worker
             .as_ref()
             .ok_or_else(|| SinkError::Fatal("the stdout writer did not start".into()))
+    }
+}
+
+impl StdoutSink {
+    /// Render values in `format`'s modes.
+    pub fn with_format(mut self, format: Format) -> Self {
+        self.lines = JsonLines::with_format(format);
+        self
     }
 }
 

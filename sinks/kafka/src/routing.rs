@@ -96,6 +96,10 @@ impl Router {
         })
     }
 
+    pub fn set_format(&mut self, format: cdc_engine::format::Format) {
+        self.envelopes = EnvelopeWriter::with_format(format);
+    }
+
     /// Append the records of `event` to `batch`.
     pub fn route(
         &mut self,
@@ -269,7 +273,9 @@ impl Router {
 /// bytea raw, anything else as its JSON.
 fn write_payload(buf: &mut Vec<u8>, payload: &Value) {
     match payload {
-        Value::Json(text) | Value::Text(text) => buf.extend_from_slice(text.as_bytes()),
+        Value::Json(text) | Value::Text(text) | Value::Typed(_, text) => {
+            buf.extend_from_slice(text.as_bytes())
+        }
         Value::Bytes(bytes) => buf.extend_from_slice(bytes),
         other => envelope::write_json_value(other, buf),
     }

@@ -106,6 +106,12 @@ impl KafkaSink {
         })
     }
 
+    /// Render values in `format`'s modes (keys and values alike).
+    pub fn with_format(mut self, format: cdc_engine::format::Format) -> Self {
+        self.router.set_format(format);
+        self
+    }
+
     pub fn stats(&self) -> &KafkaSinkStats {
         &self.stats
     }

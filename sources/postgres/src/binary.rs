@@ -9,7 +9,7 @@
 //! same whether it came from a chunk or from the log. The integration test
 //! `binary_values` checks that through a real server.
 
-use cdc_engine::Value;
+use cdc_engine::{TextType, Value};
 
 use crate::types::{oid, text_to_value, ValueError};
 
@@ -72,23 +72,23 @@ pub fn binary_to_value(type_oid: u32, raw: &[u8]) -> Result<Value, ValueError> {
             .map(|b| float8(f64::from_be_bytes(b)))
             .ok_or(bad("float8 is not 8 bytes")),
         oid::NUMERIC => numeric(raw)
-            .map(Value::Text)
+            .map(|t| Value::Typed(TextType::Numeric, t))
             .ok_or(bad("malformed numeric")),
         oid::DATE => be::<4>(raw)
             .and_then(|b| date(i32::from_be_bytes(b)))
-            .map(Value::Text)
+            .map(|t| Value::Typed(TextType::Date, t))
             .ok_or(bad("date is not 4 bytes in range")),
         oid::TIME => be::<8>(raw)
             .and_then(|b| time(i64::from_be_bytes(b)))
-            .map(Value::Text)
+            .map(|t| Value::Typed(TextType::Time, t))
             .ok_or(bad("time is not 8 bytes in range")),
         oid::TIMESTAMP => be::<8>(raw)
             .and_then(|b| timestamp(i64::from_be_bytes(b), false))
-            .map(Value::Text)
+            .map(|t| Value::Typed(TextType::Timestamp, t))
             .ok_or(bad("timestamp is not 8 bytes in range")),
         oid::TIMESTAMPTZ => be::<8>(raw)
             .and_then(|b| timestamp(i64::from_be_bytes(b), true))
-            .map(Value::Text)
+            .map(|t| Value::Typed(TextType::TimestampTz, t))
             .ok_or(bad("timestamptz is not 8 bytes in range")),
         oid::UUID => be::<16>(raw)
             .map(|b| Value::Text(uuid(&b)))
@@ -352,7 +352,7 @@ mod tests {
 
     fn text(v: Value) -> String {
         match v {
-            Value::Text(s) => s,
+            Value::Text(s) | Value::Typed(_, s) => s,
             other => panic!("not text: {other:?}"),
         }
     }

@@ -608,7 +608,7 @@ impl Decoder {
 
     fn signal(&self, row: &Row, change_lsn: u64) -> LogItem {
         let text = |name: &str| match row.get(name) {
-            Some(Value::Text(s)) | Some(Value::Json(s)) => Some(s.clone()),
+            Some(Value::Text(s) | Value::Json(s) | Value::Typed(_, s)) => Some(s.clone()),
             _ => None,
         };
         LogItem::Signal {

@@ -6,7 +6,7 @@
 //! enums, user types) become UTF-8 checked text. Domains are converted as
 //! their base type: callers pass [`ColumnInfo::value_oid`](crate::catalog::ColumnInfo::value_oid).
 
-use cdc_engine::Value;
+use cdc_engine::{TextType, Value};
 
 use crate::pgoutput::TupleValue;
 
@@ -211,8 +211,38 @@ pub fn text_to_value(type_oid: u32, text: &[u8]) -> Result<Value, ValueError> {
                 })?;
             Ok(Value::Json(raw.get().to_owned()))
         }
-        oid::TIMESTAMP => Ok(Value::Text(timestamp(utf8(type_oid, text)?))),
-        oid::TIMESTAMPTZ => Ok(Value::Text(timestamptz(utf8(type_oid, text)?))),
+        oid::TIMESTAMP => Ok(Value::Typed(
+            TextType::Timestamp,
+            timestamp(utf8(type_oid, text)?),
+        )),
+        oid::TIMESTAMPTZ => Ok(Value::Typed(
+            TextType::TimestampTz,
+            timestamptz(utf8(type_oid, text)?),
+        )),
+        // Kept as the server prints them; the format's modes may render
+        // them otherwise (see cdc_engine::format).
+        // Money here is a snapshot's `money::numeric` text (chunk_sql.rs), or
+        // an element of the log's money array, turned into its decimal by
+        // `money_elements`.
+        oid::NUMERIC
+        | oid::MONEY
+        | oid::DATE
+        | oid::TIME
+        | oid::TIMETZ
+        | oid::INTERVAL
+        | oid::BIT
+        | oid::VARBIT => {
+            let kind = match type_oid {
+                oid::MONEY => TextType::Money,
+                oid::NUMERIC => TextType::Numeric,
+                oid::DATE => TextType::Date,
+                oid::TIME => TextType::Time,
+                oid::TIMETZ => TextType::TimeTz,
+                oid::INTERVAL => TextType::Interval,
+                _ => TextType::Bits,
+            };
+            Ok(Value::Typed(kind, utf8(type_oid, text)?.to_owned()))
+        }
         oid::BYTEA => parse_bytea(type_oid, text).map(Value::Bytes),
         _ => match element_type(type_oid) {
             Some(elem) => parse_array(type_oid, elem, text),
@@ -232,7 +262,7 @@ pub fn tuple_value_to_value(
         TupleValue::Null => Ok(Value::Null),
         TupleValue::UnchangedToast => Ok(Value::Unchanged),
         TupleValue::Text(text) if type_oid == oid::MONEY => {
-            money_to_decimal(type_oid, text, money_digits).map(Value::Text)
+            money_to_decimal(type_oid, text, money_digits).map(|d| Value::Typed(TextType::Money, d))
         }
         TupleValue::Text(text) if type_oid == oid::MONEY_ARRAY => {
             money_elements(text_to_value(type_oid, text)?, money_digits)
@@ -286,7 +316,10 @@ pub fn money_to_decimal(type_oid: u32, text: &[u8], digits: u32) -> Result<Strin
 /// A money array's elements (parsed as their locale text) as decimals.
 fn money_elements(value: Value, digits: u32) -> Result<Value, ValueError> {
     match value {
-        Value::Text(s) => money_to_decimal(oid::MONEY, s.as_bytes(), digits).map(Value::Text),
+        Value::Text(s) | Value::Typed(TextType::Money, s) => {
+            money_to_decimal(oid::MONEY, s.as_bytes(), digits)
+                .map(|d| Value::Typed(TextType::Money, d))
+        }
         Value::Array(items) => items
             .into_iter()
             .map(|v| money_elements(v, digits))

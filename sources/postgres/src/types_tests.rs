@@ -13,7 +13,8 @@ fn show(v: &Value) -> String {
         Value::Bool(b) => b.to_string(),
         Value::Int(i) => i.to_string(),
         Value::Float(f) => format!("{f:?}f"),
-        Value::Text(s) => format!("'{s}'"),
+        // The kind is checked by `typed_texts_carry_their_type`.
+        Value::Text(s) | Value::Typed(_, s) => format!("'{s}'"),
         Value::Json(s) => format!("json {s}"),
         Value::Bytes(b) => format!("bytes {b:?}"),
         Value::Array(items) => {
@@ -173,13 +174,13 @@ fn tuple_values() {
     let money = TupleValue::Text(Bytes::from_static(b"-$1,234.50"));
     assert_eq!(
         tuple_value_to_value(oid::MONEY, &money, 2),
-        Ok(Value::Text("-1234.50".into()))
+        Ok(Value::Typed(TextType::Money, "-1234.50".into()))
     );
     let money = TupleValue::Text(Bytes::from_static(br#"{{"$1,234.50",NULL}}"#));
     assert_eq!(
         tuple_value_to_value(oid::MONEY_ARRAY, &money, 2),
         Ok(Value::Array(vec![Value::Array(vec![
-            Value::Text("1234.50".into()),
+            Value::Typed(TextType::Money, "1234.50".into()),
             Value::Null
         ])]))
     );
@@ -348,4 +349,26 @@ proptest! {
         );
         prop_assert_eq!(conv(1016, &literal), Ok(expected));
     }
+}
+
+#[test]
+fn typed_texts_carry_their_type() {
+    let kind = |type_oid: u32, text: &str| match conv(type_oid, text) {
+        Ok(Value::Typed(kind, _)) => Some(kind),
+        _ => None,
+    };
+    assert_eq!(kind(oid::NUMERIC, "1.5"), Some(TextType::Numeric));
+    assert_eq!(kind(oid::MONEY, "1.50"), Some(TextType::Money));
+    assert_eq!(kind(oid::DATE, "2024-02-29"), Some(TextType::Date));
+    assert_eq!(kind(oid::TIME, "24:00:00"), Some(TextType::Time));
+    assert_eq!(kind(oid::TIMETZ, "01:02:03+05"), Some(TextType::TimeTz));
+    assert_eq!(kind(oid::TIMESTAMP, "infinity"), Some(TextType::Timestamp));
+    assert_eq!(
+        kind(oid::TIMESTAMPTZ, "2024-02-29 11:14:15+00"),
+        Some(TextType::TimestampTz)
+    );
+    assert_eq!(kind(oid::INTERVAL, "PT0S"), Some(TextType::Interval));
+    assert_eq!(kind(oid::BIT, "101"), Some(TextType::Bits));
+    assert_eq!(kind(oid::VARBIT, ""), Some(TextType::Bits));
+    assert_eq!(kind(oid::TEXT, "x"), None);
 }
