@@ -43,6 +43,17 @@ impl FormatSettings {
         flatten("", &self.0, &mut flat);
         let mut format = Format::default();
         for (key, value) in flat {
+            if key == "money.fraction.digits" {
+                let digits = value
+                    .to_i128()
+                    .and_then(|n| u16::try_from(n).ok())
+                    .filter(|&n| n <= 1000);
+                let Some(digits) = digits else {
+                    bail!("format.money.fraction.digits must be a whole number from 0 to 1000");
+                };
+                format.money_fraction_digits = Some(digits);
+                continue;
+            }
             let Some(text) = value.as_str() else {
                 bail!("format.{key} must be a string");
             };
@@ -54,7 +65,7 @@ impl FormatSettings {
                 IntervalMode::KEY => format.interval = Some(text.parse().map_err(mode)?),
                 JsonMode::KEY => format.json = Some(text.parse().map_err(mode)?),
                 _ => bail!(
-                    "format.{key} is not a format setting (known: {}, {}, {}, {}, {})",
+                    "format.{key} is not a format setting (known: {}, {}, {}, {}, {}, money.fraction.digits)",
                     DecimalMode::KEY,
                     TimePrecisionMode::KEY,
                     BinaryMode::KEY,
@@ -63,9 +74,6 @@ impl FormatSettings {
                 ),
             }
         }
-        format
-            .check_supported()
-            .map_err(|err| anyhow::anyhow!("format.{err}"))?;
         Ok(format)
     }
 }

@@ -108,9 +108,9 @@ fn a_bad_format_mode_is_one_line_naming_the_key_and_the_valid_values() {
         ),
         "{err}"
     );
-    let err = with("decimal.handling.mode = \"precise\"");
+    let err = with("money.fraction.digits = \"two\"");
     assert!(
-        err.contains("format.decimal.handling.mode = precise is not supported yet (supported: double, string)"),
+        err.contains("format.money.fraction.digits must be a whole number from 0 to 1000"),
         "{err}"
     );
     let err = with("decimal.handling = \"string\"");

@@ -15,6 +15,10 @@ use base64::Engine as _;
 
 use crate::value::TextType;
 
+mod decimal;
+#[cfg(test)]
+use crate::value::DEFAULT_TIME_PRECISION;
+
 /// Why a mode's value was not accepted: names the key and the valid values.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{key} must be one of {valid}, not '{given}'")]
@@ -98,40 +102,12 @@ pub struct Format {
     pub binary: Option<BinaryMode>,
     pub interval: Option<IntervalMode>,
     pub json: Option<JsonMode>,
-}
-
-/// A mode value this version accepts by name but cannot render yet.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{key} = {given} is not supported yet (supported: {supported})")]
-pub struct UnsupportedMode {
-    pub key: &'static str,
-    pub given: String,
-    pub supported: &'static str,
+    /// `money.fraction.digits`: money's scale as a `precise` decimal
+    /// (Debezium's default 2).
+    pub money_fraction_digits: Option<u16>,
 }
 
 impl Format {
-    /// Refuses the modes whose rendering needs a column's declared
-    /// precision or scale, which values do not carry yet: Debezium's
-    /// `precise` decimals (the scale), and the epoch-number time modes
-    /// (`adaptive` picks millis or micros by the precision).
-    pub fn check_supported(&self) -> Result<(), UnsupportedMode> {
-        if self.decimal == Some(DecimalMode::Precise) {
-            return Err(UnsupportedMode {
-                key: DecimalMode::KEY,
-                given: "precise".into(),
-                supported: "double, string",
-            });
-        }
-        match self.time {
-            None | Some(TimePrecisionMode::IsoString) => Ok(()),
-            Some(other) => Err(UnsupportedMode {
-                key: TimePrecisionMode::KEY,
-                given: other.to_string(),
-                supported: "isostring",
-            }),
-        }
-    }
-
     /// Whether `json`/`jsonb` are written as a string.
     pub fn json_as_string(&self) -> bool {
         self.json == Some(JsonMode::String)
@@ -169,22 +145,44 @@ impl Format {
         out: &mut Vec<u8>,
         write_str: fn(&str, &mut Vec<u8>),
     ) {
-        let iso = self.time == Some(TimePrecisionMode::IsoString);
         let rendered = match kind {
-            TextType::Numeric | TextType::Money => match self.decimal {
+            TextType::Numeric(_) | TextType::Money => match self.decimal {
                 None => None,
                 Some(DecimalMode::Double) => return write_double(text, out),
-                // Precise is refused by `check_supported`; string is the
-                // nearest form should one get here.
-                Some(DecimalMode::String | DecimalMode::Precise) => {
-                    Some(special_decimal(text).unwrap_or(text).to_owned())
+                Some(DecimalMode::String) => Some(special_decimal(text).unwrap_or(text).to_owned()),
+                Some(DecimalMode::Precise) => {
+                    let written = match kind {
+                        TextType::Numeric(Some(scale)) => {
+                            decimal::write_fixed(text, usize::from(scale), out)
+                        }
+                        TextType::Numeric(None) => decimal::write_variable(text, out),
+                        _ => decimal::write_fixed(
+                            text,
+                            usize::from(self.money_fraction_digits.unwrap_or(2)),
+                            out,
+                        ),
+                    };
+                    // NaN and infinities have no Decimal (Debezium stops on
+                    // them in this mode): null, as a value it cannot write.
+                    if written.is_none() {
+                        out.extend_from_slice(b"null");
+                    }
+                    return;
                 }
             },
-            TextType::Date if iso => iso_date(text).map(|d| d + "Z"),
-            TextType::Time if iso => iso_time(text),
-            TextType::TimeTz if iso => iso_timetz(text),
-            TextType::Timestamp if iso => iso_timestamp(text),
-            TextType::TimestampTz if iso => iso_timestamptz(text),
+            TextType::Date
+            | TextType::Time(_)
+            | TextType::TimeTz(_)
+            | TextType::Timestamp(_)
+            | TextType::TimestampTz(_) => match self.time.and_then(|m| temporal(m, kind, text)) {
+                None => None,
+                Some(Temporal::Text(s)) => Some(s),
+                Some(Temporal::Number(n)) => {
+                    let mut buf = itoa::Buffer::new();
+                    out.extend_from_slice(buf.format(n).as_bytes());
+                    return;
+                }
+            },
             TextType::Interval => match self.interval {
                 None => None,
                 Some(IntervalMode::String) => debezium_interval(text),
@@ -207,6 +205,98 @@ impl Format {
         };
         write_str(rendered.as_deref().unwrap_or(text), out);
     }
+}
+
+/// A date or time in one of Debezium's time modes.
+enum Temporal {
+    Text(String),
+    Number(i64),
+}
+
+/// `kind`'s text in `mode`, as Debezium's `time.precision.mode` has it:
+/// timetz and timestamptz are ISO strings in every mode (`ZonedTime`,
+/// `ZonedTimestamp`); dates are epoch days outside `isostring`; times and
+/// timestamps are millis (`connect`, or a precision up to 3 in the
+/// adaptive modes) or micros. `None`: a text this cannot read (kept as is).
+fn temporal(mode: TimePrecisionMode, kind: TextType, text: &str) -> Option<Temporal> {
+    use TimePrecisionMode::*;
+    let micros_or_millis = |micros: i64, millis: bool| {
+        Temporal::Number(if millis {
+            micros.div_euclid(1000)
+        } else {
+            micros
+        })
+    };
+    Some(match (kind, mode) {
+        (TextType::TimeTz(_), _) => Temporal::Text(iso_timetz(text)?),
+        (TextType::TimestampTz(p), _) => Temporal::Text(iso_timestamptz(text, p)?),
+        (TextType::Date, IsoString) => Temporal::Text(iso_date(text)? + "Z"),
+        (TextType::Date, _) => Temporal::Number(epoch_days(&iso_date(text)?)?),
+        (TextType::Time(_), IsoString) => Temporal::Text(iso_time(text)?),
+        (TextType::Time(p), _) => micros_or_millis(
+            time_micros(text)?,
+            mode == Connect || (mode == Adaptive && p <= 3),
+        ),
+        (TextType::Timestamp(_), IsoString) => Temporal::Text(iso_timestamp(text)?),
+        (TextType::Timestamp(p), _) => {
+            micros_or_millis(timestamp_micros(text)?, mode == Connect || p <= 3)
+        }
+        _ => return None,
+    })
+}
+
+/// Days since 1970-01-01 of an astronomical ISO date (`-0043-03-15`,
+/// `+12345-01-01`), proleptic Gregorian as Java's `LocalDate`.
+fn epoch_days(iso: &str) -> Option<i64> {
+    let (negative, rest) = match iso.as_bytes().first()? {
+        b'-' => (true, &iso[1..]),
+        b'+' => (false, &iso[1..]),
+        _ => (false, iso),
+    };
+    let mut parts = rest.splitn(3, '-');
+    let year: i64 = parts.next()?.parse().ok()?;
+    let month: i64 = parts.next()?.parse().ok()?;
+    let day: i64 = parts.next()?.parse().ok()?;
+    let year = if negative { -year } else { year };
+    // Howard Hinnant's days_from_civil.
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    Some(era * 146_097 + doe - 719_468)
+}
+
+/// `01:02:03.5` → microseconds since midnight (`24:00:00` is a whole day).
+fn time_micros(text: &str) -> Option<i64> {
+    let (hms, fraction) = text.split_once('.').unwrap_or((text, ""));
+    let mut fields = hms.split(':').map(|p| p.parse::<i64>().ok());
+    let (h, m, s) = (fields.next()??, fields.next()??, fields.next()??);
+    let digits = fraction.get(..fraction.len().min(6))?;
+    let micros = if digits.is_empty() {
+        0
+    } else {
+        digits.parse::<i64>().ok()? * 10i64.pow(6 - digits.len() as u32)
+    };
+    Some(((h * 60 + m) * 60 + s) * 1_000_000 + micros)
+}
+
+/// A timestamp's microseconds since the epoch; the infinities are
+/// PostgreSQL's own (`DT_NOEND`), as Debezium reads them.
+fn timestamp_micros(text: &str) -> Option<i64> {
+    match text {
+        "infinity" => return Some(9_223_372_036_825_200_000),
+        "-infinity" => return Some(-9_223_372_036_832_400_000),
+        _ => {}
+    }
+    let (text, bc) = match text.strip_suffix(" BC") {
+        Some(t) => (t, " BC"),
+        None => (text, ""),
+    };
+    let (date, time) = text.split_once(['T', ' '])?;
+    let days = epoch_days(&iso_date(&format!("{date}{bc}"))?)?;
+    Some(days * 86_400_000_000 + time_micros(time)?)
 }
 
 /// Debezium's names of numeric's special values (`SpecialValueDecimal`).
@@ -336,9 +426,9 @@ fn iso_timestamp(text: &str) -> Option<String> {
 }
 
 /// A UTC `2024-02-29T11:14:15Z` → `2024-02-29T11:14:15.000000Z`: Debezium's
-/// `ZonedTimestamp` writes the column's fraction digits (six, PostgreSQL's
-/// default precision). Infinities stay as PostgreSQL spells them.
-fn iso_timestamptz(text: &str) -> Option<String> {
+/// `ZonedTimestamp` writes the column's `precision` fraction digits (none
+/// for 0). Infinities stay as PostgreSQL spells them.
+fn iso_timestamptz(text: &str, precision: u8) -> Option<String> {
     if text == "infinity" || text == "-infinity" {
         return Some(text.to_owned());
     }
@@ -350,7 +440,11 @@ fn iso_timestamptz(text: &str) -> Option<String> {
     let (date, time) = body.split_once(['T', ' '])?;
     let date = iso_date(&format!("{date}{bc}"))?;
     let (hms, fraction) = time.split_once('.').unwrap_or((time, ""));
-    Some(format!("{date}T{hms}.{fraction:0<6}Z"))
+    if precision == 0 {
+        return Some(format!("{date}T{hms}Z"));
+    }
+    let width = usize::from(precision);
+    Some(format!("{date}T{hms}.{fraction:0<width$}Z"))
 }
 
 /// The fields of an ISO 8601 interval as PostgreSQL's `iso_8601` style
@@ -451,13 +545,39 @@ mod tests {
             Some("-0043-03-15T12:30:00Z")
         );
         assert_eq!(
-            iso_timestamptz("2024-02-29T11:14:15.5Z").as_deref(),
+            iso_timestamptz("2024-02-29T11:14:15.5Z", 6).as_deref(),
             Some("2024-02-29T11:14:15.500000Z")
         );
         assert_eq!(
-            iso_timestamptz("0044-03-15 12:30:00.25+00 BC").as_deref(),
+            iso_timestamptz("2024-02-29T11:14:15.5Z", 3).as_deref(),
+            Some("2024-02-29T11:14:15.500Z")
+        );
+        assert_eq!(
+            iso_timestamptz("0044-03-15 12:30:00.25+00 BC", 6).as_deref(),
             Some("-0043-03-15T12:30:00.250000Z")
         );
+    }
+
+    #[test]
+    fn epoch_numbers_count_from_1970_proleptically() {
+        assert_eq!(epoch_days("1970-01-01"), Some(0));
+        assert_eq!(epoch_days("2024-02-29"), Some(19_782));
+        assert_eq!(epoch_days("0000-12-31"), Some(-719_163));
+        assert_eq!(time_micros("24:00:00"), Some(86_400_000_000));
+        assert_eq!(time_micros("01:02:03.5"), Some(3_723_500_000));
+        assert_eq!(
+            timestamp_micros("2024-02-29T13:14:15.123456"),
+            Some(1_709_212_455_123_456)
+        );
+        let ms = |kind, text| match temporal(TimePrecisionMode::Adaptive, kind, text) {
+            Some(Temporal::Number(n)) => Some(n),
+            _ => None,
+        };
+        assert_eq!(
+            ms(TextType::Timestamp(3), "1969-12-31T23:59:59.9995"),
+            Some(-1)
+        );
+        assert_eq!(ms(TextType::Time(6), "00:00:01"), Some(1_000_000));
     }
 
     #[test]
@@ -484,17 +604,37 @@ mod tests {
     #[test]
     fn unset_modes_keep_cdc_forms_and_set_ones_render_debezium_forms() {
         let cdc = Format::default();
-        assert_eq!(typed(&cdc, TextType::Numeric, "NaN"), r#""NaN""#);
+        assert_eq!(typed(&cdc, TextType::Numeric(None), "NaN"), r#""NaN""#);
         assert_eq!(typed(&cdc, TextType::Bits, "101"), r#""101""#);
         assert_eq!(typed(&cdc, TextType::Date, "2024-02-29"), r#""2024-02-29""#);
+        assert_eq!(
+            typed(&cdc, TextType::Time(DEFAULT_TIME_PRECISION), "01:02:03"),
+            r#""01:02:03""#
+        );
         let dbz = Format {
             decimal: Some(DecimalMode::Double),
             time: Some(TimePrecisionMode::IsoString),
             binary: Some(BinaryMode::Hex),
             interval: Some(IntervalMode::Numeric),
             json: Some(JsonMode::String),
+            money_fraction_digits: None,
         };
-        assert_eq!(typed(&dbz, TextType::Numeric, "-1.25"), "-1.25");
+        let precise = Format {
+            decimal: Some(DecimalMode::Precise),
+            money_fraction_digits: Some(3),
+            ..cdc
+        };
+        assert_eq!(
+            typed(&precise, TextType::Numeric(Some(3)), "1.5"),
+            r#""Bdw=""#
+        );
+        assert_eq!(
+            typed(&precise, TextType::Numeric(None), "1.50"),
+            r#"{"scale":1,"value":"Dw=="}"#
+        );
+        assert_eq!(typed(&precise, TextType::Money, "-0.01"), r#""9g==""#);
+        assert_eq!(typed(&precise, TextType::Numeric(None), "NaN"), "null");
+        assert_eq!(typed(&dbz, TextType::Numeric(None), "-1.25"), "-1.25");
         assert_eq!(typed(&dbz, TextType::Money, "NaN"), r#""NaN""#);
         assert_eq!(typed(&dbz, TextType::Bits, "100000001"), r#""AQE=""#);
         assert_eq!(

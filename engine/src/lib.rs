@@ -28,4 +28,4 @@ pub use schema::{ColumnSchema, TableSchema};
 pub use sink::{Sink, SinkError};
 pub use source::{LogItem, Source, SourceError, StreamContext};
 pub use telemetry::Telemetry;
-pub use value::{Row, TextType, Value, UNAVAILABLE_VALUE_PLACEHOLDER};
+pub use value::{Row, TextType, Value, DEFAULT_TIME_PRECISION, UNAVAILABLE_VALUE_PLACEHOLDER};

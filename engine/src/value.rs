@@ -21,24 +21,69 @@ pub const UNAVAILABLE_VALUE_PLACEHOLDER: &str = "__debezium_unavailable_value";
 /// otherwise (Debezium's `decimal.handling.mode`, `time.precision.mode`…).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum TextType {
-    /// `numeric`: an exact decimal, or `NaN`, `Infinity`, `-Infinity`.
-    Numeric,
+    /// `numeric`: an exact decimal, or `NaN`, `Infinity`, `-Infinity`; the
+    /// declared scale (`None`: declared without one, a variable scale).
+    Numeric(Option<u16>),
     /// `money`, already an exact decimal.
     Money,
     /// `date`: `2024-02-29`, `0044-03-15 BC`, `infinity`, `-infinity`.
     Date,
-    /// `time`: `01:02:03.5`, up to `24:00:00`.
-    Time,
-    /// `timetz`: `03:04:05+05:30`.
-    TimeTz,
-    /// `timestamp`: `2024-02-29T13:14:15.123456`, `0044-03-15 12:30:00 BC`, infinities.
-    Timestamp,
-    /// `timestamptz`, in UTC: `2024-02-29T11:14:15Z`, `0044-03-15 12:30:00+00 BC`, infinities.
-    TimestampTz,
+    /// `time(p)`: `01:02:03.5`, up to `24:00:00`. The precision (fraction
+    /// digits declared, 6 when none) picks Debezium's millis or micros.
+    Time(u8),
+    /// `timetz(p)`: `03:04:05+05:30`.
+    TimeTz(u8),
+    /// `timestamp(p)`: `2024-02-29T13:14:15.123456`, `0044-03-15 12:30:00 BC`, infinities.
+    Timestamp(u8),
+    /// `timestamptz(p)`, in UTC: `2024-02-29T11:14:15Z`, `0044-03-15 12:30:00+00 BC`, infinities.
+    TimestampTz(u8),
     /// `interval`, ISO 8601 as PostgreSQL's `iso_8601` style prints it.
     Interval,
     /// `bit`, `varbit`: the bits as `0`s and `1`s.
     Bits,
+}
+
+/// The precision of a time or timestamp declared without one.
+pub const DEFAULT_TIME_PRECISION: u8 = 6;
+
+impl TextType {
+    /// This kind with the precision of a column declared with type
+    /// modifier `type_mod` (-1: none).
+    pub fn with_type_mod(self, type_mod: i32) -> TextType {
+        let p = u8::try_from(type_mod)
+            .map_or(DEFAULT_TIME_PRECISION, |p| p.min(DEFAULT_TIME_PRECISION));
+        match self {
+            TextType::Time(_) => TextType::Time(p),
+            TextType::TimeTz(_) => TextType::TimeTz(p),
+            TextType::Timestamp(_) => TextType::Timestamp(p),
+            TextType::TimestampTz(_) => TextType::TimestampTz(p),
+            // numeric's modifier is (precision << 16 | scale) + 4.
+            TextType::Numeric(_) => TextType::Numeric(
+                u32::try_from(type_mod - 4)
+                    .ok()
+                    .map(|m| (m & 0xffff) as u16),
+            ),
+            other => other,
+        }
+    }
+}
+
+impl Value {
+    /// The value with its times' precision taken from the column's type
+    /// modifier (elements of an array too): the log and a chunk both set it,
+    /// so their values stay equal.
+    pub fn with_type_mod(self, type_mod: i32) -> Value {
+        match self {
+            Value::Typed(kind, text) => Value::Typed(kind.with_type_mod(type_mod), text),
+            Value::Array(items) if type_mod >= 0 => Value::Array(
+                items
+                    .into_iter()
+                    .map(|v| v.with_type_mod(type_mod))
+                    .collect(),
+            ),
+            other => other,
+        }
+    }
 }
 
 /// One column value.

@@ -9,7 +9,7 @@
 //! same whether it came from a chunk or from the log. The integration test
 //! `binary_values` checks that through a real server.
 
-use cdc_engine::{TextType, Value};
+use cdc_engine::{TextType, Value, DEFAULT_TIME_PRECISION};
 
 use crate::types::{oid, text_to_value, ValueError};
 
@@ -72,7 +72,7 @@ pub fn binary_to_value(type_oid: u32, raw: &[u8]) -> Result<Value, ValueError> {
             .map(|b| float8(f64::from_be_bytes(b)))
             .ok_or(bad("float8 is not 8 bytes")),
         oid::NUMERIC => numeric(raw)
-            .map(|t| Value::Typed(TextType::Numeric, t))
+            .map(|t| Value::Typed(TextType::Numeric(None), t))
             .ok_or(bad("malformed numeric")),
         oid::DATE => be::<4>(raw)
             .and_then(|b| date(i32::from_be_bytes(b)))
@@ -80,15 +80,15 @@ pub fn binary_to_value(type_oid: u32, raw: &[u8]) -> Result<Value, ValueError> {
             .ok_or(bad("date is not 4 bytes in range")),
         oid::TIME => be::<8>(raw)
             .and_then(|b| time(i64::from_be_bytes(b)))
-            .map(|t| Value::Typed(TextType::Time, t))
+            .map(|t| Value::Typed(TextType::Time(DEFAULT_TIME_PRECISION), t))
             .ok_or(bad("time is not 8 bytes in range")),
         oid::TIMESTAMP => be::<8>(raw)
             .and_then(|b| timestamp(i64::from_be_bytes(b), false))
-            .map(|t| Value::Typed(TextType::Timestamp, t))
+            .map(|t| Value::Typed(TextType::Timestamp(DEFAULT_TIME_PRECISION), t))
             .ok_or(bad("timestamp is not 8 bytes in range")),
         oid::TIMESTAMPTZ => be::<8>(raw)
             .and_then(|b| timestamp(i64::from_be_bytes(b), true))
-            .map(|t| Value::Typed(TextType::TimestampTz, t))
+            .map(|t| Value::Typed(TextType::TimestampTz(DEFAULT_TIME_PRECISION), t))
             .ok_or(bad("timestamptz is not 8 bytes in range")),
         oid::UUID => be::<16>(raw)
             .map(|b| Value::Text(uuid(&b)))

@@ -41,6 +41,8 @@ struct RelationState {
     /// The types values are converted by (domains resolved, see
     /// [`ColumnInfo::value_oid`](crate::catalog::ColumnInfo::value_oid)).
     type_oids: Vec<u32>,
+    /// The columns' type modifiers (a time's precision).
+    type_mods: Vec<i32>,
     money_digits: u32,
     key_columns: Arc<[String]>,
     key_indexes: Vec<usize>,
@@ -400,6 +402,7 @@ impl Decoder {
                             .unwrap_or(c.type_oid)
                     })
                     .collect(),
+                type_mods: relation.columns.iter().map(|c| c.type_modifier).collect(),
                 money_digits,
                 key_columns: Arc::from(key_columns),
                 key_indexes,
@@ -548,20 +551,23 @@ impl Decoder {
                         return value.clone();
                     }
                 }
-                tuple_value_to_value(type_oid, v, rel.money_digits).unwrap_or_else(|err| {
-                    let column = rel.columns.get(i).map(String::as_str).unwrap_or("?");
-                    tracing::warn!(
-                        table = %rel.table,
-                        column,
-                        "value kept as text: {err}"
-                    );
-                    match v {
-                        TupleValue::Text(b) | TupleValue::Binary(b) => {
-                            Value::Text(String::from_utf8_lossy(b).into_owned())
+                let type_mod = rel.type_mods.get(i).copied().unwrap_or(-1);
+                tuple_value_to_value(type_oid, v, rel.money_digits)
+                    .map(|value| value.with_type_mod(type_mod))
+                    .unwrap_or_else(|err| {
+                        let column = rel.columns.get(i).map(String::as_str).unwrap_or("?");
+                        tracing::warn!(
+                            table = %rel.table,
+                            column,
+                            "value kept as text: {err}"
+                        );
+                        match v {
+                            TupleValue::Text(b) | TupleValue::Binary(b) => {
+                                Value::Text(String::from_utf8_lossy(b).into_owned())
+                            }
+                            _ => Value::Null,
                         }
-                        _ => Value::Null,
-                    }
-                })
+                    })
             })
             .collect();
         Row::new(rel.columns.clone(), values)

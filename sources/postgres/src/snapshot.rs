@@ -532,19 +532,23 @@ fn row_values(row: &tokio_postgres::Row, sql: &TableSql) -> Result<Vec<Value>, S
         let raw: Option<RawValue> = row
             .try_get(i)
             .map_err(|e| SnapshotError::Transient(e.to_string()))?;
-        values.push(match raw {
-            None => Value::Null,
-            // By the statement's own type: the shape it was prepared in.
-            Some(RawValue(raw)) if binary => {
-                binary_to_value(row.columns().get(i).map_or(oid, |c| c.type_().oid()), raw)
-                    .map_err(|e| {
-                        let column = sql.column_names.get(i).map_or("?", String::as_str);
-                        SnapshotError::Definite(format!("{}.{column}: {e}", sql.info.table))
-                    })?
+        values.push(
+            match raw {
+                None => Value::Null,
+                // By the statement's own type: the shape it was prepared in.
+                Some(RawValue(raw)) if binary => {
+                    binary_to_value(row.columns().get(i).map_or(oid, |c| c.type_().oid()), raw)
+                        .map_err(|e| {
+                            let column = sql.column_names.get(i).map_or("?", String::as_str);
+                            SnapshotError::Definite(format!("{}.{column}: {e}", sql.info.table))
+                        })?
+                }
+                Some(RawValue(text)) => text_to_value(oid, text)
+                    .unwrap_or_else(|_| Value::Text(String::from_utf8_lossy(text).into_owned())),
             }
-            Some(RawValue(text)) => text_to_value(oid, text)
-                .unwrap_or_else(|_| Value::Text(String::from_utf8_lossy(text).into_owned())),
-        });
+            // As the log's values (decoder.rs): a time's precision from the column.
+            .with_type_mod(sql.info.columns.get(i).map_or(-1, |c| c.type_mod)),
+        );
     }
     Ok(values)
 }

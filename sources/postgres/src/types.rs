@@ -6,7 +6,7 @@
 //! enums, user types) become UTF-8 checked text. Domains are converted as
 //! their base type: callers pass [`ColumnInfo::value_oid`](crate::catalog::ColumnInfo::value_oid).
 
-use cdc_engine::{TextType, Value};
+use cdc_engine::{TextType, Value, DEFAULT_TIME_PRECISION};
 
 use crate::pgoutput::TupleValue;
 
@@ -212,11 +212,11 @@ pub fn text_to_value(type_oid: u32, text: &[u8]) -> Result<Value, ValueError> {
             Ok(Value::Json(raw.get().to_owned()))
         }
         oid::TIMESTAMP => Ok(Value::Typed(
-            TextType::Timestamp,
+            TextType::Timestamp(DEFAULT_TIME_PRECISION),
             timestamp(utf8(type_oid, text)?),
         )),
         oid::TIMESTAMPTZ => Ok(Value::Typed(
-            TextType::TimestampTz,
+            TextType::TimestampTz(DEFAULT_TIME_PRECISION),
             timestamptz(utf8(type_oid, text)?),
         )),
         // Kept as the server prints them; the format's modes may render
@@ -234,10 +234,10 @@ pub fn text_to_value(type_oid: u32, text: &[u8]) -> Result<Value, ValueError> {
         | oid::VARBIT => {
             let kind = match type_oid {
                 oid::MONEY => TextType::Money,
-                oid::NUMERIC => TextType::Numeric,
+                oid::NUMERIC => TextType::Numeric(None),
                 oid::DATE => TextType::Date,
-                oid::TIME => TextType::Time,
-                oid::TIMETZ => TextType::TimeTz,
+                oid::TIME => TextType::Time(DEFAULT_TIME_PRECISION),
+                oid::TIMETZ => TextType::TimeTz(DEFAULT_TIME_PRECISION),
                 oid::INTERVAL => TextType::Interval,
                 _ => TextType::Bits,
             };

@@ -357,15 +357,24 @@ fn typed_texts_carry_their_type() {
         Ok(Value::Typed(kind, _)) => Some(kind),
         _ => None,
     };
-    assert_eq!(kind(oid::NUMERIC, "1.5"), Some(TextType::Numeric));
+    assert_eq!(kind(oid::NUMERIC, "1.5"), Some(TextType::Numeric(None)));
     assert_eq!(kind(oid::MONEY, "1.50"), Some(TextType::Money));
     assert_eq!(kind(oid::DATE, "2024-02-29"), Some(TextType::Date));
-    assert_eq!(kind(oid::TIME, "24:00:00"), Some(TextType::Time));
-    assert_eq!(kind(oid::TIMETZ, "01:02:03+05"), Some(TextType::TimeTz));
-    assert_eq!(kind(oid::TIMESTAMP, "infinity"), Some(TextType::Timestamp));
+    assert_eq!(
+        kind(oid::TIME, "24:00:00"),
+        Some(TextType::Time(DEFAULT_TIME_PRECISION))
+    );
+    assert_eq!(
+        kind(oid::TIMETZ, "01:02:03+05"),
+        Some(TextType::TimeTz(DEFAULT_TIME_PRECISION))
+    );
+    assert_eq!(
+        kind(oid::TIMESTAMP, "infinity"),
+        Some(TextType::Timestamp(DEFAULT_TIME_PRECISION))
+    );
     assert_eq!(
         kind(oid::TIMESTAMPTZ, "2024-02-29 11:14:15+00"),
-        Some(TextType::TimestampTz)
+        Some(TextType::TimestampTz(DEFAULT_TIME_PRECISION))
     );
     assert_eq!(kind(oid::INTERVAL, "PT0S"), Some(TextType::Interval));
     assert_eq!(kind(oid::BIT, "101"), Some(TextType::Bits));
