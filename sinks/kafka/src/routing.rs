@@ -286,7 +286,8 @@ fn write_json<T: Serialize + ?Sized>(buf: &mut Vec<u8>, value: &T) {
     let _ = serde_json::to_writer(buf, value);
 }
 
-/// The primary key as the sink writes it: [`envelope::key_json`].
+/// The primary key as the sink writes it in the default format:
+/// [`envelope::key_json`] (with `[format]` modes set, keys follow them too).
 pub fn key_bytes(key: &Row) -> Vec<u8> {
     envelope::key_json(key)
 }

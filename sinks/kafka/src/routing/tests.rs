@@ -195,3 +195,36 @@ fn key_bytes_match_the_envelope_key() {
     let key = id_key(7);
     assert_eq!(key_bytes(&key), envelope::key_json(&key));
 }
+
+#[test]
+fn keys_and_values_follow_the_format_modes() {
+    use cdc_engine::format::{Format, TimePrecisionMode};
+    use cdc_engine::TextType;
+    let config = KafkaSinkConfig::new("b:9092");
+    let day = Value::Typed(TextType::Date, "2024-02-29".into());
+    let row = Row::new(cols(&["d"]), vec![day]);
+    let insert = event(
+        Op::Create,
+        Some(("public", "t")),
+        Some(row.clone()),
+        Some(row),
+    );
+    let mut router = Router::new(&config).unwrap();
+    router.set_format(Format {
+        time: Some(TimePrecisionMode::Adaptive),
+        ..Format::default()
+    });
+    let mut batch = Batch::default();
+    router.route(&insert, 1, &mut batch).unwrap();
+    let record = batch.get(0).unwrap();
+    // Epoch days, as Debezium's io.debezium.time.Date.
+    assert_eq!(key(&batch, record), Some(&br#"{"d":19782}"#[..]));
+    let value: serde_json::Value = serde_json::from_slice(value(&batch, record).unwrap()).unwrap();
+    assert_eq!(value["after"]["d"], 19782);
+    // The default format keeps cdc's text.
+    let batch = route(&config, &[insert]).unwrap();
+    assert_eq!(
+        key(&batch, batch.get(0).unwrap()),
+        Some(&br#"{"d":"2024-02-29"}"#[..])
+    );
+}
