@@ -45,7 +45,7 @@ pub fn postgres_config(config: &Config) -> Result<PostgresConfig> {
     out.keyless_tables = pg
         .keyless_tables
         .iter()
-        .map(|t| TableRef::parse(t).with_context(|| format!("source.keyless_tables: '{t}'")))
+        .map(|t| TablePattern::parse(t).with_context(|| format!("source.keyless_tables: '{t}'")))
         .collect::<Result<Vec<_>>>()?;
     out.slot_wal_warning_bytes = match pg.slot_wal_warning_mb {
         0 => None,

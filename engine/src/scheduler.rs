@@ -40,6 +40,11 @@ pub struct TableProgress {
     /// The signal that asked for it (for messages).
     pub signal_id: String,
     pub filter: Option<String>,
+    /// The column chunks follow instead of the table's key (Debezium's
+    /// `surrogate-key`). Without either, the source reads the table in its
+    /// physical order, if it can.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub surrogate_key: Option<String>,
     /// Primary-key values (as text) of the last row of the last completed
     /// chunk; `None` before the first chunk.
     pub last_key: Option<Vec<String>>,
@@ -61,6 +66,7 @@ impl TableProgress {
             table,
             signal_id: signal_id.to_string(),
             filter,
+            surrogate_key: None,
             last_key: None,
             max_key: None,
             max_key_read: false,
@@ -77,6 +83,10 @@ pub struct ChunkRequest {
     pub token: u64,
     pub table: TableRef,
     pub filter: Option<String>,
+    /// See [`TableProgress::surrogate_key`].
+    pub surrogate_key: Option<String>,
+    /// Where the chunk starts (exclusive): the last chunk's end, in the
+    /// order's own values (key values, or the source's physical position).
     pub after_key: Option<Vec<String>>,
     /// Upper bound (inclusive); read it first when `max_key_read` is false.
     pub max_key: Option<Vec<String>>,
@@ -90,6 +100,8 @@ pub struct ChunkRequest {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Selected {
     pub rows: usize,
+    /// Nothing is left of the table after this chunk, up to its maximum.
+    pub last: bool,
     pub last_key: Option<Vec<String>>,
     pub max_key: Option<Vec<String>>,
     pub estimate: Option<u64>,
@@ -121,7 +133,6 @@ pub struct Finished {
 struct InFlight {
     token: u64,
     table: TableRef,
-    limit: usize,
     selected: Option<Selected>,
 }
 
@@ -279,7 +290,10 @@ impl Scheduler {
         }
         let applied = match command {
             Command::ExecuteSnapshot {
-                tables, conditions, ..
+                tables,
+                conditions,
+                surrogate_key,
+                ..
             } => {
                 for table in tables {
                     validate(table)?;
@@ -292,17 +306,17 @@ impl Scheduler {
                         .map(|c| c.filter.clone());
                     if let Some(queued) = self.state.queue.iter_mut().find(|p| &p.table == table) {
                         // Asked again while queued: keep the progress, take
-                        // the newest filter only if it has not started.
-                        if queued.chunks == 0 {
+                        // the newest filter and order only if it has not
+                        // started.
+                        if queued.chunks == 0 && !queued.max_key_read {
                             queued.filter = filter;
+                            queued.surrogate_key = surrogate_key.clone();
                         }
                         continue;
                     }
-                    self.state.queue.push_back(TableProgress::new(
-                        table.clone(),
-                        signal_id,
-                        filter,
-                    ));
+                    let mut progress = TableProgress::new(table.clone(), signal_id, filter);
+                    progress.surrogate_key = surrogate_key.clone();
+                    self.state.queue.push_back(progress);
                     added.push(table.clone());
                 }
                 Applied::Queued(added)
@@ -359,7 +373,7 @@ impl Scheduler {
             None => current.last_key.clone(),
             Some(last) if self.in_flight.len() < PIPELINE_DEPTH && last.table == current.table => {
                 let selected = last.selected.as_ref()?;
-                if selected.rows < last.limit {
+                if selected.last {
                     // The last chunk of the table is in flight.
                     return None;
                 }
@@ -372,13 +386,13 @@ impl Scheduler {
         self.in_flight.push_back(InFlight {
             token,
             table: current.table.clone(),
-            limit: self.chunk_size,
             selected: None,
         });
         Some(ChunkRequest {
             token,
             table: current.table.clone(),
             filter: current.filter.clone(),
+            surrogate_key: current.surrogate_key.clone(),
             after_key,
             max_key: current.max_key.clone(),
             max_key_read: current.max_key_read,
@@ -435,8 +449,8 @@ impl Scheduler {
         progress.rows_emitted += emitted as u64;
         progress.chunks += 1;
         self.dirty = true;
-        // A short chunk means nothing is left up to the start maximum.
-        if selected.rows < flight.limit || selected.last_key.is_none() {
+        // The source said nothing is left up to the start maximum.
+        if selected.last || selected.last_key.is_none() {
             let done = self.state.queue.remove(index)?;
             let finished = Finished {
                 table: done.table.clone(),
@@ -476,11 +490,13 @@ impl Scheduler {
         if progress.chunks == 0 && !progress.max_key_read && !in_flight {
             return None;
         }
+        let surrogate_key = progress.surrogate_key.take();
         *progress = TableProgress::new(
             progress.table.clone(),
             &progress.signal_id,
             progress.filter.take(),
         );
+        progress.surrogate_key = surrogate_key;
         let cancelled: Vec<u64> = self
             .in_flight
             .iter()
@@ -570,9 +586,11 @@ mod tests {
         assert!(old.captured_at_start(&[t("a")]).is_empty());
     }
 
+    /// A chunk of the tests' size-2 chunks: a short one is the last.
     fn selected(rows: usize, last: Option<&str>) -> Selected {
         Selected {
             rows,
+            last: rows < 2,
             last_key: last.map(|k| vec![k.to_string()]),
             max_key: Some(vec!["100".into()]),
             estimate: Some(100),

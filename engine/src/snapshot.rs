@@ -47,6 +47,9 @@ pub enum SnapshotError {
 #[derive(Debug, Clone)]
 pub struct SelectedChunk {
     pub rows: Vec<ChunkRow>,
+    /// Nothing is left of the table after this chunk, up to its maximum
+    /// (for key order: fewer rows than the limit came).
+    pub last: bool,
     /// Primary-key values of the last row, as text, for the next chunk.
     pub last_key: Option<Vec<String>>,
     /// The largest key, when the request asked for it (table start).
@@ -64,6 +67,7 @@ impl SelectedChunk {
     ) -> Self {
         SelectedChunk {
             rows: Vec::new(),
+            last: true,
             last_key: None,
             max_key,
             estimate,
@@ -229,14 +233,10 @@ impl SnapshotProcessor {
         })
     }
 
-    /// The captured tables that have a key, in name order.
+    /// The captured tables, in name order. A table without a key is read in
+    /// the source's physical order (or refused by the source, in one line).
     fn snapshottable(&self) -> Vec<TableRef> {
-        let mut tables: Vec<TableRef> = self
-            .tables
-            .iter()
-            .filter(|(_, pk)| !pk.is_empty())
-            .map(|(t, _)| t.clone())
-            .collect();
+        let mut tables: Vec<TableRef> = self.tables.keys().cloned().collect();
         tables.sort();
         tables
     }
@@ -267,23 +267,13 @@ impl SnapshotProcessor {
             .iter()
             .cloned()
             .partition(|t| snapshot || always.contains(t));
-        // A keyless table cannot be snapshotted in chunks.
-        let (keyed, keyless): (Vec<TableRef>, Vec<TableRef>) = queue
-            .into_iter()
-            .partition(|t| self.tables.get(t).is_some_and(|k| !k.is_empty()));
-        if !keyed.is_empty() {
-            let added = self.scheduler.enqueue(&keyed, NEW_TABLES_SIGNAL);
+        if !queue.is_empty() {
+            let added = self.scheduler.enqueue(&queue, NEW_TABLES_SIGNAL);
             tracing::info!(
                 "captured for the first time, snapshot queued: {}",
                 join(&added)
             );
             self.schedule();
-        }
-        if !keyless.is_empty() {
-            tracing::info!(
-                "captured for the first time, from their next change on (no key to snapshot them by): {}",
-                join(&keyless)
-            );
         }
         if !rest.is_empty() {
             tracing::info!(
@@ -341,9 +331,8 @@ impl SnapshotProcessor {
             None => Err(format!(
                 "table {table} is not captured (add it to source.tables)"
             )),
-            Some(pk) if pk.is_empty() => Err(format!(
-                "table {table} has no primary key, so it cannot be snapshotted in chunks"
-            )),
+            // A table without a key too: the source reads it by a surrogate
+            // key or in its physical order, or refuses it in one line.
             Some(_) => Ok(()),
         }
     }
@@ -762,6 +751,7 @@ async fn select(
     };
     let summary = Selected {
         rows: chunk.rows.len(),
+        last: selected.last,
         last_key: selected.last_key,
         max_key: selected.max_key,
         estimate: selected.estimate,

@@ -40,6 +40,7 @@
 //! discards it: a row is only emitted when the merger can vouch for it.
 
 mod commits;
+mod keyless;
 #[cfg(test)]
 mod tests;
 mod toast;

@@ -9,6 +9,7 @@
 
 pub mod binary;
 pub mod catalog;
+mod chunk_rows;
 mod chunk_sql;
 pub mod config;
 pub mod connect;
@@ -19,6 +20,7 @@ mod liveness;
 pub mod operator;
 pub mod patterns;
 pub mod pgoutput;
+mod physical;
 pub mod positions;
 pub mod replication;
 pub mod setup;
