@@ -145,7 +145,8 @@ fn bad_signals_get_one_line_each_and_the_stream_goes_on() {
         "{log}"
     );
     assert!(
-        line("no-column").contains(r#"surrogate key "nope" is not a column of public.keyless (it has v)"#),
+        line("no-column")
+            .contains(r#"surrogate key "nope" is not a column of public.keyless (it has v)"#),
         "{log}"
     );
     assert!(

@@ -548,6 +548,7 @@ mod tests {
             tables: tables.iter().map(|n| t(n)).collect(),
             kind: SnapshotKind::Incremental,
             conditions: vec![],
+            surrogate_key: None,
         }
     }
 
@@ -724,10 +725,16 @@ mod tests {
                 table: t("a"),
                 filter: "x > 1".into(),
             }],
+            surrogate_key: Some("k".into()),
         };
         s.apply("s1", &cmd, ok).unwrap();
         let r = s.next_request().unwrap();
         assert_eq!(r.filter.as_deref(), Some("x > 1"));
+        assert_eq!(r.surrogate_key.as_deref(), Some("k"));
+        // The order survives a restart with the progress.
+        let json = serde_json::to_string(s.state()).unwrap();
+        let again: SnapshotState = serde_json::from_str(&json).unwrap();
+        assert_eq!(again.queue[0].surrogate_key.as_deref(), Some("k"));
         let dropped = s.on_failed(r.token, true).0.unwrap();
         assert_eq!(dropped.table, t("a"));
         assert_eq!(s.next_request().unwrap().table, t("b"));

@@ -58,13 +58,13 @@ impl TableSql {
     }
 
     /// In `order`, once it passed the catalog's checks; else why not, in one
-    /// line naming the culprit and the fix (and the info back).
-    pub(crate) fn ordered(info: TableInfo, order: ChunkOrder) -> Result<Self, (TableInfo, String)> {
+    /// line naming the culprit and the fix.
+    pub(crate) fn ordered(info: TableInfo, order: ChunkOrder) -> Result<Self, String> {
         let table = &info.table;
         let order_columns = match &order {
             ChunkOrder::Key if info.key.is_empty() => {
                 let reason = format!("{table} has no primary key or replica identity index");
-                return Err((info, reason));
+                return Err(reason);
             }
             ChunkOrder::Key => info.key.clone(),
             ChunkOrder::Surrogate(column) => {
@@ -74,14 +74,14 @@ impl TableSql {
                         "surrogate key {column:?} is not a column of {table} (it has {}): name one of them",
                         names.join(", ")
                     );
-                    return Err((info, reason));
+                    return Err(reason);
                 };
                 if !found.not_null {
                     let reason = format!(
                         "surrogate key {column:?} of {table} allows NULL, and rows with a null in it \
                          would never be read: name a NOT NULL column, or leave surrogate-key out"
                     );
-                    return Err((info, reason));
+                    return Err(reason);
                 }
                 vec![column.clone()]
             }
@@ -91,7 +91,7 @@ impl TableSql {
                      to read it in: name a NOT NULL column as \"surrogate-key\" in the signal, \
                      or give the table a primary key"
                 );
-                return Err((info, reason));
+                return Err(reason);
             }
             ChunkOrder::Physical => Vec::new(),
         };

@@ -309,11 +309,16 @@ impl PgChunkSource {
         request: &ChunkRequest,
         generic: bool,
     ) -> Result<String, SnapshotError> {
-        let (_, chunk_sql) = self.chunk_query(request)?;
+        let (sql, chunk_sql) = self.chunk_query(request)?;
         let upper = request.max_key.as_deref().ok_or_else(|| {
             SnapshotError::Definite("explaining a chunk needs its upper bound".into())
         })?;
-        let params = chunk_params(request, upper);
+        let params = if sql.order == ChunkOrder::Physical {
+            let total = parse_page(Some(upper))?;
+            self.densities.range(request, total, None)?.params()
+        } else {
+            chunk_params(request, upper)
+        };
         let mode = if generic {
             "force_generic_plan"
         } else {
@@ -596,7 +601,7 @@ fn in_order_of(
     };
     TableSql::ordered(cached.info.clone(), order)
         .map(Arc::new)
-        .map_err(|(_, reason)| SnapshotError::Definite(reason))
+        .map_err(SnapshotError::Definite)
 }
 
 /// Parameters of a chunk query: the lower bound (after the last key, if
