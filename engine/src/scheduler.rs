@@ -77,6 +77,15 @@ impl TableProgress {
     }
 }
 
+/// The rows of both filters (`None`: every row).
+fn either(a: Option<String>, b: Option<String>) -> Option<String> {
+    match (a, b) {
+        (Some(a), Some(b)) if a == b => Some(a),
+        (Some(a), Some(b)) => Some(format!("({a}) OR ({b})")),
+        _ => None,
+    }
+}
+
 /// What the chunk reader should select.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChunkRequest {
@@ -305,11 +314,12 @@ impl Scheduler {
                         .find(|c| &c.table == table)
                         .map(|c| c.filter.clone());
                     if let Some(queued) = self.state.queue.iter_mut().find(|p| &p.table == table) {
-                        // Asked again while queued: keep the progress, take
-                        // the newest filter and order only if it has not
-                        // started.
+                        // Asked again while queued: keep the progress; if it
+                        // has not started, cover both requests' rows (a
+                        // queued resync must stay whole) and take the
+                        // newest order.
                         if queued.chunks == 0 && !queued.max_key_read {
-                            queued.filter = filter;
+                            queued.filter = either(queued.filter.take(), filter);
                             queued.surrogate_key = surrogate_key.clone();
                         }
                         continue;
@@ -713,6 +723,43 @@ mod tests {
             .unwrap_err();
         assert!(err.contains("public.bad"));
         assert!(s.state().queue.is_empty());
+    }
+
+    #[test]
+    fn a_table_asked_again_before_it_starts_covers_both_requests() {
+        let filtered = |id: &str, filter: Option<&str>| {
+            let cmd = Command::ExecuteSnapshot {
+                tables: vec![t("a")],
+                kind: SnapshotKind::Incremental,
+                conditions: filter
+                    .map(|f| AdditionalCondition {
+                        table: t("a"),
+                        filter: f.into(),
+                    })
+                    .into_iter()
+                    .collect(),
+                surrogate_key: None,
+            };
+            (id.to_string(), cmd)
+        };
+        let mut s = Scheduler::new(SnapshotState::default(), 10);
+        s.state.paused = true;
+        for (id, cmd) in [filtered("1", Some("x = 1")), filtered("2", Some("x = 2"))] {
+            s.apply(&id, &cmd, ok).unwrap();
+        }
+        assert_eq!(
+            s.state.queue[0].filter.as_deref(),
+            Some("(x = 1) OR (x = 2)")
+        );
+        let (id, cmd) = filtered("3", None);
+        s.apply(&id, &cmd, ok).unwrap();
+        assert_eq!(
+            s.state.queue[0].filter, None,
+            "a whole-table request covers all"
+        );
+        let (id, cmd) = filtered("4", Some("x = 4"));
+        s.apply(&id, &cmd, ok).unwrap();
+        assert_eq!(s.state.queue[0].filter, None, "and stays whole");
     }
 
     #[test]

@@ -291,6 +291,12 @@ impl SnapshotProcessor {
     /// not see between them: rows deleted in the gap are in no snapshot.
     pub fn enqueue_resync(&mut self, lost: &str) {
         let tables = self.snapshottable();
+        self.resync(tables, lost);
+    }
+
+    /// Snapshot `tables` again, bracketed by resync markers (see
+    /// [`SnapshotProcessor::enqueue_resync`]).
+    fn resync(&mut self, tables: Vec<TableRef>, lost: &str) {
         for token in self.scheduler.requeue(&tables, RESYNC_SIGNAL) {
             self.merger.cancel(token);
         }
@@ -625,6 +631,10 @@ impl Processor for SnapshotProcessor {
             Some(LogItem::Schema(schema)) => {
                 let reason = format!("schema version {}", schema.version);
                 let _restarted = self.restart_snapshot(&schema.table, &reason);
+            }
+            Some(LogItem::Resync { table, reason }) if self.tables.contains_key(&table) => {
+                tracing::warn!("{table}: {reason}: resync snapshot queued");
+                self.resync(vec![(*table).clone()], &reason);
             }
             _ => {}
         }
