@@ -153,6 +153,8 @@ const PIPELINE_DEPTH: usize = 2;
 pub struct Scheduler {
     state: SnapshotState,
     chunk_size: usize,
+    /// Tables snapshotted at once: the first this many of the queue.
+    parallel_tables: usize,
     /// In selection order; a chunk's range starts where the one before ends.
     in_flight: VecDeque<InFlight>,
     next_token: u64,
@@ -167,6 +169,7 @@ impl Scheduler {
         Scheduler {
             state,
             chunk_size: chunk_size.max(1),
+            parallel_tables: 1,
             in_flight: VecDeque::new(),
             next_token: 1,
             attempt: 0,
@@ -175,8 +178,26 @@ impl Scheduler {
         }
     }
 
+    /// Snapshot up to `n` tables at once (at least one), each with its own
+    /// chunks in flight.
+    pub fn with_parallel_tables(mut self, n: usize) -> Self {
+        self.parallel_tables = n.max(1);
+        self
+    }
+
     pub fn state(&self) -> &SnapshotState {
         &self.state
+    }
+
+    /// Whether `table` is queued or has a chunk in flight.
+    pub fn has_table(&self, table: &TableRef) -> bool {
+        self.state.queue.iter().any(|p| &p.table == table)
+            || self.in_flight.iter().any(|f| &f.table == table)
+    }
+
+    /// Chunks of `table` in flight.
+    pub fn in_flight_count_of(&self, table: &TableRef) -> usize {
+        self.in_flight.iter().filter(|f| &f.table == table).count()
     }
 
     /// Whether the state changed since the last call.
@@ -371,26 +392,38 @@ impl Scheduler {
         }
     }
 
-    /// The next chunk to select, unless paused or idle. With a chunk in
-    /// flight, the next one of the same table may follow once the previous
-    /// is selected and full (its last key is where the next one starts).
+    /// The next chunk to select, unless paused or idle. The first
+    /// `parallel_tables` tables of the queue are snapshotted at once; with a
+    /// chunk of a table in flight, its next one may follow once the previous
+    /// is selected and not the table's last (its last key is where the next
+    /// one starts).
     pub fn next_request(&mut self) -> Option<ChunkRequest> {
         if self.state.paused {
             return None;
         }
-        let current = self.state.queue.front()?;
-        let after_key = match self.in_flight.back() {
-            None => current.last_key.clone(),
-            Some(last) if self.in_flight.len() < PIPELINE_DEPTH && last.table == current.table => {
-                let selected = last.selected.as_ref()?;
-                if selected.last {
-                    // The last chunk of the table is in flight.
-                    return None;
+        let (index, after_key) = self
+            .state
+            .queue
+            .iter()
+            .take(self.parallel_tables)
+            .enumerate()
+            .find_map(|(index, current)| {
+                let mine = self.in_flight.iter().filter(|f| f.table == current.table);
+                let (count, last) = mine.fold((0, None), |(n, _), f| (n + 1, Some(f)));
+                match last {
+                    None => Some((index, current.last_key.clone())),
+                    Some(last) if count < PIPELINE_DEPTH => {
+                        let selected = last.selected.as_ref()?;
+                        if selected.last {
+                            // The last chunk of the table is in flight.
+                            return None;
+                        }
+                        Some((index, Some(selected.last_key.clone()?)))
+                    }
+                    Some(_) => None,
                 }
-                Some(selected.last_key.clone()?)
-            }
-            Some(_) => return None,
-        };
+            })?;
+        let current = self.state.queue.get(index)?;
         let token = self.next_token;
         self.next_token += 1;
         self.in_flight.push_back(InFlight {
@@ -415,13 +448,21 @@ impl Scheduler {
         self.in_flight.iter_mut().find(|f| f.token == token)
     }
 
-    /// Remove the chunk `token` and every chunk selected after it (their
-    /// ranges start where it ends); returns the followers' tokens.
+    /// Remove the chunk `token` and every chunk of its table selected after
+    /// it (their ranges start where it ends); returns the followers' tokens.
     fn drop_from(&mut self, token: u64) -> Option<(InFlight, Vec<u64>)> {
         let index = self.in_flight.iter().position(|f| f.token == token)?;
-        let mut removed = self.in_flight.drain(index..);
-        let first = removed.next()?;
-        let followers = removed.map(|f| f.token).collect();
+        let first = self.in_flight.remove(index)?;
+        let mut followers = Vec::new();
+        let mut kept = VecDeque::with_capacity(self.in_flight.len());
+        for (i, flight) in self.in_flight.drain(..).enumerate() {
+            if i >= index && flight.table == first.table {
+                followers.push(flight.token);
+            } else {
+                kept.push_back(flight);
+            }
+        }
+        self.in_flight = kept;
         Some((first, followers))
     }
 
@@ -723,6 +764,32 @@ mod tests {
             .unwrap_err();
         assert!(err.contains("public.bad"));
         assert!(s.state().queue.is_empty());
+    }
+
+    #[test]
+    fn parallel_tables_each_get_chunks_and_a_discard_drops_only_its_tables_followers() {
+        let mut s = Scheduler::new(SnapshotState::default(), 2).with_parallel_tables(2);
+        s.apply("s1", &execute(&["a", "b", "c"]), ok).unwrap();
+        let a1 = s.next_request().unwrap();
+        let b1 = s.next_request().unwrap();
+        assert_eq!((a1.table.clone(), b1.table.clone()), (t("a"), t("b")));
+        assert_eq!(s.next_request(), None, "c waits; a and b wait for their selects");
+        s.on_selected(a1.token, selected(2, Some("2")));
+        let a2 = s.next_request().unwrap();
+        assert_eq!((a2.table.clone(), a2.after_key.clone()), (t("a"), Some(vec!["2".to_string()])));
+        s.on_selected(b1.token, selected(2, Some("20")));
+        let b2 = s.next_request().unwrap();
+        assert_eq!(b2.table, t("b"));
+        // a's first chunk discarded: a's second goes with it, b's stay.
+        assert_eq!(s.on_discarded(a1.token), vec![a2.token]);
+        assert_eq!(s.in_flight_count_of(&t("b")), 2);
+        assert_eq!(s.in_flight_count_of(&t("a")), 0);
+        // b finishes: c starts beside a.
+        s.on_selected(b2.token, selected(1, Some("21")));
+        assert!(s.on_done(b1.token, 2).is_none());
+        assert_eq!(s.on_done(b2.token, 1).map(|f| f.table), Some(t("b")));
+        let next: Vec<TableRef> = std::iter::from_fn(|| s.next_request()).map(|r| r.table).collect();
+        assert_eq!(next, vec![t("a"), t("c")]);
     }
 
     #[test]

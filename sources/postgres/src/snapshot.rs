@@ -134,6 +134,27 @@ impl PgChunkSource {
         }
     }
 
+    /// Another chunk source on the same server, tables and progress, with a
+    /// connection of its own: a lane of parallel snapshots.
+    pub fn another(&self) -> PgChunkSource {
+        let tables = self
+            .tables
+            .lock()
+            .map(|t| t.clone())
+            .unwrap_or_default();
+        PgChunkSource {
+            connect: self.connect.clone(),
+            conn: Mutex::new(None),
+            tables: std::sync::Mutex::new(tables),
+            signal_table: self.signal_table.clone(),
+            state_name: self.state_name.clone(),
+            insert_watermark: self.insert_watermark.clone(),
+            delete_watermarks: self.delete_watermarks.clone(),
+            lease: self.lease.clone(),
+            densities: Densities::default(),
+        }
+    }
+
     /// Save progress only as the holder of `lease` (an instance of a group).
     pub fn with_lease(mut self, lease: cdc_engine::Lease) -> Self {
         self.lease = lease;
