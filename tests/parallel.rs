@@ -95,6 +95,9 @@ fn two_tables_are_snapshotted_at_once_under_a_writer_and_each_folds_to_its_table
     // The third table waited for a lane.
     let first_c = reads.iter().position(|t| *t == "c").unwrap();
     let last_b = reads.iter().rposition(|t| *t == "b").unwrap();
-    assert!(first_c > last_a.min(last_b), "c started before a lane was free");
+    assert!(
+        first_c > last_a.min(last_b),
+        "c started before a lane was free"
+    );
     engine.terminate();
 }

@@ -773,10 +773,17 @@ mod tests {
         let a1 = s.next_request().unwrap();
         let b1 = s.next_request().unwrap();
         assert_eq!((a1.table.clone(), b1.table.clone()), (t("a"), t("b")));
-        assert_eq!(s.next_request(), None, "c waits; a and b wait for their selects");
+        assert_eq!(
+            s.next_request(),
+            None,
+            "c waits; a and b wait for their selects"
+        );
         s.on_selected(a1.token, selected(2, Some("2")));
         let a2 = s.next_request().unwrap();
-        assert_eq!((a2.table.clone(), a2.after_key.clone()), (t("a"), Some(vec!["2".to_string()])));
+        assert_eq!(
+            (a2.table.clone(), a2.after_key.clone()),
+            (t("a"), Some(vec!["2".to_string()]))
+        );
         s.on_selected(b1.token, selected(2, Some("20")));
         let b2 = s.next_request().unwrap();
         assert_eq!(b2.table, t("b"));
@@ -788,7 +795,9 @@ mod tests {
         s.on_selected(b2.token, selected(1, Some("21")));
         assert!(s.on_done(b1.token, 2).is_none());
         assert_eq!(s.on_done(b2.token, 1).map(|f| f.table), Some(t("b")));
-        let next: Vec<TableRef> = std::iter::from_fn(|| s.next_request()).map(|r| r.table).collect();
+        let next: Vec<TableRef> = std::iter::from_fn(|| s.next_request())
+            .map(|r| r.table)
+            .collect();
         assert_eq!(next, vec![t("a"), t("c")]);
     }
 

@@ -137,11 +137,7 @@ impl PgChunkSource {
     /// Another chunk source on the same server, tables and progress, with a
     /// connection of its own: a lane of parallel snapshots.
     pub fn another(&self) -> PgChunkSource {
-        let tables = self
-            .tables
-            .lock()
-            .map(|t| t.clone())
-            .unwrap_or_default();
+        let tables = self.tables.lock().map(|t| t.clone()).unwrap_or_default();
         PgChunkSource {
             connect: self.connect.clone(),
             conn: Mutex::new(None),
