@@ -9,13 +9,14 @@
 //!   several chunk sizes while a light writer streams;
 //! - latency: commit (`source.ts_ms`) to the line landing in the sink file,
 //!   at fixed change rates;
-//! - memory: peak RSS of cdc per workload, and the snapshot at two sizes.
+//! - memory: peak RSS of cdc per workload, and the snapshot at two sizes;
+//! - parallel: two tables snapshotted one after the other and at once.
 //!
 //! Environment: `CDC_BENCH_ROWS` (default 1000000), `CDC_BENCH_BIG_ROWS`
 //! (second snapshot size for the memory check, default 3 × rows, 0 to
 //! skip), `CDC_BENCH_LATENCY_SECS` (default 30), `CDC_BENCH_CHUNKS`
 //! (default "1000,8192,16384,50000"), `CDC_BENCH_ONLY` (comma list of
-//! stream,bigtx,snapshot,unanalyzed,latency,memory), `CDC_BENCH_LOG` (cdc's log filter,
+//! stream,bigtx,snapshot,unanalyzed,latency,memory,parallel), `CDC_BENCH_LOG` (cdc's log filter,
 //! default "info"; when set, the run's configs and logs are kept in /tmp),
 //! `CDC_BENCH_REPEAT` (snapshot runs per reader, median reported, default 5).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -27,6 +28,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use cdc_testcontainers::Postgres;
 
+#[path = "support/parallel.rs"]
+mod parallel;
 #[path = "support/scraper.rs"]
 mod scraper;
 #[path = "support/writers.rs"]
@@ -782,5 +785,8 @@ fn main() {
     }
     if wanted("memory") && big_rows > 0 {
         bench.memory([rows, big_rows], DEFAULT_CHUNK);
+    }
+    if wanted("parallel") {
+        bench.parallel(env_usize("CDC_BENCH_REPEAT", 5).min(3));
     }
 }

@@ -138,6 +138,14 @@ pub struct SnapshotSettings {
     /// (README, "Tables added later").
     #[serde(default)]
     pub new_tables: bool,
+    /// Tables snapshotted at once, each with its own window in flight and
+    /// its own connection (README, "Parallel snapshots").
+    #[serde(default = "one")]
+    pub max_parallel_tables: usize,
+}
+
+fn one() -> usize {
+    1
 }
 
 impl Default for SnapshotSettings {
@@ -146,6 +154,7 @@ impl Default for SnapshotSettings {
             initial: false,
             chunk_size: default_chunk_size(),
             new_tables: false,
+            max_parallel_tables: 1,
         }
     }
 }

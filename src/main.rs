@@ -55,6 +55,11 @@ enum Command {
         /// Only rows matching this SQL condition (Debezium's additional-conditions).
         #[arg(long)]
         filter: Option<String>,
+        /// Chunk in the order of this NOT NULL column (Debezium's
+        /// surrogate-key); a table without a key is otherwise read in ctid
+        /// ranges.
+        #[arg(long)]
+        surrogate_key: Option<String>,
         #[arg(long, short, default_value = "cdc.toml")]
         config: PathBuf,
     },
@@ -119,20 +124,42 @@ fn main() -> ExitCode {
                 action,
                 tables,
                 filter,
+                surrogate_key,
                 config,
             } => match action {
-                None => operator::snapshot(&config, None, &tables, filter.as_deref()).await,
+                None => {
+                    let execute = operator::Execute {
+                        filter: filter.as_deref(),
+                        surrogate_key: surrogate_key.as_deref(),
+                    };
+                    operator::snapshot(&config, None, &tables, execute).await
+                }
                 Some(SnapshotCommand::Pause { config }) => {
-                    operator::snapshot(&config, Some(operator::SnapshotAction::Pause), &[], None)
-                        .await
+                    operator::snapshot(
+                        &config,
+                        Some(operator::SnapshotAction::Pause),
+                        &[],
+                        Default::default(),
+                    )
+                    .await
                 }
                 Some(SnapshotCommand::Resume { config }) => {
-                    operator::snapshot(&config, Some(operator::SnapshotAction::Resume), &[], None)
-                        .await
+                    operator::snapshot(
+                        &config,
+                        Some(operator::SnapshotAction::Resume),
+                        &[],
+                        Default::default(),
+                    )
+                    .await
                 }
                 Some(SnapshotCommand::Stop { tables, config }) => {
-                    operator::snapshot(&config, Some(operator::SnapshotAction::Stop), &tables, None)
-                        .await
+                    operator::snapshot(
+                        &config,
+                        Some(operator::SnapshotAction::Stop),
+                        &tables,
+                        Default::default(),
+                    )
+                    .await
                 }
             },
         }

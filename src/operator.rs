@@ -20,11 +20,18 @@ pub enum SnapshotAction {
     Stop,
 }
 
+/// What an `execute-snapshot` from the CLI asks for besides its tables.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Execute<'a> {
+    pub filter: Option<&'a str>,
+    pub surrogate_key: Option<&'a str>,
+}
+
 pub async fn snapshot(
     path: &Path,
     action: Option<SnapshotAction>,
     tables: &[String],
-    filter: Option<&str>,
+    execute: Execute<'_>,
 ) -> Result<ExitCode> {
     let config = Config::load(path)?;
     let pg = postgres_config(&config)?;
@@ -34,7 +41,8 @@ pub async fn snapshot(
         .collect::<Result<Vec<_>>>()?;
     let command = match action {
         None => {
-            let conditions = filter
+            let conditions = execute
+                .filter
                 .map(|f| {
                     tables
                         .iter()
@@ -46,6 +54,7 @@ pub async fn snapshot(
                 })
                 .unwrap_or_default();
             Command::execute_snapshot(tables, conditions)?
+                .with_surrogate_key(execute.surrogate_key.map(str::to_owned))?
         }
         Some(SnapshotAction::Stop) => Command::stop_snapshot(tables)?,
         Some(SnapshotAction::Pause) => Command::PauseSnapshot,

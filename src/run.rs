@@ -46,7 +46,7 @@ pub fn postgres_config(config: &Config) -> Result<PostgresConfig> {
     out.keyless_tables = pg
         .keyless_tables
         .iter()
-        .map(|t| TableRef::parse(t).with_context(|| format!("source.keyless_tables: '{t}'")))
+        .map(|t| TablePattern::parse(t).with_context(|| format!("source.keyless_tables: '{t}'")))
         .collect::<Result<Vec<_>>>()?;
     out.slot_wal_warning_bytes = match pg.slot_wal_warning_mb {
         0 => None,
@@ -313,8 +313,13 @@ impl Snapshots {
     /// next start knows them even when nothing is ever flushed.
     fn start(self, config: &Config) -> Result<(SnapshotProcessor, WorkerDone, bool)> {
         let first_start = self.state.is_none();
-        let (mut processor, worker) = SnapshotProcessor::start(
-            self.chunks,
+        // One chunk source (connection) per lane.
+        let mut lanes: Vec<Arc<dyn ChunkSource>> = vec![self.chunks.clone()];
+        for _ in 1..config.snapshot.max_parallel_tables.clamp(1, 16) {
+            lanes.push(Arc::new(self.chunks.another()));
+        }
+        let (mut processor, worker) = SnapshotProcessor::start_lanes(
+            lanes,
             self.state.unwrap_or_default(),
             self.tables,
             config.snapshot.chunk_size,

@@ -345,3 +345,78 @@ fn a_publication_this_role_cannot_alter_gets_one_line_with_the_fix() {
     );
     assert!(!stderr.contains("pw"), "{stderr}");
 }
+
+/// PostgreSQL publishes no event, through the root, for a `TRUNCATE` of one
+/// partition, an `ATTACH` of a table with rows, or a `DETACH`: cdc's
+/// partition watcher fills in what it can, under a live writer.
+#[test]
+fn a_truncated_or_attached_partition_reaches_consumers_and_a_detached_one_is_named() {
+    let (pg, _dir, _config, events_path, mut engine) = capture(
+        "CREATE TABLE m (id int PRIMARY KEY, v text) PARTITION BY RANGE (id);
+         CREATE TABLE m_a PARTITION OF m FOR VALUES FROM (0) TO (1000);
+         CREATE TABLE m_b PARTITION OF m FOR VALUES FROM (1000) TO (2000);
+         CREATE TABLE m_c PARTITION OF m FOR VALUES FROM (2000) TO (3000);
+         INSERT INTO m SELECT g, 'old' FROM generate_series(1, 2999, 3) g;
+         CREATE TABLE m_new (id int PRIMARY KEY, v text);
+         INSERT INTO m_new SELECT g, 'attached' FROM generate_series(3000, 3050) g;",
+        &["public.m"],
+        "\n[snapshot]\nchunk_size = 100\n",
+    );
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let stop = stop.clone();
+        let url = pg.url();
+        std::thread::spawn(move || {
+            with_client(&url, async |client| {
+                let mut id = 2001;
+                while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                    client
+                        .batch_execute(&format!(
+                            "INSERT INTO m VALUES ({id}, 'live') ON CONFLICT (id) DO UPDATE SET v = 'live'"
+                        ))
+                        .await
+                        .unwrap();
+                    id = if id >= 2998 { 2001 } else { id + 1 };
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+            })
+        })
+    };
+    wait_for_events(&events_path, 20, &mut engine);
+    // A partition truncated: its rows leave without an event, so the root
+    // is snapshotted again between resync markers.
+    pg.psql("TRUNCATE m_a;").unwrap();
+    wait_until("the resync of m", Duration::from_secs(60), || {
+        assert!(engine.is_running(), "{}", engine.log_text());
+        let log = engine.log_text();
+        log.contains("partition public.m_a truncated or rewritten")
+            && log.contains("snapshot complete")
+    });
+    // A table attached with its rows: a snapshot of that partition.
+    pg.psql("ALTER TABLE m ATTACH PARTITION m_new FOR VALUES FROM (3000) TO (4000);")
+        .unwrap();
+    wait_until("the attached rows", Duration::from_secs(60), || {
+        read_events(&events_path)
+            .iter()
+            .filter(|e| e["op"] == "r" && e["after"]["v"] == "attached")
+            .count()
+            == 51
+    });
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    writer.join().unwrap();
+    // A consumer that follows the resync markers has exactly the table.
+    let expected = contents(&pg, "m", &["id"]);
+    wait_until(
+        "the sweep to match the table",
+        Duration::from_secs(60),
+        || fold_with_sweep(&read_events(&events_path), "public.m", "id") == expected,
+    );
+    // A detached partition is named, with what consumers see.
+    pg.psql("ALTER TABLE m DETACH PARTITION m_b;").unwrap();
+    wait_until("the detach named", Duration::from_secs(30), || {
+        engine
+            .log_text()
+            .contains("partition public.m_b left public.m (detached or dropped)")
+    });
+    engine.terminate();
+}

@@ -286,54 +286,6 @@ fn slot_invalidated_while_streaming_is_fatal() {
     assert_recovers(&pg, &resnapshot, &events, "was invalidated");
 }
 
-/// A consumer of the resync markers: fold by `id`, and at a table's `end`
-/// marker delete the keys it did not see since that table's `begin`.
-fn fold_with_sweep(
-    events: &[serde_json::Value],
-) -> std::collections::BTreeMap<String, serde_json::Value> {
-    use base64::Engine as _;
-    let mut state = std::collections::BTreeMap::new();
-    let mut seen: Option<std::collections::BTreeSet<String>> = None;
-    for e in events {
-        if e["op"] == "m" && e["message"]["prefix"] == "cdc.resync" {
-            let content = base64::engine::general_purpose::STANDARD
-                .decode(e["message"]["content"].as_str().unwrap())
-                .unwrap();
-            let marker: serde_json::Value = serde_json::from_slice(&content).unwrap();
-            if marker["table"] != "public.t" {
-                continue;
-            }
-            match marker["phase"].as_str().unwrap() {
-                "begin" => seen = Some(Default::default()),
-                _ => {
-                    if let Some(seen) = seen.take() {
-                        state.retain(|k: &String, _| seen.contains(k));
-                    }
-                }
-            }
-            continue;
-        }
-        if e["source"]["table"] != "t" {
-            continue;
-        }
-        let row = if e["op"] == "d" {
-            &e["before"]
-        } else {
-            &e["after"]
-        };
-        let key = row["id"].to_string();
-        if let Some(seen) = seen.as_mut() {
-            seen.insert(key.clone());
-        }
-        if e["op"] == "d" {
-            state.remove(&key);
-        } else {
-            state.insert(key, row.clone());
-        }
-    }
-    state
-}
-
 #[test]
 fn deletes_in_the_gap_are_swept_between_resync_markers() {
     let (pg, dir, _, events) = prepare(DDL, &["public.t"], "");
@@ -357,7 +309,7 @@ fn deletes_in_the_gap_are_swept_between_resync_markers() {
         Duration::from_secs(90),
         || {
             assert!(engine.is_running(), "cdc exited:\n{}", engine.log_text());
-            fold_with_sweep(&read_events(&events)) == expected
+            fold_with_sweep(&read_events(&events), "public.t", "id") == expected
         },
     );
     let all = read_events(&events);

@@ -75,18 +75,29 @@ fn bad_signals_get_one_line_each_and_the_stream_goes_on() {
     let (pg, _dir, _config, events_path, mut engine) = capture(
         "CREATE TABLE orders (id int PRIMARY KEY);
          CREATE TABLE keyless (v int);
+         CREATE TABLE nullable (v int, w int NOT NULL);
+         CREATE TABLE parts (v int NOT NULL) PARTITION BY RANGE (v);
+         CREATE TABLE parts_low PARTITION OF parts FOR VALUES FROM (0) TO (10);
          CREATE TABLE uncaptured (id int PRIMARY KEY);
          CREATE TABLE ones (id int PRIMARY KEY);
          INSERT INTO ones VALUES (1);",
-        &["public.orders", "public.keyless", "public.ones"],
-        "keyless_tables = [\"public.keyless\"]",
+        &[
+            "public.orders",
+            "public.keyless",
+            "public.nullable",
+            "public.parts",
+            "public.ones",
+        ],
+        "keyless_tables = [\"public.keyless\", \"public.nullable\", \"public.parts\"]",
     );
     pg.psql(
         r#"INSERT INTO cdc.signal VALUES ('bad-json', 'execute-snapshot', NULL);
            INSERT INTO cdc.signal (id, type) VALUES ('bad-type', 'explode');
            INSERT INTO cdc.signal VALUES ('bad-table', 'execute-snapshot', '{"data-collections": ["public.nope"]}');
            INSERT INTO cdc.signal VALUES ('uncaptured', 'execute-snapshot', '{"data-collections": ["public.uncaptured"]}');
-           INSERT INTO cdc.signal VALUES ('no-pk', 'execute-snapshot', '{"data-collections": ["public.keyless"]}');
+           INSERT INTO cdc.signal VALUES ('no-column', 'execute-snapshot', '{"data-collections": ["public.keyless"], "surrogate-key": "nope"}');
+           INSERT INTO cdc.signal VALUES ('null-key', 'execute-snapshot', '{"data-collections": ["public.nullable"], "surrogate-key": "v"}');
+           INSERT INTO cdc.signal VALUES ('no-order', 'execute-snapshot', '{"data-collections": ["public.parts"]}');
            INSERT INTO cdc.signal VALUES ('bad-filter', 'execute-snapshot',
              '{"data-collections": ["public.orders"], "additional-conditions": [{"data-collection": "public.orders", "filter": "nosuchcolumn > 1"}]}');
            INSERT INTO cdc.signal VALUES ('escape', 'execute-snapshot',
@@ -104,7 +115,9 @@ fn bad_signals_get_one_line_each_and_the_stream_goes_on() {
             "bad-type",
             "bad-table",
             "uncaptured",
-            "no-pk",
+            "no-column",
+            "null-key",
+            "no-order",
             "bad-filter",
             "escape",
             "fails-in-chunk",
@@ -132,7 +145,16 @@ fn bad_signals_get_one_line_each_and_the_stream_goes_on() {
         "{log}"
     );
     assert!(
-        line("no-pk").contains("public.keyless has no primary key"),
+        line("no-column")
+            .contains(r#"surrogate key "nope" is not a column of public.keyless (it has v)"#),
+        "{log}"
+    );
+    assert!(
+        line("null-key").contains(r#"surrogate key "v" of public.nullable allows NULL"#),
+        "{log}"
+    );
+    assert!(
+        line("no-order").contains("public.parts has no key and is partitioned"),
         "{log}"
     );
     assert!(line("bad-filter").contains("nosuchcolumn"), "{log}");

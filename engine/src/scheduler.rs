@@ -40,6 +40,11 @@ pub struct TableProgress {
     /// The signal that asked for it (for messages).
     pub signal_id: String,
     pub filter: Option<String>,
+    /// The column chunks follow instead of the table's key (Debezium's
+    /// `surrogate-key`). Without either, the source reads the table in its
+    /// physical order, if it can.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub surrogate_key: Option<String>,
     /// Primary-key values (as text) of the last row of the last completed
     /// chunk; `None` before the first chunk.
     pub last_key: Option<Vec<String>>,
@@ -61,6 +66,7 @@ impl TableProgress {
             table,
             signal_id: signal_id.to_string(),
             filter,
+            surrogate_key: None,
             last_key: None,
             max_key: None,
             max_key_read: false,
@@ -71,12 +77,25 @@ impl TableProgress {
     }
 }
 
+/// The rows of both filters (`None`: every row).
+fn either(a: Option<String>, b: Option<String>) -> Option<String> {
+    match (a, b) {
+        (Some(a), Some(b)) if a == b => Some(a),
+        (Some(a), Some(b)) => Some(format!("({a}) OR ({b})")),
+        _ => None,
+    }
+}
+
 /// What the chunk reader should select.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChunkRequest {
     pub token: u64,
     pub table: TableRef,
     pub filter: Option<String>,
+    /// See [`TableProgress::surrogate_key`].
+    pub surrogate_key: Option<String>,
+    /// Where the chunk starts (exclusive): the last chunk's end, in the
+    /// order's own values (key values, or the source's physical position).
     pub after_key: Option<Vec<String>>,
     /// Upper bound (inclusive); read it first when `max_key_read` is false.
     pub max_key: Option<Vec<String>>,
@@ -90,6 +109,8 @@ pub struct ChunkRequest {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Selected {
     pub rows: usize,
+    /// Nothing is left of the table after this chunk, up to its maximum.
+    pub last: bool,
     pub last_key: Option<Vec<String>>,
     pub max_key: Option<Vec<String>>,
     pub estimate: Option<u64>,
@@ -121,7 +142,6 @@ pub struct Finished {
 struct InFlight {
     token: u64,
     table: TableRef,
-    limit: usize,
     selected: Option<Selected>,
 }
 
@@ -133,6 +153,8 @@ const PIPELINE_DEPTH: usize = 2;
 pub struct Scheduler {
     state: SnapshotState,
     chunk_size: usize,
+    /// Tables snapshotted at once: the first this many of the queue.
+    parallel_tables: usize,
     /// In selection order; a chunk's range starts where the one before ends.
     in_flight: VecDeque<InFlight>,
     next_token: u64,
@@ -147,6 +169,7 @@ impl Scheduler {
         Scheduler {
             state,
             chunk_size: chunk_size.max(1),
+            parallel_tables: 1,
             in_flight: VecDeque::new(),
             next_token: 1,
             attempt: 0,
@@ -155,8 +178,26 @@ impl Scheduler {
         }
     }
 
+    /// Snapshot up to `n` tables at once (at least one), each with its own
+    /// chunks in flight.
+    pub fn with_parallel_tables(mut self, n: usize) -> Self {
+        self.parallel_tables = n.max(1);
+        self
+    }
+
     pub fn state(&self) -> &SnapshotState {
         &self.state
+    }
+
+    /// Whether `table` is queued or has a chunk in flight.
+    pub fn has_table(&self, table: &TableRef) -> bool {
+        self.state.queue.iter().any(|p| &p.table == table)
+            || self.in_flight.iter().any(|f| &f.table == table)
+    }
+
+    /// Chunks of `table` in flight.
+    pub fn in_flight_count_of(&self, table: &TableRef) -> usize {
+        self.in_flight.iter().filter(|f| &f.table == table).count()
     }
 
     /// Whether the state changed since the last call.
@@ -279,7 +320,10 @@ impl Scheduler {
         }
         let applied = match command {
             Command::ExecuteSnapshot {
-                tables, conditions, ..
+                tables,
+                conditions,
+                surrogate_key,
+                ..
             } => {
                 for table in tables {
                     validate(table)?;
@@ -291,18 +335,19 @@ impl Scheduler {
                         .find(|c| &c.table == table)
                         .map(|c| c.filter.clone());
                     if let Some(queued) = self.state.queue.iter_mut().find(|p| &p.table == table) {
-                        // Asked again while queued: keep the progress, take
-                        // the newest filter only if it has not started.
-                        if queued.chunks == 0 {
-                            queued.filter = filter;
+                        // Asked again while queued: keep the progress; if it
+                        // has not started, cover both requests' rows (a
+                        // queued resync must stay whole) and take the
+                        // newest order.
+                        if queued.chunks == 0 && !queued.max_key_read {
+                            queued.filter = either(queued.filter.take(), filter);
+                            queued.surrogate_key = surrogate_key.clone();
                         }
                         continue;
                     }
-                    self.state.queue.push_back(TableProgress::new(
-                        table.clone(),
-                        signal_id,
-                        filter,
-                    ));
+                    let mut progress = TableProgress::new(table.clone(), signal_id, filter);
+                    progress.surrogate_key = surrogate_key.clone();
+                    self.state.queue.push_back(progress);
                     added.push(table.clone());
                 }
                 Applied::Queued(added)
@@ -347,38 +392,50 @@ impl Scheduler {
         }
     }
 
-    /// The next chunk to select, unless paused or idle. With a chunk in
-    /// flight, the next one of the same table may follow once the previous
-    /// is selected and full (its last key is where the next one starts).
+    /// The next chunk to select, unless paused or idle. The first
+    /// `parallel_tables` tables of the queue are snapshotted at once; with a
+    /// chunk of a table in flight, its next one may follow once the previous
+    /// is selected and not the table's last (its last key is where the next
+    /// one starts).
     pub fn next_request(&mut self) -> Option<ChunkRequest> {
         if self.state.paused {
             return None;
         }
-        let current = self.state.queue.front()?;
-        let after_key = match self.in_flight.back() {
-            None => current.last_key.clone(),
-            Some(last) if self.in_flight.len() < PIPELINE_DEPTH && last.table == current.table => {
-                let selected = last.selected.as_ref()?;
-                if selected.rows < last.limit {
-                    // The last chunk of the table is in flight.
-                    return None;
+        let (index, after_key) = self
+            .state
+            .queue
+            .iter()
+            .take(self.parallel_tables)
+            .enumerate()
+            .find_map(|(index, current)| {
+                let mine = self.in_flight.iter().filter(|f| f.table == current.table);
+                let (count, last) = mine.fold((0, None), |(n, _), f| (n + 1, Some(f)));
+                match last {
+                    None => Some((index, current.last_key.clone())),
+                    Some(last) if count < PIPELINE_DEPTH => {
+                        let selected = last.selected.as_ref()?;
+                        if selected.last {
+                            // The last chunk of the table is in flight.
+                            return None;
+                        }
+                        Some((index, Some(selected.last_key.clone()?)))
+                    }
+                    Some(_) => None,
                 }
-                Some(selected.last_key.clone()?)
-            }
-            Some(_) => return None,
-        };
+            })?;
+        let current = self.state.queue.get(index)?;
         let token = self.next_token;
         self.next_token += 1;
         self.in_flight.push_back(InFlight {
             token,
             table: current.table.clone(),
-            limit: self.chunk_size,
             selected: None,
         });
         Some(ChunkRequest {
             token,
             table: current.table.clone(),
             filter: current.filter.clone(),
+            surrogate_key: current.surrogate_key.clone(),
             after_key,
             max_key: current.max_key.clone(),
             max_key_read: current.max_key_read,
@@ -391,13 +448,21 @@ impl Scheduler {
         self.in_flight.iter_mut().find(|f| f.token == token)
     }
 
-    /// Remove the chunk `token` and every chunk selected after it (their
-    /// ranges start where it ends); returns the followers' tokens.
+    /// Remove the chunk `token` and every chunk of its table selected after
+    /// it (their ranges start where it ends); returns the followers' tokens.
     fn drop_from(&mut self, token: u64) -> Option<(InFlight, Vec<u64>)> {
         let index = self.in_flight.iter().position(|f| f.token == token)?;
-        let mut removed = self.in_flight.drain(index..);
-        let first = removed.next()?;
-        let followers = removed.map(|f| f.token).collect();
+        let first = self.in_flight.remove(index)?;
+        let mut followers = Vec::new();
+        let mut kept = VecDeque::with_capacity(self.in_flight.len());
+        for (i, flight) in self.in_flight.drain(..).enumerate() {
+            if i >= index && flight.table == first.table {
+                followers.push(flight.token);
+            } else {
+                kept.push_back(flight);
+            }
+        }
+        self.in_flight = kept;
         Some((first, followers))
     }
 
@@ -435,8 +500,8 @@ impl Scheduler {
         progress.rows_emitted += emitted as u64;
         progress.chunks += 1;
         self.dirty = true;
-        // A short chunk means nothing is left up to the start maximum.
-        if selected.rows < flight.limit || selected.last_key.is_none() {
+        // The source said nothing is left up to the start maximum.
+        if selected.last || selected.last_key.is_none() {
             let done = self.state.queue.remove(index)?;
             let finished = Finished {
                 table: done.table.clone(),
@@ -476,11 +541,13 @@ impl Scheduler {
         if progress.chunks == 0 && !progress.max_key_read && !in_flight {
             return None;
         }
+        let surrogate_key = progress.surrogate_key.take();
         *progress = TableProgress::new(
             progress.table.clone(),
             &progress.signal_id,
             progress.filter.take(),
         );
+        progress.surrogate_key = surrogate_key;
         let cancelled: Vec<u64> = self
             .in_flight
             .iter()
@@ -532,6 +599,7 @@ mod tests {
             tables: tables.iter().map(|n| t(n)).collect(),
             kind: SnapshotKind::Incremental,
             conditions: vec![],
+            surrogate_key: None,
         }
     }
 
@@ -570,9 +638,11 @@ mod tests {
         assert!(old.captured_at_start(&[t("a")]).is_empty());
     }
 
+    /// A chunk of the tests' size-2 chunks: a short one is the last.
     fn selected(rows: usize, last: Option<&str>) -> Selected {
         Selected {
             rows,
+            last: rows < 2,
             last_key: last.map(|k| vec![k.to_string()]),
             max_key: Some(vec!["100".into()]),
             estimate: Some(100),
@@ -697,6 +767,78 @@ mod tests {
     }
 
     #[test]
+    fn parallel_tables_each_get_chunks_and_a_discard_drops_only_its_tables_followers() {
+        let mut s = Scheduler::new(SnapshotState::default(), 2).with_parallel_tables(2);
+        s.apply("s1", &execute(&["a", "b", "c"]), ok).unwrap();
+        let a1 = s.next_request().unwrap();
+        let b1 = s.next_request().unwrap();
+        assert_eq!((a1.table.clone(), b1.table.clone()), (t("a"), t("b")));
+        assert_eq!(
+            s.next_request(),
+            None,
+            "c waits; a and b wait for their selects"
+        );
+        s.on_selected(a1.token, selected(2, Some("2")));
+        let a2 = s.next_request().unwrap();
+        assert_eq!(
+            (a2.table.clone(), a2.after_key.clone()),
+            (t("a"), Some(vec!["2".to_string()]))
+        );
+        s.on_selected(b1.token, selected(2, Some("20")));
+        let b2 = s.next_request().unwrap();
+        assert_eq!(b2.table, t("b"));
+        // a's first chunk discarded: a's second goes with it, b's stay.
+        assert_eq!(s.on_discarded(a1.token), vec![a2.token]);
+        assert_eq!(s.in_flight_count_of(&t("b")), 2);
+        assert_eq!(s.in_flight_count_of(&t("a")), 0);
+        // b finishes: c starts beside a.
+        s.on_selected(b2.token, selected(1, Some("21")));
+        assert!(s.on_done(b1.token, 2).is_none());
+        assert_eq!(s.on_done(b2.token, 1).map(|f| f.table), Some(t("b")));
+        let next: Vec<TableRef> = std::iter::from_fn(|| s.next_request())
+            .map(|r| r.table)
+            .collect();
+        assert_eq!(next, vec![t("a"), t("c")]);
+    }
+
+    #[test]
+    fn a_table_asked_again_before_it_starts_covers_both_requests() {
+        let filtered = |id: &str, filter: Option<&str>| {
+            let cmd = Command::ExecuteSnapshot {
+                tables: vec![t("a")],
+                kind: SnapshotKind::Incremental,
+                conditions: filter
+                    .map(|f| AdditionalCondition {
+                        table: t("a"),
+                        filter: f.into(),
+                    })
+                    .into_iter()
+                    .collect(),
+                surrogate_key: None,
+            };
+            (id.to_string(), cmd)
+        };
+        let mut s = Scheduler::new(SnapshotState::default(), 10);
+        s.state.paused = true;
+        for (id, cmd) in [filtered("1", Some("x = 1")), filtered("2", Some("x = 2"))] {
+            s.apply(&id, &cmd, ok).unwrap();
+        }
+        assert_eq!(
+            s.state.queue[0].filter.as_deref(),
+            Some("(x = 1) OR (x = 2)")
+        );
+        let (id, cmd) = filtered("3", None);
+        s.apply(&id, &cmd, ok).unwrap();
+        assert_eq!(
+            s.state.queue[0].filter, None,
+            "a whole-table request covers all"
+        );
+        let (id, cmd) = filtered("4", Some("x = 4"));
+        s.apply(&id, &cmd, ok).unwrap();
+        assert_eq!(s.state.queue[0].filter, None, "and stays whole");
+    }
+
+    #[test]
     fn conditions_attach_to_their_table_and_definite_failures_drop_it() {
         let mut s = Scheduler::new(SnapshotState::default(), 10);
         let cmd = Command::ExecuteSnapshot {
@@ -706,10 +848,16 @@ mod tests {
                 table: t("a"),
                 filter: "x > 1".into(),
             }],
+            surrogate_key: Some("k".into()),
         };
         s.apply("s1", &cmd, ok).unwrap();
         let r = s.next_request().unwrap();
         assert_eq!(r.filter.as_deref(), Some("x > 1"));
+        assert_eq!(r.surrogate_key.as_deref(), Some("k"));
+        // The order survives a restart with the progress.
+        let json = serde_json::to_string(s.state()).unwrap();
+        let again: SnapshotState = serde_json::from_str(&json).unwrap();
+        assert_eq!(again.queue[0].surrogate_key.as_deref(), Some("k"));
         let dropped = s.on_failed(r.token, true).0.unwrap();
         assert_eq!(dropped.table, t("a"));
         assert_eq!(s.next_request().unwrap().table, t("b"));

@@ -47,6 +47,9 @@ pub enum SnapshotError {
 #[derive(Debug, Clone)]
 pub struct SelectedChunk {
     pub rows: Vec<ChunkRow>,
+    /// Nothing is left of the table after this chunk, up to its maximum
+    /// (for key order: fewer rows than the limit came).
+    pub last: bool,
     /// Primary-key values of the last row, as text, for the next chunk.
     pub last_key: Option<Vec<String>>,
     /// The largest key, when the request asked for it (table start).
@@ -64,6 +67,7 @@ impl SelectedChunk {
     ) -> Self {
         SelectedChunk {
             rows: Vec::new(),
+            last: true,
             last_key: None,
             max_key,
             estimate,
@@ -140,7 +144,13 @@ pub struct SnapshotProcessor {
     merger: WindowMerger,
     scheduler: Scheduler,
     tables: SnapshotTables,
-    requests: mpsc::UnboundedSender<Request>,
+    /// One worker per lane, each with its own chunk source (connection): up
+    /// to that many tables are snapshotted at once.
+    lanes: Vec<mpsc::UnboundedSender<Request>>,
+    /// The lane each table's requests go to while it is being snapshotted:
+    /// one table's windows are written in order on one connection, so a
+    /// window's LW follows the previous HW.
+    lane_of: HashMap<TableRef, usize>,
     reports: mpsc::UnboundedReceiver<Report>,
     outcomes: Vec<Outcome>,
     last_progress_log: Instant,
@@ -167,9 +177,30 @@ impl SnapshotProcessor {
         chunk_size: usize,
         window_prefix: String,
     ) -> std::io::Result<(SnapshotProcessor, WorkerDone)> {
-        let (requests, request_rx) = mpsc::unbounded_channel();
+        Self::start_lanes(vec![source], state, tables, chunk_size, window_prefix)
+    }
+
+    /// Like [`SnapshotProcessor::start`] with one worker per chunk source in
+    /// `sources` (at least one): as many tables are snapshotted at once
+    /// (`snapshot.max_parallel_tables`).
+    pub fn start_lanes(
+        sources: Vec<Arc<dyn ChunkSource>>,
+        state: SnapshotState,
+        tables: SnapshotTables,
+        chunk_size: usize,
+        window_prefix: String,
+    ) -> std::io::Result<(SnapshotProcessor, WorkerDone)> {
+        let Some(source) = sources.first().cloned() else {
+            return Err(std::io::Error::other("no chunk source"));
+        };
         let (report_tx, reports) = mpsc::unbounded_channel();
-        let worker = spawn_worker(source.clone(), request_rx, report_tx)?;
+        let mut lanes = Vec::with_capacity(sources.len());
+        let mut done = Vec::with_capacity(sources.len());
+        for lane_source in sources {
+            let (requests, request_rx) = mpsc::unbounded_channel();
+            done.push(spawn_worker(lane_source, request_rx, report_tx.clone())?);
+            lanes.push(requests);
+        }
         let started = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_millis())
@@ -177,9 +208,10 @@ impl SnapshotProcessor {
         let processor = SnapshotProcessor {
             source,
             merger: WindowMerger::new(),
-            scheduler: Scheduler::new(state, chunk_size),
+            scheduler: Scheduler::new(state, chunk_size).with_parallel_tables(lanes.len()),
             tables,
-            requests,
+            lanes,
+            lane_of: HashMap::new(),
             reports,
             outcomes: Vec::new(),
             last_progress_log: Instant::now(),
@@ -188,7 +220,35 @@ impl SnapshotProcessor {
             resync_truncate: false,
             telemetry: Telemetry::default(),
         };
-        Ok((processor, worker))
+        Ok((processor, WorkerDone(done)))
+    }
+
+    /// Send `request` to the lane of `table` (assigned on first use, to the
+    /// least busy lane; released once the table is neither queued nor in
+    /// flight). Saves go to the first lane.
+    fn send(&mut self, table: Option<&TableRef>, request: Request) -> bool {
+        let lane = match table {
+            None => 0,
+            Some(table) => match self.lane_of.get(table) {
+                Some(&lane) => lane,
+                None => {
+                    let scheduler = &self.scheduler;
+                    self.lane_of.retain(|t, _| scheduler.has_table(t));
+                    let mut load = vec![0usize; self.lanes.len()];
+                    for &lane in self.lane_of.values() {
+                        if let Some(n) = load.get_mut(lane) {
+                            *n += 1;
+                        }
+                    }
+                    let lane = (0..load.len()).min_by_key(|&l| load[l]).unwrap_or(0);
+                    self.lane_of.insert(table.clone(), lane);
+                    lane
+                }
+            },
+        };
+        self.lanes
+            .get(lane)
+            .is_some_and(|lane| lane.send(request).is_ok())
     }
 
     /// Report chunks and the worker's health through `telemetry`.
@@ -229,14 +289,10 @@ impl SnapshotProcessor {
         })
     }
 
-    /// The captured tables that have a key, in name order.
+    /// The captured tables, in name order. A table without a key is read in
+    /// the source's physical order (or refused by the source, in one line).
     fn snapshottable(&self) -> Vec<TableRef> {
-        let mut tables: Vec<TableRef> = self
-            .tables
-            .iter()
-            .filter(|(_, pk)| !pk.is_empty())
-            .map(|(t, _)| t.clone())
-            .collect();
+        let mut tables: Vec<TableRef> = self.tables.keys().cloned().collect();
         tables.sort();
         tables
     }
@@ -267,23 +323,13 @@ impl SnapshotProcessor {
             .iter()
             .cloned()
             .partition(|t| snapshot || always.contains(t));
-        // A keyless table cannot be snapshotted in chunks.
-        let (keyed, keyless): (Vec<TableRef>, Vec<TableRef>) = queue
-            .into_iter()
-            .partition(|t| self.tables.get(t).is_some_and(|k| !k.is_empty()));
-        if !keyed.is_empty() {
-            let added = self.scheduler.enqueue(&keyed, NEW_TABLES_SIGNAL);
+        if !queue.is_empty() {
+            let added = self.scheduler.enqueue(&queue, NEW_TABLES_SIGNAL);
             tracing::info!(
                 "captured for the first time, snapshot queued: {}",
                 join(&added)
             );
             self.schedule();
-        }
-        if !keyless.is_empty() {
-            tracing::info!(
-                "captured for the first time, from their next change on (no key to snapshot them by): {}",
-                join(&keyless)
-            );
         }
         if !rest.is_empty() {
             tracing::info!(
@@ -301,6 +347,12 @@ impl SnapshotProcessor {
     /// not see between them: rows deleted in the gap are in no snapshot.
     pub fn enqueue_resync(&mut self, lost: &str) {
         let tables = self.snapshottable();
+        self.resync(tables, lost);
+    }
+
+    /// Snapshot `tables` again, bracketed by resync markers (see
+    /// [`SnapshotProcessor::enqueue_resync`]).
+    fn resync(&mut self, tables: Vec<TableRef>, lost: &str) {
         for token in self.scheduler.requeue(&tables, RESYNC_SIGNAL) {
             self.merger.cancel(token);
         }
@@ -313,7 +365,7 @@ impl SnapshotProcessor {
         }
     }
 
-    fn marker(&self, table: &TableRef, phase: &str, lost: Option<&str>) {
+    fn marker(&mut self, table: &TableRef, phase: &str, lost: Option<&str>) {
         let mut content = serde_json::json!({
             "table": table.to_string(),
             "schema": table.schema,
@@ -323,11 +375,7 @@ impl SnapshotProcessor {
         if let Some(lost) = lost {
             content["lost"] = serde_json::Value::from(lost);
         }
-        if self
-            .requests
-            .send(Request::Marker(content.to_string()))
-            .is_err()
-        {
+        if !self.send(Some(table), Request::Marker(content.to_string())) {
             tracing::error!("snapshot worker is gone; resync marker for {table} not written");
         }
     }
@@ -341,9 +389,8 @@ impl SnapshotProcessor {
             None => Err(format!(
                 "table {table} is not captured (add it to source.tables)"
             )),
-            Some(pk) if pk.is_empty() => Err(format!(
-                "table {table} has no primary key, so it cannot be snapshotted in chunks"
-            )),
+            // A table without a key too: the source reads it by a surrogate
+            // key or in its physical order, or refuses it in one line.
             Some(_) => Ok(()),
         }
     }
@@ -553,18 +600,18 @@ impl SnapshotProcessor {
             // as its own whenever it shows up in the log. The worker writes
             // a queued chunk's LW after the previous HW.
             let table = Arc::new(request.table.clone());
-            if self.scheduler.in_flight_count() > 1 {
+            if self.scheduler.in_flight_count_of(&request.table) > 1 {
                 self.merger
-                    .queue_window(request.token, window.clone(), table);
+                    .queue_window(request.token, window.clone(), table.clone());
             } else {
-                self.merger
-                    .expect_window(request.token, window.clone(), table, &mut self.outcomes);
+                self.merger.expect_window(
+                    request.token,
+                    window.clone(),
+                    table.clone(),
+                    &mut self.outcomes,
+                );
             }
-            if self
-                .requests
-                .send(Request::Select { request, window })
-                .is_err()
-            {
+            if !self.send(Some(&table), Request::Select { request, window }) {
                 tracing::error!("snapshot worker is gone; snapshots stop");
                 self.telemetry
                     .set_down(Component::Snapshot, "snapshot worker stopped");
@@ -637,6 +684,10 @@ impl Processor for SnapshotProcessor {
                 let reason = format!("schema version {}", schema.version);
                 let _restarted = self.restart_snapshot(&schema.table, &reason);
             }
+            Some(LogItem::Resync { table, reason }) if self.tables.contains_key(&table) => {
+                tracing::warn!("{table}: {reason}: resync snapshot queued");
+                self.resync(vec![(*table).clone()], &reason);
+            }
             _ => {}
         }
         self.step();
@@ -654,7 +705,7 @@ impl Processor for SnapshotProcessor {
     fn flushed(&mut self) {
         if self.scheduler.take_dirty() {
             let state = self.scheduler.state().clone();
-            if self.requests.send(Request::Save(state)).is_err() {
+            if !self.send(None, Request::Save(state)) {
                 tracing::error!("snapshot worker is gone; progress not saved");
             }
         }
@@ -669,16 +720,21 @@ fn retry_delay(attempt: u32) -> Duration {
     Duration::from_millis(100u64.saturating_mul(1 << attempt.min(6))).min(Duration::from_secs(5))
 }
 
-/// Resolves once the worker has finished its last request (the processor was
-/// dropped, so no more come).
-pub struct WorkerDone(oneshot::Receiver<()>);
+/// Resolves once every worker has finished its last request (the processor
+/// was dropped, so no more come).
+pub struct WorkerDone(Vec<WorkerDone1>);
 
 impl WorkerDone {
     pub async fn wait(self) {
-        // An error means the worker is gone too (it panicked).
-        let _ = self.0.await;
+        for done in self.0 {
+            // An error means the worker is gone too (it panicked).
+            let _ = done.0.await;
+        }
     }
 }
+
+/// One worker's end.
+pub struct WorkerDone1(oneshot::Receiver<()>);
 
 /// Run the worker on a thread of its own, with its own runtime: a chunk is
 /// streamed from the server and converted while the pipeline's thread merges
@@ -689,7 +745,7 @@ fn spawn_worker(
     source: Arc<dyn ChunkSource>,
     requests: mpsc::UnboundedReceiver<Request>,
     reports: mpsc::UnboundedSender<Report>,
-) -> std::io::Result<WorkerDone> {
+) -> std::io::Result<WorkerDone1> {
     let (done_tx, done) = oneshot::channel();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -700,7 +756,7 @@ fn spawn_worker(
             runtime.block_on(worker(source, requests, reports));
             let _ = done_tx.send(());
         })?;
-    Ok(WorkerDone(done))
+    Ok(WorkerDone1(done))
 }
 
 async fn worker(
@@ -762,6 +818,7 @@ async fn select(
     };
     let summary = Selected {
         rows: chunk.rows.len(),
+        last: selected.last,
         last_key: selected.last_key,
         max_key: selected.max_key,
         estimate: selected.estimate,

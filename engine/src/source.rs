@@ -31,6 +31,13 @@ pub enum LogItem {
     /// A captured table's shape changed (or was first described) from here
     /// on in the log: later events of the table have this shape.
     Schema(Arc<TableSchema>),
+    /// The table's rows changed in a way the log carries no event for (a
+    /// partition truncated, say): snapshot it again, bracketed by resync
+    /// markers, so a consumer can drop the rows it does not see again.
+    Resync {
+        table: Arc<cdc_signal::TableRef>,
+        reason: String,
+    },
     /// No transaction is open and the log is at `position`: acknowledging it
     /// (once all before is durable) lets the source release its log while the
     /// captured tables are idle.
@@ -43,7 +50,10 @@ impl LogItem {
     pub fn checkpoint(&self) -> Option<&Position> {
         match self {
             LogItem::Commit { position, .. } | LogItem::Heartbeat(position) => Some(position),
-            LogItem::Event(_) | LogItem::Signal { .. } | LogItem::Schema(_) => None,
+            LogItem::Event(_)
+            | LogItem::Signal { .. }
+            | LogItem::Schema(_)
+            | LogItem::Resync { .. } => None,
         }
     }
 }

@@ -385,20 +385,31 @@ fn abandon_discards_the_window_in_flight() {
     assert!(h.outcomes.is_empty());
 }
 
+/// A keyless event inside the window discards the chunk only when one of its
+/// images equals a chunk row (it may be that row's change); a chunk listing a
+/// key twice is never trusted.
 #[test]
-fn keyless_event_or_duplicate_key_in_the_window_discards() {
+fn keyless_event_on_a_chunk_row_or_duplicate_key_in_the_window_discards() {
+    let keyless = |h: &mut Harness, k: i64, v: i64| {
+        let mut item = h.log.change(51, k, Some(State::fresh(v)), None);
+        if let LogItem::Event(event) = &mut item {
+            event.key = None;
+        }
+        h.feed(item);
+    };
     let mut h = Harness::new();
     h.chunk(1, "w", &[(1, 10)], None);
     h.mark(50, "w", true);
-    let mut item = h
-        .log
-        .change(51, 1, Some(State::fresh(10)), Some(State::fresh(11)));
-    if let LogItem::Event(event) = &mut item {
-        event.key = None;
-    }
-    h.feed(item);
+    keyless(&mut h, 1, 10);
     h.mark(52, "w", false);
-    assert!(h.discarded().contains("without a key"));
+    assert!(h.discarded().contains("equal to one the chunk holds"));
+
+    let mut h = Harness::new();
+    h.chunk(1, "w", &[(1, 10)], None);
+    h.mark(50, "w", true);
+    keyless(&mut h, 2, 20);
+    h.mark(52, "w", false);
+    assert_eq!(h.reads(), vec![(1, 10)]);
 
     let mut h = Harness::new();
     h.chunk(1, "w", &[(1, 10), (1, 10)], None);
@@ -638,4 +649,93 @@ fn a_placeholder_in_the_window_keeps_the_chunk_rows_doc() {
             }
         );
     }
+}
+
+/// `snapshot.max_parallel_tables`: windows of two tables overlap in the log
+/// (LW a, LW b, HW a, HW b). Each acts on its own table's events only, and
+/// the LW of one never discards the other's.
+#[test]
+fn windows_of_two_tables_overlap_each_on_its_own_events() {
+    let mut h = Harness::new();
+    let other = h.log.other.clone();
+    h.expect(1, "a");
+    let table = other.clone();
+    h.merger
+        .expect_window(2, "b".into(), table, &mut h.outcomes);
+    h.mark(50, "a", true);
+    h.mark(51, "b", true);
+    h.chunk(1, "a", &[(1, 10), (2, 20)], None);
+    let mut b = h.log.chunk(
+        2,
+        "b",
+        &[(1, State::fresh(100)), (2, State::fresh(200))],
+        None,
+    );
+    b.table = other.clone();
+    h.merger.on_chunk(b, &mut h.outcomes);
+    // Key 1 of `a` and key 2 of `other` change inside both windows.
+    h.write(52, 1, Some(10), Some(11));
+    let item = h.log.change_in(
+        other.clone(),
+        53,
+        2,
+        Some(State::fresh(200)),
+        Some(State::fresh(201)),
+    );
+    h.feed(item);
+    let commit = h.log.commit(53);
+    h.feed(commit);
+    h.mark(54, "a", false);
+    h.mark(55, "b", false);
+    assert!(
+        h.outcomes
+            .iter()
+            .all(|o| matches!(o, Outcome::ChunkDone { emitted: 1, .. })),
+        "{:?}",
+        h.outcomes
+    );
+    let reads: Vec<(String, i64, i64)> = h
+        .out
+        .iter()
+        .filter(|e| e.op == Op::Read)
+        .map(|e| {
+            let table = e.table.as_ref().map(|t| t.name.clone()).unwrap_or_default();
+            (table, key_of(e).unwrap_or(-1), value_of(e).unwrap_or(-1))
+        })
+        .collect();
+    assert_eq!(
+        reads,
+        vec![("t".to_string(), 2, 20), ("other".to_string(), 1, 100)]
+    );
+}
+
+/// A second window of the same table still discards the first one's that
+/// never closed, with another table's window open beside them.
+#[test]
+fn a_tables_second_low_watermark_discards_its_first_window_only() {
+    let mut h = Harness::new();
+    let other = h.log.other.clone();
+    h.merger
+        .expect_window(9, "b".into(), other.clone(), &mut h.outcomes);
+    h.mark(49, "b", true);
+    h.expect(1, "a1");
+    h.merger.queue_window(2, "a2".into(), h.log.table.clone());
+    h.mark(50, "a1", true);
+    h.chunk(1, "a1", &[(1, 10)], None);
+    h.chunk(2, "a2", &[(2, 20)], None);
+    h.mark(51, "a2", true);
+    let mut b = h.log.chunk(9, "b", &[(5, State::fresh(50))], None);
+    b.table = other;
+    h.merger.on_chunk(b, &mut h.outcomes);
+    h.mark(52, "a2", false);
+    h.mark(53, "b", false);
+    let outcomes: Vec<(u64, bool)> = h
+        .outcomes
+        .iter()
+        .map(|o| match o {
+            Outcome::ChunkDone { token, .. } => (*token, true),
+            Outcome::ChunkDiscarded { token, .. } => (*token, false),
+        })
+        .collect();
+    assert_eq!(outcomes, vec![(1, false), (2, true), (9, true)]);
 }

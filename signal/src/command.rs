@@ -28,6 +28,7 @@ pub(crate) const SNAPSHOT_TYPE: &str = "type";
 pub(crate) const ADDITIONAL_CONDITIONS: &str = "additional-conditions";
 pub(crate) const LEGACY_ADDITIONAL_CONDITION: &str = "additional-condition";
 pub(crate) const DATA_COLLECTION: &str = "data-collection";
+pub(crate) const SURROGATE_KEY: &str = "surrogate-key";
 pub(crate) const FILTER: &str = "filter";
 pub(crate) const MESSAGE: &str = "message";
 
@@ -64,6 +65,11 @@ pub enum Command {
         tables: Vec<TableRef>,
         kind: SnapshotKind,
         conditions: Vec<AdditionalCondition>,
+        /// `"surrogate-key": "col"`: chunk the tables in the order of this
+        /// column rather than by their key (a table without a key needs it
+        /// or a source's physical order). The source checks it against the
+        /// catalog.
+        surrogate_key: Option<String>,
     },
     /// `{"data-collections": [...]}`; an empty list (or no data) stops all tables.
     StopSnapshot {
@@ -108,7 +114,30 @@ impl Command {
             tables,
             kind: SnapshotKind::Incremental,
             conditions,
+            surrogate_key: None,
         })
+    }
+
+    /// An `execute-snapshot` that chunks by `column` (Debezium's
+    /// `surrogate-key`); other commands are returned unchanged.
+    pub fn with_surrogate_key(self, column: Option<String>) -> Result<Command, SignalError> {
+        match (self, column) {
+            (
+                Command::ExecuteSnapshot {
+                    tables,
+                    kind,
+                    conditions,
+                    ..
+                },
+                Some(column),
+            ) => Ok(Command::ExecuteSnapshot {
+                tables,
+                kind,
+                conditions,
+                surrogate_key: Some(check_surrogate_key(&column)?),
+            }),
+            (command, _) => Ok(command),
+        }
     }
 
     /// Builds a valid `stop-snapshot`; an empty list means all tables.
@@ -141,7 +170,16 @@ impl Command {
                 tables,
                 kind,
                 conditions,
-            } => (id, Some(execute_data(tables, kind, conditions))),
+                surrogate_key,
+            } => (
+                id,
+                Some(execute_data(
+                    tables,
+                    kind,
+                    conditions,
+                    surrogate_key.as_deref(),
+                )),
+            ),
             Command::StopSnapshot { tables } => (id, Some(stop_data(tables))),
             Command::PauseSnapshot | Command::ResumeSnapshot => (id, None),
             Command::Log { message } => (
@@ -174,6 +212,7 @@ fn execute_data(
     tables: &[TableRef],
     kind: &SnapshotKind,
     conditions: &[AdditionalCondition],
+    surrogate_key: Option<&str>,
 ) -> String {
     let mut data = format!(
         "{{\"{DATA_COLLECTIONS}\": {}, \"{SNAPSHOT_TYPE}\": {}",
@@ -196,8 +235,20 @@ fn execute_data(
             items.join(", ")
         ));
     }
+    if let Some(column) = surrogate_key {
+        data.push_str(&format!(", \"{SURROGATE_KEY}\": {}", json_str(column)));
+    }
     data.push('}');
     data
+}
+
+/// A surrogate key names one column: not empty, no control characters. The
+/// source looks it up in the catalog before it reaches SQL.
+pub(crate) fn check_surrogate_key(column: &str) -> Result<String, SignalError> {
+    if column.trim().is_empty() || column.chars().any(char::is_control) {
+        return Err(SignalError::BadSurrogateKey(column.to_owned()));
+    }
+    Ok(column.to_owned())
 }
 
 fn stop_data(tables: &[TableRef]) -> String {
@@ -280,6 +331,7 @@ mod tests {
                     tables: vec![t("a")],
                     kind: SnapshotKind::Incremental,
                     conditions: vec![],
+                    surrogate_key: None,
                 },
                 "execute-snapshot",
             ),
@@ -386,6 +438,7 @@ mod tests {
                 tables: vec![t("b"), t("a")],
                 kind: SnapshotKind::Incremental,
                 conditions: vec![],
+                surrogate_key: None,
             }
         );
         assert_eq!(

@@ -28,6 +28,12 @@ pub enum SignalError {
     #[error("'data-collections' must list at least one table")]
     EmptyCollections,
 
+    #[error(
+        "'surrogate-key' must name one column, got '{}'",
+        OneLine(.0)
+    )]
+    BadSurrogateKey(String),
+
     #[error("invalid table name '{}': {reason}", OneLine(.table))]
     BadTable {
         table: String,

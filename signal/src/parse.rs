@@ -3,11 +3,11 @@
 use serde_json::{Map, Value};
 
 use crate::command::{
-    check_conditions, dedup_tables, AdditionalCondition, Command, SnapshotKind,
-    ADDITIONAL_CONDITIONS, DATA_COLLECTION, DATA_COLLECTIONS, EXECUTE_SNAPSHOT, FILTER,
-    LEGACY_ADDITIONAL_CONDITION, LOG, MESSAGE, PAUSE_SNAPSHOT, RESUME_SNAPSHOT, SNAPSHOT_TYPE,
-    SNAPSHOT_WINDOW_CLOSE, SNAPSHOT_WINDOW_OPEN, STOP_SNAPSHOT, WINDOW_CLOSE_SUFFIX,
-    WINDOW_OPEN_SUFFIX,
+    check_conditions, check_surrogate_key, dedup_tables, AdditionalCondition, Command,
+    SnapshotKind, ADDITIONAL_CONDITIONS, DATA_COLLECTION, DATA_COLLECTIONS, EXECUTE_SNAPSHOT,
+    FILTER, LEGACY_ADDITIONAL_CONDITION, LOG, MESSAGE, PAUSE_SNAPSHOT, RESUME_SNAPSHOT,
+    SNAPSHOT_TYPE, SNAPSHOT_WINDOW_CLOSE, SNAPSHOT_WINDOW_OPEN, STOP_SNAPSHOT, SURROGATE_KEY,
+    WINDOW_CLOSE_SUFFIX, WINDOW_OPEN_SUFFIX,
 };
 use crate::error::SignalError;
 use crate::table::TableRef;
@@ -206,10 +206,14 @@ fn parse_execute(data: Option<&Object>) -> Result<Command, SignalError> {
     }
     let kind = snapshot_kind(obj)?;
     let conditions = check_conditions(&tables, additional_conditions(obj)?)?;
+    let surrogate_key = optional_str(obj, SURROGATE_KEY, SURROGATE_KEY)?
+        .map(check_surrogate_key)
+        .transpose()?;
     Ok(Command::ExecuteSnapshot {
         tables,
         kind,
         conditions,
+        surrogate_key,
     })
 }
 

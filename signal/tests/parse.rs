@@ -33,6 +33,7 @@ fn incremental(tables: Vec<TableRef>, conditions: Vec<AdditionalCondition>) -> C
         tables,
         kind: SnapshotKind::Incremental,
         conditions,
+        surrogate_key: None,
     }
 }
 
@@ -193,7 +194,7 @@ fn snapshot_type_defaults_to_incremental_and_ignores_case() {
 fn unknown_fields_are_ignored() {
     let cmd = parse_ok(
         "execute-snapshot",
-        Some(r#"{"data-collections": ["a"], "surrogate-key": "id", "x": {"y": [1]}}"#),
+        Some(r#"{"data-collections": ["a"], "x": {"y": [1]}}"#),
     );
     assert_eq!(cmd, incremental(vec![t("public", "a")], vec![]));
     let cmd = parse_ok(
@@ -642,5 +643,28 @@ fn error_messages_are_single_lines() {
         let e = parse(&r).unwrap_err();
         let msg = e.to_string();
         assert!(!msg.contains('\n') && !msg.contains('\r'), "{msg:?}");
+    }
+}
+
+#[test]
+fn a_surrogate_key_names_one_column() {
+    let cmd = parse_ok(
+        "execute-snapshot",
+        Some(r#"{"data-collections": ["a"], "surrogate-key": "Order Id"}"#),
+    );
+    let Command::ExecuteSnapshot { surrogate_key, .. } = cmd else {
+        panic!("{cmd:?}")
+    };
+    assert_eq!(surrogate_key.as_deref(), Some("Order Id"));
+    for bad in [r#""""#, r#""  ""#, r#""a\nb""#, "7"] {
+        let row = SignalRow {
+            id: "s".into(),
+            kind: "execute-snapshot".into(),
+            data: Some(format!(
+                r#"{{"data-collections": ["a"], "surrogate-key": {bad}}}"#
+            )),
+        };
+        let err = parse(&row).unwrap_err().to_string();
+        assert!(err.contains("surrogate-key"), "{bad}: {err}");
     }
 }

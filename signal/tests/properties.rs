@@ -113,9 +113,10 @@ fn execute_snapshot() -> impl Strategy<Value = Command> {
                 Just(tables),
                 prop::sample::subsequence((0..n).collect::<Vec<_>>(), 0..=n),
                 prop::collection::vec(filter(), n),
+                prop::option::of("[a-z_][a-z0-9_ ]{0,8}"),
             )
         })
-        .prop_map(|(tables, picked, filters)| {
+        .prop_map(|(tables, picked, filters, surrogate_key)| {
             let conditions = picked
                 .into_iter()
                 .map(|i| AdditionalCondition {
@@ -127,6 +128,7 @@ fn execute_snapshot() -> impl Strategy<Value = Command> {
                 tables,
                 kind: SnapshotKind::Incremental,
                 conditions,
+                surrogate_key,
             }
         })
 }
@@ -207,10 +209,12 @@ proptest! {
 
     #[test]
     fn constructors_accept_valid_commands(cmd in execute_snapshot()) {
-        let Command::ExecuteSnapshot { tables, conditions, .. } = cmd.clone() else {
+        let Command::ExecuteSnapshot { tables, conditions, surrogate_key, .. } = cmd.clone() else {
             unreachable!()
         };
-        prop_assert_eq!(Command::execute_snapshot(tables, conditions), Ok(cmd));
+        let built = Command::execute_snapshot(tables, conditions)
+            .and_then(|c| c.with_surrogate_key(surrogate_key));
+        prop_assert_eq!(built, Ok(cmd));
     }
 
     #[test]

@@ -406,3 +406,51 @@ pub fn wait_for_fold(
     }
     panic!("the fold of {table} never matched the table:\nexpected {expected:?}\ngot {last:?}");
 }
+
+/// A consumer of the resync markers: fold `table` (`schema.table`) by
+/// `key`, and at the table's `end` marker delete the keys it did not see
+/// since its `begin`.
+pub fn fold_with_sweep(events: &[Value], table: &str, key: &str) -> BTreeMap<String, Value> {
+    use base64::Engine as _;
+    let name = table.rsplit('.').next().unwrap_or(table);
+    let mut state = BTreeMap::new();
+    let mut seen: Option<std::collections::BTreeSet<String>> = None;
+    for e in events {
+        if e["op"] == "m" && e["message"]["prefix"] == "cdc.resync" {
+            let content = base64::engine::general_purpose::STANDARD
+                .decode(e["message"]["content"].as_str().unwrap())
+                .unwrap();
+            let marker: Value = serde_json::from_slice(&content).unwrap();
+            if marker["table"] != table {
+                continue;
+            }
+            match marker["phase"].as_str().unwrap() {
+                "begin" => seen = Some(Default::default()),
+                _ => {
+                    if let Some(seen) = seen.take() {
+                        state.retain(|k: &String, _| seen.contains(k));
+                    }
+                }
+            }
+            continue;
+        }
+        if e["source"]["table"] != name {
+            continue;
+        }
+        let row = if e["op"] == "d" {
+            &e["before"]
+        } else {
+            &e["after"]
+        };
+        let k = row[key].to_string();
+        if let Some(seen) = seen.as_mut() {
+            seen.insert(k.clone());
+        }
+        if e["op"] == "d" {
+            state.remove(&k);
+        } else {
+            state.insert(k, row.clone());
+        }
+    }
+    state
+}

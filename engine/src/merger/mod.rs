@@ -7,7 +7,8 @@
 //!  log ── on_log, log order ───┘              └── Outcome per chunk ──► scheduler
 //! ```
 //!
-//! One window is in flight at a time. Between its low watermark (LW) and high watermark
+//! One window per table is in flight at a time (windows of several tables may
+//! overlap, each seeing only its table's events). Between its low watermark (LW) and high watermark
 //! (HW) in the log, every event of the chunk's table drops the chunk row with the same key
 //! (a truncate drops them all): a log event in the window is at least as new as the
 //! selected row. At the HW the rows left are emitted as reads.
@@ -40,6 +41,7 @@
 //! discards it: a row is only emitted when the merger can vouch for it.
 
 mod commits;
+mod keyless;
 #[cfg(test)]
 mod tests;
 mod toast;
@@ -100,8 +102,11 @@ pub enum Outcome {
 #[derive(Debug)]
 pub struct WindowMerger {
     commits: commits::CommitMemory,
-    /// Windows in log order: the front one is the only one that can be open
-    /// (each LW is written after the previous HW committed).
+    /// Windows in the order they were announced. Of one table's windows the
+    /// first is the only one that can be open (each LW is written after the
+    /// previous HW committed); windows of different tables may be open at
+    /// once (`snapshot.max_parallel_tables`), each acting on its own table's
+    /// events only.
     flights: VecDeque<InFlight>,
     /// Emit the reads owed for unchanged TOAST columns; off only in tests.
     fill: bool,
@@ -151,7 +156,7 @@ impl WindowMerger {
         table: Arc<TableRef>,
         outcomes: &mut Vec<Outcome>,
     ) {
-        self.supersede(&window, outcomes);
+        self.supersede(&table, &window, outcomes);
         self.flights
             .push_back(InFlight::new(token, window, table, self.fill));
     }
@@ -185,7 +190,7 @@ impl WindowMerger {
             flight.attach(chunk.rows, chunk.visibility);
             return;
         }
-        self.supersede(&chunk.window, outcomes);
+        self.supersede(&chunk.table, &chunk.window, outcomes);
         let mut flight = InFlight::new(chunk.token, chunk.window, chunk.table, self.fill);
         flight.attach(chunk.rows, chunk.visibility);
         self.flights.push_back(flight);
@@ -264,22 +269,46 @@ impl WindowMerger {
         self.flights.is_empty()
     }
 
-    /// Discard the windows queued before `index` (the window `by_window` is
-    /// at `index`), leaving it at the front.
-    fn discard_before(&mut self, index: usize, by_window: &str, outcomes: &mut Vec<Outcome>) {
-        for old in self.flights.drain(..index) {
-            outcomes.push(Outcome::ChunkDiscarded {
-                token: old.token,
-                reason: format!(
-                    "window {by_window} reached before window {} closed",
-                    old.window
-                ),
-            });
+    /// Discard the windows of the table of the window at `index` queued
+    /// before it (`by_window`): a table's windows are written one after the
+    /// other, so one before it that never closed cannot be vouched for.
+    /// Windows of other tables run beside it (`snapshot.max_parallel_tables`).
+    /// Returns the window's index after that.
+    fn discard_before(
+        &mut self,
+        index: usize,
+        by_window: &str,
+        outcomes: &mut Vec<Outcome>,
+    ) -> usize {
+        let Some(table) = self.flights.get(index).map(|f| f.table.clone()) else {
+            return index;
+        };
+        let mut kept = VecDeque::with_capacity(self.flights.len());
+        let mut at = index;
+        for (i, old) in self.flights.drain(..).enumerate() {
+            if i < index && *old.table == *table {
+                at -= 1;
+                outcomes.push(Outcome::ChunkDiscarded {
+                    token: old.token,
+                    reason: format!(
+                        "window {by_window} reached before window {} closed",
+                        old.window
+                    ),
+                });
+            } else {
+                kept.push_back(old);
+            }
         }
+        self.flights = kept;
+        at
     }
 
-    fn supersede(&mut self, by_window: &str, outcomes: &mut Vec<Outcome>) {
-        for old in self.flights.drain(..) {
+    /// A new window of `table` replaces the ones of that table in flight.
+    fn supersede(&mut self, table: &TableRef, by_window: &str, outcomes: &mut Vec<Outcome>) {
+        let (old, kept): (VecDeque<InFlight>, VecDeque<InFlight>) =
+            self.flights.drain(..).partition(|f| *f.table == *table);
+        self.flights = kept;
+        for old in old {
             outcomes.push(Outcome::ChunkDiscarded {
                 token: old.token,
                 reason: format!(
@@ -296,9 +325,10 @@ impl WindowMerger {
             // Not ours: another engine's window, or a stale one from before a restart.
             return;
         };
-        // Windows before it never closed: their chunks cannot be vouched for.
-        self.discard_before(index, window, outcomes);
-        let Some(flight) = self.flights.front_mut() else {
+        // Windows of its table before it never closed: their chunks cannot
+        // be vouched for.
+        let index = self.discard_before(index, window, outcomes);
+        let Some(flight) = self.flights.get_mut(index) else {
             return;
         };
         if flight.opened_at.is_none() {
@@ -306,7 +336,7 @@ impl WindowMerger {
             return;
         }
         let token = flight.token;
-        self.flights.pop_front();
+        self.flights.remove(index);
         outcomes.push(Outcome::ChunkDiscarded {
             token,
             reason: format!("low watermark of window {window} seen twice"),
@@ -323,8 +353,8 @@ impl WindowMerger {
         let Some(index) = self.flights.iter().position(|f| f.window == window) else {
             return;
         };
-        self.discard_before(index, window, outcomes);
-        let Some(flight) = self.flights.pop_front() else {
+        let index = self.discard_before(index, window, outcomes);
+        let Some(flight) = self.flights.remove(index) else {
             return;
         };
         let token = flight.token;

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use cdc_signal::TableRef;
 
 use super::commits::CommitMemory;
+use super::keyless::{self, Images};
 use super::toast::Newest;
 use super::{ChunkRow, Visibility};
 use crate::envelope::key_json;
@@ -26,6 +27,9 @@ pub(super) struct InFlight {
     /// dropped), with their hashes.
     touched: Vec<Touched>,
     touched_hashes: HashSet<u64>,
+    /// Images of the events of a keyless table inside the window before the
+    /// chunk arrived.
+    images: Images,
     /// Keep what the events say of each touched key, to fill the reads owed
     /// for unchanged TOAST columns (off only for tests).
     fill: bool,
@@ -45,6 +49,7 @@ impl InFlight {
             chunk: None,
             touched: Vec::new(),
             touched_hashes: HashSet::new(),
+            images: Images::default(),
             fill,
             truncated: false,
             spoiled: None,
@@ -58,6 +63,10 @@ impl InFlight {
         if self.truncated {
             chunk.clear();
         } else {
+            if let Some(image) = self.images.first_in(&chunk.rows) {
+                self.spoiled = Some(self.keyless_spoiler(image));
+            }
+            self.images.clear();
             for touched in std::mem::take(&mut self.touched) {
                 match chunk.remove(touched.hash, &touched.key) {
                     Err(reason) => {
@@ -89,22 +98,33 @@ impl InFlight {
                     self.truncated = true;
                     self.touched = Vec::new();
                     self.touched_hashes = HashSet::new();
+                    self.images.clear();
                 }
             },
             Op::Message => {}
-            op => match &event.key {
+            _ => match &event.key {
                 Some(key) => self.touch(key, event),
-                None => {
-                    self.spoiled = Some(format!(
-                        "a `{}` event of {} without a key came inside window {}: no telling \
-                         which row it changed",
-                        op.code(),
-                        self.table,
-                        self.window
-                    ))
-                }
+                // A table without a key: see `keyless`.
+                None => match self.chunk.as_ref() {
+                    Some(chunk) => {
+                        if let Some(image) = keyless::touching(event, &chunk.rows) {
+                            self.spoiled = Some(self.keyless_spoiler(image));
+                        }
+                    }
+                    None if self.truncated => {}
+                    None => self.images.push(event),
+                },
             },
         }
+    }
+
+    fn keyless_spoiler(&self, image: &Row) -> String {
+        let image = serde_json::to_string(image).unwrap_or_default();
+        format!(
+            "an event inside window {} changed a row of {} equal to one the chunk holds \
+             ({image}); without a key there is no telling which",
+            self.window, self.table
+        )
     }
 
     fn touch(&mut self, key: &Row, event: &Event) {

@@ -64,6 +64,9 @@ pub struct ColumnInfo {
     /// base type's array for an array of domains; else `type_oid`. The log
     /// and chunk selects then type a domain's values as its base's.
     pub value_oid: u32,
+    /// `NOT NULL`: a surrogate key must be, or rows with a null in it would
+    /// never fall in a chunk.
+    pub not_null: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -142,7 +145,8 @@ fn columns_sql() -> String {
            CASE WHEN bt.typlen <> -1 OR bt.typelem = 0 THEN bt.oid \
                 WHEN et.typtype = 'e' THEN 'pg_catalog._text'::pg_catalog.regtype::oid \
                 WHEN et.oid <> bt.typelem AND et.typarray <> 0 THEN et.typarray \
-                ELSE bt.oid END \
+                ELSE bt.oid END, \
+           a.attnotnull \
          FROM pg_attribute a \
          JOIN pg_type bt ON bt.oid = {base} \
          LEFT JOIN pg_type et ON et.oid = {elem_base} \
@@ -202,6 +206,7 @@ pub async fn table_info(client: &Client, table: &TableRef) -> Result<TableInfo, 
                 type_sql: r.try_get(2)?,
                 type_mod: r.try_get(3)?,
                 value_oid: r.try_get(4)?,
+                not_null: r.try_get(5)?,
             })
         })
         .collect::<Result<Vec<_>, tokio_postgres::Error>>()?;

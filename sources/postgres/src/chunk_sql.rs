@@ -11,11 +11,31 @@ use crate::binary::{binary_is_text, has_binary_decoder};
 use crate::catalog::{quote_ident, quote_table, TableInfo};
 use crate::types::oid;
 
-/// SQL text of one table's chunk queries, built once from the catalog.
+/// The order a table's chunks follow.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum ChunkOrder {
+    /// Its key (primary key or replica identity index): unique, so a chunk
+    /// ends after exactly `limit` rows.
+    Key,
+    /// A surrogate key from the signal: any `NOT NULL` column. Not known to
+    /// be unique, so a chunk takes every row tied with its last one.
+    Surrogate(String),
+    /// No key and no surrogate: ranges of heap pages, by `ctid`.
+    Physical,
+}
+
+/// SQL text of one table's chunk queries, built from the catalog for one
+/// chunk order.
 pub(crate) struct TableSql {
     pub(crate) info: TableInfo,
-    pub(crate) key_oids: Vec<u32>,
-    /// Positions of the key columns among all columns.
+    pub(crate) order: ChunkOrder,
+    /// The columns chunks are ordered and bounded by (none for `Physical`).
+    order_columns: Vec<String>,
+    /// Positions of the order columns among all columns: the next chunk's
+    /// bounds are read from the last row.
+    pub(crate) order_indexes: Vec<usize>,
+    /// Positions of the key columns among all columns: what a chunk row is
+    /// matched to log events by (none for a table without a key).
     pub(crate) key_indexes: Vec<usize>,
     pub(crate) column_oids: Vec<u32>,
     /// Per column: selected in binary rather than as text.
@@ -25,42 +45,93 @@ pub(crate) struct TableSql {
 }
 
 impl TableSql {
-    pub(crate) fn new(info: TableInfo) -> Option<Self> {
-        let key_oids = info
-            .key
-            .iter()
-            .map(|k| info.column(k).map(|c| c.value_oid))
-            .collect::<Option<Vec<_>>>()?;
-        if key_oids.is_empty() {
-            return None;
-        }
-        let key_indexes = info
-            .key
-            .iter()
-            .map(|k| info.columns.iter().position(|c| &c.name == k))
-            .collect::<Option<Vec<_>>>()?;
+    /// In key order, or physical order for a table without a key; checked
+    /// by [`TableSql::ordered`] before it selects any other order.
+    pub(crate) fn new(info: TableInfo) -> Self {
+        let order = if info.key.is_empty() {
+            ChunkOrder::Physical
+        } else {
+            ChunkOrder::Key
+        };
+        let columns = info.key.clone();
+        Self::build(info, order, columns)
+    }
+
+    /// In `order`, once it passed the catalog's checks; else why not, in one
+    /// line naming the culprit and the fix.
+    pub(crate) fn ordered(info: TableInfo, order: ChunkOrder) -> Result<Self, String> {
+        let table = &info.table;
+        let order_columns = match &order {
+            ChunkOrder::Key if info.key.is_empty() => {
+                let reason = format!("{table} has no primary key or replica identity index");
+                return Err(reason);
+            }
+            ChunkOrder::Key => info.key.clone(),
+            ChunkOrder::Surrogate(column) => {
+                let Some(found) = info.column(column) else {
+                    let names: Vec<&str> = info.columns.iter().map(|c| c.name.as_str()).collect();
+                    let reason = format!(
+                        "surrogate key {column:?} is not a column of {table} (it has {}): name one of them",
+                        names.join(", ")
+                    );
+                    return Err(reason);
+                };
+                if !found.not_null {
+                    let reason = format!(
+                        "surrogate key {column:?} of {table} allows NULL, and rows with a null in it \
+                         would never be read: name a NOT NULL column, or leave surrogate-key out"
+                    );
+                    return Err(reason);
+                }
+                vec![column.clone()]
+            }
+            ChunkOrder::Physical if info.partitioned => {
+                let reason = format!(
+                    "{table} has no key and is partitioned, so it has no single physical order \
+                     to read it in: name a NOT NULL column as \"surrogate-key\" in the signal, \
+                     or give the table a primary key"
+                );
+                return Err(reason);
+            }
+            ChunkOrder::Physical => Vec::new(),
+        };
+        Ok(Self::build(info, order, order_columns))
+    }
+
+    fn build(info: TableInfo, order: ChunkOrder, order_columns: Vec<String>) -> Self {
+        let position = |name: &String| info.columns.iter().position(|c| &c.name == name);
+        let order_indexes: Vec<usize> = order_columns.iter().filter_map(position).collect();
+        let key_indexes: Vec<usize> = info.key.iter().filter_map(position).collect();
         let column_binary = info
             .columns
             .iter()
             .enumerate()
             .map(|(i, c)| {
-                // Bounds for the next chunk are read from the last row's key
-                // as text, so keys come in binary only where that is text.
-                if key_indexes.contains(&i) {
+                // Bounds for the next chunk are read from the last row's
+                // order columns as text, so those come in binary only where
+                // that is text.
+                if order_indexes.contains(&i) {
                     binary_is_text(c.value_oid)
                 } else {
                     has_binary_decoder(c.value_oid)
                 }
             })
             .collect();
-        Some(TableSql {
-            key_oids,
-            key_indexes,
+        TableSql {
+            order,
+            order_columns,
+            order_indexes,
             // Domains by their base type: a row description names the base
             // type of a domain column, and the log is converted the same way.
             column_oids: info.columns.iter().map(|c| c.value_oid).collect(),
             column_binary,
-            key_names: Arc::from(info.key.clone()),
+            key_names: Arc::from(
+                key_indexes
+                    .iter()
+                    .filter_map(|&i| info.columns.get(i).map(|c| c.name.clone()))
+                    .collect::<Vec<_>>(),
+            ),
+            key_indexes,
             column_names: Arc::from(
                 info.columns
                     .iter()
@@ -68,14 +139,14 @@ impl TableSql {
                     .collect::<Vec<_>>(),
             ),
             info,
-        })
+        }
     }
 
-    /// Key columns qualified by the `src` alias. Unqualified, ORDER BY would
-    /// pick the `::text` output columns of the same name and sort as text.
-    fn key_list(&self) -> String {
-        self.info
-            .key
+    /// Order columns qualified by the `src` alias. Unqualified, ORDER BY
+    /// would pick the `::text` output columns of the same name and sort as
+    /// text.
+    fn order_list(&self) -> String {
+        self.order_columns
             .iter()
             .map(|k| format!("src.{}", quote_ident(k)))
             .collect::<Vec<_>>()
@@ -83,11 +154,11 @@ impl TableSql {
     }
 
     /// `($1::text::int4, $2::text::uuid)`: parameters travel as text and are
-    /// cast to the key's type, so the comparison uses the key's own order.
-    fn key_params(&self, first: usize) -> String {
+    /// cast to the order columns' types, so the comparison uses their own
+    /// order.
+    fn order_params(&self, first: usize) -> String {
         let casts: Vec<String> = self
-            .info
-            .key
+            .order_columns
             .iter()
             .enumerate()
             .map(|(i, k)| {
@@ -134,43 +205,71 @@ impl TableSql {
             .join(", ")
     }
 
+    /// The chunk select. Key and surrogate orders: after the last chunk's
+    /// end (`after`), up to the table's maximum at start (`upto`), the first
+    /// `limit` rows in order, with ties for a surrogate key (a chunk never
+    /// ends between two rows of one value, or the next one, starting after
+    /// that value, would skip the rest). Physical order: the rows of heap
+    /// pages `[$1, $2)`, read by a TID range scan; `after` and `upto` do not
+    /// apply.
     pub(crate) fn chunk_sql(&self, after: bool, upto: bool, filter: Option<&str>) -> String {
-        let n = self.info.key.len();
-        let keys = format!("({})", self.key_list());
+        let table = quote_table(&self.info.table);
+        if self.order == ChunkOrder::Physical {
+            let filter = filter.map(|f| format!(" AND ({f})")).unwrap_or_default();
+            return format!(
+                "SELECT {} FROM {table} AS src \
+                 WHERE src.ctid >= $1::text::pg_catalog.tid AND src.ctid < $2::text::pg_catalog.tid{filter}",
+                self.select_list(),
+            );
+        }
+        let n = self.order_columns.len();
+        let keys = format!("({})", self.order_list());
         let mut conditions = Vec::new();
         if after {
-            conditions.push(format!("{keys} > {}", self.key_params(1)));
+            conditions.push(format!("{keys} > {}", self.order_params(1)));
         }
         if upto {
             let first = if after { n + 1 } else { 1 };
-            conditions.push(format!("{keys} <= {}", self.key_params(first)));
+            conditions.push(format!("{keys} <= {}", self.order_params(first)));
         }
         if let Some(filter) = filter {
             conditions.push(format!("({filter})"));
         }
-        let limit_param = n * usize::from(after) + n * usize::from(upto) + 1;
         let where_clause = if conditions.is_empty() {
             String::new()
         } else {
             format!(" WHERE {}", conditions.join(" AND "))
         };
+        let limit_param = n * usize::from(after) + n * usize::from(upto) + 1;
+        let limit = match self.order {
+            ChunkOrder::Surrogate(_) => {
+                format!("FETCH FIRST (${limit_param}::text::bigint) ROWS WITH TIES")
+            }
+            _ => format!("LIMIT ${limit_param}::text::bigint"),
+        };
         format!(
-            "SELECT {} FROM {} AS src{where_clause} ORDER BY {} LIMIT ${limit_param}::text::bigint",
+            "SELECT {} FROM {table} AS src{where_clause} ORDER BY {} {limit}",
             self.select_list(),
-            quote_table(&self.info.table),
-            self.key_list()
+            self.order_list()
         )
     }
 
+    /// The table's largest value of the order columns at start (rows past
+    /// it arrive through the log); for physical order, its size in pages.
     pub(crate) fn max_key_sql(&self, filter: Option<&str>) -> String {
+        if self.order == ChunkOrder::Physical {
+            // Rows on pages added later were written later: the log has them.
+            return "SELECT (pg_catalog.pg_relation_size($1::oid::regclass) \
+                      / pg_catalog.current_setting('block_size')::bigint)::text"
+                .to_owned();
+        }
         let keys: Vec<String> = self
-            .key_indexes
+            .order_indexes
             .iter()
             .map(|&i| self.output_column(i))
             .collect();
         let order: Vec<String> = self
-            .info
-            .key
+            .order_columns
             .iter()
             .map(|k| format!("src.{} DESC", quote_ident(k)))
             .collect();

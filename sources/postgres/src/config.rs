@@ -26,8 +26,9 @@ pub struct PostgresConfig {
     /// Tables captured although they have no key (primary key or replica
     /// identity index). With `REPLICA IDENTITY FULL` their updates and
     /// deletes carry the whole old row; without it only their inserts are
-    /// captured, through the insert-only publication.
-    pub keyless_tables: Vec<TableRef>,
+    /// captured, through the insert-only publication. Exact names or
+    /// patterns, as in `source.tables`.
+    pub keyless_tables: Vec<crate::patterns::TablePattern>,
     /// What start-up does when the slot was lost (README, "When the slot is
     /// lost").
     pub on_slot_lost: SlotLostPolicy,
@@ -90,6 +91,11 @@ impl PostgresConfig {
     /// only, so the application's own writes keep working.
     pub fn insert_only_publication(&self) -> String {
         format!("{}_insert_only", self.publication)
+    }
+
+    /// Whether `table` was opted in to capture without a key.
+    pub fn keyless_opted_in(&self, table: &TableRef) -> bool {
+        self.keyless_tables.iter().any(|p| p.matches(table))
     }
 
     /// Whether `table` is named in `source.tables`, exactly or by a pattern.

@@ -341,6 +341,10 @@ impl Decoder {
                     self.on_capture_marker(&content, lsn, out);
                     return Ok(());
                 }
+                if prefix == crate::partitions::PARTITIONS_PREFIX {
+                    self.on_partitions_marker(&content, lsn, out);
+                    return Ok(());
+                }
                 let source = self.source_info(lsn);
                 out.push(LogItem::Event(Event {
                     op: Op::Message,
@@ -531,6 +535,45 @@ impl Decoder {
             },
             source: self.source_info(lsn),
         });
+    }
+
+    /// A partition change the log has no event for (see `partitions`): a
+    /// resync of the root, or a snapshot of one partition's rows through it.
+    fn on_partitions_marker(&mut self, content: &[u8], lsn: u64, out: &mut Vec<LogItem>) {
+        use crate::partitions::Marker;
+        match Marker::parse(content) {
+            None => tracing::warn!(
+                "partitions marker at {} ignored: unreadable",
+                crate::replication::format_lsn(lsn)
+            ),
+            Some(Marker::Resync { table, reason }) => out.push(LogItem::Resync {
+                table: Arc::new(table),
+                reason,
+            }),
+            Some(Marker::Leaf { table, leaf }) => {
+                tracing::info!(
+                    "a partition of {table} appeared with rows (attached, or filled through \
+                     {table}): snapshot of its rows queued"
+                );
+                let name = table.to_string();
+                let data = serde_json::json!({
+                    "data-collections": [name],
+                    "type": "incremental",
+                    // An oid the catalog gave, not user text.
+                    "additional-conditions": [
+                        { "data-collection": name, "filter": format!("tableoid = {leaf}::oid") }
+                    ],
+                });
+                out.push(LogItem::Signal {
+                    row: SignalRow {
+                        id: format!("cdc-partition-{}", crate::replication::format_lsn(lsn)),
+                        kind: "execute-snapshot".into(),
+                        data: Some(data.to_string()),
+                    },
+                    source: self.source_info(lsn),
+                });
+            }
+        }
     }
 
     fn relation(&self, oid: u32) -> Result<&RelationState, DecoderError> {

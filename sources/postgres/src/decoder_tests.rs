@@ -13,6 +13,7 @@ fn info(name: &str, oid: u32) -> TableInfo {
         type_sql: "integer".into(),
         type_mod: -1,
         value_oid: 23,
+        not_null: false,
     };
     TableInfo {
         oid,

@@ -9,6 +9,7 @@
 
 pub mod binary;
 pub mod catalog;
+mod chunk_rows;
 mod chunk_sql;
 pub mod config;
 pub mod connect;
@@ -17,8 +18,10 @@ pub mod late_tables;
 pub mod lease;
 mod liveness;
 pub mod operator;
+pub mod partitions;
 pub mod patterns;
 pub mod pgoutput;
+mod physical;
 pub mod positions;
 pub mod replication;
 pub mod setup;
@@ -201,6 +204,20 @@ impl Source for PostgresSource {
                 self.known.clone(),
                 self.refused.clone(),
                 late,
+                ctx.shutdown.clone(),
+            );
+        }
+        let roots: Vec<(TableRef, u32)> = self
+            .tables
+            .iter()
+            .filter(|t| t.partitioned)
+            .map(|t| (t.table.clone(), t.oid))
+            .collect();
+        if !roots.is_empty() || !self.config.patterns.is_empty() {
+            partitions::spawn(
+                &self.config,
+                roots,
+                late_watched.clone(),
                 ctx.shutdown.clone(),
             );
         }

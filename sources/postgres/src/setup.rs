@@ -185,10 +185,19 @@ pub async fn preflight(
         )));
     }
     for keyless in &config.keyless_tables {
-        if !config.lists(keyless) {
-            findings.push(error(format!(
-                "source.keyless_tables names {keyless}, which is not in source.tables: add it there or remove it"
-            )));
+        match keyless.exact() {
+            Some(table) if !config.lists(&table) => findings.push(error(format!(
+                "source.keyless_tables names {table}, which is not in source.tables: add it there or remove it"
+            ))),
+            Some(_) => {}
+            // A pattern: tables matching it may be created later.
+            None if !tables.iter().any(|t| keyless.matches(&t.table)) => {
+                findings.push(warning(format!(
+                    "source.keyless_tables pattern '{keyless}' matches no captured table yet: check it \
+                     against source.tables (a matching table created later is opted in when it appears)"
+                )))
+            }
+            None => {}
         }
     }
     if let Some(finding) = partition_root_finding(client, config, &tables).await? {
@@ -250,7 +259,7 @@ pub async fn preflight(
 /// application's own `UPDATE` and `DELETE` on it fail.
 pub(crate) fn key_finding(info: &TableInfo, config: &PostgresConfig) -> Option<Finding> {
     let table = &info.table;
-    let opted_in = config.keyless_tables.contains(table);
+    let opted_in = config.keyless_opted_in(table);
     if !info.key.is_empty() {
         if !info.has_replica_identity() {
             // A key, but REPLICA IDENTITY NOTHING.
@@ -276,7 +285,7 @@ pub(crate) fn key_finding(info: &TableInfo, config: &PostgresConfig) -> Option<F
         )),
         (true, true) => Some(warning(format!(
             "table {table} has no key: its events carry the whole row (REPLICA IDENTITY FULL) and no key; \
-             snapshots of it need a surrogate key"
+             snapshots read it in ctid ranges, or in the order of a signal's \"surrogate-key\""
         ))),
         (true, false) => Some(warning(format!(
             "table {table} has no key and no REPLICA IDENTITY FULL: only its inserts and truncates are captured \

@@ -18,18 +18,17 @@ use async_trait::async_trait;
 use cdc_engine::merger::{ChunkRow, Visibility};
 use cdc_engine::scheduler::{ChunkRequest, SnapshotState};
 use cdc_engine::snapshot::{ChunkSource, SelectedChunk, SnapshotError};
-use cdc_engine::{Row, TableRef, Value};
+use cdc_engine::TableRef;
 use cdc_signal::{SNAPSHOT_WINDOW_CLOSE, SNAPSHOT_WINDOW_OPEN};
-use futures_util::StreamExt;
 use tokio::sync::Mutex;
-use tokio_postgres::types::{FromSql, ToSql, Type};
+use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, Statement};
 
-use crate::binary::binary_to_value;
 use crate::catalog::{quote_table, table_info, CatalogError, TableInfo, SIGNATURE_SQL};
-use crate::chunk_sql::{check_filter, TableSql};
+use crate::chunk_rows::{key_texts, read_and_commit};
+use crate::chunk_sql::{check_filter, ChunkOrder, TableSql};
 use crate::connect::{describe_pg_error, ConnectConfig};
-use crate::types::text_to_value;
+use crate::physical::{parse_page, Densities, PageRange};
 
 /// The table holding snapshot progress, next to the signal table.
 pub fn state_table(signal_table: &TableRef) -> TableRef {
@@ -65,6 +64,8 @@ pub struct PgChunkSource {
     /// Progress is saved only while this lease is fresh, and only under
     /// its epoch (`cdc.leases`).
     lease: cdc_engine::Lease,
+    /// Rows per page found by the chunks of tables read in physical order.
+    densities: Densities,
 }
 
 /// The snapshot connection and the statements prepared on it. A chunk costs
@@ -91,7 +92,7 @@ impl Conn {
     }
 }
 
-fn transient(err: tokio_postgres::Error) -> SnapshotError {
+pub(crate) fn transient(err: tokio_postgres::Error) -> SnapshotError {
     SnapshotError::Transient(describe_pg_error(&err))
 }
 
@@ -115,9 +116,7 @@ impl PgChunkSource {
             tables: std::sync::Mutex::new(
                 tables
                     .iter()
-                    .filter_map(|t| {
-                        TableSql::new(t.clone()).map(|s| (t.table.clone(), Arc::new(s)))
-                    })
+                    .map(|t| (t.table.clone(), Arc::new(TableSql::new(t.clone()))))
                     .collect(),
             ),
             insert_watermark: format!(
@@ -131,6 +130,24 @@ impl PgChunkSource {
             signal_table,
             state_name,
             lease: cdc_engine::Lease::sole(),
+            densities: Densities::default(),
+        }
+    }
+
+    /// Another chunk source on the same server, tables and progress, with a
+    /// connection of its own: a lane of parallel snapshots.
+    pub fn another(&self) -> PgChunkSource {
+        let tables = self.tables.lock().map(|t| t.clone()).unwrap_or_default();
+        PgChunkSource {
+            connect: self.connect.clone(),
+            conn: Mutex::new(None),
+            tables: std::sync::Mutex::new(tables),
+            signal_table: self.signal_table.clone(),
+            state_name: self.state_name.clone(),
+            insert_watermark: self.insert_watermark.clone(),
+            delete_watermarks: self.delete_watermarks.clone(),
+            lease: self.lease.clone(),
+            densities: Densities::default(),
         }
     }
 
@@ -248,8 +265,8 @@ impl PgChunkSource {
                 })
             })
             .await?;
-        if let (Some(sql), Ok(mut tables)) = (TableSql::new(info), self.tables.lock()) {
-            tables.insert(table.clone(), Arc::new(sql));
+        if let Ok(mut tables) = self.tables.lock() {
+            tables.insert(table.clone(), Arc::new(TableSql::new(info)));
         }
         Ok(())
     }
@@ -269,11 +286,7 @@ impl PgChunkSource {
         if info.signature() == sql.info.signature() {
             return Ok(None);
         }
-        let rebuilt = TableSql::new(info).ok_or_else(|| {
-            SnapshotError::Definite(format!(
-                "table {table} no longer has a primary key or replica identity index"
-            ))
-        })?;
+        let rebuilt = TableSql::new(info);
         let change = format!(
             "{table} changed shape since the chunk query was built ({} → {})",
             sql.info.signature(),
@@ -291,12 +304,10 @@ impl PgChunkSource {
         &self,
         request: &ChunkRequest,
     ) -> Result<(Arc<TableSql>, String), SnapshotError> {
-        let sql = self.table_sql(&request.table).ok_or_else(|| {
-            SnapshotError::Definite(format!(
-                "table {} is not captured or has no primary key",
-                request.table
-            ))
+        let cached = self.table_sql(&request.table).ok_or_else(|| {
+            SnapshotError::Definite(format!("table {} is not captured", request.table))
         })?;
+        let sql = in_order_of(cached, request)?;
         let filter = request.filter.as_deref();
         if let Some(filter) = filter {
             check_filter(filter)
@@ -315,11 +326,16 @@ impl PgChunkSource {
         request: &ChunkRequest,
         generic: bool,
     ) -> Result<String, SnapshotError> {
-        let (_, chunk_sql) = self.chunk_query(request)?;
+        let (sql, chunk_sql) = self.chunk_query(request)?;
         let upper = request.max_key.as_deref().ok_or_else(|| {
             SnapshotError::Definite("explaining a chunk needs its upper bound".into())
         })?;
-        let params = chunk_params(request, upper);
+        let params = if sql.order == ChunkOrder::Physical {
+            let total = parse_page(Some(upper))?;
+            self.densities.range(request, total, None)?.params()
+        } else {
+            chunk_params(request, upper)
+        };
         let mode = if generic {
             "force_generic_plan"
         } else {
@@ -377,18 +393,29 @@ impl PgChunkSource {
         chunk_sql: &str,
     ) -> Result<(SelectedChunk, String), SnapshotError> {
         let filter = request.filter.as_deref();
-        let chunk_params = |upper: &[String]| chunk_params(request, upper);
+        let physical = sql.order == ChunkOrder::Physical;
+        // The chunk's parameters, and for physical order its pages.
+        let bounds = |upper: &[String], estimate: Option<u64>| {
+            if physical {
+                let total = parse_page(Some(upper))?;
+                let range = self.densities.range(request, total, estimate)?;
+                Ok::<_, SnapshotError>((range.params(), Some((range, total))))
+            } else {
+                Ok((chunk_params(request, upper), None))
+            }
+        };
         tracing::debug!(table = %request.table, sql = %chunk_sql, after = ?request.after_key, "chunk select");
         self.with_conn(async |conn| {
             let snapshot_sql = conn.statement(SNAPSHOT_SQL).await.map_err(transient)?;
             let chunk_query = conn.statement(chunk_sql).await.map_err(classify)?;
             let shape_query = conn.statement(SIGNATURE_SQL).await.map_err(transient)?;
+            let oid: [&(dyn ToSql + Sync); 1] = [&sql.info.oid];
             if request.max_key_read {
                 let Some(upper) = &request.max_key else {
                     return Ok((SelectedChunk::empty(None, None, None), sql.info.signature()));
                 };
                 // The usual case: begin, snapshot and select in one round trip.
-                let params = chunk_params(upper);
+                let (params, pages) = bounds(upper, None)?;
                 conn.in_transaction = true;
                 let client = &conn.client;
                 let (begin, snapshot, rows) = tokio::join!(
@@ -400,37 +427,41 @@ impl PgChunkSource {
                 let visibility = visibility_of(snapshot.map_err(transient)?)?;
                 let (rows, last_key, signature) =
                     read_and_commit(client, sql, rows, request.limit, &shape_query).await?;
-                let chunk = SelectedChunk {
+                let chunk = self.chunk(
+                    request,
                     rows,
                     last_key,
-                    max_key: request.max_key.clone(),
-                    estimate: None,
-                    visibility: Some(visibility),
-                };
+                    pages,
+                    request.max_key.clone(),
+                    None,
+                    visibility,
+                );
                 return Ok((chunk, signature));
             }
-            // The table's first chunk: its largest key and size first, in
-            // the same snapshot.
+            // The table's first chunk: its largest key (or size) and row
+            // estimate first, in the same snapshot.
             let max_key_query = conn
                 .statement(&sql.max_key_sql(filter))
                 .await
                 .map_err(classify)?;
             let estimate_query = conn.statement(ESTIMATE_SQL).await.map_err(transient)?;
-            let estimate_params: [&(dyn ToSql + Sync); 1] = [&sql.info.oid];
+            let max_params: &[&(dyn ToSql + Sync)] = if physical { &oid } else { &[] };
             conn.in_transaction = true;
             let client = &conn.client;
             let (begin, snapshot, max_row, estimate) = tokio::join!(
                 client.batch_execute(BEGIN_SNAPSHOT),
                 client.query_one(&snapshot_sql, &[]),
-                client.query_opt(&max_key_query, &[]),
-                client.query_one(&estimate_query, &estimate_params),
+                client.query_opt(&max_key_query, max_params),
+                client.query_one(&estimate_query, &oid),
             );
             begin.map_err(transient)?;
             let visibility = visibility_of(snapshot.map_err(transient)?)?;
             let max_key = match max_row.map_err(classify)? {
-                Some(row) => Some(key_texts(&row, 0..sql.key_oids.len())?),
+                Some(row) => Some(key_texts(&row, 0..sql.order_indexes.len().max(1))?),
                 None => None,
-            };
+            }
+            // A table of no pages is as empty as one of no rows.
+            .filter(|key| !(physical && key.first().is_some_and(|p| p == "0")));
             let estimate: f32 = estimate
                 .map_err(transient)?
                 .try_get(0)
@@ -442,20 +473,53 @@ impl PgChunkSource {
                 let chunk = SelectedChunk::empty(None, estimate, Some(visibility));
                 return Ok((chunk, sql.info.signature()));
             };
-            let params = chunk_params(upper);
+            let (params, pages) = bounds(upper, estimate)?;
             let rows = client.query_raw(&chunk_query, params.iter()).await;
             let (rows, last_key, signature) =
                 read_and_commit(client, sql, rows, request.limit, &shape_query).await?;
-            let chunk = SelectedChunk {
+            let chunk = self.chunk(
+                request,
                 rows,
                 last_key,
-                max_key,
+                pages,
+                max_key.clone(),
                 estimate,
-                visibility: Some(visibility),
-            };
+                visibility,
+            );
             Ok((chunk, signature))
         })
         .await
+    }
+
+    /// The selected chunk, and whether it is the table's last: for
+    /// physical order when its pages reach the size at start, else when
+    /// fewer rows than the limit came.
+    #[allow(clippy::too_many_arguments)]
+    fn chunk(
+        &self,
+        request: &ChunkRequest,
+        rows: Vec<ChunkRow>,
+        last_key: Option<Vec<String>>,
+        pages: Option<(PageRange, u64)>,
+        max_key: Option<Vec<String>>,
+        estimate: Option<u64>,
+        visibility: Visibility,
+    ) -> SelectedChunk {
+        let (last, last_key) = match pages {
+            Some((range, total)) => {
+                self.densities.observe(&request.table, range, rows.len());
+                (range.end >= total, Some(vec![range.end.to_string()]))
+            }
+            None => (rows.len() < request.limit, last_key),
+        };
+        SelectedChunk {
+            rows,
+            last,
+            last_key,
+            max_key,
+            estimate,
+            visibility: Some(visibility),
+        }
     }
 
     /// Load the persisted progress, if any.
@@ -490,7 +554,7 @@ impl PgChunkSource {
     }
 }
 
-fn classify(err: tokio_postgres::Error) -> SnapshotError {
+pub(crate) fn classify(err: tokio_postgres::Error) -> SnapshotError {
     let definite = err
         .code()
         .map(|c| {
@@ -506,51 +570,6 @@ fn classify(err: tokio_postgres::Error) -> SnapshotError {
     } else {
         SnapshotError::Transient(reason)
     }
-}
-
-/// A column's bytes as the server sent them, whatever its type and format:
-/// the converters check what they need (a `&str` would check UTF-8 twice).
-struct RawValue<'a>(&'a [u8]);
-
-impl<'a> FromSql<'a> for RawValue<'a> {
-    fn from_sql(_: &Type, raw: &'a [u8]) -> Result<Self, Box<dyn std::error::Error + Sync + Send>> {
-        Ok(RawValue(raw))
-    }
-
-    fn accepts(_: &Type) -> bool {
-        true
-    }
-}
-
-/// The row's values, typed by the columns' OIDs. A text value that does not
-/// convert (it cannot, short of a server bug) is kept as text rather than
-/// lost; a binary one has no such fallback and fails the chunk, naming the
-/// column.
-fn row_values(row: &tokio_postgres::Row, sql: &TableSql) -> Result<Vec<Value>, SnapshotError> {
-    let mut values = Vec::with_capacity(sql.column_oids.len());
-    for (i, (&oid, &binary)) in sql.column_oids.iter().zip(&sql.column_binary).enumerate() {
-        let raw: Option<RawValue> = row
-            .try_get(i)
-            .map_err(|e| SnapshotError::Transient(e.to_string()))?;
-        values.push(
-            match raw {
-                None => Value::Null,
-                // By the statement's own type: the shape it was prepared in.
-                Some(RawValue(raw)) if binary => {
-                    binary_to_value(row.columns().get(i).map_or(oid, |c| c.type_().oid()), raw)
-                        .map_err(|e| {
-                            let column = sql.column_names.get(i).map_or("?", String::as_str);
-                            SnapshotError::Definite(format!("{}.{column}: {e}", sql.info.table))
-                        })?
-                }
-                Some(RawValue(text)) => text_to_value(oid, text)
-                    .unwrap_or_else(|_| Value::Text(String::from_utf8_lossy(text).into_owned())),
-            }
-            // As the log's values (decoder.rs): a time's precision from the column.
-            .with_type_mod(sql.info.columns.get(i).map_or(-1, |c| c.type_mod)),
-        );
-    }
-    Ok(values)
 }
 
 /// Opens a chunk's transaction; its first query fixes the snapshot the
@@ -585,22 +604,22 @@ fn visibility_of(row: tokio_postgres::Row) -> Result<Visibility, SnapshotError> 
         .ok_or_else(|| SnapshotError::Transient(format!("unreadable snapshot {text:?}")))
 }
 
-/// Key values in the server's text form, for the next chunk's bounds.
-fn key_texts(
-    row: &tokio_postgres::Row,
-    columns: impl Iterator<Item = usize>,
-) -> Result<Vec<String>, SnapshotError> {
-    columns
-        .map(|i| row.try_get::<_, String>(i))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| SnapshotError::Transient(e.to_string()))
+/// The table's SQL for the order `request` asks for: its key, else the
+/// signal's surrogate key, else its physical order; checked against the
+/// catalog, with one line on what is wrong.
+fn in_order_of(
+    cached: Arc<TableSql>,
+    request: &ChunkRequest,
+) -> Result<Arc<TableSql>, SnapshotError> {
+    let order = match &request.surrogate_key {
+        Some(column) => ChunkOrder::Surrogate(column.clone()),
+        None if cached.info.key.is_empty() => ChunkOrder::Physical,
+        None => return Ok(cached),
+    };
+    TableSql::ordered(cached.info.clone(), order)
+        .map(Arc::new)
+        .map_err(SnapshotError::Definite)
 }
-
-/// The chunk's planner hints are for the chunk query only: the catalog
-/// query that follows it needs joins the hints would make ~200 ms slow.
-const RESTORE_PLANNER: &str = "SET LOCAL enable_sort TO DEFAULT; \
-     SET LOCAL enable_incremental_sort TO DEFAULT; SET LOCAL enable_bitmapscan TO DEFAULT; \
-     SET LOCAL enable_seqscan TO DEFAULT";
 
 /// Parameters of a chunk query: the lower bound (after the last key, if
 /// any), the upper bound, the limit; all as text, cast by the query.
@@ -612,64 +631,6 @@ fn chunk_params(request: &ChunkRequest, upper: &[String]) -> Vec<String> {
     params.extend(upper.iter().cloned());
     params.push(request.limit.to_string());
     params
-}
-
-/// The chunk's rows as they stream in (our conversion overlaps the server's
-/// work), and the last row's key.
-async fn read_rows(
-    sql: &TableSql,
-    stream: tokio_postgres::RowStream,
-    limit: usize,
-) -> Result<(Vec<ChunkRow>, Option<Vec<String>>), SnapshotError> {
-    futures_util::pin_mut!(stream);
-    let mut rows = Vec::with_capacity(limit.min(65_536));
-    let mut last = None;
-    while let Some(row) = stream.next().await {
-        let row = row.map_err(classify)?;
-        let after = row_values(&row, sql)?;
-        let mut key = Vec::with_capacity(sql.key_indexes.len());
-        for &i in &sql.key_indexes {
-            key.push(after.get(i).cloned().unwrap_or(Value::Null));
-        }
-        rows.push(ChunkRow {
-            key: Row::new(sql.key_names.clone(), key),
-            after: Row::new(sql.column_names.clone(), after),
-        });
-        last = Some(row);
-    }
-    // The next chunk starts after the last key, in the server's own text.
-    let last_key = match last {
-        Some(row) => Some(key_texts(&row, sql.key_indexes.iter().copied())?),
-        None => None,
-    };
-    Ok((rows, last_key))
-}
-
-/// The chunk's rows, then the commit of its transaction.
-/// The chunk's rows, then the table's shape in the same snapshot (the
-/// select's lock keeps DDL out until the commit) and the commit, in one
-/// round trip.
-async fn read_and_commit(
-    client: &Client,
-    sql: &TableSql,
-    rows: Result<tokio_postgres::RowStream, tokio_postgres::Error>,
-    limit: usize,
-    shape_query: &Statement,
-) -> Result<(Vec<ChunkRow>, Option<Vec<String>>, String), SnapshotError> {
-    let (rows, last_key) = read_rows(sql, rows.map_err(classify)?, limit).await?;
-    let oid: [&(dyn ToSql + Sync); 1] = [&sql.info.oid];
-    let (restored, shape, commit) = tokio::join!(
-        client.batch_execute(RESTORE_PLANNER),
-        client.query_one(shape_query, &oid),
-        client.batch_execute("COMMIT"),
-    );
-    restored.map_err(transient)?;
-    let signature: String = shape
-        .map_err(transient)?
-        .try_get(0)
-        .map_err(|e| SnapshotError::Transient(e.to_string()))?;
-    commit.map_err(transient)?;
-    Ok((rows, last_key, signature))
 }
 
 #[async_trait]

@@ -59,6 +59,7 @@ fn request(
         token: 1,
         table: table.clone(),
         filter: filter.map(str::to_string),
+        surrogate_key: None,
         after_key: after.map(texts),
         max_key: Some(texts(upper)),
         max_key_read: true,
@@ -79,7 +80,9 @@ fn chunk_plans_walk_the_key_index_on_an_unanalyzed_table() {
          INSERT INTO big SELECT g, CASE WHEN g % 10 = 0 THEN 'open' ELSE 'done' END, repeat('x', 200)
            FROM generate_series(1, 1000000) g;
          CREATE TABLE pair (a int, b text, v int, PRIMARY KEY (a, b));
-         INSERT INTO pair SELECT g / 10, (g % 10)::text, g FROM generate_series(1, 300000) g;",
+         INSERT INTO pair SELECT g / 10, (g % 10)::text, g FROM generate_series(1, 300000) g;
+         CREATE TABLE heap (v int, payload text);
+         INSERT INTO heap SELECT g, repeat('x', 200) FROM generate_series(1, 300000) g;",
     )
     .unwrap();
     assert_eq!(
@@ -113,9 +116,11 @@ fn chunk_plans_walk_the_key_index_on_an_unanalyzed_table() {
         let client = connect.connect_sql().await.unwrap();
         let big = TableRef::new("public", "big");
         let pair = TableRef::new("public", "pair");
+        let heap = TableRef::new("public", "heap");
         let infos = vec![
             table_info(&client, &big).await.unwrap(),
             table_info(&client, &pair).await.unwrap(),
+            table_info(&client, &heap).await.unwrap(),
         ];
         let chunks = PgChunkSource::new(
             connect,
@@ -150,6 +155,25 @@ fn chunk_plans_walk_the_key_index_on_an_unanalyzed_table() {
                 let plan = chunks.explain_chunk(request, generic).await.unwrap();
                 let what = format!("{what} ({})", if generic { "generic" } else { "custom" });
                 assert_ordered_index_walk(&plan, index, &what);
+            }
+        }
+        // Without a key: pages by a TID range scan, never the whole heap.
+        let pages: i64 = client
+            .query_one("SELECT pg_relation_size('heap') / 8192", &[])
+            .await
+            .unwrap()
+            .get(0);
+        for (what, after) in [
+            ("first page chunk", None),
+            ("middle page chunk", Some(&["900"][..])),
+        ] {
+            let request = request(&heap, after, &[&pages.to_string()], None);
+            for generic in [false, true] {
+                let plan = root(&chunks.explain_chunk(&request, generic).await.unwrap());
+                assert_eq!(
+                    plan["Node Type"], "Tid Range Scan",
+                    "{what} ({generic}): {plan:#}"
+                );
             }
         }
     });
