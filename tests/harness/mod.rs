@@ -17,6 +17,7 @@ use serde_json::Value;
 use crate::common::*;
 
 pub mod disk;
+pub mod kafka;
 
 pub type History = States<i64>;
 
