@@ -334,8 +334,8 @@ fn a_postgres_crash_during_a_flush_loses_nothing() {
 /// The broker SIGKILLed while writers commit, restarted 8 s later on its
 /// SQLite storage: whatever it acknowledged is still there, whatever it
 /// did not is sent again (the slot never moved past it), nothing is lost.
-/// With in-memory storage the restart loses acknowledged records and this
-/// fails.
+/// On in-memory storage the restarted broker has lost its topics, cdc stops
+/// naming the missing topic, and this fails.
 #[test]
 fn a_broker_killed_and_restarted_while_streaming_loses_nothing() {
     broker_down(Down::Killed, Duration::from_secs(5), false, false, |_| {});

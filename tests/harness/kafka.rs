@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use cdc_testcontainers::Kafka;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message};
-use rdkafka::ClientConfig;
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use serde_json::Value;
 
 /// A config for `cdc run` with the Kafka sink; `sink_extra` goes into
@@ -69,17 +69,29 @@ pub struct GroupReader {
 
 impl GroupReader {
     pub fn start(bootstrap: &str, group: &str, topics: &[String]) -> GroupReader {
-        let consumer: BaseConsumer = ClientConfig::new()
-            .set("bootstrap.servers", bootstrap)
-            .set("group.id", group)
-            .set("auto.offset.reset", "earliest")
-            .set("enable.auto.commit", "true")
-            // Topics appear when the sink first writes to them.
-            .set("topic.metadata.refresh.interval.ms", "500")
-            .create()
-            .unwrap();
+        let consumer = consumer(bootstrap, group);
         let names: Vec<&str> = topics.iter().map(String::as_str).collect();
         consumer.subscribe(&names).unwrap();
+        GroupReader::poll(consumer)
+    }
+
+    /// Reads partitions `0..partitions` of every topic from the start,
+    /// assigned rather than through the group protocol (in a nemesis run a
+    /// lone group member of tansu's read one of 15 partitions only).
+    pub fn start_assigned(bootstrap: &str, topics: &[String], partitions: i32) -> GroupReader {
+        let consumer = consumer(bootstrap, "cdc-test-assigned");
+        let mut list = TopicPartitionList::new();
+        for topic in topics {
+            for p in 0..partitions {
+                list.add_partition_offset(topic, p, Offset::Beginning)
+                    .unwrap();
+            }
+        }
+        consumer.assign(&list).unwrap();
+        GroupReader::poll(consumer)
+    }
+
+    fn poll(consumer: BaseConsumer) -> GroupReader {
         let received = Arc::new(std::sync::Mutex::new(Vec::new()));
         let stop = Arc::new(AtomicBool::new(false));
         let (r, s) = (received.clone(), stop.clone());
@@ -141,6 +153,18 @@ impl GroupReader {
             std::thread::sleep(Duration::from_millis(100));
         }
     }
+}
+
+fn consumer(bootstrap: &str, group: &str) -> BaseConsumer {
+    ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", group)
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "true")
+        // Topics appear when the sink first writes to them.
+        .set("topic.metadata.refresh.interval.ms", "500")
+        .create()
+        .unwrap()
 }
 
 impl Drop for GroupReader {

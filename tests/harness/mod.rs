@@ -16,8 +16,10 @@ use serde_json::Value;
 
 use crate::common::*;
 
+pub mod check;
 pub mod disk;
 pub mod kafka;
+pub mod workload;
 
 pub type History = States<i64>;
 
