@@ -219,7 +219,7 @@ fn a_full_disk_during_a_snapshot_window_is_waited_out() {
     );
 }
 
-/// The disk fills while a 40 000-row transaction (about 15 MB of JSON,
+/// The disk fills while a 40 000-row transaction (megabytes of JSON,
 /// with a rolled-back savepoint) is written out: a write of its batch
 /// stops part-way. Once space is freed the batch goes out whole, no torn
 /// line is left in the file, and nothing rolled back appears.
