@@ -69,9 +69,14 @@ ensure_kafka_build_deps() {
 # into ~/.cargo/bin (about 20 minutes on 2 cores), then reused.
 ensure_tansu() {
   if [ -n "${CDC_TEST_KAFKA_BOOTSTRAP:-}" ] || [ -n "${CDC_TANSU_BIN:-}" ]; then return 0; fi
-  if command -v tansu >/dev/null || [ -x "${CARGO_HOME:-$HOME/.cargo}/bin/tansu" ]; then return 0; fi
+  # libsql: the broker crash tests keep the broker's storage in a SQLite
+  # file, so a killed broker restarts with what it acknowledged.
+  local home="${CARGO_HOME:-$HOME/.cargo}"
+  if [ -x "$home/bin/tansu" ] && grep -q '"tansu 0.6.0 [^}]*"libsql"' "$home/.crates2.json" 2>/dev/null; then
+    return 0
+  fi
   echo "installing tansu 0.6.0 (a Kafka-compatible broker for the tests; built once per machine)" >&2
-  cargo install tansu --version 0.6.0 --locked --features dynostore
+  cargo install tansu --version 0.6.0 --locked --features dynostore,libsql
 }
 
 # nft, for the network faults of tests/faults.rs (DROP rules inside a test's

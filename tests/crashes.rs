@@ -1,6 +1,7 @@
 //! PostgreSQL crashes (`pg_ctl stop -m immediate`, then start, as a power
 //! loss would) while streaming, mid a large spilled transaction and in a
-//! snapshot window, and a full disk under the file sink. After each, cdc
+//! snapshot window, and a full disk under the file sink (while streaming,
+//! in a snapshot window, mid the write of a large transaction). After each, cdc
 //! has recovered by itself: every committed change is in the output in
 //! per-key order, nothing rolled back is, and the fold equals the table.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -9,12 +10,11 @@ mod common;
 mod harness;
 
 use std::collections::HashSet;
-use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
 use cdc_testcontainers::Postgres;
 use common::*;
+use harness::disk::{self, SmallDisk};
 use harness::*;
 
 fn crash(pg: &Postgres) {
@@ -143,48 +143,6 @@ fn a_postgres_crash_mid_large_transaction_loses_nothing() {
     );
 }
 
-/// A small tmpfs of the test's own, unmounted on drop.
-struct SmallDisk {
-    dir: tempfile::TempDir,
-}
-
-impl SmallDisk {
-    fn mount(megabytes: u32) -> Option<SmallDisk> {
-        let dir = tempfile::tempdir().unwrap();
-        let ok = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={megabytes}m"), "tmpfs"])
-            .arg(dir.path())
-            .status()
-            .is_ok_and(|s| s.success());
-        if !ok {
-            eprintln!("skipped: cannot mount a tmpfs (needs root)");
-            return None;
-        }
-        Some(SmallDisk { dir })
-    }
-
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
-
-    /// Fills what is left with a file of its own.
-    fn fill(&self) -> PathBuf {
-        let filler = self.path().join("filler");
-        // dd stops with "No space left on device": that is the point.
-        let _ = Command::new("dd")
-            .args(["if=/dev/zero", "bs=64k"])
-            .arg(format!("of={}", filler.display()))
-            .output();
-        filler
-    }
-}
-
-impl Drop for SmallDisk {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg(self.dir.path()).status();
-    }
-}
-
 #[test]
 fn a_full_disk_under_the_file_sink_is_waited_out() {
     let Some(disk) = SmallDisk::mount(16) else {
@@ -195,14 +153,7 @@ fn a_full_disk_under_the_file_sink_is_waited_out() {
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(dir.path(), &pg.url(), &["public.t"], "");
     let events_path = disk.path().join("events.jsonl");
-    let text = std::fs::read_to_string(&config).unwrap().replace(
-        &format!(
-            "{:?}",
-            dir.path().join("events.jsonl").display().to_string()
-        ),
-        &format!("{:?}", events_path.display().to_string()),
-    );
-    std::fs::write(&config, text).unwrap();
+    disk::write_events_to(&config, &events_path);
     let filler = std::cell::RefCell::new(None);
     let plan = Plan {
         prelude: |_: &Engine| {},
@@ -221,14 +172,116 @@ fn a_full_disk_under_the_file_sink_is_waited_out() {
         !failing.is_empty(),
         "the sink never hit the full disk:\n{log}"
     );
-    let recovered = log
-        .lines()
-        .filter(|l| log_time(l).is_some_and(|t| t > healed_at))
-        .find(|l| l.contains("recovered") || l.contains("acknowledged="));
+    disk::assert_whole_lines(&events_path);
     eprintln!(
-        "full disk: {} lines naming it; first: {}\n  after space was freed: {:?}",
+        "full disk: {} lines naming it; first: {}\n  sink recovered {:.1}s after space was freed",
         failing.len(),
         strip_ansi(failing[0]),
-        recovered.map(strip_ansi)
+        sink_recovery(&log, healed_at)
+    );
+}
+
+/// Seconds from `healed_at` to the sink's line on recovering.
+fn sink_recovery(log: &str, healed_at: f64) -> f64 {
+    log.lines()
+        .filter(|l| l.contains("sink recovered"))
+        .find_map(|l| log_time(l).filter(|&t| t > healed_at))
+        .unwrap_or_else(|| panic!("no line on the sink's recovery:\n{log}"))
+        - healed_at
+}
+
+#[test]
+fn a_full_disk_during_a_snapshot_window_is_waited_out() {
+    let Some(disk) = SmallDisk::mount(48) else {
+        return;
+    };
+    let pg = Postgres::start().unwrap();
+    let events_path = disk.path().join("events.jsonl");
+    let filler = std::cell::RefCell::new(None);
+    let (log, _, healed_at) = in_snapshot_window_at(
+        &pg,
+        &pg.url(),
+        &events_path,
+        || *filler.borrow_mut() = Some(disk.fill()),
+        Duration::from_secs(8),
+        || std::fs::remove_file(filler.borrow_mut().take().unwrap()).unwrap(),
+    );
+    let failing = lines_with(&log, "No space left on device");
+    assert!(
+        !failing.is_empty(),
+        "the sink never hit the full disk:\n{log}"
+    );
+    disk::assert_whole_lines(&events_path);
+    eprintln!(
+        "full disk in a snapshot window: {} warning lines; sink recovered {:.1}s after space was freed",
+        failing.len(),
+        sink_recovery(&log, healed_at)
+    );
+}
+
+/// The disk fills while a 40 000-row transaction (megabytes of JSON,
+/// with a rolled-back savepoint) is written out: a write of its batch
+/// stops part-way. Once space is freed the batch goes out whole, no torn
+/// line is left in the file, and nothing rolled back appears.
+#[test]
+fn a_full_disk_during_a_flush_of_a_large_transaction_is_waited_out() {
+    let Some(disk) = SmallDisk::mount(64) else {
+        return;
+    };
+    let pg = Postgres::start().unwrap();
+    pg.psql(&format!(
+        "{DDL} CREATE TABLE big (id int PRIMARY KEY, pad text);"
+    ))
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &pg.url(), &["public.t", "public.big"], "");
+    let events_path = disk.path().join("events.jsonl");
+    disk::write_events_to(&config, &events_path);
+    const ROWS: usize = 40_000;
+    let filler = std::cell::RefCell::new(None);
+    let engine_log = std::cell::RefCell::new(None);
+    let plan = Plan {
+        prelude: |engine: &Engine| *engine_log.borrow_mut() = Some(engine.log.clone()),
+        fault: || {
+            // Room for the writer's changes, not for the transaction.
+            *filler.borrow_mut() = Some(disk.fill_leaving(2 << 20));
+            pg.psql(&big_transaction(1, ROWS, "COMMIT;")).unwrap();
+            let log = engine_log.borrow().clone().unwrap();
+            wait_until(
+                "a write to hit the full disk",
+                Duration::from_secs(60),
+                || {
+                    std::fs::read_to_string(&log)
+                        .is_ok_and(|l| l.contains("No space left on device"))
+                },
+            );
+            let out = table_events(&read_events(&events_path), "big").len();
+            eprintln!("the disk filled with {out} of the transaction's {ROWS} rows out");
+            assert!(out < ROWS, "the transaction was out before the disk filled");
+        },
+        hold: Duration::from_secs(5),
+        heal: || std::fs::remove_file(filler.borrow_mut().take().unwrap()).unwrap(),
+        snapshot: false,
+    };
+    let (log, _, healed_at) = under_writer(&pg, &config, &events_path, plan);
+    disk::assert_whole_lines(&events_path);
+    let events = read_events(&events_path);
+    let ids: HashSet<i64> = table_events(&events, "big")
+        .iter()
+        .map(|e| e["after"]["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(ids.len(), ROWS, "every row of the transaction arrives");
+    assert!(
+        ids.iter().all(|&id| id <= ROWS as i64),
+        "a rolled-back row arrived"
+    );
+    assert_same(
+        &fold(&events, "big", &["id"]),
+        &contents(&pg, "big", &["id"]),
+    );
+    eprintln!(
+        "full disk during a flush: {} warning lines; sink recovered {:.1}s after space was freed",
+        lines_with(&log, "No space left on device").len(),
+        sink_recovery(&log, healed_at)
     );
 }

@@ -388,3 +388,68 @@ fn a_walsender_terminated_mid_large_transaction_loses_nothing() {
         eprintln!("  {}", strip_ansi(line));
     }
 }
+
+/// A blackhole on the PostgreSQL path while a flush waits: the file sink's
+/// disk is full (writes fail and are retried, nothing is acknowledged),
+/// then the path drops every packet for 30 s; both are healed together.
+/// The dead path is still noticed while the sink is stuck, and nothing is
+/// lost.
+#[test]
+fn a_blackhole_while_a_flush_waits_on_a_full_disk_loses_nothing() {
+    let Some(ns) = namespace() else { return };
+    let Some(disk) = disk::SmallDisk::mount(32) else {
+        return;
+    };
+    let pg = Postgres::builder()
+        .netns(&ns)
+        .setting("wal_sender_timeout", "5s")
+        .start()
+        .unwrap();
+    pg.psql(DDL).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let url = network_url(&pg, &ns.address().to_string(), pg.port());
+    let config = write_config(dir.path(), &url, &["public.t"], "");
+    let events_path = disk.path().join("events.jsonl");
+    disk::write_events_to(&config, &events_path);
+    let filler = std::cell::RefCell::new(None);
+    let engine_log = std::cell::RefCell::new(None);
+    let plan = Plan {
+        prelude: |engine: &Engine| *engine_log.borrow_mut() = Some(engine.log.clone()),
+        fault: || {
+            *filler.borrow_mut() = Some(disk.fill());
+            let log = engine_log.borrow().clone().unwrap();
+            wait_until(
+                "a write to hit the full disk",
+                Duration::from_secs(60),
+                || std::fs::read_to_string(&log).is_ok_and(|l| l.contains("No space left")),
+            );
+            ns.blackhole().unwrap();
+        },
+        hold: Duration::from_secs(30),
+        heal: || {
+            ns.heal().unwrap();
+            std::fs::remove_file(filler.borrow_mut().take().unwrap()).unwrap();
+        },
+        snapshot: false,
+    };
+    let (log, fault_at, healed_at) = under_writer(&pg, &config, &events_path, plan);
+    disk::assert_whole_lines(&events_path);
+    let lost = detection_lines(&log);
+    let restored = recovery_lines(&log, fault_at);
+    assert_eq!(lost.len(), 1, "one line on detecting the fault:\n{log}");
+    assert_eq!(restored.len(), 1, "one line on the recovery:\n{log}");
+    let detected = log_time(lost[0]).unwrap() - fault_at;
+    assert!(
+        detected < DETECTION_BOUND_SECS,
+        "detected after {detected:.1}s:\n{log}"
+    );
+    eprintln!(
+        "blackhole while a flush waits on a full disk: detected after {detected:.1}s, streaming again {:.1}s after healing\n  {}\n  {}",
+        log_time(restored[0]).unwrap() - healed_at,
+        strip_ansi(lost[0]),
+        strip_ansi(restored[0])
+    );
+    for line in lines_with(&log, "WARN") {
+        eprintln!("  warning: {}", strip_ansi(line));
+    }
+}

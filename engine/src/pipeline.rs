@@ -257,10 +257,17 @@ async fn retry(
                 telemetry.sink_retry();
                 if reason != last_reason {
                     telemetry.set_down(Component::Sink, format!("sink failing: {reason}"));
-                    tracing::warn!(
-                        sink = %sink.describe(),
-                        "sink failed, retrying without acknowledging: {reason}"
-                    );
+                    // One warning per outage; how the failure changes while
+                    // it lasts (a dead broker's client errors, counts of
+                    // undelivered records) is detail.
+                    if last_reason.is_empty() {
+                        tracing::warn!(
+                            sink = %sink.describe(),
+                            "sink failed, retrying without acknowledging: {reason}"
+                        );
+                    } else {
+                        tracing::info!(sink = %sink.describe(), "sink still failing: {reason}");
+                    }
                 }
                 last_reason = reason;
                 stats.retries += 1;

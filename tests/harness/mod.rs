@@ -16,6 +16,11 @@ use serde_json::Value;
 
 use crate::common::*;
 
+pub mod check;
+pub mod disk;
+pub mod kafka;
+pub mod workload;
+
 pub type History = States<i64>;
 
 pub const DDL: &str = "CREATE TABLE t (id bigint PRIMARY KEY, v bigint);";
@@ -290,6 +295,19 @@ pub fn in_snapshot_window(
     hold: Duration,
     heal: impl FnOnce(),
 ) -> (String, f64, f64) {
+    let dir = tempfile::tempdir().unwrap();
+    in_snapshot_window_at(pg, url, &dir.path().join("events.jsonl"), fault, hold, heal)
+}
+
+/// [`in_snapshot_window`] with the file sink writing `events_path`.
+pub fn in_snapshot_window_at(
+    pg: &Postgres,
+    url: &str,
+    events_path: &Path,
+    fault: impl FnOnce(),
+    hold: Duration,
+    heal: impl FnOnce(),
+) -> (String, f64, f64) {
     // Keys the writer never touches, so only the snapshot brings them.
     pg.psql(&format!(
         "{DDL} INSERT INTO t SELECT g, 0 FROM generate_series(1000, 30999) g;"
@@ -302,7 +320,7 @@ pub fn in_snapshot_window(
         &["public.t"],
         "\n[snapshot]\nchunk_size = 200\n",
     );
-    let events_path = dir.path().join("events.jsonl");
+    disk::write_events_to(&config, events_path);
     let running = Mutex::new(false);
     let plan = Plan {
         prelude: |engine: &Engine| {
@@ -313,7 +331,7 @@ pub fn in_snapshot_window(
                 r#"{"data-collections": ["public.t"], "type": "incremental"}"#,
             );
             wait_until("the first snapshot rows", Duration::from_secs(60), || {
-                read_events(&events_path).iter().any(|e| e["op"] == "r")
+                read_events(events_path).iter().any(|e| e["op"] == "r")
             });
             *running.lock().unwrap() = !engine.log_text().contains("snapshot complete");
         },
@@ -322,7 +340,7 @@ pub fn in_snapshot_window(
         heal,
         snapshot: true,
     };
-    let (log, fault_at, healed_at) = under_writer(pg, &config, &events_path, plan);
+    let (log, fault_at, healed_at) = under_writer(pg, &config, events_path, plan);
     assert!(
         *running.lock().unwrap(),
         "the snapshot ended before the fault:\n{log}"

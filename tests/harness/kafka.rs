@@ -1,0 +1,177 @@
+//! Reading what the Kafka sink wrote: a config for `cdc run` with it, and a
+//! consumer group member polling topics on a thread of its own.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use cdc_testcontainers::Kafka;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Headers, Message};
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use serde_json::Value;
+
+/// A config for `cdc run` with the Kafka sink; `sink_extra` goes into
+/// `[sink]`, `after` after everything.
+pub fn kafka_config(
+    dir: &Path,
+    url: &str,
+    name: &str,
+    tables: &[&str],
+    kafka: &Kafka,
+    sink_extra: &str,
+    after: &str,
+) -> PathBuf {
+    let tables = tables
+        .iter()
+        .map(|t| format!("\"public.{t}\""))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let text = format!(
+        "[source]\ntype = \"postgres\"\nurl = {url:?}\ntables = [{tables}]\nname = {name:?}\nstatus_interval_secs = 1\n\n\
+         [sink]\ntype = \"kafka\"\nbootstrap_servers = {:?}\npartitions = 3\nflush_timeout_ms = 1000\n{sink_extra}\n\n\
+         [pipeline]\nflush_interval_ms = 50\n\n{after}\n",
+        kafka.bootstrap_servers()
+    );
+    let path = dir.join("cdc.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// A unique source name, so topics of concurrent tests (or an external
+/// broker's earlier runs) never mix.
+pub fn unique_name(base: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    format!("{base}{}n{nanos}", std::process::id())
+}
+
+/// One record as a consumer saw it.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub topic: String,
+    pub key: Option<Vec<u8>>,
+    pub value: Option<Value>,
+    pub headers: HashMap<String, String>,
+}
+
+/// A consumer group member subscribed to `topics`, polling on its own
+/// thread into a shared list until stopped.
+pub struct GroupReader {
+    received: Arc<std::sync::Mutex<Vec<Received>>>,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl GroupReader {
+    pub fn start(bootstrap: &str, group: &str, topics: &[String]) -> GroupReader {
+        let consumer = consumer(bootstrap, group);
+        let names: Vec<&str> = topics.iter().map(String::as_str).collect();
+        consumer.subscribe(&names).unwrap();
+        GroupReader::poll(consumer)
+    }
+
+    /// Reads partitions `0..partitions` of every topic from the start,
+    /// assigned rather than through the group protocol (in a nemesis run a
+    /// lone group member of tansu's read one of 15 partitions only).
+    pub fn start_assigned(bootstrap: &str, topics: &[String], partitions: i32) -> GroupReader {
+        let consumer = consumer(bootstrap, "cdc-test-assigned");
+        let mut list = TopicPartitionList::new();
+        for topic in topics {
+            for p in 0..partitions {
+                list.add_partition_offset(topic, p, Offset::Beginning)
+                    .unwrap();
+            }
+        }
+        consumer.assign(&list).unwrap();
+        GroupReader::poll(consumer)
+    }
+
+    fn poll(consumer: BaseConsumer) -> GroupReader {
+        let received = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (r, s) = (received.clone(), stop.clone());
+        let thread = std::thread::spawn(move || {
+            while !s.load(Ordering::SeqCst) {
+                let Some(message) = consumer.poll(Duration::from_millis(100)) else {
+                    continue;
+                };
+                // Not-yet-existing topics report errors until created.
+                let Ok(message) = message else { continue };
+                let mut headers = HashMap::new();
+                if let Some(h) = message.headers() {
+                    for header in h.iter() {
+                        headers.insert(
+                            header.key.to_string(),
+                            String::from_utf8_lossy(header.value.unwrap_or_default()).into_owned(),
+                        );
+                    }
+                }
+                r.lock().unwrap().push(Received {
+                    topic: message.topic().to_string(),
+                    key: message.key().map(<[u8]>::to_vec),
+                    value: message.payload().map(|p| {
+                        serde_json::from_slice(p)
+                            .unwrap_or(Value::String(String::from_utf8_lossy(p).into_owned()))
+                    }),
+                    headers,
+                });
+            }
+        });
+        GroupReader {
+            received,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    pub fn snapshot(&self) -> Vec<Received> {
+        self.received.lock().unwrap().clone()
+    }
+
+    pub fn wait_for(
+        &self,
+        what: &str,
+        timeout: Duration,
+        mut done: impl FnMut(&[Received]) -> bool,
+    ) -> Vec<Received> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let got = self.snapshot();
+            if done(&got) {
+                return got;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}; got {} records",
+                got.len()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+fn consumer(bootstrap: &str, group: &str) -> BaseConsumer {
+    ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", group)
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "true")
+        // Topics appear when the sink first writes to them.
+        .set("topic.metadata.refresh.interval.ms", "500")
+        .create()
+        .unwrap()
+}
+
+impl Drop for GroupReader {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
