@@ -435,6 +435,9 @@ async fn session(
                         match decoder.handle(wal_start, data, &mut pending) {
                             Ok(()) => {}
                             Err(DecoderError::NeedsText(why)) if decoder.binary() => {
+                                // Ended cleanly, the slot is free sooner
+                                // for the text session.
+                                let _ = stream.finish().await;
                                 return Exit::NeedsText(why);
                             }
                             Err(err) => return Exit::Failed(ReplicationError::Protocol(err.to_string())),
