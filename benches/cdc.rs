@@ -5,6 +5,8 @@
 //!   draining a slot filled by 100 transactions of 10k rows, each sink with
 //!   the observe server off and on (scraped every 100 ms meanwhile);
 //! - one large transaction of the same size;
+//! - pgoutput text vs binary (`source.binary`): walsender CPU per 1M rows
+//!   and cdc against pg_recvlogical asking for the same format;
 //! - snapshot: `COPY (SELECT …) TO STDOUT` vs cdc incremental snapshots at
 //!   several chunk sizes while a light writer streams;
 //! - latency: commit (`source.ts_ms`) to the line landing in the sink file,
@@ -16,7 +18,7 @@
 //! (second snapshot size for the memory check, default 3 × rows, 0 to
 //! skip), `CDC_BENCH_LATENCY_SECS` (default 30), `CDC_BENCH_CHUNKS`
 //! (default "1000,8192,16384,50000"), `CDC_BENCH_ONLY` (comma list of
-//! stream,bigtx,snapshot,unanalyzed,latency,memory,parallel), `CDC_BENCH_LOG` (cdc's log filter,
+//! stream,binary,bigtx,snapshot,unanalyzed,latency,memory,parallel), `CDC_BENCH_LOG` (cdc's log filter,
 //! default "info"; when set, the run's configs and logs are kept in /tmp),
 //! `CDC_BENCH_REPEAT` (snapshot runs per reader, median reported, default 5).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -69,6 +71,13 @@ fn peak_rss_mb(pid: u32) -> Option<f64> {
 }
 
 /// A table cell: the figure with `decimals` places, or `-` when not measured.
+fn ratio(a: Option<f64>, b: Option<f64>) -> String {
+    match (a, b) {
+        (Some(a), Some(b)) if b > 0.0 => format!("{:.2}", a / b),
+        _ => "–".into(),
+    }
+}
+
 fn cell(value: Option<f64>, decimals: usize) -> String {
     value.map_or_else(|| "-".to_owned(), |v| format!("{v:.decimals$}"))
 }
@@ -109,10 +118,15 @@ impl Bench {
     }
 
     fn config(&self, name: &str, sink: &str, chunk: usize) -> PathBuf {
+        self.config_with(name, sink, chunk, "")
+    }
+
+    /// [`Bench::config`] with more `[source]` lines.
+    fn config_with(&self, name: &str, sink: &str, chunk: usize, source: &str) -> PathBuf {
         let path = self.dir.path().join(format!("{name}.toml"));
         let text = format!(
             "[source]\ntype = \"postgres\"\nurl = \"{}\"\ntables = [\"public.bench\"]\nslot = \"{name}\"\n\
-             publication = \"cdc\"\nstatus_interval_secs = 1\n\n[sink]\n{sink}\n\n[pipeline]\nflush_interval_ms = 100\n\n\
+             publication = \"cdc\"\nstatus_interval_secs = 1\n{source}\n\n[sink]\n{sink}\n\n[pipeline]\nflush_interval_ms = 100\n\n\
              [snapshot]\nchunk_size = {chunk}\n",
             self.pg.url()
         );
@@ -185,6 +199,11 @@ impl Bench {
 
     /// pg_recvlogical drains `slot` up to `endpos`.
     fn recvlogical(&self, slot: &str, endpos: &str) -> Run {
+        self.recvlogical_with(slot, endpos, &[])
+    }
+
+    /// [`Bench::recvlogical`] with more pgoutput options (`-o` values).
+    fn recvlogical_with(&self, slot: &str, endpos: &str, options: &[&str]) -> Run {
         let start = Instant::now();
         let mut child = Command::new(self.pg.bindir().join("pg_recvlogical"))
             .args(self.connection_args())
@@ -198,6 +217,7 @@ impl Bench {
                 "-o",
                 "messages=true",
             ])
+            .args(options.iter().flat_map(|o| ["-o", o]))
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
@@ -228,7 +248,19 @@ impl Bench {
     /// `observe`: with the observe server on, scraped every 100 ms (far more
     /// often than Prometheus would) while it drains.
     fn cdc_drain(&self, slot: &str, sink: &str, endpos: &str, observe: bool) -> Run {
-        let config = self.config(slot, sink, DEFAULT_CHUNK);
+        self.cdc_drain_with(slot, sink, endpos, observe, "")
+    }
+
+    /// [`Bench::cdc_drain`] with more `[source]` lines.
+    fn cdc_drain_with(
+        &self,
+        slot: &str,
+        sink: &str,
+        endpos: &str,
+        observe: bool,
+        source: &str,
+    ) -> Run {
+        let config = self.config_with(slot, sink, DEFAULT_CHUNK, source);
         let scraper = observe.then(|| {
             let port = std::net::TcpListener::bind("127.0.0.1:0")
                 .unwrap()
@@ -372,6 +404,89 @@ impl Bench {
             "observe on/off: null sink {:.2}, file sink {:.2} (rows/s ratio; scraped every 100 ms)",
             null_observed.rows_per_s / null.rows_per_s,
             file_observed.rows_per_s / file.rows_per_s
+        );
+        for slot in slots {
+            self.drop_cdc_slot(slot);
+        }
+    }
+
+    /// pgoutput's text and binary formats on the same WAL (100 × 10k-row
+    /// transactions): walsender CPU per 1M rows, and cdc against
+    /// pg_recvlogical asking for the same format. Each reader runs once
+    /// per format; pg_recvlogical first and last, the faster pass counts.
+    fn formats(&self) {
+        self.psql("DROP TABLE IF EXISTS bench");
+        self.psql(TABLE_DDL);
+        self.prepare_cdc_objects();
+        let slots = [
+            "recv_text",
+            "recv_bin",
+            "cdc_text",
+            "cdc_bin",
+            "recv_text2",
+            "recv_bin2",
+        ];
+        for slot in slots {
+            self.drop_cdc_slot(slot);
+            self.create_slot(slot);
+        }
+        self.load_rows(10_000);
+        let endpos = self.lsn();
+        let binary = ["binary=true"];
+        let recv_text = self.recvlogical_with("recv_text", &endpos, &[]);
+        let recv_bin = self.recvlogical_with("recv_bin", &endpos, &binary);
+        let null = "type = \"null\"";
+        let cdc_text = self.cdc_drain_with("cdc_text", null, &endpos, false, "binary = \"off\"");
+        let cdc_bin = self.cdc_drain_with("cdc_bin", null, &endpos, false, "binary = \"auto\"");
+        // The figure only counts if cdc did stream binary.
+        let log = std::fs::read_to_string(self.dir.path().join("cdc_bin.log")).unwrap_or_default();
+        assert!(
+            log.contains("log values come in pgoutput's binary format"),
+            "cdc did not stream binary: {log}"
+        );
+        let recv_text2 = self.recvlogical_with("recv_text2", &endpos, &[]);
+        let recv_bin2 = self.recvlogical_with("recv_bin2", &endpos, &binary);
+        let faster = |a: Run, b: Run| if a.rows_per_s >= b.rows_per_s { a } else { b };
+        let recv_text = faster(recv_text, recv_text2);
+        let recv_bin = faster(recv_bin, recv_bin2);
+        println!(
+            "\n## pgoutput text vs binary: {} rows in transactions of 10000, null sink",
+            self.rows
+        );
+        println!(
+            "| reader | format | rows/s | ratio to pg_recvlogical, same format | walsender CPU s per 1M rows | cdc CPU s | cdc peak RSS MB |"
+        );
+        println!("|---|---|---:|---:|---:|---:|---:|");
+        let per_m = |cpu: Option<f64>| cpu.map(|c| c * 1e6 / self.rows as f64);
+        let row = |name: &str, format: &str, r: &Run, limit: &Run| {
+            println!(
+                "| {name} | {format} | {:.0} | {:.2} | {} | {} | {} |",
+                r.rows_per_s,
+                r.rows_per_s / limit.rows_per_s,
+                cell(per_m(r.walsender_cpu), 2),
+                cell(r.cpu, 2),
+                cell(r.rss_mb, 0),
+            )
+        };
+        row(
+            "pg_recvlogical (faster pass)",
+            "text",
+            &recv_text,
+            &recv_text,
+        );
+        row(
+            "pg_recvlogical (faster pass)",
+            "binary",
+            &recv_bin,
+            &recv_bin,
+        );
+        row("cdc", "text", &cdc_text, &recv_text);
+        row("cdc", "binary", &cdc_bin, &recv_bin);
+        println!(
+            "binary/text: walsender CPU {} (pg_recvlogical) {} (cdc); cdc binary vs pg_recvlogical text: {:.2}",
+            ratio(recv_bin.walsender_cpu, recv_text.walsender_cpu),
+            ratio(cdc_bin.walsender_cpu, cdc_text.walsender_cpu),
+            cdc_bin.rows_per_s / recv_text.rows_per_s,
         );
         for slot in slots {
             self.drop_cdc_slot(slot);
@@ -763,6 +878,9 @@ fn main() {
     );
     if wanted("stream") {
         bench.drain("streaming drain", 10_000);
+    }
+    if wanted("binary") {
+        bench.formats();
     }
     if wanted("bigtx") {
         bench.drain("one large transaction", rows);

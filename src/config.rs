@@ -217,6 +217,19 @@ pub struct PostgresSettings {
     /// `wal_sender_timeout`, at least 10 (README, "Faults we test").
     #[serde(default)]
     pub replication_timeout_secs: Option<u64>,
+    /// `auto`: stream values in pgoutput's binary format when every
+    /// captured column can be decoded from it; `off`: text (README,
+    /// "Binary log values").
+    #[serde(default)]
+    pub binary: Binary,
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Binary {
+    #[default]
+    Auto,
+    Off,
 }
 
 #[derive(Debug, Clone, Copy, Default, Deserialize)]

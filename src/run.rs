@@ -15,7 +15,9 @@ use cdc_engine::telemetry::Component;
 use cdc_engine::{Sink, SourceError, TableRef, Telemetry};
 use cdc_postgres::patterns::TablePattern;
 use cdc_postgres::snapshot::PgChunkSource;
-use cdc_postgres::{ConnectConfig, PostgresConfig, PostgresSource, Severity, SlotLostPolicy};
+use cdc_postgres::{
+    BinaryMode, ConnectConfig, PostgresConfig, PostgresSource, Severity, SlotLostPolicy,
+};
 use cdc_sink_file::{FileSink, NullSink, StdoutSink};
 use tokio::sync::watch;
 
@@ -59,6 +61,10 @@ pub fn postgres_config(config: &Config) -> Result<PostgresConfig> {
         .map(Duration::from_secs);
     out.heartbeat_interval =
         (pg.heartbeat_interval_secs > 0).then(|| Duration::from_secs(pg.heartbeat_interval_secs));
+    out.binary = match pg.binary {
+        crate::config::Binary::Auto => BinaryMode::Auto,
+        crate::config::Binary::Off => BinaryMode::Off,
+    };
     out.on_slot_lost = match pg.on_slot_lost {
         OnSlotLost::Fail => SlotLostPolicy::Fail,
         OnSlotLost::Resnapshot => SlotLostPolicy::Resnapshot,

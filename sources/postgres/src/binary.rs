@@ -47,6 +47,15 @@ pub fn has_binary_decoder(type_oid: u32) -> bool {
         )
 }
 
+/// Types the log may send in binary (pgoutput's `binary` option sends
+/// every column so): those of [`has_binary_decoder`], and json and jsonb,
+/// whose send functions write the text their output functions make
+/// (`json_send`: the text; `jsonb_send`: version 1, then `JsonbToCString`,
+/// as `jsonb_out`). Chunk selects gain nothing from those two in binary.
+pub fn has_log_binary_decoder(type_oid: u32) -> bool {
+    has_binary_decoder(type_oid) || matches!(type_oid, oid::JSON | oid::JSONB)
+}
+
 /// Convert one value in PostgreSQL binary format, by the column's type OID.
 pub fn binary_to_value(type_oid: u32, raw: &[u8]) -> Result<Value, ValueError> {
     let bad = |reason| ValueError::InvalidBinary { type_oid, reason };
@@ -94,6 +103,11 @@ pub fn binary_to_value(type_oid: u32, raw: &[u8]) -> Result<Value, ValueError> {
             .map(|b| Value::Text(uuid(&b)))
             .ok_or(bad("uuid is not 16 bytes")),
         oid::BYTEA => Ok(Value::Bytes(raw.to_vec())),
+        oid::JSON => text_to_value(type_oid, raw),
+        oid::JSONB => match raw.split_first() {
+            Some((1, text)) => text_to_value(type_oid, text),
+            _ => Err(bad("jsonb is not version 1")),
+        },
         _ if binary_is_text(type_oid) => text_to_value(type_oid, raw),
         _ => Err(bad("no binary decoder for this type")),
     }
@@ -404,7 +418,14 @@ mod tests {
         let err = binary_to_value(oid::INT4, &[0, 1]).unwrap_err();
         assert_eq!(err.to_string(), "type 23: int4 is not 4 bytes");
         assert!(binary_to_value(oid::BOOL, &[2]).is_err());
-        assert!(binary_to_value(oid::JSON, b"{}").is_err());
+        assert!(binary_to_value(oid::JSON, b"{").is_err());
+        assert!(binary_to_value(oid::JSONB, b"{}").is_err());
+        assert!(binary_to_value(oid::JSONB, b"").is_err());
+        assert_eq!(
+            binary_to_value(oid::JSONB, b"\x01{\"a\": 1}").unwrap(),
+            Value::Json("{\"a\": 1}".into())
+        );
+        assert!(binary_to_value(oid::INTERVAL, &[0; 16]).is_err());
         assert_eq!(
             text(binary_to_value(oid::UUID, &[0xab; 16]).unwrap()),
             "abababab-abab-abab-abab-abababababab"
@@ -417,7 +438,7 @@ mod tests {
             type_oid in prop::sample::select(vec![
                 oid::BOOL, oid::INT2, oid::INT4, oid::INT8, oid::OID, oid::FLOAT8,
                 oid::NUMERIC, oid::DATE, oid::TIME, oid::TIMESTAMP, oid::TIMESTAMPTZ,
-                oid::UUID, oid::BYTEA,
+                oid::UUID, oid::BYTEA, oid::JSON, oid::JSONB,
             ]),
             raw in prop::collection::vec(any::<u8>(), 0..40),
         ) {

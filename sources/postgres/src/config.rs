@@ -51,6 +51,19 @@ pub struct PostgresConfig {
     /// arrives for this long is dead; `None`: twice the server's
     /// `wal_sender_timeout`, at least 10 s (`liveness.rs`).
     pub replication_timeout: Option<Duration>,
+    /// Whether the log may come in pgoutput's binary format (README,
+    /// "Binary log values").
+    pub binary: BinaryMode,
+}
+
+/// `source.binary`: pgoutput's `binary` option.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum BinaryMode {
+    /// Binary when every captured column has a binary decoder, else text.
+    #[default]
+    Auto,
+    /// Always text.
+    Off,
 }
 
 /// What to do when the slot no longer holds the changes after the engine's
@@ -83,6 +96,7 @@ impl PostgresConfig {
             read_before_failover: None,
             lease: cdc_engine::Lease::sole(),
             replication_timeout: None,
+            binary: BinaryMode::Auto,
         }
     }
 

@@ -33,6 +33,10 @@ pub enum DecoderError {
     Decode { lsn: String, source: DecodeError },
     #[error("row for relation {0} arrived before its Relation message")]
     UnknownRelation(u32),
+    /// In binary mode, a value cdc cannot read in binary: the session must
+    /// start again in text (docs/architecture.md, "Binary log values").
+    #[error("{0}")]
+    NeedsText(String),
 }
 
 struct RelationState {
@@ -88,6 +92,8 @@ pub struct Decoder {
     value_oids: HashMap<u32, u32>,
     relations: HashMap<u32, RelationState>,
     tx: Option<Transaction>,
+    /// The session streams with pgoutput's `binary` option.
+    binary: bool,
 }
 
 impl Shape {
@@ -134,6 +140,7 @@ impl Decoder {
             late,
             relations: HashMap::new(),
             tx: None,
+            binary: false,
         };
         for info in captured {
             decoder.add_table(info);
@@ -179,6 +186,15 @@ impl Decoder {
         true
     }
 
+    /// Whether the next session streams with pgoutput's `binary` option.
+    pub fn set_binary(&mut self, binary: bool) {
+        self.binary = binary;
+    }
+
+    pub fn binary(&self) -> bool {
+        self.binary
+    }
+
     pub fn in_transaction(&self) -> bool {
         self.tx.is_some()
     }
@@ -220,13 +236,13 @@ impl Decoder {
                     position: Position::from_u64(end_lsn),
                 });
             }
-            LogicalMessage::Relation(relation) => self.on_relation(relation, out),
+            LogicalMessage::Relation(relation) => self.on_relation(relation, out)?,
             LogicalMessage::Insert { relation, new } => {
                 let rel = self.relation(relation)?;
                 if rel.kind == RelationKind::Ignored {
                     return Ok(());
                 }
-                let after = self.row(rel, &new, None);
+                let after = self.row(rel, &new, None)?;
                 if rel.kind == RelationKind::Signal {
                     out.push(self.signal(&after, wal_start));
                     return Ok(());
@@ -247,14 +263,14 @@ impl Decoder {
                     return Ok(());
                 }
                 let (old_row, old_is_full) = match &old {
-                    Some(OldTuple::Full(t)) => (Some(self.row(rel, t, None)), true),
-                    Some(OldTuple::Key(t)) => (Some(self.row(rel, t, None)), false),
+                    Some(OldTuple::Full(t)) => (Some(self.row(rel, t, None)?), true),
+                    Some(OldTuple::Key(t)) => (Some(self.row(rel, t, None)?), false),
                     None => (None, false),
                 };
                 // With the full old row at hand, unchanged TOAST values can
                 // be filled in instead of marked.
                 let fill = if old_is_full { old_row.as_ref() } else { None };
-                let after = self.row(rel, &new, fill);
+                let after = self.row(rel, &new, fill)?;
                 let new_key = key_of(rel, &after);
                 let old_key = old_row.as_ref().and_then(|r| key_of(rel, r));
                 match (old_key, &new_key) {
@@ -297,7 +313,7 @@ impl Decoder {
                 let tuple = match &old {
                     OldTuple::Full(t) | OldTuple::Key(t) => t,
                 };
-                let before = self.row(rel, tuple, None);
+                let before = self.row(rel, tuple, None)?;
                 let key = key_of(rel, &before);
                 out.push(LogItem::Event(self.event(
                     rel,
@@ -365,7 +381,11 @@ impl Decoder {
         Ok(())
     }
 
-    fn on_relation(&mut self, relation: Relation, out: &mut Vec<LogItem>) {
+    fn on_relation(
+        &mut self,
+        relation: Relation,
+        out: &mut Vec<LogItem>,
+    ) -> Result<(), DecoderError> {
         let table = TableRef::new(
             if relation.namespace.is_empty() {
                 "pg_catalog".to_string()
@@ -374,6 +394,11 @@ impl Decoder {
             },
             relation.name.clone(),
         );
+        if self.binary {
+            // Before anything of the relation is taken in: the session
+            // that follows receives it again.
+            self.check_binary(&table, &relation)?;
+        }
         let columns: Vec<String> = relation.columns.iter().map(|c| c.name.clone()).collect();
         let kind = if table == self.signal_table {
             RelationKind::Signal
@@ -391,21 +416,22 @@ impl Decoder {
             .filter_map(|&i| columns.get(i).cloned())
             .collect();
         let money_digits = self.captured.get(&table).map_or(2, |t| t.money_digits);
+        let type_oids: Vec<u32> = relation
+            .columns
+            .iter()
+            .map(|c| {
+                self.value_oids
+                    .get(&c.type_oid)
+                    .copied()
+                    .unwrap_or(c.type_oid)
+            })
+            .collect();
         self.relations.insert(
             relation.oid,
             RelationState {
                 table: Arc::new(table),
                 columns: Arc::from(columns),
-                type_oids: relation
-                    .columns
-                    .iter()
-                    .map(|c| {
-                        self.value_oids
-                            .get(&c.type_oid)
-                            .copied()
-                            .unwrap_or(c.type_oid)
-                    })
-                    .collect(),
+                type_oids,
                 type_mods: relation.columns.iter().map(|c| c.type_modifier).collect(),
                 money_digits,
                 key_columns: Arc::from(key_columns),
@@ -413,6 +439,7 @@ impl Decoder {
                 kind,
             },
         );
+        Ok(())
     }
 
     /// The key: the one known for the table (the catalog's at start) while
@@ -582,38 +609,45 @@ impl Decoder {
             .ok_or(DecoderError::UnknownRelation(oid))
     }
 
-    fn row(&self, rel: &RelationState, tuple: &TupleData, fill: Option<&Row>) -> Row {
-        let values = tuple
-            .0
-            .iter()
-            .enumerate()
-            .map(|(i, v)| {
-                let type_oid = rel.type_oids.get(i).copied().unwrap_or(0);
-                if matches!(v, TupleValue::UnchangedToast) {
-                    if let Some(value) = fill.and_then(|r| r.values.get(i)) {
-                        return value.clone();
+    fn row(
+        &self,
+        rel: &RelationState,
+        tuple: &TupleData,
+        fill: Option<&Row>,
+    ) -> Result<Row, DecoderError> {
+        let mut values = Vec::with_capacity(tuple.0.len());
+        for (i, v) in tuple.0.iter().enumerate() {
+            let type_oid = rel.type_oids.get(i).copied().unwrap_or(0);
+            if matches!(v, TupleValue::UnchangedToast) {
+                if let Some(value) = fill.and_then(|r| r.values.get(i)) {
+                    values.push(value.clone());
+                    continue;
+                }
+            }
+            let column = || rel.columns.get(i).map(String::as_str).unwrap_or("?");
+            let type_mod = rel.type_mods.get(i).copied().unwrap_or(-1);
+            let value = match tuple_value_to_value(type_oid, v, rel.money_digits) {
+                // As the chunk rows' values: a time's precision from the column.
+                Ok(value) => value.with_type_mod(type_mod),
+                // Binary has no lossless fallback; its text has.
+                Err(err) if matches!(v, TupleValue::Binary(_)) => {
+                    return Err(DecoderError::NeedsText(format!(
+                        "a binary value of {}.{} did not decode: {err}",
+                        rel.table,
+                        column()
+                    )));
+                }
+                Err(err) => {
+                    tracing::warn!(table = %rel.table, column = column(), "value kept as text: {err}");
+                    match v {
+                        TupleValue::Text(b) => Value::Text(String::from_utf8_lossy(b).into_owned()),
+                        _ => Value::Null,
                     }
                 }
-                let type_mod = rel.type_mods.get(i).copied().unwrap_or(-1);
-                tuple_value_to_value(type_oid, v, rel.money_digits)
-                    .map(|value| value.with_type_mod(type_mod))
-                    .unwrap_or_else(|err| {
-                        let column = rel.columns.get(i).map(String::as_str).unwrap_or("?");
-                        tracing::warn!(
-                            table = %rel.table,
-                            column,
-                            "value kept as text: {err}"
-                        );
-                        match v {
-                            TupleValue::Text(b) | TupleValue::Binary(b) => {
-                                Value::Text(String::from_utf8_lossy(b).into_owned())
-                            }
-                            _ => Value::Null,
-                        }
-                    })
-            })
-            .collect();
-        Row::new(rel.columns.clone(), values)
+            };
+            values.push(value);
+        }
+        Ok(Row::new(rel.columns.clone(), values))
     }
 
     fn source_info(&self, change_lsn: u64) -> SourceInfo {
@@ -682,6 +716,9 @@ fn key_of(rel: &RelationState, row: &Row) -> Option<Row> {
         .collect();
     Some(Row::new(rel.key_columns.clone(), values))
 }
+
+#[path = "decoder_binary.rs"]
+mod binary_mode;
 
 #[cfg(test)]
 #[path = "decoder_tests.rs"]

@@ -155,3 +155,71 @@ fn a_table_handed_in_after_its_relation_is_captured_from_its_marker() {
         "{out:?}"
     );
 }
+
+#[test]
+fn in_binary_mode_a_column_without_a_decoder_asks_for_text_before_its_shape_is_taken() {
+    let late = LateTables::default();
+    let mut decoder = decoder(&late);
+    decoder.set_binary(true);
+    let mut real = info("late", 8);
+    real.columns[1].type_oid = 700;
+    real.columns[1].value_oid = 700;
+    late.insert(real);
+    let LogicalMessage::Relation(mut rel) = relation("late", 8) else {
+        unreachable!()
+    };
+    rel.columns[1].type_oid = 700;
+    let mut out = Vec::new();
+    let err = decoder
+        .handle(
+            0x1000,
+            encode(&LogicalMessage::Relation(rel.clone())),
+            &mut out,
+        )
+        .unwrap_err();
+    assert!(
+        matches!(&err, DecoderError::NeedsText(why) if why.contains("public.late.v")),
+        "{err}"
+    );
+    assert!(out.is_empty(), "{out:?}");
+    // The text session that follows takes the same relation in, its shape
+    // once.
+    decoder.reset();
+    decoder.set_binary(false);
+    let out = feed(&mut decoder, vec![LogicalMessage::Relation(rel)]);
+    assert!(matches!(out.as_slice(), [LogItem::Schema(_)]), "{out:?}");
+}
+
+#[test]
+fn in_binary_mode_values_decode_from_binary_and_a_malformed_one_asks_for_text() {
+    let late = LateTables::default();
+    let mut decoder = decoder(&late);
+    decoder.set_binary(true);
+    late.insert(info("late", 8));
+    let row = |v: &'static [u8]| LogicalMessage::Insert {
+        relation: 8,
+        new: TupleData(vec![
+            TupleValue::Binary(Bytes::from_static(&[0, 0, 0, 7])),
+            TupleValue::Binary(Bytes::from_static(v)),
+        ]),
+    };
+    let out = feed(
+        &mut decoder,
+        vec![relation("late", 8), row(&[0xff, 0xff, 0xff, 0xfe])],
+    );
+    match out.as_slice() {
+        [LogItem::Schema(_), LogItem::Event(event)] => {
+            let after = event.after.as_ref().unwrap_or_else(|| panic!("{event:?}"));
+            assert_eq!(after.values, vec![Value::Int(7), Value::Int(-2)]);
+        }
+        other => panic!("{other:?}"),
+    }
+    let mut out = Vec::new();
+    let err = decoder
+        .handle(0x1000, encode(&row(&[1, 2])), &mut out)
+        .unwrap_err();
+    assert!(
+        matches!(&err, DecoderError::NeedsText(why) if why.contains("int4 is not 4 bytes")),
+        "{err}"
+    );
+}

@@ -36,7 +36,7 @@ use async_trait::async_trait;
 use cdc_engine::{Source, SourceError, SourceMeta, StreamContext, TableRef};
 
 pub use catalog::TableInfo;
-pub use config::{PostgresConfig, SlotLostPolicy};
+pub use config::{BinaryMode, PostgresConfig, SlotLostPolicy};
 pub use connect::{ConnectConfig, ConnectError, SslMode};
 pub use setup::{Finding, SetupError, Severity};
 

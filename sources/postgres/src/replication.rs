@@ -434,20 +434,23 @@ impl ReplicationConnection {
 
     /// Start streaming `slot` from `start` with pgoutput v1 over
     /// `publication`. Both names must be plain identifiers (checked by the
-    /// caller).
+    /// caller). With `binary`, values come in their binary send format
+    /// (PostgreSQL 14+), which spares the walsender its output functions.
     pub async fn start_replication(
         mut self,
         slot: &str,
         start: u64,
         publications: &[String],
+        binary: bool,
     ) -> Result<ReplicationStream, ReplicationError> {
         // Names are plain identifiers (checked by the preflight): quoting
         // them keeps their case.
         let names: Vec<String> = publications.iter().map(|p| format!("\"{p}\"")).collect();
         let sql = format!(
-            "START_REPLICATION SLOT \"{slot}\" LOGICAL {} (proto_version '1', publication_names '{}', messages 'true')",
+            "START_REPLICATION SLOT \"{slot}\" LOGICAL {} (proto_version '1', publication_names '{}', messages 'true'{})",
             format_lsn(start),
-            names.join(",")
+            names.join(","),
+            if binary { ", binary 'true'" } else { "" }
         );
         frontend::query(&sql, &mut self.write)?;
         self.flush().await?;

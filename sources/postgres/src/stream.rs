@@ -13,8 +13,8 @@ use cdc_engine::{LogItem, Position, SourceError, StreamContext, Telemetry};
 use tokio::sync::{mpsc, watch};
 use tokio::time::{Instant, MissedTickBehavior};
 
-use crate::config::{PostgresConfig, SlotLostPolicy};
-use crate::decoder::Decoder;
+use crate::config::{BinaryMode, PostgresConfig, SlotLostPolicy};
+use crate::decoder::{Decoder, DecoderError};
 use crate::liveness::{self, Check, Liveness};
 use crate::positions::Writer;
 use crate::replication::{
@@ -35,6 +35,8 @@ enum Exit {
     Moved(String),
     /// This instance lost its lease: another may be active now.
     LeaseLost(String),
+    /// A binary session met a value it cannot read: start again in text.
+    NeedsText(String),
 }
 
 struct Acks {
@@ -115,6 +117,17 @@ pub(crate) async fn run(
         server: server.clone(),
         telemetry: telemetry.clone(),
     };
+    // Text stays the safe ground: binary only where every captured column
+    // decodes the same from it (docs/architecture.md, "Binary log values").
+    let mut binary = config.binary == BinaryMode::Auto;
+    if binary {
+        if let Some(column) = decoder.binary_blocker() {
+            tracing::info!("log values come as text: {column} has no binary decoder");
+            binary = false;
+        } else {
+            tracing::info!("log values come in pgoutput's binary format");
+        }
+    }
     let mut backoff = Duration::from_millis(250);
     // When the connection was lost, for the line on its recovery.
     let mut lost_at: Option<Instant> = None;
@@ -124,6 +137,7 @@ pub(crate) async fn run(
             return Ok(());
         }
         let started = Instant::now();
+        decoder.set_binary(binary);
         match session(
             config,
             publications,
@@ -136,6 +150,13 @@ pub(crate) async fn run(
         .await
         {
             Exit::Stop(stream) => break stream,
+            Exit::NeedsText(why) => {
+                // The next session receives again all that was not
+                // acknowledged, now as text.
+                tracing::info!("log values come as text from here on: {why}");
+                binary = false;
+                decoder.reset();
+            }
             Exit::LeaseLost(why) => {
                 // The server may have failed over under the lost lock
                 // connection: the next run's guards need what was read.
@@ -328,7 +349,10 @@ async fn session(
     };
     // Start from the slot's confirmed position (0/0): the server resends
     // every transaction not yet acknowledged.
-    let mut stream = match conn.start_replication(&config.slot, 0, publications).await {
+    let mut stream = match conn
+        .start_replication(&config.slot, 0, publications, decoder.binary())
+        .await
+    {
         Ok(stream) => stream,
         Err(err) => return Exit::Failed(err),
     };
@@ -408,8 +432,15 @@ async fn session(
                     ReplicationMessage::XLogData { wal_start, wal_end, data, .. } => {
                         acks.received = acks.received.max(wal_end);
                         acks.read_data = acks.read_data.max(wal_start);
-                        if let Err(err) = decoder.handle(wal_start, data, &mut pending) {
-                            return Exit::Failed(ReplicationError::Protocol(err.to_string()));
+                        match decoder.handle(wal_start, data, &mut pending) {
+                            Ok(()) => {}
+                            Err(DecoderError::NeedsText(why)) if decoder.binary() => {
+                                // Ended cleanly, the slot is free sooner
+                                // for the text session.
+                                let _ = stream.finish().await;
+                                return Exit::NeedsText(why);
+                            }
+                            Err(err) => return Exit::Failed(ReplicationError::Protocol(err.to_string())),
                         }
                     }
                     ReplicationMessage::Keepalive { wal_end, reply_requested, .. } => {

@@ -268,7 +268,10 @@ pub fn tuple_value_to_value(
             money_elements(text_to_value(type_oid, text)?, money_digits)
         }
         TupleValue::Text(text) => text_to_value(type_oid, text),
-        TupleValue::Binary(data) => Ok(Value::Bytes(data.to_vec())),
+        // Only sent with pgoutput's `binary` option, which cdc asks for
+        // only when every column has a decoder (the decoder checks each
+        // Relation).
+        TupleValue::Binary(data) => crate::binary::binary_to_value(type_oid, data),
     }
 }
 
