@@ -12,13 +12,16 @@
 //! - latency: commit (`source.ts_ms`) to the line landing in the sink file,
 //!   at fixed change rates;
 //! - memory: peak RSS of cdc per workload, and the snapshot at two sizes;
-//! - parallel: two tables snapshotted one after the other and at once.
+//! - parallel: two tables snapshotted one after the other and at once;
+//! - kafka: a sustained writer into the Kafka sink (tansu), commit to a
+//!   consumer's receipt, at 10k and 50k changes/s.
 //!
 //! Environment: `CDC_BENCH_ROWS` (default 1000000), `CDC_BENCH_BIG_ROWS`
 //! (second snapshot size for the memory check, default 3 × rows, 0 to
 //! skip), `CDC_BENCH_LATENCY_SECS` (default 30), `CDC_BENCH_CHUNKS`
 //! (default "1000,8192,16384,50000"), `CDC_BENCH_ONLY` (comma list of
-//! stream,binary,bigtx,snapshot,unanalyzed,latency,memory,parallel), `CDC_BENCH_LOG` (cdc's log filter,
+//! stream,binary,bigtx,snapshot,unanalyzed,latency,memory,parallel,kafka),
+//! `CDC_BENCH_KAFKA_SECS` (per rate, default 60), `CDC_BENCH_LOG` (cdc's log filter,
 //! default "info"; when set, the run's configs and logs are kept in /tmp),
 //! `CDC_BENCH_REPEAT` (snapshot runs per reader, median reported, default 5).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -30,6 +33,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use cdc_testcontainers::Postgres;
 
+#[path = "support/kafka.rs"]
+mod kafka;
 #[path = "support/parallel.rs"]
 mod parallel;
 #[path = "support/scraper.rs"]
@@ -906,5 +911,8 @@ fn main() {
     }
     if wanted("parallel") {
         bench.parallel(env_usize("CDC_BENCH_REPEAT", 5).min(3));
+    }
+    if wanted("kafka") {
+        bench.kafka(env_usize("CDC_BENCH_KAFKA_SECS", 60) as u64);
     }
 }

@@ -29,7 +29,9 @@ impl Bench {
         }
         self.psql("CHECKPOINT");
         self.psql(
-            "DROP PUBLICATION IF EXISTS cdc; \
+            "CREATE SCHEMA IF NOT EXISTS cdc; \
+             CREATE TABLE IF NOT EXISTS cdc.signal (id text PRIMARY KEY, type text NOT NULL, data jsonb); \
+             DROP PUBLICATION IF EXISTS cdc; \
              CREATE PUBLICATION cdc FOR TABLE bench_a, bench_b, cdc.signal",
         );
     }
@@ -137,7 +139,7 @@ impl Bench {
         for table in TABLES {
             self.psql(&format!("DROP TABLE IF EXISTS {table}"));
         }
+        // Each workload creates its table and publication itself.
         self.rows = total;
-        self.prepare_cdc_objects();
     }
 }
