@@ -26,15 +26,18 @@
 //! `CDC_BENCH_REPEAT` (snapshot runs per reader, median reported, default 5).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::{BufRead, BufReader, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use cdc_testcontainers::Postgres;
 
+#[path = "support/formats.rs"]
+mod formats;
 #[path = "support/kafka.rs"]
 mod kafka;
+#[path = "support/latency.rs"]
+mod latency;
 #[path = "support/parallel.rs"]
 mod parallel;
 #[path = "support/scraper.rs"]
@@ -76,13 +79,6 @@ fn peak_rss_mb(pid: u32) -> Option<f64> {
 }
 
 /// A table cell: the figure with `decimals` places, or `-` when not measured.
-fn ratio(a: Option<f64>, b: Option<f64>) -> String {
-    match (a, b) {
-        (Some(a), Some(b)) if b > 0.0 => format!("{:.2}", a / b),
-        _ => "–".into(),
-    }
-}
-
 fn cell(value: Option<f64>, decimals: usize) -> String {
     value.map_or_else(|| "-".to_owned(), |v| format!("{v:.decimals$}"))
 }
@@ -415,89 +411,6 @@ impl Bench {
         }
     }
 
-    /// pgoutput's text and binary formats on the same WAL (100 × 10k-row
-    /// transactions): walsender CPU per 1M rows, and cdc against
-    /// pg_recvlogical asking for the same format. Each reader runs once
-    /// per format; pg_recvlogical first and last, the faster pass counts.
-    fn formats(&self) {
-        self.psql("DROP TABLE IF EXISTS bench");
-        self.psql(TABLE_DDL);
-        self.prepare_cdc_objects();
-        let slots = [
-            "recv_text",
-            "recv_bin",
-            "cdc_text",
-            "cdc_bin",
-            "recv_text2",
-            "recv_bin2",
-        ];
-        for slot in slots {
-            self.drop_cdc_slot(slot);
-            self.create_slot(slot);
-        }
-        self.load_rows(10_000);
-        let endpos = self.lsn();
-        let binary = ["binary=true"];
-        let recv_text = self.recvlogical_with("recv_text", &endpos, &[]);
-        let recv_bin = self.recvlogical_with("recv_bin", &endpos, &binary);
-        let null = "type = \"null\"";
-        let cdc_text = self.cdc_drain_with("cdc_text", null, &endpos, false, "binary = \"off\"");
-        let cdc_bin = self.cdc_drain_with("cdc_bin", null, &endpos, false, "binary = \"auto\"");
-        // The figure only counts if cdc did stream binary.
-        let log = std::fs::read_to_string(self.dir.path().join("cdc_bin.log")).unwrap_or_default();
-        assert!(
-            log.contains("log values come in pgoutput's binary format"),
-            "cdc did not stream binary: {log}"
-        );
-        let recv_text2 = self.recvlogical_with("recv_text2", &endpos, &[]);
-        let recv_bin2 = self.recvlogical_with("recv_bin2", &endpos, &binary);
-        let faster = |a: Run, b: Run| if a.rows_per_s >= b.rows_per_s { a } else { b };
-        let recv_text = faster(recv_text, recv_text2);
-        let recv_bin = faster(recv_bin, recv_bin2);
-        println!(
-            "\n## pgoutput text vs binary: {} rows in transactions of 10000, null sink",
-            self.rows
-        );
-        println!(
-            "| reader | format | rows/s | ratio to pg_recvlogical, same format | walsender CPU s per 1M rows | cdc CPU s | cdc peak RSS MB |"
-        );
-        println!("|---|---|---:|---:|---:|---:|---:|");
-        let per_m = |cpu: Option<f64>| cpu.map(|c| c * 1e6 / self.rows as f64);
-        let row = |name: &str, format: &str, r: &Run, limit: &Run| {
-            println!(
-                "| {name} | {format} | {:.0} | {:.2} | {} | {} | {} |",
-                r.rows_per_s,
-                r.rows_per_s / limit.rows_per_s,
-                cell(per_m(r.walsender_cpu), 2),
-                cell(r.cpu, 2),
-                cell(r.rss_mb, 0),
-            )
-        };
-        row(
-            "pg_recvlogical (faster pass)",
-            "text",
-            &recv_text,
-            &recv_text,
-        );
-        row(
-            "pg_recvlogical (faster pass)",
-            "binary",
-            &recv_bin,
-            &recv_bin,
-        );
-        row("cdc", "text", &cdc_text, &recv_text);
-        row("cdc", "binary", &cdc_bin, &recv_bin);
-        println!(
-            "binary/text: walsender CPU {} (pg_recvlogical) {} (cdc); cdc binary vs pg_recvlogical text: {:.2}",
-            ratio(recv_bin.walsender_cpu, recv_text.walsender_cpu),
-            ratio(cdc_bin.walsender_cpu, cdc_text.walsender_cpu),
-            cdc_bin.rows_per_s / recv_text.rows_per_s,
-        );
-        for slot in slots {
-            self.drop_cdc_slot(slot);
-        }
-    }
-
     /// The publication and signal table cdc would create, made before the
     /// slots so every slot can decode with them.
     fn prepare_cdc_objects(&self) {
@@ -735,90 +648,6 @@ impl Bench {
                 run.rows_per_s
             );
         }
-    }
-
-    /// Commit-to-sink latency at a fixed change rate.
-    fn latency(&self, rate: usize, secs: u64) {
-        self.psql("DROP TABLE IF EXISTS bench");
-        self.psql(TABLE_DDL);
-        self.prepare_cdc_objects();
-        let slot = format!("lat_{rate}");
-        let events = self.dir.path().join(format!("{slot}.jsonl"));
-        let config = self.config(
-            &slot,
-            &format!("type = \"file\"\npath = {:?}", events.display().to_string()),
-            DEFAULT_CHUNK,
-        );
-        let log = config.with_extension("log");
-        let mut child = self.start_cdc(&config);
-        wait_for(&log, "streaming", Duration::from_secs(60));
-        // 100 transactions a second, rate/100 rows each.
-        let per_tx = (rate / 100).max(1);
-        let url = self.pg.url();
-        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let writer = {
-            let stop = stop.clone();
-            std::thread::spawn(move || paced_writer(&url, per_tx, secs, &stop))
-        };
-        let mut latencies = Vec::new();
-        let mut file = loop {
-            if let Ok(f) = std::fs::File::open(&events) {
-                break f;
-            }
-            std::thread::sleep(Duration::from_millis(1));
-        };
-        let mut offset = 0u64;
-        let mut pending = String::new();
-        let deadline = Instant::now() + Duration::from_secs(secs + 10);
-        let mut rss = None;
-        while Instant::now() < deadline
-            && !(writer.is_finished() && latencies.len() >= per_tx * 100 * secs as usize)
-        {
-            file.seek(SeekFrom::Start(offset)).unwrap();
-            let mut reader = BufReader::new(&file);
-            let mut line = String::new();
-            while reader.read_line(&mut line).unwrap() > 0 {
-                offset += line.len() as u64;
-                pending.push_str(&line);
-                if pending.ends_with('\n') {
-                    let now_ms = SystemTime::now()
-                        .duration_since(UNIX_EPOCH)
-                        .unwrap()
-                        .as_secs_f64()
-                        * 1000.0;
-                    if let Ok(v) = serde_json::from_str::<serde_json::Value>(&pending) {
-                        // source.ts_ms is the transaction's commit time.
-                        if let Some(ts) = v["source"]["ts_ms"].as_f64() {
-                            latencies.push(now_ms - ts);
-                        }
-                    }
-                    pending.clear();
-                }
-                line.clear();
-            }
-            rss = peak_rss_mb(child.id()).or(rss);
-            std::thread::sleep(Duration::from_micros(500));
-        }
-        stop.store(true, std::sync::atomic::Ordering::SeqCst);
-        let achieved = writer.join().unwrap();
-        Self::stop(&mut child);
-        self.drop_cdc_slot(&slot);
-        latencies.sort_by(|a, b| a.total_cmp(b));
-        let pct = |p: f64| {
-            latencies
-                .get(((latencies.len() as f64 * p) as usize).min(latencies.len().saturating_sub(1)))
-                .copied()
-                .unwrap_or(f64::NAN)
-        };
-        println!(
-            "| {rate} | {:.0} | {} | {:.1} | {:.1} | {:.1} | {:.0} |",
-            achieved,
-            latencies.len(),
-            pct(0.50),
-            pct(0.99),
-            latencies.last().copied().unwrap_or(f64::NAN),
-            rss.unwrap_or(0.0)
-        );
     }
 }
 
