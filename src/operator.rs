@@ -141,11 +141,13 @@ pub async fn status(path: &Path) -> Result<ExitCode> {
             if state.queue.is_empty() && state.completed.is_empty() {
                 println!("snapshots: none");
             }
+            // The first `max_parallel_tables` of the queue run at once.
+            let lanes = config.snapshot.max_parallel_tables.max(1);
             for (i, progress) in state.queue.iter().enumerate() {
-                let label = match (i, state.paused) {
-                    (0, true) => "paused",
-                    (0, false) => "running",
-                    _ => "queued",
+                let label = match (i < lanes, state.paused) {
+                    (true, true) => "paused",
+                    (true, false) => "running",
+                    (false, _) => "queued",
                 };
                 println!("{}", describe(progress, label, tty));
             }

@@ -101,3 +101,50 @@ fn two_tables_are_snapshotted_at_once_under_a_writer_and_each_folds_to_its_table
     );
     engine.terminate();
 }
+
+/// `cdc status` names as running (here: paused) every table a lane holds,
+/// and the rest as queued.
+#[test]
+fn status_shows_each_table_a_lane_holds() {
+    let (pg, _dir, config, _events_path, mut engine) = capture(
+        "CREATE TABLE a (id int PRIMARY KEY); INSERT INTO a SELECT generate_series(1, 100);
+         CREATE TABLE b (id int PRIMARY KEY); INSERT INTO b SELECT generate_series(1, 100);
+         CREATE TABLE c (id int PRIMARY KEY); INSERT INTO c SELECT generate_series(1, 100);",
+        &["public.a", "public.b", "public.c"],
+        "\n[snapshot]\nmax_parallel_tables = 2\n",
+    );
+    // Paused first: the tables queue, and no chunk is asked for.
+    pg.psql(
+        r#"INSERT INTO cdc.signal VALUES ('hold', 'pause-snapshot', NULL);
+           INSERT INTO cdc.signal VALUES ('all', 'execute-snapshot', '{"data-collections": ["public.a", "public.b", "public.c"]}');"#,
+    )
+    .unwrap();
+    let status = || {
+        let out = std::process::Command::new(cdc_bin())
+            .args(["status", "--config"])
+            .arg(&config)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let mut last = String::new();
+    let shown = (0..300).any(|_| {
+        assert!(engine.is_running(), "{}", engine.log_text());
+        last = status();
+        let line = |t: &str| {
+            last.lines()
+                .find(|l| l.contains(&format!("public.{t}")))
+                .unwrap_or_default()
+                .to_string()
+        };
+        let shown = line("a").contains("paused")
+            && line("b").contains("paused")
+            && line("c").contains("queued");
+        if !shown {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        shown
+    });
+    assert!(shown, "status never showed a and b held, c queued:\n{last}");
+    engine.terminate();
+}
