@@ -53,6 +53,14 @@ const KNOWN_DIFFERENCES: &[(&str, &str)] = &[
         "incremental snapshot rows: Debezium the read time, cdc the signal's commit time",
     ),
     (
+        "source.ts_us",
+        "incremental snapshot rows: as source.ts_ms, in microseconds",
+    ),
+    (
+        "source.ts_ns",
+        "incremental snapshot rows: as source.ts_ms, in nanoseconds",
+    ),
+    (
         "da",
         "date[]: Debezium's array path drops a BC date's era (0044-03-15Z for 44 BC) and \
          writes infinity as +292278994-08-16Z; cdc each element as a date column",
@@ -469,10 +477,10 @@ fn shown(v: &Value) -> Value {
     }
 }
 
-/// Source fields both must agree on; the rest (`version`, `name`, `ts_us`,
-/// `ts_ns`, cdc's `position`, Debezium's `sequence`…) differ by nature or
-/// are envelope work of issue 13 still to do. `ts_ms` is the commit time of
-/// a streamed change on both.
+/// Source fields both must agree on; the rest (`version`, `name`, cdc's
+/// `position`, Debezium's `sequence`…) differ by nature or are envelope
+/// work of issue 13 still to do. `ts_ms`, `ts_us` and `ts_ns` are the
+/// commit time of a streamed change on both.
 const SOURCE_FIELDS: &[&str] = &[
     "connector",
     "db",
@@ -482,6 +490,8 @@ const SOURCE_FIELDS: &[&str] = &[
     "txId",
     "lsn",
     "ts_ms",
+    "ts_us",
+    "ts_ns",
 ];
 
 fn compare(ours: &[Value], theirs: &[Value]) -> Report {

@@ -37,6 +37,7 @@ struct SourceKey {
     lsn: Option<u64>,
     tx_id: Option<u64>,
     ts_ms: i64,
+    ts_us: i64,
     snapshot: SnapshotFlag,
 }
 
@@ -50,6 +51,7 @@ impl SourceKey {
             lsn: s.lsn,
             tx_id: s.tx_id,
             ts_ms: s.ts_ms,
+            ts_us: s.ts_us,
             snapshot: s.snapshot,
         }
     }
@@ -64,6 +66,7 @@ impl SourceKey {
         same_table
             && Arc::ptr_eq(&self.meta, &s.meta)
             && self.ts_ms == s.ts_ms
+            && self.ts_us == s.ts_us
             && self.lsn == s.lsn
             && self.tx_id == s.tx_id
             && self.snapshot == s.snapshot
@@ -148,6 +151,11 @@ impl EnvelopeWriter {
         out.extend_from_slice(event.op.code().as_bytes());
         out.extend_from_slice(b"\",\"ts_ms\":");
         write_display(ts_ms, out);
+        // Processing time, in milliseconds as the caller gives it.
+        out.extend_from_slice(b",\"ts_us\":");
+        write_display(ts_ms.saturating_mul(1000), out);
+        out.extend_from_slice(b",\"ts_ns\":");
+        write_display(ts_ms.saturating_mul(1_000_000), out);
         out.push(b'}');
     }
 
@@ -231,6 +239,10 @@ fn write_source(event: &Event, out: &mut Vec<u8>) {
     write_str(&s.meta.name, out);
     out.extend_from_slice(b",\"ts_ms\":");
     write_display(s.ts_ms, out);
+    out.extend_from_slice(b",\"ts_us\":");
+    write_display(s.ts_us, out);
+    out.extend_from_slice(b",\"ts_ns\":");
+    write_display(s.ts_us.saturating_mul(1000), out);
     out.extend_from_slice(b",\"snapshot\":\"");
     out.extend_from_slice(s.snapshot.as_str().as_bytes());
     out.extend_from_slice(b"\",\"db\":");
@@ -430,6 +442,7 @@ mod tests {
                 lsn: Some(0x16B3748),
                 tx_id: Some(750),
                 ts_ms: 1_700_000_000_000,
+                ts_us: 1_700_000_000_000_000,
                 snapshot: SnapshotFlag::No,
             },
             message: None,
@@ -444,7 +457,13 @@ mod tests {
         assert_eq!(json["source"]["lsn"], 0x16B3748);
         assert_eq!(json["source"]["txId"], 750);
         assert_eq!(json["source"]["snapshot"], "false");
+        assert_eq!(json["source"]["ts_us"], 1_700_000_000_000_000i64);
+        assert_eq!(json["source"]["ts_ns"], 1_700_000_000_000_000_000i64);
         assert_eq!(json["ts_ms"], 5);
+        assert_eq!(
+            (json["ts_us"].clone(), json["ts_ns"].clone()),
+            (5_000.into(), 5_000_000.into())
+        );
         let key = event.key.as_ref().map(key_json).unwrap_or_default();
         assert_eq!(key, br#"{"id":1}"#);
     }
@@ -525,6 +544,7 @@ mod tests {
                     lsn: Some(position),
                     tx_id: Some(position / 2),
                     ts_ms,
+                    ts_us: ts_ms * 1000,
                     snapshot: if incremental {
                         SnapshotFlag::Incremental
                     } else {

@@ -155,6 +155,9 @@ pub struct SourceInfo {
     pub tx_id: Option<u64>,
     /// Commit time of the transaction, milliseconds since the Unix epoch.
     pub ts_ms: i64,
+    /// The same in microseconds (Debezium's `source.ts_us`; `ts_ns` is
+    /// written from it). A source with only milliseconds gives `ts_ms × 1000`.
+    pub ts_us: i64,
     pub snapshot: SnapshotFlag,
 }
 

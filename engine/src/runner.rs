@@ -265,6 +265,7 @@ mod tests {
                         lsn: Some(i),
                         tx_id: Some(i),
                         ts_ms: 0,
+                        ts_us: 0,
                         snapshot: SnapshotFlag::No,
                     },
                     message: None,

@@ -161,6 +161,7 @@ impl Sim {
             lsn: Some(self.lsn),
             tx_id: Some(self.lsn),
             ts_ms: 0,
+            ts_us: 0,
             snapshot: SnapshotFlag::No,
         }
     }

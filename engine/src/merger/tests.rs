@@ -58,6 +58,7 @@ impl H {
             lsn: Some(self.lsn),
             tx_id: Some(self.lsn),
             ts_ms: 0,
+            ts_us: 0,
             snapshot: SnapshotFlag::No,
         }
     }

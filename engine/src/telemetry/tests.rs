@@ -47,6 +47,7 @@ fn event(op: Op, snapshot: SnapshotFlag) -> Event {
             lsn: None,
             tx_id: None,
             ts_ms: 1_000,
+            ts_us: 1_000_000,
             snapshot,
         },
         message: None,

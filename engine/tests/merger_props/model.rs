@@ -80,6 +80,7 @@ impl Log {
             lsn: Some(self.lsn),
             tx_id: xid.map(|x| x & XID32),
             ts_ms: 0,
+            ts_us: 0,
             snapshot: SnapshotFlag::No,
         }
     }

@@ -330,6 +330,7 @@ mod tests {
                 lsn: None,
                 tx_id: None,
                 ts_ms: 0,
+                ts_us: 0,
                 snapshot: SnapshotFlag::No,
             },
             message: None,

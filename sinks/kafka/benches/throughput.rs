@@ -71,6 +71,7 @@ fn events(n: usize, name: &str) -> Vec<Event> {
                     lsn: Some(i as u64 + 1),
                     tx_id: Some(i as u64 / 10),
                     ts_ms: 1_700_000_000_000,
+                    ts_us: 1_700_000_000_000_000,
                     snapshot: SnapshotFlag::No,
                 },
                 message: None,

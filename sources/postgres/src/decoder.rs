@@ -65,6 +65,7 @@ struct Transaction {
     xid: u32,
     commit_lsn: u64,
     ts_ms: i64,
+    ts_us: i64,
 }
 
 /// A captured table's shape as the engine last saw it: from the catalog at
@@ -227,6 +228,7 @@ impl Decoder {
                     xid,
                     commit_lsn: final_lsn,
                     ts_ms: commit_ts / 1000 + PG_EPOCH_MS,
+                    ts_us: commit_ts + PG_EPOCH_MS * 1000,
                 });
             }
             LogicalMessage::Commit { end_lsn, .. } => {
@@ -651,9 +653,9 @@ impl Decoder {
     }
 
     fn source_info(&self, change_lsn: u64) -> SourceInfo {
-        let (commit_lsn, xid, ts_ms) = match &self.tx {
-            Some(t) => (t.commit_lsn, Some(u64::from(t.xid)), t.ts_ms),
-            None => (change_lsn, None, 0),
+        let (commit_lsn, xid, ts_ms, ts_us) = match &self.tx {
+            Some(t) => (t.commit_lsn, Some(u64::from(t.xid)), t.ts_ms, t.ts_us),
+            None => (change_lsn, None, 0, 0),
         };
         // Commit LSN first: events order by transaction, then within it.
         let mut position = Vec::with_capacity(16);
@@ -665,6 +667,7 @@ impl Decoder {
             lsn: Some(change_lsn),
             tx_id: xid,
             ts_ms,
+            ts_us,
             snapshot: SnapshotFlag::No,
         }
     }

@@ -39,6 +39,7 @@ fn event(op: Op, table: Option<(&str, &str)>, key: Option<Row>, after: Option<Ro
             lsn: Some(0xabc),
             tx_id: Some(1),
             ts_ms: 0,
+            ts_us: 0,
             snapshot: SnapshotFlag::No,
         },
         message: None,

@@ -56,6 +56,7 @@ pub fn source(meta: &Arc<SourceMeta>, position: u64) -> SourceInfo {
         lsn: Some(position),
         tx_id: Some(position),
         ts_ms: 1_700_000_000_000,
+        ts_us: 1_700_000_000_000_000,
         snapshot: SnapshotFlag::No,
     }
 }
