@@ -78,6 +78,14 @@ fn peak_rss_mb(pid: u32) -> Option<f64> {
     Some(kb / 1024.0)
 }
 
+/// The `p` quantile of `sorted` (ascending); NaN when it is empty.
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    sorted
+        .get(((sorted.len() as f64 * p) as usize).min(sorted.len().saturating_sub(1)))
+        .copied()
+        .unwrap_or(f64::NAN)
+}
+
 /// A table cell: the figure with `decimals` places, or `-` when not measured.
 fn cell(value: Option<f64>, decimals: usize) -> String {
     value.map_or_else(|| "-".to_owned(), |v| format!("{v:.decimals$}"))
@@ -148,6 +156,33 @@ impl Bench {
             .stderr(log)
             .spawn()
             .unwrap()
+    }
+
+    /// Wait until cdc's `log` holds `text` `count` times, sampling cdc's
+    /// CPU seconds and peak RSS meanwhile.
+    fn sample_until_logged(
+        child: &mut Child,
+        log: &Path,
+        text: &str,
+        count: usize,
+    ) -> (Option<f64>, Option<f64>) {
+        let (mut cpu, mut rss) = (None, None);
+        while std::fs::read_to_string(log)
+            .unwrap_or_default()
+            .matches(text)
+            .count()
+            < count
+        {
+            cpu = cpu_seconds(child.id()).or(cpu);
+            rss = peak_rss_mb(child.id()).or(rss);
+            assert!(
+                child.try_wait().unwrap().is_none(),
+                "cdc exited; see {}",
+                log.display()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        (cpu, rss)
     }
 
     fn stop(child: &mut Child) {
@@ -492,20 +527,7 @@ impl Bench {
             "INSERT INTO cdc.signal VALUES ('bench-{chunk}-{}', 'execute-snapshot', '{{\"data-collections\": [\"public.bench\"]}}')",
             SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos()
         ));
-        let (mut cpu, mut rss) = (None, None);
-        while !std::fs::read_to_string(&log)
-            .unwrap_or_default()
-            .contains("snapshot complete")
-        {
-            cpu = cpu_seconds(child.id()).or(cpu);
-            rss = peak_rss_mb(child.id()).or(rss);
-            assert!(
-                child.try_wait().unwrap().is_none(),
-                "cdc exited; see {}",
-                log.display()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let (cpu, rss) = Self::sample_until_logged(&mut child, &log, "snapshot complete", 1);
         let secs = start.elapsed().as_secs_f64();
         writer_stop.store(true, std::sync::atomic::Ordering::SeqCst);
         let _ = writer.join();

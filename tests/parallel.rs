@@ -63,23 +63,7 @@ fn two_tables_are_snapshotted_at_once_under_a_writer_and_each_folds_to_its_table
         wait_for_fold(&pg, &events_path, table, &["id"], &mut engine);
     }
     let events = read_events(&events_path);
-    // Per key, v only grows and nothing comes back after its delete.
-    let mut seen: std::collections::HashMap<(String, i64), Option<i64>> = Default::default();
-    for e in &events {
-        let table = e["source"]["table"].as_str().unwrap().to_string();
-        let deleted = e["op"] == "d";
-        let row = if deleted { &e["before"] } else { &e["after"] };
-        let id = row["id"].as_i64().unwrap();
-        let now = if deleted { None } else { row["v"].as_i64() };
-        match (seen.get(&(table.clone(), id)), now) {
-            (Some(None), Some(_)) => panic!("{table} {id} came back after its delete: {e}"),
-            (Some(Some(before)), Some(now)) if now < *before => {
-                panic!("{table} {id} went back from v={before}: {e}")
-            }
-            _ => {}
-        }
-        seen.insert((table, id), now);
-    }
+    assert_no_time_travel(&events);
     // At once, not one after the other: reads of b come before a's last.
     let reads: Vec<&str> = events
         .iter()

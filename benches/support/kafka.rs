@@ -13,7 +13,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::ClientConfig;
 
-use super::{paced_writer, peak_rss_mb, wait_for, Bench, DEFAULT_CHUNK};
+use super::{paced_writer, peak_rss_mb, percentile, wait_for, Bench, DEFAULT_CHUNK};
 
 fn now_ms() -> f64 {
     SystemTime::now()
@@ -109,12 +109,7 @@ impl Bench {
         self.drop_cdc_slot(&slot);
         let mut latencies = std::mem::take(&mut *latencies.lock().unwrap());
         latencies.sort_by(|a, b| a.total_cmp(b));
-        let pct = |p: f64| {
-            latencies
-                .get(((latencies.len() as f64 * p) as usize).min(latencies.len().saturating_sub(1)))
-                .copied()
-                .unwrap_or(f64::NAN)
-        };
+        let pct = |p: f64| percentile(&latencies, p);
         println!(
             "| {rate} | {achieved:.0} | {written} | {} | {:.1} | {:.1} | {:.1} | {:.0} |",
             latencies.len(),

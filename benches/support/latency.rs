@@ -4,7 +4,7 @@
 use std::io::{BufRead, BufReader, Seek, SeekFrom};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use super::{paced_writer, peak_rss_mb, wait_for, Bench, DEFAULT_CHUNK, TABLE_DDL};
+use super::{paced_writer, peak_rss_mb, percentile, wait_for, Bench, DEFAULT_CHUNK, TABLE_DDL};
 
 impl Bench {
     /// Commit-to-sink latency at a fixed change rate.
@@ -74,12 +74,7 @@ impl Bench {
         Self::stop(&mut child);
         self.drop_cdc_slot(&slot);
         latencies.sort_by(|a, b| a.total_cmp(b));
-        let pct = |p: f64| {
-            latencies
-                .get(((latencies.len() as f64 * p) as usize).min(latencies.len().saturating_sub(1)))
-                .copied()
-                .unwrap_or(f64::NAN)
-        };
+        let pct = |p: f64| percentile(&latencies, p);
         println!(
             "| {rate} | {:.0} | {} | {:.1} | {:.1} | {:.1} | {:.0} |",
             achieved,

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use super::{cell, cpu_seconds, median, wait_for, Bench, Run, DEFAULT_CHUNK};
+use super::{cell, median, wait_for, Bench, Run, DEFAULT_CHUNK};
 
 const TABLES: [&str; 2] = ["bench_a", "bench_b"];
 
@@ -71,21 +71,7 @@ impl Bench {
                 .unwrap()
                 .as_nanos()
         ));
-        let mut cpu = None;
-        while std::fs::read_to_string(&log)
-            .unwrap_or_default()
-            .matches("snapshot complete")
-            .count()
-            < 2
-        {
-            cpu = cpu_seconds(child.id()).or(cpu);
-            assert!(
-                child.try_wait().unwrap().is_none(),
-                "cdc exited; see {}",
-                log.display()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let (cpu, _) = Self::sample_until_logged(&mut child, &log, "snapshot complete", 2);
         let secs = start.elapsed().as_secs_f64();
         Self::stop(&mut child);
         self.drop_cdc_slot(&slot);

@@ -219,10 +219,6 @@ impl Scheduler {
         self.in_flight.front().map(|f| f.token)
     }
 
-    pub fn in_flight_count(&self) -> usize {
-        self.in_flight.len()
-    }
-
     /// The table of the chunk `token`, while it is in flight.
     pub fn in_flight_table(&self, token: u64) -> Option<&TableRef> {
         self.in_flight

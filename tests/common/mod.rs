@@ -454,3 +454,28 @@ pub fn fold_with_sweep(events: &[Value], table: &str, key: &str) -> BTreeMap<Str
     }
     state
 }
+
+/// For writers that only ever increment `v` and never insert a key again
+/// after deleting it: per table and `id`, what a consumer sees never goes
+/// back (a smaller `v`, or a row after its delete). Duplicates are allowed.
+pub fn assert_no_time_travel<'a>(events: impl IntoIterator<Item = &'a Value>) {
+    let mut seen: std::collections::HashMap<(String, i64), Option<i64>> = Default::default();
+    for e in events {
+        let table = e["source"]["table"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let deleted = e["op"] == "d";
+        let row = if deleted { &e["before"] } else { &e["after"] };
+        let id = row["id"].as_i64().unwrap();
+        let now = if deleted { None } else { row["v"].as_i64() };
+        match (seen.get(&(table.clone(), id)), now) {
+            (Some(None), Some(_)) => panic!("{table} id {id} came back after its delete: {e}"),
+            (Some(Some(before)), Some(now)) if now < *before => {
+                panic!("{table} id {id} went back from v={before} to v={now}: {e}")
+            }
+            _ => {}
+        }
+        seen.insert((table, id), now);
+    }
+}

@@ -552,18 +552,7 @@ impl Decoder {
             // Captured by another run, or refused: nothing to snapshot here.
             return;
         }
-        let data = serde_json::json!({
-            "data-collections": [table.to_string()],
-            "type": "incremental",
-        });
-        out.push(LogItem::Signal {
-            row: SignalRow {
-                id: format!("{NEW_TABLE_SIGNAL}-{}", crate::replication::format_lsn(lsn)),
-                kind: "execute-snapshot".into(),
-                data: Some(data.to_string()),
-            },
-            source: self.source_info(lsn),
-        });
+        self.queue_snapshot(NEW_TABLE_SIGNAL, table, None, lsn, out);
     }
 
     /// A partition change the log has no event for (see `partitions`): a
@@ -584,23 +573,39 @@ impl Decoder {
                     "a partition of {table} appeared with rows (attached, or filled through \
                      {table}): snapshot of its rows queued"
                 );
-                let name = table.to_string();
-                let data = serde_json::json!({
-                    "data-collections": [name],
-                    "type": "incremental",
-                    // An oid the catalog gave, not user text.
-                    "additional-conditions": [
-                        { "data-collection": name, "filter": format!("tableoid = {leaf}::oid") }
-                    ],
-                });
-                out.push(LogItem::Signal {
-                    row: SignalRow {
-                        id: format!("cdc-partition-{}", crate::replication::format_lsn(lsn)),
-                        kind: "execute-snapshot".into(),
-                        data: Some(data.to_string()),
-                    },
-                    source: self.source_info(lsn),
-                });
+                // An oid the catalog gave, not user text.
+                let filter = format!("tableoid = {leaf}::oid");
+                self.queue_snapshot("cdc-partition", table, Some(filter), lsn, out);
+            }
+        }
+    }
+
+    /// An `execute-snapshot` of `table` asked for by a marker of the log,
+    /// encoded as the CLI encodes one; its id comes from the marker's
+    /// position, so a replay of the log is recognised as applied.
+    fn queue_snapshot(
+        &self,
+        id_prefix: &str,
+        table: TableRef,
+        filter: Option<String>,
+        lsn: u64,
+        out: &mut Vec<LogItem>,
+    ) {
+        let at = crate::replication::format_lsn(lsn);
+        let conditions = filter
+            .map(|filter| cdc_signal::AdditionalCondition {
+                table: table.clone(),
+                filter,
+            })
+            .into_iter()
+            .collect();
+        match cdc_signal::Command::execute_snapshot(vec![table], conditions) {
+            Ok(command) => out.push(LogItem::Signal {
+                row: command.to_row(format!("{id_prefix}-{at}")),
+                source: self.source_info(lsn),
+            }),
+            Err(err) => {
+                tracing::warn!("snapshot asked for by the marker at {at} not queued: {err}")
             }
         }
     }
