@@ -4,7 +4,10 @@
 //! - streaming drain: `pg_recvlogical` (pgoutput, same options) vs cdc
 //!   draining a slot filled by 100 transactions of 10k rows, each sink with
 //!   the observe server off and on (scraped every 100 ms meanwhile);
-//! - one large transaction of the same size;
+//! - one large transaction of the same size (pgoutput v1 on both sides);
+//! - streamed: one large transaction with pgoutput v1 and with v2
+//!   `streaming 'on'`, cdc against pg_recvlogical asking for the same, and
+//!   the server's spill and stream bytes per slot;
 //! - pgoutput text vs binary (`source.binary`): walsender CPU per 1M rows
 //!   and cdc against pg_recvlogical asking for the same format;
 //! - snapshot: `COPY (SELECT …) TO STDOUT` vs cdc incremental snapshots at
@@ -16,11 +19,12 @@
 //! - kafka: a sustained writer into the Kafka sink (tansu), commit to a
 //!   consumer's receipt, at 10k and 50k changes/s.
 //!
-//! Environment: `CDC_BENCH_ROWS` (default 1000000), `CDC_BENCH_BIG_ROWS`
+//! Environment: `CDC_BENCH_ROWS` (default 1000000), `CDC_BENCH_STREAMING_MB`
+//! (cdc's `streaming_memory_mb` in `streamed`, default 64), `CDC_BENCH_BIG_ROWS`
 //! (second snapshot size for the memory check, default 3 × rows, 0 to
 //! skip), `CDC_BENCH_LATENCY_SECS` (default 30), `CDC_BENCH_CHUNKS`
 //! (default "1000,8192,16384,50000"), `CDC_BENCH_ONLY` (comma list of
-//! stream,binary,bigtx,snapshot,unanalyzed,latency,memory,parallel,kafka),
+//! stream,binary,bigtx,streamed,snapshot,unanalyzed,latency,memory,parallel,kafka),
 //! `CDC_BENCH_KAFKA_SECS` (per rate, default 60), `CDC_BENCH_LOG` (cdc's log filter,
 //! default "info"; when set, the run's configs and logs are kept in /tmp),
 //! `CDC_BENCH_REPEAT` (snapshot runs per reader, median reported, default 5).
@@ -42,6 +46,8 @@ mod latency;
 mod parallel;
 #[path = "support/scraper.rs"]
 mod scraper;
+#[path = "support/streamed.rs"]
+mod streamed;
 #[path = "support/writers.rs"]
 mod writers;
 use scraper::Scraper;
@@ -245,14 +251,13 @@ impl Bench {
             .args(self.connection_args())
             .args(["--slot", slot, "--start", "--no-loop"])
             .args(["--endpos", endpos, "-f", "/dev/null"])
-            .args([
-                "-o",
-                "proto_version=1",
-                "-o",
-                "publication_names=cdc",
-                "-o",
-                "messages=true",
-            ])
+            .args(
+                (!options.iter().any(|o| o.starts_with("proto_version=")))
+                    .then_some(["-o", "proto_version=1"])
+                    .into_iter()
+                    .flatten(),
+            )
+            .args(["-o", "publication_names=cdc", "-o", "messages=true"])
             .args(options.iter().flat_map(|o| ["-o", o]))
             .stderr(Stdio::null())
             .spawn()
@@ -282,20 +287,9 @@ impl Bench {
 
     /// cdc drains `slot` until the slot's confirmed position reaches `endpos`.
     /// `observe`: with the observe server on, scraped every 100 ms (far more
-    /// often than Prometheus would) while it drains.
-    fn cdc_drain(&self, slot: &str, sink: &str, endpos: &str, observe: bool) -> Run {
-        self.cdc_drain_with(slot, sink, endpos, observe, "")
-    }
-
-    /// [`Bench::cdc_drain`] with more `[source]` lines.
-    fn cdc_drain_with(
-        &self,
-        slot: &str,
-        sink: &str,
-        endpos: &str,
-        observe: bool,
-        source: &str,
-    ) -> Run {
+    /// often than Prometheus would) while it drains. `source`: more
+    /// `[source]` lines.
+    fn cdc_drain(&self, slot: &str, sink: &str, endpos: &str, observe: bool, source: &str) -> Run {
         let config = self.config_with(slot, sink, DEFAULT_CHUNK, source);
         let scraper = observe.then(|| {
             let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -380,8 +374,11 @@ impl Bench {
         // pg_recvlogical runs first and last: the first reader of fresh WAL
         // pays for warming caches, so the limit is the faster of the two.
         let recv_first = self.recvlogical("recv", &endpos);
-        let null = self.cdc_drain("cdc_null", "type = \"null\"", &endpos, false);
-        let null_observed = self.cdc_drain("cdc_null_obs", "type = \"null\"", &endpos, true);
+        // pg_recvlogical asks for protocol version 1: so does cdc (the
+        // `streamed` workload compares version 2).
+        let v1 = "streaming = \"off\"";
+        let null = self.cdc_drain("cdc_null", "type = \"null\"", &endpos, false, v1);
+        let null_observed = self.cdc_drain("cdc_null_obs", "type = \"null\"", &endpos, true, v1);
         let file_sink = |observe: bool| {
             let events = self.dir.path().join(format!("{label}-{observe}.jsonl"));
             let slot = if observe { "cdc_file_obs" } else { "cdc_file" };
@@ -390,6 +387,7 @@ impl Bench {
                 &format!("type = \"file\"\npath = {:?}", events.display().to_string()),
                 &endpos,
                 observe,
+                v1,
             );
             // The figure only counts if every row arrived.
             let lines = std::fs::read(&events)
@@ -740,6 +738,9 @@ fn main() {
     }
     if wanted("bigtx") {
         bench.drain("one large transaction", rows);
+    }
+    if wanted("streamed") {
+        bench.streamed(env_usize("CDC_BENCH_STREAMING_MB", 64));
     }
     if wanted("snapshot") {
         bench.snapshot(&chunks, env_usize("CDC_BENCH_REPEAT", 5));

@@ -21,5 +21,5 @@ cargo nextest run --workspace --profile ci "$@"
 pg17=$(ensure_postgres_major 17)
 echo "again on PostgreSQL 17 ($pg17)" >&2
 CDC_TEST_POSTGRES_BINDIR="$pg17" cargo nextest run --workspace --profile ci "$@" -E \
-  'binary(streaming) | binary(binary_log) | binary(snapshots) | binary(slots) | binary(schema_changes) | binary(schemas) | binary(values) | binary(wal) | binary(deleted) | binary(chunk_plan) | binary(failover) | binary(lease) | binary(patterns) | binary(keyless) | binary(parallel) | test(the_server_is_the_build_named_by_the_bindir_variable)'
+  'binary(streaming) | binary(streamed) | binary(binary_log) | binary(snapshots) | binary(slots) | binary(schema_changes) | binary(schemas) | binary(values) | binary(wal) | binary(deleted) | binary(chunk_plan) | binary(failover) | binary(lease) | binary(patterns) | binary(keyless) | binary(parallel) | test(the_server_is_the_build_named_by_the_bindir_variable)'
 

@@ -222,6 +222,31 @@ pub struct PostgresSettings {
     /// "Binary log values").
     #[serde(default)]
     pub binary: Binary,
+    /// `auto`: large transactions come streamed as they are written
+    /// (pgoutput version 2) and are held here until their commit; `off`:
+    /// each comes whole after its commit (README, "Large transactions").
+    #[serde(default)]
+    pub streaming: Streaming,
+    /// MiB of streamed transactions held in memory before the largest
+    /// moves to a file in `spill_dir`.
+    #[serde(default = "default_streaming_memory")]
+    pub streaming_memory_mb: u64,
+    /// Where streamed transactions past `streaming_memory_mb` wait for
+    /// their commit; unset: the system's temporary directory.
+    #[serde(default)]
+    pub spill_dir: Option<PathBuf>,
+}
+
+fn default_streaming_memory() -> u64 {
+    64
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Streaming {
+    #[default]
+    Auto,
+    Off,
 }
 
 #[derive(Debug, Clone, Copy, Default, Deserialize)]

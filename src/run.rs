@@ -17,6 +17,7 @@ use cdc_postgres::patterns::TablePattern;
 use cdc_postgres::snapshot::PgChunkSource;
 use cdc_postgres::{
     BinaryMode, ConnectConfig, PostgresConfig, PostgresSource, Severity, SlotLostPolicy,
+    StreamingMode,
 };
 use cdc_sink_file::{FileSink, NullSink, StdoutSink};
 use tokio::sync::watch;
@@ -65,6 +66,15 @@ pub fn postgres_config(config: &Config) -> Result<PostgresConfig> {
         crate::config::Binary::Auto => BinaryMode::Auto,
         crate::config::Binary::Off => BinaryMode::Off,
     };
+    out.streaming = match pg.streaming {
+        crate::config::Streaming::Auto => StreamingMode::Auto,
+        crate::config::Streaming::Off => StreamingMode::Off,
+    };
+    out.streaming_memory =
+        usize::try_from(pg.streaming_memory_mb.saturating_mul(1 << 20)).unwrap_or(usize::MAX);
+    if let Some(dir) = &pg.spill_dir {
+        out.spill_dir = dir.clone();
+    }
     out.on_slot_lost = match pg.on_slot_lost {
         OnSlotLost::Fail => SlotLostPolicy::Fail,
         OnSlotLost::Resnapshot => SlotLostPolicy::Resnapshot,

@@ -37,8 +37,8 @@ impl Bench {
         let recv_text = self.recvlogical_with("recv_text", &endpos, &[]);
         let recv_bin = self.recvlogical_with("recv_bin", &endpos, &binary);
         let null = "type = \"null\"";
-        let cdc_text = self.cdc_drain_with("cdc_text", null, &endpos, false, "binary = \"off\"");
-        let cdc_bin = self.cdc_drain_with("cdc_bin", null, &endpos, false, "binary = \"auto\"");
+        let cdc_text = self.cdc_drain("cdc_text", null, &endpos, false, "binary = \"off\"");
+        let cdc_bin = self.cdc_drain("cdc_bin", null, &endpos, false, "binary = \"auto\"");
         // The figure only counts if cdc did stream binary.
         let log = std::fs::read_to_string(self.dir.path().join("cdc_bin.log")).unwrap_or_default();
         assert!(

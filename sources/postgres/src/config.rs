@@ -54,6 +54,27 @@ pub struct PostgresConfig {
     /// Whether the log may come in pgoutput's binary format (README,
     /// "Binary log values").
     pub binary: BinaryMode,
+    /// Whether large in-progress transactions come streamed (pgoutput
+    /// version 2, README "Large transactions").
+    pub streaming: StreamingMode,
+    /// Bytes of streamed transactions held in memory, across all of them;
+    /// past it the largest goes to a temporary file in `spill_dir`.
+    pub streaming_memory: usize,
+    /// Where streamed transactions past `streaming_memory` are kept until
+    /// their commit (files unlinked at creation).
+    pub spill_dir: std::path::PathBuf,
+}
+
+/// `source.streaming`: pgoutput's `streaming` option.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum StreamingMode {
+    /// Version 2 with `streaming 'on'`: the server sends a transaction
+    /// past `logical_decoding_work_mem` as it goes instead of spilling it
+    /// to its own disk.
+    #[default]
+    Auto,
+    /// Version 1: every transaction comes whole after its commit.
+    Off,
 }
 
 /// `source.binary`: pgoutput's `binary` option.
@@ -97,6 +118,9 @@ impl PostgresConfig {
             lease: cdc_engine::Lease::sole(),
             replication_timeout: None,
             binary: BinaryMode::Auto,
+            streaming: StreamingMode::Auto,
+            streaming_memory: 64 << 20,
+            spill_dir: std::env::temp_dir(),
         }
     }
 

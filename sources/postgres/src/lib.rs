@@ -21,12 +21,14 @@ pub mod operator;
 pub mod partitions;
 pub mod patterns;
 pub mod pgoutput;
+pub mod pgoutput_v2;
 mod physical;
 pub mod positions;
 pub mod replication;
 pub mod setup;
 pub mod snapshot;
 mod stream;
+pub mod streamed;
 pub mod types;
 pub mod wal_watch;
 
@@ -36,7 +38,7 @@ use async_trait::async_trait;
 use cdc_engine::{Source, SourceError, SourceMeta, StreamContext, TableRef};
 
 pub use catalog::TableInfo;
-pub use config::{BinaryMode, PostgresConfig, SlotLostPolicy};
+pub use config::{BinaryMode, PostgresConfig, SlotLostPolicy, StreamingMode};
 pub use connect::{ConnectConfig, ConnectError, SslMode};
 pub use setup::{Finding, SetupError, Severity};
 

@@ -432,25 +432,31 @@ impl ReplicationConnection {
             .unwrap_or(0))
     }
 
-    /// Start streaming `slot` from `start` with pgoutput v1 over
+    /// Start streaming `slot` from `start` with pgoutput over
     /// `publication`. Both names must be plain identifiers (checked by the
     /// caller). With `binary`, values come in their binary send format
     /// (PostgreSQL 14+), which spares the walsender its output functions.
+    /// With `streaming`, protocol version 2 with `streaming 'on'`
+    /// (PostgreSQL 14+): large transactions come in blocks as they are
+    /// decoded (`pgoutput_v2`).
     pub async fn start_replication(
         mut self,
         slot: &str,
         start: u64,
         publications: &[String],
         binary: bool,
+        streaming: bool,
     ) -> Result<ReplicationStream, ReplicationError> {
         // Names are plain identifiers (checked by the preflight): quoting
         // them keeps their case.
         let names: Vec<String> = publications.iter().map(|p| format!("\"{p}\"")).collect();
         let sql = format!(
-            "START_REPLICATION SLOT \"{slot}\" LOGICAL {} (proto_version '1', publication_names '{}', messages 'true'{})",
+            "START_REPLICATION SLOT \"{slot}\" LOGICAL {} (proto_version '{}', publication_names '{}', messages 'true'{}{})",
             format_lsn(start),
+            if streaming { 2 } else { 1 },
             names.join(","),
-            if binary { ", binary 'true'" } else { "" }
+            if binary { ", binary 'true'" } else { "" },
+            if streaming { ", streaming 'on'" } else { "" }
         );
         frontend::query(&sql, &mut self.write)?;
         self.flush().await?;

@@ -110,6 +110,9 @@ pub async fn preflight(
             config.publication
         )));
     }
+    if let Some(finding) = spill_dir_finding(config).await {
+        findings.push(finding);
+    }
     let wal_level: String = client
         .query_one("SELECT current_setting('wal_level')", &[])
         .await
@@ -345,6 +348,26 @@ pub(crate) async fn publication(
     })
     .transpose()
     .map_err(sql_err("reading publications"))
+}
+
+/// Streamed transactions past the memory budget go to `source.spill_dir`:
+/// a directory that cannot take a file fails at start, not at the first
+/// large transaction.
+async fn spill_dir_finding(config: &PostgresConfig) -> Option<Finding> {
+    if config.streaming != crate::config::StreamingMode::Auto {
+        return None;
+    }
+    let dir = config.spill_dir.clone();
+    let probe = tokio::task::spawn_blocking(move || tempfile::tempfile_in(dir).map(drop)).await;
+    let why = match probe {
+        Ok(Ok(())) => return None,
+        Ok(Err(err)) => err.to_string(),
+        Err(join) => join.to_string(),
+    };
+    Some(error(format!(
+        "source.spill_dir '{}' cannot hold streamed transactions ({why}): point it at a writable directory, or set source.streaming = \"off\"",
+        config.spill_dir.display()
+    )))
 }
 
 /// A failover slot needs PostgreSQL 17, and standbys that keep it.

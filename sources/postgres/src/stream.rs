@@ -13,13 +13,14 @@ use cdc_engine::{LogItem, Position, SourceError, StreamContext, Telemetry};
 use tokio::sync::{mpsc, watch};
 use tokio::time::{Instant, MissedTickBehavior};
 
-use crate::config::{BinaryMode, PostgresConfig, SlotLostPolicy};
+use crate::config::{BinaryMode, PostgresConfig, SlotLostPolicy, StreamingMode};
 use crate::decoder::{Decoder, DecoderError};
 use crate::liveness::{self, Check, Liveness};
 use crate::positions::Writer;
 use crate::replication::{
     format_lsn, ReplicationConnection, ReplicationError, ReplicationMessage, ReplicationStream,
 };
+use crate::streamed::{Replay, Route, RouteError, StreamedTransactions};
 
 /// Items handed over in one channel message.
 const BATCH_ITEMS: usize = 2048;
@@ -347,10 +348,19 @@ async fn session(
         Ok(timeout) => timeout,
         Err(err) => return Exit::Failed(err),
     };
+    // Streamed transactions need protocol version 2 (PostgreSQL 14+).
+    let streaming = config.streaming == StreamingMode::Auto
+        && match server_version(&mut conn).await {
+            Ok(version) => version >= 140_000,
+            Err(err) => return Exit::Failed(err),
+        };
+    // Held for this session only: a new one receives them again.
+    let mut streams = streaming
+        .then(|| StreamedTransactions::new(config.streaming_memory, config.spill_dir.clone()));
     // Start from the slot's confirmed position (0/0): the server resends
     // every transaction not yet acknowledged.
     let mut stream = match conn
-        .start_replication(&config.slot, 0, publications, decoder.binary())
+        .start_replication(&config.slot, 0, publications, decoder.binary(), streaming)
         .await
     {
         Ok(stream) => stream,
@@ -432,7 +442,41 @@ async fn session(
                     ReplicationMessage::XLogData { wal_start, wal_end, data, .. } => {
                         acks.received = acks.received.max(wal_end);
                         acks.read_data = acks.read_data.max(wal_start);
-                        match decoder.handle(wal_start, data, &mut pending) {
+                        let routed = match streams.as_mut() {
+                            Some(streams) => match streams.route(wal_start, data).await {
+                                Ok(route) => route,
+                                Err(RouteError::Decode(err)) => return Exit::Failed(ReplicationError::Protocol(format!("at {}: {err}", format_lsn(wal_start)))),
+                                // A full or missing disk: the next session
+                                // receives the transaction again.
+                                Err(RouteError::Streamed(err)) => return Exit::Failed(ReplicationError::Io(std::io::Error::other(err.to_string()))),
+                            },
+                            None => Route::Decode(data),
+                        };
+                        let decoded = match routed {
+                            Route::Decode(data) => decoder.handle(wal_start, data, &mut pending),
+                            Route::Held => Ok(()),
+                            Route::Commit(replay) => {
+                                if replay.spilled_bytes() > 0 {
+                                    tracing::info!(
+                                        xid = replay.xid(),
+                                        "streamed transaction {} went {:.1} MiB past source.streaming_memory_mb = {}: read back from {}",
+                                        replay.xid(),
+                                        replay.spilled_bytes() as f64 / f64::from(1 << 20),
+                                        config.streaming_memory >> 20,
+                                        config.spill_dir.display()
+                                    );
+                                }
+                                let replayed = replay_commit(*replay, decoder, &mut pending, items, &mut stream, acks, &mut status).await;
+                                // Replaying, the reader did not read.
+                                live.alive();
+                                match replayed {
+                                    Replayed::Decoded(result) => result,
+                                    Replayed::PipelineGone => return Exit::Stop(stream),
+                                    Replayed::Failed(err) => return Exit::Failed(err),
+                                }
+                            }
+                        };
+                        match decoded {
                             Ok(()) => {}
                             Err(DecoderError::NeedsText(why)) if decoder.binary() => {
                                 // Ended cleanly, the slot is free sooner
@@ -445,7 +489,10 @@ async fn session(
                     }
                     ReplicationMessage::Keepalive { wal_end, reply_requested, .. } => {
                         acks.received = acks.received.max(wal_end);
-                        if !decoder.in_transaction() {
+                        // Between the blocks of a streamed transaction a
+                        // keepalive is a safe position too: nothing of it is
+                        // acknowledged before its commit, which comes later.
+                        if !decoder.in_transaction() && !streams.as_ref().is_some_and(|s| s.in_block()) {
                             pending.push(LogItem::Heartbeat(Position::from_u64(wal_end)));
                         }
                         if reply_requested {
@@ -468,6 +515,62 @@ async fn session(
                         Err(err) => return Exit::Failed(err),
                     }
                 }
+            }
+        }
+    }
+}
+
+/// `SHOW server_version_num` on the replication connection.
+async fn server_version(conn: &mut ReplicationConnection) -> Result<u32, ReplicationError> {
+    let rows = conn.simple_query("SHOW server_version_num").await?;
+    let text = rows
+        .first()
+        .and_then(|r| r.first().cloned().flatten())
+        .unwrap_or_default();
+    text.trim()
+        .parse()
+        .map_err(|_| ReplicationError::Protocol(format!("server_version_num is '{text}'")))
+}
+
+/// How the replay of a streamed transaction ended.
+enum Replayed {
+    /// Everything went to the decoder; its result.
+    Decoded(Result<(), DecoderError>),
+    PipelineGone,
+    Failed(ReplicationError),
+}
+
+/// Decode a committed streamed transaction into `pending`, handing over
+/// full batches as it goes: a transaction of millions of rows never sits
+/// decoded in memory.
+async fn replay_commit(
+    mut replay: Replay,
+    decoder: &mut Decoder,
+    pending: &mut Vec<LogItem>,
+    items: &mpsc::Sender<Vec<LogItem>>,
+    stream: &mut ReplicationStream,
+    acks: &mut Acks,
+    status: &mut tokio::time::Interval,
+) -> Replayed {
+    loop {
+        let (lsn, message) = match replay.next().await {
+            Ok(Some(next)) => next,
+            Ok(None) => return Replayed::Decoded(Ok(())),
+            Err(err) => {
+                return Replayed::Failed(ReplicationError::Io(std::io::Error::other(
+                    err.to_string(),
+                )))
+            }
+        };
+        if let Err(err) = decoder.handle(lsn, message, pending) {
+            return Replayed::Decoded(Err(err));
+        }
+        if pending.len() >= BATCH_ITEMS {
+            let batch = std::mem::replace(pending, Vec::with_capacity(BATCH_ITEMS));
+            match hand_over(batch, items, stream, acks, status).await {
+                Ok(true) => {}
+                Ok(false) => return Replayed::PipelineGone,
+                Err(err) => return Replayed::Failed(err),
             }
         }
     }
