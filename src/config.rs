@@ -43,6 +43,10 @@ impl FormatSettings {
         flatten("", &self.0, &mut flat);
         let mut format = Format::default();
         for (key, value) in flat {
+            if key == TRANSACTION_METADATA {
+                // Not a value mode: see `transaction_metadata`.
+                continue;
+            }
             if key == "money.fraction.digits" {
                 let digits = value
                     .to_i128()
@@ -65,7 +69,7 @@ impl FormatSettings {
                 IntervalMode::KEY => format.interval = Some(text.parse().map_err(mode)?),
                 JsonMode::KEY => format.json = Some(text.parse().map_err(mode)?),
                 _ => bail!(
-                    "format.{key} is not a format setting (known: {}, {}, {}, {}, {}, money.fraction.digits)",
+                    "format.{key} is not a format setting (known: {}, {}, {}, {}, {}, money.fraction.digits, {TRANSACTION_METADATA})",
                     DecimalMode::KEY,
                     TimePrecisionMode::KEY,
                     BinaryMode::KEY,
@@ -75,6 +79,28 @@ impl FormatSettings {
             }
         }
         Ok(format)
+    }
+}
+
+/// Debezium's property for BEGIN/END records and each event's
+/// `transaction` block (README, "Transaction metadata").
+const TRANSACTION_METADATA: &str = "provide.transaction.metadata";
+
+impl FormatSettings {
+    /// `provide.transaction.metadata`: `true` or `false` (also as strings,
+    /// as Debezium's properties are).
+    pub fn transaction_metadata(&self) -> Result<bool> {
+        let mut flat = Vec::new();
+        flatten("", &self.0, &mut flat);
+        let Some((_, value)) = flat.into_iter().find(|(k, _)| k == TRANSACTION_METADATA) else {
+            return Ok(false);
+        };
+        match (value.to_bool(), value.as_str()) {
+            (Some(on), _) => Ok(on),
+            (None, Some("true")) => Ok(true),
+            (None, Some("false")) => Ok(false),
+            _ => bail!("format.{TRANSACTION_METADATA} must be true or false"),
+        }
     }
 }
 
@@ -379,6 +405,7 @@ impl Config {
             );
         }
         self.format.format()?;
+        self.format.transaction_metadata()?;
         if self.snapshot.chunk_size == 0 {
             bail!("snapshot.chunk_size must be at least 1");
         }

@@ -9,9 +9,11 @@ use std::sync::Arc;
 
 use cdc_engine::format::Format;
 use cdc_engine::pipeline::PipelineConfig;
+use cdc_engine::pipeline::Processor;
 use cdc_engine::runner::Runner;
 use cdc_engine::snapshot::{ChunkSource, SnapshotProcessor, SnapshotTables, WorkerDone};
 use cdc_engine::telemetry::Component;
+use cdc_engine::transaction::TransactionMetadata;
 use cdc_engine::{Sink, SourceError, TableRef, Telemetry};
 use cdc_postgres::patterns::TablePattern;
 use cdc_postgres::snapshot::PgChunkSource;
@@ -243,9 +245,14 @@ async fn run_once(
             .await
             .context("saving the snapshot queue after a lost slot")?;
     }
+    let processor: Box<dyn Processor> = if config.format.transaction_metadata()? {
+        Box::new(TransactionMetadata::new(processor))
+    } else {
+        Box::new(processor)
+    };
     let runner = Runner::builder()
         .source(Arc::new(source))
-        .processor(Box::new(processor), Some(worker))
+        .processor(processor, Some(worker))
         .sink(sink)
         .telemetry(telemetry.clone())
         .lease(lease.lease.clone())

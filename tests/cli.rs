@@ -118,6 +118,11 @@ fn a_bad_format_mode_is_one_line_naming_the_key_and_the_valid_values() {
         err.contains("format.decimal.handling is not a format setting"),
         "{err}"
     );
+    let err = with("\"provide.transaction.metadata\" = \"yes\"");
+    assert!(
+        err.contains("format.provide.transaction.metadata must be true or false"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -61,6 +61,11 @@ const KNOWN_DIFFERENCES: &[(&str, &str)] = &[
         "incremental snapshot rows: as source.ts_ms, in nanoseconds",
     ),
     (
+        "source.sequence",
+        "incremental snapshot rows: Debezium the log position at the read, cdc the signal's \
+         (streamed changes are identical)",
+    ),
+    (
         "da",
         "date[]: Debezium's array path drops a BC date's era (0044-03-15Z for 44 BC) and \
          writes infinity as +292278994-08-16Z; cdc each element as a date column",
@@ -478,8 +483,7 @@ fn shown(v: &Value) -> Value {
 }
 
 /// Source fields both must agree on; the rest (`version`, `name`, cdc's
-/// `position`, Debezium's `sequence`…) differ by nature or are envelope
-/// work of issue 13 still to do. `ts_ms`, `ts_us` and `ts_ns` are the
+/// `position`) differ by nature. `ts_ms`, `ts_us` and `ts_ns` are the
 /// commit time of a streamed change on both.
 const SOURCE_FIELDS: &[&str] = &[
     "connector",
@@ -489,6 +493,8 @@ const SOURCE_FIELDS: &[&str] = &[
     "snapshot",
     "txId",
     "lsn",
+    "sequence",
+    "xmin",
     "ts_ms",
     "ts_us",
     "ts_ns",
@@ -564,4 +570,113 @@ fn key_id(event: &Value) -> Value {
         &event["after"]
     };
     row["id"].clone()
+}
+
+/// `provide.transaction.metadata` on both: the BEGIN and END records
+/// (Debezium's `<prefix>.transaction` topic; cdc's file sink writes them
+/// inline) and each data event's `transaction` block are the same, ids
+/// included (`<txId>:<lsn>`, as Debezium 3.6 writes them).
+#[test]
+fn cdc_transaction_metadata_equals_debezium() {
+    let Some(classpath) = debezium_classpath() else {
+        return;
+    };
+    let pg = Postgres::builder().start().unwrap();
+    pg.psql(DDL).unwrap();
+    pg.psql("CREATE TABLE tx (id int PRIMARY KEY, v int); CREATE TABLE tx2 (id int PRIMARY KEY);")
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut debezium = Debezium::start(
+        &classpath,
+        &pg,
+        dir.path(),
+        &[
+            ("provide.transaction.metadata", "true"),
+            ("runner.schemas.enable", "false"),
+            (
+                "table.include.list",
+                "public.tx,public.tx2,public.dbz_signal",
+            ),
+        ],
+    );
+    let config = write_config(
+        dir.path(),
+        &pg.url(),
+        &["public.tx", "public.tx2"],
+        "[format]\n\"provide.transaction.metadata\" = true\n",
+    );
+    let cdc_events = dir.path().join("events.jsonl");
+    let mut engine = Engine::start(&config);
+    wait_streaming(&mut engine);
+    debezium.wait_streaming(&pg);
+    pg.psql(
+        "BEGIN; INSERT INTO tx VALUES (1, 0), (2, 0); INSERT INTO tx2 VALUES (1); \
+         UPDATE tx SET v = 1 WHERE id = 1; COMMIT; \
+         INSERT INTO tx VALUES (3, 0); \
+         BEGIN; DELETE FROM tx WHERE id = 2; UPDATE tx SET v = 2 WHERE id = 3; DELETE FROM tx2; COMMIT;",
+    )
+    .unwrap();
+    // 7 changes, 3 transactions: 13 lines.
+    wait_for_events(&cdc_events, 13, &mut engine);
+    let mut theirs = Vec::new();
+    wait_until("Debezium's 13 records", Duration::from_secs(120), || {
+        debezium.assert_running();
+        theirs = read_events(&debezium.events);
+        theirs.len() >= 13
+    });
+    let ours = read_events(&cdc_events);
+    engine.terminate();
+    // The same record stream: transaction records whole, data events by
+    // table, op, key and transaction block.
+    let shape = |value: &Value, key: &Value| -> Value {
+        if value.get("status").is_some() {
+            let mut record = value.clone();
+            if let Some(collections) = record["data_collections"].as_array_mut() {
+                collections.sort_by_key(|c| c["data_collection"].to_string());
+            }
+            serde_json::json!({"record": record, "key": key})
+        } else {
+            serde_json::json!({
+                "table": value["source"]["table"],
+                "op": value["op"],
+                "key": key,
+                "transaction": value["transaction"],
+            })
+        }
+    };
+    let ours: Vec<Value> = ours
+        .iter()
+        .map(|e| {
+            let key = match e.get("status") {
+                Some(_) => serde_json::json!({"id": e["id"]}),
+                None => {
+                    let row = if e["op"] == "d" {
+                        &e["before"]
+                    } else {
+                        &e["after"]
+                    };
+                    serde_json::json!({"id": row["id"]})
+                }
+            };
+            shape(e, &key)
+        })
+        .collect();
+    let theirs: Vec<Value> = theirs
+        .iter()
+        .map(|e| shape(&e["value"], &e["key"]))
+        .collect();
+    assert_eq!(ours.len(), theirs.len());
+    // Not vacuous: three BEGIN/END pairs, and every change in one.
+    let records = theirs.iter().filter(|r| r.get("record").is_some()).count();
+    assert_eq!(records, 6, "{theirs:?}");
+    assert!(
+        theirs
+            .iter()
+            .filter(|r| r.get("record").is_none())
+            .all(|r| r["transaction"]["total_order"].is_u64()),
+        "{theirs:?}"
+    );
+    for (at, (a, b)) in ours.iter().zip(&theirs).enumerate() {
+        assert_eq!(a, b, "record {at} differs: cdc {a} | debezium {b}");
+    }
 }

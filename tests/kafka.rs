@@ -272,6 +272,84 @@ fn outbox_inserts_arrive_on_routed_topics_with_key_value_and_headers() {
     engine.terminate();
 }
 
+/// Transaction metadata through a real broker: BEGIN and END records on
+/// `<prefix>.transaction` (created on first use), keyed by their id, the
+/// changes between them carrying their `transaction` block.
+#[test]
+fn transaction_records_arrive_on_their_topic_around_the_changes() {
+    let pg = postgres_with("CREATE TABLE orders (id int PRIMARY KEY, total int);");
+    let kafka = Kafka::start().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let name = unique_name("tx");
+    let config = kafka_config(dir.path(), &pg.url(), &name, &["orders"], &kafka, "", "");
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str("\n[format]\n\"provide.transaction.metadata\" = true\n");
+    std::fs::write(&config, text).unwrap();
+    let mut engine = Engine::start(&config);
+    wait_streaming(&mut engine);
+    pg.psql("BEGIN; INSERT INTO orders VALUES (1, 5), (2, 6); UPDATE orders SET total = 7 WHERE id = 1; COMMIT;")
+        .unwrap();
+    let topics = vec![
+        format!("{name}.transaction"),
+        format!("{name}.public.orders"),
+    ];
+    let reader = GroupReader::start(kafka.bootstrap_servers(), &format!("{name}-g"), &topics);
+    let got = reader.wait_for("5 records", Duration::from_secs(60), |got| {
+        assert!(engine.is_running(), "cdc exited:\n{}", engine.log_text());
+        got.len() >= 5
+    });
+    let on = |topic: &str| -> Vec<&Received> {
+        got.iter()
+            .filter(|r| r.topic == format!("{name}.{topic}"))
+            .collect()
+    };
+    // Keyed by id, BEGIN and END may sit in different partitions: found
+    // by status, not by arrival.
+    let boundaries = on("transaction");
+    assert_eq!(boundaries.len(), 2, "{got:#?}");
+    let with_status = |status: &str| {
+        boundaries
+            .iter()
+            .find(|r| r.value.as_ref().is_some_and(|v| v["status"] == status))
+            .unwrap_or_else(|| panic!("no {status} record: {got:#?}"))
+    };
+    let (begin, end) = (with_status("BEGIN"), with_status("END"));
+    let key: Value = serde_json::from_slice(end.key.as_deref().unwrap()).unwrap();
+    let (begin, end) = (begin.value.as_ref().unwrap(), end.value.as_ref().unwrap());
+    assert_eq!(begin["event_count"], Value::Null);
+    assert_eq!(end["event_count"], 3);
+    assert_eq!(
+        end["data_collections"],
+        json!([{"data_collection": "public.orders", "event_count": 3}])
+    );
+    assert_eq!(key, json!({"id": end["id"]}));
+    let xid = end["id"]
+        .as_str()
+        .unwrap()
+        .split(':')
+        .next()
+        .unwrap()
+        .to_string();
+    let orders = on("public.orders");
+    assert_eq!(orders.len(), 3);
+    let mut orders: Vec<&Value> = orders
+        .iter()
+        .map(|r| &r.value.as_ref().unwrap()["transaction"])
+        .collect();
+    orders.sort_by_key(|block| block["total_order"].as_u64());
+    for (n, block) in orders.iter().enumerate() {
+        assert_eq!(block["total_order"], n as u64 + 1);
+        assert!(
+            block["id"]
+                .as_str()
+                .unwrap()
+                .starts_with(&format!("{xid}:")),
+            "{block}"
+        );
+    }
+    engine.terminate();
+}
+
 #[test]
 fn a_missing_topic_stops_the_engine_with_one_clear_line() {
     let pg = postgres_with("CREATE TABLE t (id int PRIMARY KEY);");

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use cdc_signal::TableRef;
 
-use crate::event::{Event, Op, Position, SnapshotFlag, SourceMeta};
+use crate::event::{Event, Op, Position, SnapshotFlag, SourceMeta, TransactionInfo};
 use crate::format::Format;
 use crate::value::{Row, Value, UNAVAILABLE_VALUE_PLACEHOLDER};
 
@@ -35,6 +35,7 @@ struct SourceKey {
     table: Option<Arc<TableRef>>,
     position: Position,
     lsn: Option<u64>,
+    last_commit_lsn: Option<u64>,
     tx_id: Option<u64>,
     ts_ms: i64,
     ts_us: i64,
@@ -49,6 +50,7 @@ impl SourceKey {
             table: event.table.clone(),
             position: s.position.clone(),
             lsn: s.lsn,
+            last_commit_lsn: s.last_commit_lsn,
             tx_id: s.tx_id,
             ts_ms: s.ts_ms,
             ts_us: s.ts_us,
@@ -68,6 +70,7 @@ impl SourceKey {
             && self.ts_ms == s.ts_ms
             && self.ts_us == s.ts_us
             && self.lsn == s.lsn
+            && self.last_commit_lsn == s.last_commit_lsn
             && self.tx_id == s.tx_id
             && self.snapshot == s.snapshot
             && self.position == s.position
@@ -125,6 +128,17 @@ impl EnvelopeWriter {
     /// for every event, and JSON values are copied as the source validated
     /// them instead of being parsed again.
     pub fn write_value(&mut self, event: &Event, ts_ms: i64, out: &mut Vec<u8>) {
+        if let Some(TransactionInfo::Boundary {
+            end,
+            id,
+            event_count,
+            data_collections,
+            ts_ms,
+        }) = event.transaction.as_deref()
+        {
+            write_boundary(*end, id, *event_count, data_collections, *ts_ms, out);
+            return;
+        }
         out.push(b'{');
         if event.op == Op::Message {
             if let Some(message) = &event.message {
@@ -156,6 +170,20 @@ impl EnvelopeWriter {
         write_display(ts_ms.saturating_mul(1000), out);
         out.extend_from_slice(b",\"ts_ns\":");
         write_display(ts_ms.saturating_mul(1_000_000), out);
+        if let Some(TransactionInfo::Order {
+            id,
+            total_order,
+            data_collection_order,
+        }) = event.transaction.as_deref()
+        {
+            out.extend_from_slice(b",\"transaction\":{\"id\":");
+            write_str(id, out);
+            out.extend_from_slice(b",\"total_order\":");
+            write_display(*total_order, out);
+            out.extend_from_slice(b",\"data_collection_order\":");
+            write_display(*data_collection_order, out);
+            out.push(b'}');
+        }
         out.push(b'}');
     }
 
@@ -222,6 +250,49 @@ pub fn value_json(event: &Event, ts_ms: i64) -> String {
     String::from_utf8(out).unwrap_or_default()
 }
 
+/// A BEGIN or END record's value, as Debezium's `<prefix>.transaction`
+/// topic carries it.
+fn write_boundary(
+    end: bool,
+    id: &str,
+    event_count: Option<u64>,
+    data_collections: &[(String, u64)],
+    ts_ms: i64,
+    out: &mut Vec<u8>,
+) {
+    out.extend_from_slice(if end {
+        b"{\"status\":\"END\",\"id\":"
+    } else {
+        b"{\"status\":\"BEGIN\",\"id\":"
+    });
+    write_str(id, out);
+    out.extend_from_slice(b",\"event_count\":");
+    match event_count {
+        Some(n) => write_display(n, out),
+        None => out.extend_from_slice(b"null"),
+    }
+    out.extend_from_slice(b",\"data_collections\":");
+    if end {
+        out.push(b'[');
+        for (i, (table, n)) in data_collections.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            out.extend_from_slice(b"{\"data_collection\":");
+            write_str(table, out);
+            out.extend_from_slice(b",\"event_count\":");
+            write_display(*n, out);
+            out.push(b'}');
+        }
+        out.push(b']');
+    } else {
+        out.extend_from_slice(b"null");
+    }
+    out.extend_from_slice(b",\"ts_ms\":");
+    write_display(ts_ms, out);
+    out.push(b'}');
+}
+
 /// The key JSON: an object of the primary-key columns.
 pub fn key_json(key: &Row) -> Vec<u8> {
     let mut out = Vec::with_capacity(32);
@@ -266,6 +337,28 @@ fn write_source(event: &Event, out: &mut Vec<u8>) {
         Some(lsn) => write_display(lsn, out),
         None => out.extend_from_slice(b"null"),
     }
+    // Debezium's form: a string holding a JSON array of two decimal
+    // strings, the last commit (or null) and this change.
+    out.extend_from_slice(b",\"sequence\":");
+    match s.lsn {
+        Some(lsn) => {
+            out.extend_from_slice(b"\"[");
+            match s.last_commit_lsn {
+                Some(commit) => {
+                    out.extend_from_slice(b"\\\"");
+                    write_display(commit, out);
+                    out.extend_from_slice(b"\\\"");
+                }
+                None => out.extend_from_slice(b"null"),
+            }
+            out.extend_from_slice(b",\\\"");
+            write_display(lsn, out);
+            out.extend_from_slice(b"\\\"]\"");
+        }
+        None => out.extend_from_slice(b"null"),
+    }
+    // Debezium fills it only with xmin.fetch.interval.ms, off by default.
+    out.extend_from_slice(b",\"xmin\":null");
     out.extend_from_slice(b",\"position\":\"");
     s.position.write_hex(out);
     out.extend_from_slice(b"\"}");
@@ -443,9 +536,11 @@ mod tests {
                 tx_id: Some(750),
                 ts_ms: 1_700_000_000_000,
                 ts_us: 1_700_000_000_000_000,
+                last_commit_lsn: None,
                 snapshot: SnapshotFlag::No,
             },
             message: None,
+            transaction: None,
         };
         let json: serde_json::Value =
             serde_json::from_str(&value_json(&event, 5)).expect("valid json");
@@ -464,6 +559,17 @@ mod tests {
             (json["ts_us"].clone(), json["ts_ns"].clone()),
             (5_000.into(), 5_000_000.into())
         );
+        // No commit seen yet in the session: Debezium's `[null,"<lsn>"]`.
+        assert_eq!(json["source"]["sequence"], "[null,\"23803720\"]");
+        assert_eq!(json["source"]["xmin"], serde_json::Value::Null);
+        let mut later = event.clone();
+        later.source.last_commit_lsn = Some(23_803_000);
+        let json: serde_json::Value =
+            serde_json::from_str(&value_json(&later, 5)).expect("valid json");
+        let sequence: Vec<String> =
+            serde_json::from_str(json["source"]["sequence"].as_str().unwrap_or_default())
+                .expect("a JSON array of strings");
+        assert_eq!(sequence, ["23803000", "23803720"]);
         let key = event.key.as_ref().map(key_json).unwrap_or_default();
         assert_eq!(key, br#"{"id":1}"#);
     }
@@ -545,6 +651,7 @@ mod tests {
                     tx_id: Some(position / 2),
                     ts_ms,
                     ts_us: ts_ms * 1000,
+                    last_commit_lsn: None,
                     snapshot: if incremental {
                         SnapshotFlag::Incremental
                     } else {
@@ -552,6 +659,7 @@ mod tests {
                     },
                 },
                 message: None,
+                transaction: None,
             }
         })
     }

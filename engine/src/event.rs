@@ -26,6 +26,12 @@ impl Position {
         Position(Bytes::copy_from_slice(&value.to_be_bytes()))
     }
 
+    /// The value of a position made by [`Position::from_u64`].
+    pub fn as_u64(&self) -> Option<u64> {
+        let bytes: [u8; 8] = self.0.as_ref().try_into().ok()?;
+        Some(u64::from_be_bytes(bytes))
+    }
+
     pub fn as_bytes(&self) -> &[u8] {
         &self.0
     }
@@ -103,6 +109,9 @@ pub enum Op {
     Truncate,
     /// A logical decoding message (`pg_logical_emit_message`).
     Message,
+    /// A transaction's BEGIN or END record (Debezium's transaction
+    /// metadata, `<prefix>.transaction`).
+    Transaction,
 }
 
 impl Op {
@@ -114,6 +123,7 @@ impl Op {
             Op::Read => "r",
             Op::Truncate => "t",
             Op::Message => "m",
+            Op::Transaction => "transaction",
         }
     }
 }
@@ -158,6 +168,10 @@ pub struct SourceInfo {
     /// The same in microseconds (Debezium's `source.ts_us`; `ts_ns` is
     /// written from it). A source with only milliseconds gives `ts_ms × 1000`.
     pub ts_us: i64,
+    /// The end of the last commit the log reader passed before this
+    /// event's transaction, when known in this session: with `lsn`,
+    /// Debezium's `source.sequence`.
+    pub last_commit_lsn: Option<u64>,
     pub snapshot: SnapshotFlag,
 }
 
@@ -167,6 +181,30 @@ pub struct LogicalMessage {
     pub prefix: String,
     pub content: Bytes,
     pub transactional: bool,
+}
+
+/// Debezium's transaction metadata on an event (`docs/architecture.md`,
+/// "Transaction metadata").
+#[derive(Debug, Clone, PartialEq)]
+pub enum TransactionInfo {
+    /// The `transaction` block of a data event: `id` is
+    /// `"<txId>:<the event's lsn>"`, as Debezium writes it.
+    Order {
+        id: String,
+        total_order: u64,
+        data_collection_order: u64,
+    },
+    /// The value of a BEGIN or END record (`Op::Transaction`).
+    Boundary {
+        end: bool,
+        id: String,
+        /// `None` on BEGIN.
+        event_count: Option<u64>,
+        /// On END: per table (`schema.table`), its events, by name.
+        data_collections: Vec<(String, u64)>,
+        /// The commit time.
+        ts_ms: i64,
+    },
 }
 
 /// One change event.
@@ -181,4 +219,6 @@ pub struct Event {
     pub after: Option<Row>,
     pub source: SourceInfo,
     pub message: Option<LogicalMessage>,
+    /// Set only with transaction metadata on.
+    pub transaction: Option<Box<TransactionInfo>>,
 }

@@ -19,10 +19,13 @@ pub mod sink;
 pub mod snapshot;
 pub mod source;
 pub mod telemetry;
+pub mod transaction;
 pub mod value;
 
 pub use cdc_signal::{SignalRow, TableRef};
-pub use event::{Event, LogicalMessage, Op, Position, SnapshotFlag, SourceInfo, SourceMeta};
+pub use event::{
+    Event, LogicalMessage, Op, Position, SnapshotFlag, SourceInfo, SourceMeta, TransactionInfo,
+};
 pub use lease::Lease;
 pub use schema::{ColumnSchema, TableSchema};
 pub use sink::{Sink, SinkError};

@@ -266,9 +266,11 @@ mod tests {
                         tx_id: Some(i),
                         ts_ms: 0,
                         ts_us: 0,
+                        last_commit_lsn: None,
                         snapshot: SnapshotFlag::No,
                     },
                     message: None,
+                    transaction: None,
                 };
                 let items = vec![
                     LogItem::Event(event),

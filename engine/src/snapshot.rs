@@ -286,6 +286,7 @@ impl SnapshotProcessor {
             after: None,
             source: event.source.clone(),
             message: None,
+            transaction: None,
         })
     }
 

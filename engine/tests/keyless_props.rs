@@ -162,6 +162,7 @@ impl Sim {
             tx_id: Some(self.lsn),
             ts_ms: 0,
             ts_us: 0,
+            last_commit_lsn: None,
             snapshot: SnapshotFlag::No,
         }
     }
@@ -237,6 +238,7 @@ impl Sim {
             after,
             source: self.source(),
             message: None,
+            transaction: None,
         };
         self.feed(LogItem::Event(event));
     }

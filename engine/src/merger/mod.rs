@@ -376,6 +376,7 @@ impl WindowMerger {
                     after: Some(row.after),
                     source: source.clone(),
                     message: None,
+                    transaction: None,
                 }));
                 outcomes.push(Outcome::ChunkDone {
                     token,

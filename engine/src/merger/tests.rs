@@ -59,6 +59,7 @@ impl H {
             tx_id: Some(self.lsn),
             ts_ms: 0,
             ts_us: 0,
+            last_commit_lsn: None,
             snapshot: SnapshotFlag::No,
         }
     }
@@ -88,6 +89,7 @@ impl H {
             after,
             source,
             message: None,
+            transaction: None,
         };
         self.feed(LogItem::Event(event));
     }
@@ -297,6 +299,7 @@ fn events_before_the_chunk_arrives_fill_its_reads() {
         after: None,
         source,
         message: None,
+        transaction: None,
     };
     h.feed(LogItem::Event(truncate));
     h.chunk(&[]);

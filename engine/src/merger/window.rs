@@ -101,7 +101,7 @@ impl InFlight {
                     self.images.clear();
                 }
             },
-            Op::Message => {}
+            Op::Message | Op::Transaction => {}
             _ => match &event.key {
                 Some(key) => self.touch(key, event),
                 // A table without a key: see `keyless`.

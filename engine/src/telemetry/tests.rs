@@ -48,9 +48,11 @@ fn event(op: Op, snapshot: SnapshotFlag) -> Event {
             tx_id: None,
             ts_ms: 1_000,
             ts_us: 1_000_000,
+            last_commit_lsn: None,
             snapshot,
         },
         message: None,
+        transaction: None,
     }
 }
 

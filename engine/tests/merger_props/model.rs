@@ -81,6 +81,7 @@ impl Log {
             tx_id: xid.map(|x| x & XID32),
             ts_ms: 0,
             ts_us: 0,
+            last_commit_lsn: None,
             snapshot: SnapshotFlag::No,
         }
     }
@@ -145,6 +146,7 @@ impl Log {
             after: after.map(|s| self.row_of(k, s, unchanged)),
             source: self.source(Some(xid)),
             message: None,
+            transaction: None,
         })
     }
 
@@ -157,6 +159,7 @@ impl Log {
             after: None,
             source: self.source(Some(xid)),
             message: None,
+            transaction: None,
         })
     }
 
@@ -263,7 +266,7 @@ impl Consumer {
                 self.table.insert(k, seen);
                 Ok(Some((k, Some(seen))))
             }
-            Op::Message => Ok(None),
+            Op::Message | Op::Transaction => Ok(None),
         }
     }
 }
@@ -322,7 +325,7 @@ pub fn fold(output: &[Event]) -> BTreeMap<i64, i64> {
                     table.insert(k, v);
                 }
             }
-            Op::Message => {}
+            Op::Message | Op::Transaction => {}
         }
     }
     table

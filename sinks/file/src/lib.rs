@@ -331,9 +331,11 @@ mod tests {
                 tx_id: None,
                 ts_ms: 0,
                 ts_us: 0,
+                last_commit_lsn: None,
                 snapshot: SnapshotFlag::No,
             },
             message: None,
+            transaction: None,
         }
     }
 

@@ -72,9 +72,11 @@ fn events(n: usize, name: &str) -> Vec<Event> {
                     tx_id: Some(i as u64 / 10),
                     ts_ms: 1_700_000_000_000,
                     ts_us: 1_700_000_000_000_000,
+                    last_commit_lsn: None,
                     snapshot: SnapshotFlag::No,
                 },
                 message: None,
+                transaction: None,
             }
         })
         .collect()

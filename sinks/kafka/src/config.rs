@@ -27,6 +27,11 @@ pub struct KafkaSinkConfig {
     /// empty to skip them. Placeholders: `{prefix}`, `{db}`.
     #[serde(default = "default_message_topic")]
     pub message_topic: String,
+    /// Topic of the BEGIN and END records of transaction metadata
+    /// (`format."provide.transaction.metadata"`), Debezium's
+    /// `<prefix>.transaction`. Placeholders: `{prefix}`, `{db}`.
+    #[serde(default = "default_transaction_topic")]
+    pub transaction_topic: String,
     /// Create missing topics through the admin API (many brokers do not
     /// auto-create). Off: a missing topic stops the sink with an error.
     #[serde(default = "yes")]
@@ -90,6 +95,9 @@ fn default_topic() -> String {
 }
 fn default_message_topic() -> String {
     "{prefix}.message".into()
+}
+fn default_transaction_topic() -> String {
+    "{prefix}.transaction".into()
 }
 fn default_partitions() -> i32 {
     1
@@ -182,6 +190,7 @@ pub enum ConfigError {
 pub(crate) struct Templates {
     pub table: Template,
     pub message: Option<Template>,
+    pub transaction: Template,
     pub outbox: Option<Template>,
 }
 
@@ -193,6 +202,7 @@ impl KafkaSinkConfig {
             topic: default_topic(),
             tombstones: true,
             message_topic: default_message_topic(),
+            transaction_topic: default_transaction_topic(),
             create_topics: true,
             partitions: default_partitions(),
             replication_factor: default_replication_factor(),
@@ -257,6 +267,11 @@ impl KafkaSinkConfig {
                 )?,
             )
         };
+        let transaction = Template::parse(&self.transaction_topic, &[Var::Prefix, Var::Db])
+            .map_err(|source| ConfigError::Template {
+                key: "transaction_topic",
+                source,
+            })?;
         let outbox = match &self.outbox {
             None => None,
             Some(outbox) => Some(
@@ -279,6 +294,7 @@ impl KafkaSinkConfig {
         Ok(Templates {
             table,
             message,
+            transaction,
             outbox,
         })
     }

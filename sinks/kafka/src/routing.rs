@@ -39,6 +39,7 @@ pub(crate) struct Router {
     prefix: String,
     table_topics: HashMap<TableRef, Arc<str>>,
     message_topic: Option<Arc<str>>,
+    transaction_topic: Option<Arc<str>>,
     outbox_topics: HashMap<String, Arc<str>>,
     envelopes: EnvelopeWriter,
 }
@@ -91,6 +92,7 @@ impl Router {
             prefix: String::new(),
             table_topics: HashMap::new(),
             message_topic: None,
+            transaction_topic: None,
             outbox_topics: HashMap::new(),
             envelopes: EnvelopeWriter::new(),
         })
@@ -113,7 +115,11 @@ impl Router {
             self.prefix.clone_from(&meta.name);
             self.table_topics.clear();
             self.message_topic = None;
+            self.transaction_topic = None;
             self.outbox_topics.clear();
+        }
+        if event.op == Op::Transaction {
+            return self.route_transaction(event, ts_ms, batch);
         }
         let Some(table) = event.table.as_deref() else {
             return self.route_message(event, ts_ms, batch);
@@ -152,6 +158,36 @@ impl Router {
                     .push();
             }
         }
+        Ok(())
+    }
+
+    /// A BEGIN or END record, keyed by the transaction's id.
+    fn route_transaction(
+        &mut self,
+        event: &Event,
+        ts_ms: i64,
+        batch: &mut Batch,
+    ) -> Result<(), RouteError> {
+        let topic = self
+            .transaction_topic
+            .get_or_insert_with(|| {
+                let meta = &event.source.meta;
+                Arc::from(self.templates.transaction.render(&Vars {
+                    prefix: &meta.name,
+                    db: &meta.db,
+                    ..Vars::default()
+                }))
+            })
+            .clone();
+        let envelopes = &mut self.envelopes;
+        let mut record = batch.record(topic);
+        if let Some(key) = &event.key {
+            record = record.key(|buf| envelopes.write_row(key, buf));
+        }
+        record
+            .value(|buf| envelopes.write_value(event, ts_ms, buf))
+            .header(HEADER_POSITION, |buf| event.source.position.write_hex(buf))
+            .push();
         Ok(())
     }
 

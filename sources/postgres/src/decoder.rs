@@ -93,6 +93,9 @@ pub struct Decoder {
     value_oids: HashMap<u32, u32>,
     relations: HashMap<u32, RelationState>,
     tx: Option<Transaction>,
+    /// End LSN of the last commit of this session (Debezium's
+    /// `lsn_commit`, the first element of `source.sequence`).
+    last_commit_end: Option<u64>,
     /// The session streams with pgoutput's `binary` option.
     binary: bool,
 }
@@ -141,6 +144,7 @@ impl Decoder {
             late,
             relations: HashMap::new(),
             tx: None,
+            last_commit_end: None,
             binary: false,
         };
         for info in captured {
@@ -205,6 +209,9 @@ impl Decoder {
     pub fn reset(&mut self) {
         self.relations.clear();
         self.tx = None;
+        // The new session resends from the slot's confirmed position,
+        // which may be before the last commit seen.
+        self.last_commit_end = None;
     }
 
     /// Decode one XLogData payload that starts at `wal_start`.
@@ -233,6 +240,7 @@ impl Decoder {
             }
             LogicalMessage::Commit { end_lsn, .. } => {
                 let tx_id = self.tx.take().map(|t| u64::from(t.xid));
+                self.last_commit_end = Some(end_lsn);
                 out.push(LogItem::Commit {
                     tx_id,
                     position: Position::from_u64(end_lsn),
@@ -376,6 +384,7 @@ impl Decoder {
                         content,
                         transactional,
                     }),
+                    transaction: None,
                 }));
             }
             LogicalMessage::Origin { .. } | LogicalMessage::Type { .. } => {}
@@ -673,6 +682,7 @@ impl Decoder {
             tx_id: xid,
             ts_ms,
             ts_us,
+            last_commit_lsn: self.last_commit_end,
             snapshot: SnapshotFlag::No,
         }
     }
@@ -694,6 +704,7 @@ impl Decoder {
             after,
             source: self.source_info(change_lsn),
             message: None,
+            transaction: None,
         }
     }
 

@@ -19,7 +19,7 @@ use std::io::SeekFrom;
 use std::path::PathBuf;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
-use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt, BufReader, BufWriter};
+use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt, BufWriter};
 
 use crate::pgoutput::Lsn;
 use crate::pgoutput_v2::Framed;
@@ -32,8 +32,10 @@ const RECORD_HEADER: usize = 8 + 4 + 4;
 /// message, and a small transaction costs little.
 const FIRST_CHUNK: usize = 4 << 10;
 const LAST_CHUNK: usize = 256 << 10;
-/// Buffer of a spill file, for writing and for reading back.
+/// Write buffer of a spill file.
 const FILE_BUFFER: usize = 256 << 10;
+/// Read-back block: records are sliced out of it, not copied one by one.
+const READ_BLOCK: usize = 1 << 20;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StreamedError {
@@ -322,7 +324,7 @@ pub struct Replay {
     xid: u32,
     spilled_bytes: u64,
     begin: Option<Bytes>,
-    spilled: Option<(BufReader<tokio::fs::File>, u64)>,
+    spilled: Option<SpillReader>,
     chunks: std::vec::IntoIter<Bytes>,
     records: Records,
     rolled_back: HashSet<u32>,
@@ -349,7 +351,11 @@ impl Replay {
                 file.flush().await.map_err(err)?;
                 let mut file = file.into_inner();
                 file.seek(SeekFrom::Start(0)).await.map_err(err)?;
-                Some((BufReader::with_capacity(FILE_BUFFER, file), spill.records))
+                Some(SpillReader {
+                    file,
+                    block: Bytes::new(),
+                    left: spill.records,
+                })
             }
             None => None,
         };
@@ -417,27 +423,75 @@ impl Replay {
 
     async fn read_spilled(&mut self) -> Result<Option<(u32, Lsn, Bytes)>, StreamedError> {
         let xid = self.xid;
-        let err = |source| StreamedError::ReadBack { xid, source };
-        let Some((file, left)) = self.spilled.as_mut() else {
+        let Some(reader) = self.spilled.as_mut() else {
             return Ok(None);
         };
-        if *left == 0 {
-            self.spilled = None;
+        match reader.next(xid).await? {
+            Some(record) => Ok(Some(record)),
+            None => {
+                self.spilled = None;
+                Ok(None)
+            }
+        }
+    }
+}
+
+/// A spill file read back in blocks.
+struct SpillReader {
+    file: tokio::fs::File,
+    /// What is read and not yet handed out: whole records, then maybe the
+    /// start of one.
+    block: Bytes,
+    left: u64,
+}
+
+impl SpillReader {
+    async fn next(&mut self, xid: u32) -> Result<Option<(u32, Lsn, Bytes)>, StreamedError> {
+        if self.left == 0 {
             return Ok(None);
         }
-        let mut header = [0u8; RECORD_HEADER];
-        file.read_exact(&mut header).await.map_err(err)?;
-        let mut header = &header[..];
-        let wal_start = header.get_u64();
-        let subxid = header.get_u32();
-        let len = header.get_u32() as usize;
-        if len == 0 {
+        // A header first, then its whole record.
+        loop {
+            let need = match self.block.get(12..RECORD_HEADER) {
+                Some(len) => {
+                    RECORD_HEADER + u32::from_be_bytes([len[0], len[1], len[2], len[3]]) as usize
+                }
+                None => RECORD_HEADER,
+            };
+            if self.block.len() >= need {
+                break;
+            }
+            self.refill(need, xid).await?;
+        }
+        let mut records = Records(std::mem::take(&mut self.block));
+        let record = records.next().ok_or(StreamedError::Corrupt(xid))?;
+        if record.2.is_empty() {
             return Err(StreamedError::Corrupt(xid));
         }
-        let mut message = BytesMut::zeroed(len);
-        file.read_exact(&mut message).await.map_err(err)?;
-        *left -= 1;
-        Ok(Some((subxid, wal_start, message.freeze())))
+        self.block = records.0;
+        self.left -= 1;
+        Ok(Some(record))
+    }
+
+    /// Read until at least `need` bytes are at hand.
+    async fn refill(&mut self, need: usize, xid: u32) -> Result<(), StreamedError> {
+        let mut block = BytesMut::with_capacity(READ_BLOCK.max(need));
+        block.extend_from_slice(&self.block);
+        while block.len() < need || block.len() < block.capacity() {
+            let read = self
+                .file
+                .read_buf(&mut block)
+                .await
+                .map_err(|source| StreamedError::ReadBack { xid, source })?;
+            if read == 0 {
+                break;
+            }
+        }
+        if block.len() < need {
+            return Err(StreamedError::Corrupt(xid));
+        }
+        self.block = block.freeze();
+        Ok(())
     }
 }
 

@@ -208,6 +208,47 @@ fn a_spill_directory_that_does_not_exist_is_an_error_naming_it() {
     });
 }
 
+#[test]
+fn a_spill_of_many_blocks_and_a_record_larger_than_a_block_reads_back_whole() {
+    runtime().block_on(async {
+        let mut s = StreamedTransactions::new(64 << 10, std::env::temp_dir());
+        send(
+            &mut s,
+            1,
+            Framed::StreamStart {
+                xid: 5,
+                first: true,
+            },
+        )
+        .await;
+        let mut sent = Vec::new();
+        for n in 0..120_000u32 {
+            // Sizes vary, so records straddle block boundaries everywhere.
+            let mut m = BytesMut::new();
+            m.put_u8(b'I');
+            m.put_slice(&n.to_be_bytes());
+            m.put_bytes(b'x', (n % 61) as usize);
+            if n == 60_000 {
+                m.put_bytes(b'y', 3 << 20);
+            }
+            let m = m.freeze();
+            s.route(u64::from(n), streamed(5, m.clone())).await.unwrap();
+            sent.push(m);
+        }
+        send(&mut s, 1, Framed::StreamStop).await;
+        assert!(s.stats().spilled_bytes > 4 << 20);
+        let out = commit(&mut s, 5, 1 << 40).await;
+        let got: Vec<Bytes> = out[1..out.len() - 1]
+            .iter()
+            .map(|(_, m)| m.clone())
+            .collect();
+        assert_eq!(got.len(), sent.len());
+        assert!(got == sent, "a record came back different");
+        let lsns: Vec<u64> = out[1..out.len() - 1].iter().map(|(l, _)| *l).collect();
+        assert!(lsns.iter().enumerate().all(|(i, &l)| l == i as u64));
+    });
+}
+
 /// A modeled transaction: its messages by subtransaction, and the
 /// subtransactions rolled back.
 type Modeled = (Vec<(u32, Bytes)>, Vec<u32>);

@@ -40,9 +40,11 @@ fn event(op: Op, table: Option<(&str, &str)>, key: Option<Row>, after: Option<Ro
             tx_id: Some(1),
             ts_ms: 0,
             ts_us: 0,
+            last_commit_lsn: None,
             snapshot: SnapshotFlag::No,
         },
         message: None,
+        transaction: None,
     }
 }
 
@@ -100,6 +102,33 @@ fn truncates_have_no_key_and_messages_go_to_their_topic_or_nowhere() {
     assert_eq!(envelope["message"]["content"], "aGk=");
     config.message_topic = String::new();
     assert_eq!(route(&config, &[message]).unwrap().len(), 0);
+}
+
+#[test]
+fn transaction_records_go_to_the_transaction_topic_keyed_by_id() {
+    let mut config = KafkaSinkConfig::new("b:9092");
+    let mut begin = event(
+        Op::Transaction,
+        None,
+        Some(Row::new(cols(&["id"]), vec![Value::Text("7:2748".into())])),
+        None,
+    );
+    begin.transaction = Some(Box::new(cdc_engine::TransactionInfo::Boundary {
+        end: false,
+        id: "7:2748".into(),
+        event_count: None,
+        data_collections: Vec::new(),
+        ts_ms: 12,
+    }));
+    let batch = route(&config, std::slice::from_ref(&begin)).unwrap();
+    let b = batch.get(0).unwrap();
+    assert_eq!(&*b.topic, "shop.transaction");
+    assert_eq!(key(&batch, b), Some(&br#"{"id":"7:2748"}"#[..]));
+    let value: serde_json::Value = serde_json::from_slice(value(&batch, b).unwrap()).unwrap();
+    assert_eq!(value["status"], "BEGIN");
+    config.transaction_topic = "{db}.tx".into();
+    let batch = route(&config, &[begin]).unwrap();
+    assert_eq!(&*batch.get(0).unwrap().topic, "app.tx");
 }
 
 #[test]

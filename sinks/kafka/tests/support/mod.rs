@@ -46,6 +46,7 @@ pub fn change(
         after,
         source: source(meta, position),
         message: None,
+        transaction: None,
     }
 }
 
@@ -57,6 +58,7 @@ pub fn source(meta: &Arc<SourceMeta>, position: u64) -> SourceInfo {
         tx_id: Some(position),
         ts_ms: 1_700_000_000_000,
         ts_us: 1_700_000_000_000_000,
+        last_commit_lsn: None,
         snapshot: SnapshotFlag::No,
     }
 }
@@ -89,6 +91,7 @@ pub fn outbox_insert(
         after: Some(row),
         source: source(meta, position),
         message: None,
+        transaction: None,
     }
 }
 

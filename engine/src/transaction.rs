@@ -1,0 +1,174 @@
+//! Debezium's transaction metadata (`provide.transaction.metadata`): a
+//! BEGIN record before the first event of each transaction that has
+//! captured changes, an END record after its commit with the number of
+//! events per table, and each data event's `transaction` block
+//! (docs/architecture.md, "Transaction metadata").
+//!
+//! A wrapper around the processor: what the window merger emits passes
+//! through in order, and only streamed row changes belong to a transaction.
+//! Snapshot rows and logical messages carry no block, as with Debezium.
+//! Pure logic, no I/O.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use crate::event::{Event, Op, SnapshotFlag, SourceInfo, TransactionInfo};
+use crate::pipeline::Processor;
+use crate::source::LogItem;
+use crate::value::{Row, Value};
+
+/// The transaction whose events are passing.
+struct Open {
+    tx_id: u64,
+    total: u64,
+    /// `schema.table` → events so far.
+    per_table: BTreeMap<String, u64>,
+    /// The first event's source, for the END record (never rendered).
+    source: SourceInfo,
+}
+
+pub struct TransactionMetadata<P> {
+    inner: P,
+    open: Option<Open>,
+    key_columns: Arc<[String]>,
+}
+
+impl<P: Processor> TransactionMetadata<P> {
+    pub fn new(inner: P) -> Self {
+        TransactionMetadata {
+            inner,
+            open: None,
+            key_columns: Arc::from(vec!["id".to_string()]),
+        }
+    }
+
+    pub fn inner(&self) -> &P {
+        &self.inner
+    }
+
+    /// A BEGIN or END record, keyed by its id as Debezium keys them.
+    fn record(&self, source: &SourceInfo, id: String, info: TransactionInfo) -> Event {
+        Event {
+            op: Op::Transaction,
+            table: None,
+            key: Some(Row::new(self.key_columns.clone(), vec![Value::Text(id)])),
+            before: None,
+            after: None,
+            source: source.clone(),
+            message: None,
+            transaction: Some(Box::new(info)),
+        }
+    }
+
+    fn end(&mut self, commit_lsn: Option<u64>, out: &mut Vec<Event>) {
+        let Some(open) = self.open.take() else {
+            return;
+        };
+        let lsn = commit_lsn.or(open.source.lsn).unwrap_or_default();
+        let id = format!("{}:{lsn}", open.tx_id);
+        let info = TransactionInfo::Boundary {
+            end: true,
+            id: id.clone(),
+            event_count: Some(open.total),
+            data_collections: open.per_table.into_iter().collect(),
+            ts_ms: open.source.ts_ms,
+        };
+        out.push(self.record(&open.source, id, info));
+    }
+
+    /// Annotate the events from `start` on, with a BEGIN before each
+    /// transaction's first.
+    fn annotate(&mut self, start: usize, out: &mut Vec<Event>) {
+        let tail = out.split_off(start);
+        for mut event in tail {
+            let (Some(tx_id), Some(table), Some(lsn)) =
+                (event.source.tx_id, event.table.as_ref(), event.source.lsn)
+            else {
+                out.push(event);
+                continue;
+            };
+            let streamed_change = event.source.snapshot == SnapshotFlag::No
+                && matches!(
+                    event.op,
+                    Op::Create | Op::Update | Op::Delete | Op::Truncate
+                );
+            if !streamed_change {
+                out.push(event);
+                continue;
+            }
+            if self.open.as_ref().is_some_and(|o| o.tx_id != tx_id) {
+                // Its commit never came through (it cannot, in log
+                // order); closed so that BEGIN and END always pair.
+                self.end(None, out);
+            }
+            if self.open.is_none() {
+                let id = format!("{tx_id}:{lsn}");
+                let begin = TransactionInfo::Boundary {
+                    end: false,
+                    id: id.clone(),
+                    event_count: None,
+                    data_collections: Vec::new(),
+                    ts_ms: event.source.ts_ms,
+                };
+                out.push(self.record(&event.source, id, begin));
+                self.open = Some(Open {
+                    tx_id,
+                    total: 0,
+                    per_table: BTreeMap::new(),
+                    source: event.source.clone(),
+                });
+            }
+            if let Some(open) = self.open.as_mut() {
+                open.total += 1;
+                let in_table = open
+                    .per_table
+                    .entry(format!("{}.{}", table.schema, table.name))
+                    .or_default();
+                *in_table += 1;
+                event.transaction = Some(Box::new(TransactionInfo::Order {
+                    id: format!("{tx_id}:{lsn}"),
+                    total_order: open.total,
+                    data_collection_order: *in_table,
+                }));
+            }
+            out.push(event);
+        }
+    }
+}
+
+impl<P: Processor> Processor for TransactionMetadata<P> {
+    fn process(&mut self, item: LogItem, out: &mut Vec<Event>) {
+        let commit = match &item {
+            LogItem::Commit { position, .. } => Some(position.as_u64()),
+            _ => None,
+        };
+        let start = out.len();
+        self.inner.process(item, out);
+        if out.len() > start {
+            self.annotate(start, out);
+        }
+        if let Some(lsn) = commit {
+            self.end(lsn, out);
+        }
+    }
+
+    fn tick(&mut self, out: &mut Vec<Event>) {
+        let start = out.len();
+        self.inner.tick(out);
+        if out.len() > start {
+            self.annotate(start, out);
+        }
+    }
+
+    fn wants_tick(&self) -> bool {
+        self.inner.wants_tick()
+    }
+
+    fn flushed(&mut self) {
+        self.inner.flushed();
+    }
+}
+
+#[cfg(test)]
+#[path = "transaction_tests.rs"]
+mod tests;
