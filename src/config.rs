@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
+use cdc_engine::columns::{ColumnRules, HashAlgorithm, Mask};
 use cdc_engine::format::{
     BinaryMode, DecimalMode, Format, IntervalMode, JsonMode, ModeError, TimePrecisionMode,
 };
@@ -43,7 +44,10 @@ impl FormatSettings {
         flatten("", &self.0, &mut flat);
         let mut format = Format::default();
         for (key, value) in flat {
-            if key == TRANSACTION_METADATA {
+            if key == TRANSACTION_METADATA
+                || key == HEARTBEAT_INTERVAL
+                || key.starts_with("column.")
+            {
                 // Not a value mode: see `transaction_metadata`.
                 continue;
             }
@@ -69,7 +73,7 @@ impl FormatSettings {
                 IntervalMode::KEY => format.interval = Some(text.parse().map_err(mode)?),
                 JsonMode::KEY => format.json = Some(text.parse().map_err(mode)?),
                 _ => bail!(
-                    "format.{key} is not a format setting (known: {}, {}, {}, {}, {}, money.fraction.digits, {TRANSACTION_METADATA})",
+                    "format.{key} is not a format setting (known: {}, {}, {}, {}, {}, money.fraction.digits, {TRANSACTION_METADATA}, {HEARTBEAT_INTERVAL})",
                     DecimalMode::KEY,
                     TimePrecisionMode::KEY,
                     BinaryMode::KEY,
@@ -85,6 +89,8 @@ impl FormatSettings {
 /// Debezium's property for BEGIN/END records and each event's
 /// `transaction` block (README, "Transaction metadata").
 const TRANSACTION_METADATA: &str = "provide.transaction.metadata";
+/// Debezium's property for heartbeat records (README, "Heartbeat records").
+const HEARTBEAT_INTERVAL: &str = "heartbeat.interval.ms";
 
 impl FormatSettings {
     /// `provide.transaction.metadata`: `true` or `false` (also as strings,
@@ -101,6 +107,93 @@ impl FormatSettings {
             (None, Some("false")) => Ok(false),
             _ => bail!("format.{TRANSACTION_METADATA} must be true or false"),
         }
+    }
+}
+
+impl FormatSettings {
+    /// `heartbeat.interval.ms`: a whole number of milliseconds (also as a
+    /// string); absent or 0: no heartbeat records.
+    pub fn heartbeat_interval(&self) -> Result<Option<std::time::Duration>> {
+        let mut flat = Vec::new();
+        flatten("", &self.0, &mut flat);
+        let Some((_, value)) = flat.into_iter().find(|(k, _)| k == HEARTBEAT_INTERVAL) else {
+            return Ok(None);
+        };
+        let ms = value
+            .to_i128()
+            .or_else(|| value.as_str().and_then(|s| s.trim().parse().ok()))
+            .and_then(|n| u64::try_from(n).ok());
+        let Some(ms) = ms else {
+            bail!("format.{HEARTBEAT_INTERVAL} must be a whole number of milliseconds (0: off)");
+        };
+        Ok((ms > 0).then(|| std::time::Duration::from_millis(ms)))
+    }
+}
+
+impl FormatSettings {
+    /// Debezium's column filters and masks: `column.exclude.list`,
+    /// `column.mask.with.N.chars`, `column.mask.hash[.v2].ALG.with.salt.SALT`,
+    /// each a comma list of `schema.table.column` names (`*` and `?`
+    /// allowed).
+    pub fn column_rules(&self) -> Result<ColumnRules> {
+        let mut flat = Vec::new();
+        flatten("", &self.0, &mut flat);
+        let mut rules = ColumnRules::default();
+        for (key, value) in flat {
+            let Some(rule) = key.strip_prefix("column.") else {
+                continue;
+            };
+            let Some(list) = value.as_str() else {
+                bail!("format.{key} must be a string: a comma list of schema.table.column names");
+            };
+            let names: Vec<String> = list
+                .split(',')
+                .map(|n| n.trim().to_string())
+                .filter(|n| !n.is_empty())
+                .collect();
+            for name in &names {
+                if name.split('.').count() != 3 {
+                    bail!("format.{key}: '{name}' is not schema.table.column");
+                }
+            }
+            if rule == "exclude.list" {
+                rules.exclude.extend(names);
+                continue;
+            }
+            let mask = if let Some(n) = rule
+                .strip_prefix("mask.with.")
+                .and_then(|r| r.strip_suffix(".chars"))
+            {
+                let Ok(n) = n.parse::<usize>() else {
+                    bail!("format.{key}: the number of characters must be a whole number");
+                };
+                Mask::Chars(n)
+            } else if let Some(hash) = rule.strip_prefix("mask.hash.") {
+                let (v2, hash) = match hash.strip_prefix("v2.") {
+                    Some(rest) => (true, rest),
+                    None => (false, hash.strip_prefix("v1.").unwrap_or(hash)),
+                };
+                let Some((name, salt)) = hash.split_once(".with.salt.") else {
+                    bail!("format.{key}: expected column.mask.hash.ALGORITHM.with.salt.SALT");
+                };
+                let Some(algorithm) = HashAlgorithm::parse(name) else {
+                    bail!("format.{key}: hash algorithm '{name}' is not one of SHA-256, SHA-384, SHA-512");
+                };
+                Mask::Hash {
+                    algorithm,
+                    salt: salt.to_string(),
+                    v2,
+                }
+            } else {
+                bail!(
+                    "format.{key} is not a column setting (known: column.exclude.list, column.mask.with.N.chars, column.mask.hash.ALGORITHM.with.salt.SALT)"
+                );
+            };
+            rules
+                .masks
+                .extend(names.into_iter().map(|n| (n, mask.clone())));
+        }
+        Ok(rules)
     }
 }
 
@@ -406,6 +499,8 @@ impl Config {
         }
         self.format.format()?;
         self.format.transaction_metadata()?;
+        self.format.heartbeat_interval()?;
+        self.format.column_rules()?;
         if self.snapshot.chunk_size == 0 {
             bail!("snapshot.chunk_size must be at least 1");
         }

@@ -7,9 +7,11 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use std::sync::Arc;
 
+use cdc_engine::columns::ColumnFilter;
 use cdc_engine::format::Format;
+use cdc_engine::heartbeat::Heartbeats;
 use cdc_engine::pipeline::PipelineConfig;
-use cdc_engine::pipeline::Processor;
+use cdc_engine::pipeline::{Processor, Staged};
 use cdc_engine::runner::Runner;
 use cdc_engine::snapshot::{ChunkSource, SnapshotProcessor, SnapshotTables, WorkerDone};
 use cdc_engine::telemetry::Component;
@@ -245,11 +247,27 @@ async fn run_once(
             .await
             .context("saving the snapshot queue after a lost slot")?;
     }
-    let processor: Box<dyn Processor> = if config.format.transaction_metadata()? {
-        Box::new(TransactionMetadata::new(processor))
-    } else {
-        Box::new(processor)
-    };
+    // Debezium's extras, each a stage on the processor's output; column
+    // rules first, so nothing after them sees a masked value.
+    let mut processor: Box<dyn Processor> = Box::new(processor);
+    let rules = config.format.column_rules()?;
+    if !rules.is_empty() {
+        let schemas = source
+            .tables()
+            .iter()
+            .map(|t| Arc::new(t.schema()))
+            .collect();
+        processor = Box::new(Staged::new(processor, ColumnFilter::new(rules, schemas)));
+    }
+    if config.format.transaction_metadata()? {
+        processor = Box::new(Staged::new(processor, TransactionMetadata::default()));
+    }
+    if let Some(every) = config.format.heartbeat_interval()? {
+        processor = Box::new(Staged::new(
+            processor,
+            Heartbeats::new(every, source.meta()),
+        ));
+    }
     let runner = Runner::builder()
         .source(Arc::new(source))
         .processor(processor, Some(worker))

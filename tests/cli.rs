@@ -123,6 +123,18 @@ fn a_bad_format_mode_is_one_line_naming_the_key_and_the_valid_values() {
         err.contains("format.provide.transaction.metadata must be true or false"),
         "{err}"
     );
+    let err = with("\"heartbeat.interval.ms\" = \"soon\"");
+    assert!(
+        err.contains("format.heartbeat.interval.ms must be a whole number of milliseconds"),
+        "{err}"
+    );
+    let err = with("\"column.mask.hash.MD5.with.salt.s\" = \"public.t.a\"");
+    assert!(
+        err.contains("hash algorithm 'MD5' is not one of SHA-256, SHA-384, SHA-512"),
+        "{err}"
+    );
+    let err = with("\"column.exclude.list\" = \"t.a\"");
+    assert!(err.contains("'t.a' is not schema.table.column"), "{err}");
 }
 
 #[test]

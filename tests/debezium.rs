@@ -680,3 +680,153 @@ fn cdc_transaction_metadata_equals_debezium() {
         assert_eq!(a, b, "record {at} differs: cdc {a} | debezium {b}");
     }
 }
+
+/// `heartbeat.interval.ms` on both: Debezium's heartbeat records have the
+/// topic, key and value cdc writes (`tests/kafka.rs` checks cdc's on a
+/// broker; here cdc's file sink writes the values inline).
+#[test]
+fn cdc_heartbeats_are_shaped_as_debeziums() {
+    let Some(classpath) = debezium_classpath() else {
+        return;
+    };
+    let pg = Postgres::builder().start().unwrap();
+    pg.psql(DDL).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut debezium = Debezium::start(
+        &classpath,
+        &pg,
+        dir.path(),
+        &[
+            ("heartbeat.interval.ms", "200"),
+            ("runner.schemas.enable", "false"),
+        ],
+    );
+    // The same prefix as Debezium's: `name` in [source], then [format].
+    let config = write_config(
+        dir.path(),
+        &pg.url(),
+        &["public.t"],
+        "name = \"dbz\"\n[format]\n\"heartbeat.interval.ms\" = 200\n",
+    );
+    let cdc_events = dir.path().join("events.jsonl");
+    let mut engine = Engine::start(&config);
+    wait_streaming(&mut engine);
+    debezium.wait_streaming(&pg);
+    let mut theirs = Vec::new();
+    wait_until("Debezium's heartbeats", Duration::from_secs(120), || {
+        debezium.assert_running();
+        theirs = read_events(&debezium.events);
+        theirs.len() >= 3
+    });
+    let ours = wait_for_events(&cdc_events, 3, &mut engine);
+    engine.terminate();
+    for record in &theirs {
+        assert_eq!(record["topic"], "__debezium-heartbeat.dbz", "{record}");
+        assert_eq!(record["key"], serde_json::json!({"serverName": "dbz"}));
+        let value = record["value"].as_object().unwrap();
+        assert_eq!(value.keys().collect::<Vec<_>>(), ["ts_ms"], "{record}");
+    }
+    for line in &ours {
+        let value = line.as_object().unwrap();
+        assert_eq!(value.keys().collect::<Vec<_>>(), ["ts_ms"], "{line}");
+        assert!(line["ts_ms"].as_i64().unwrap() > 1_700_000_000_000);
+    }
+}
+
+/// Column filters and masks on both, the same rules in Debezium's property
+/// names: the rows are the same, the excluded column gone, the masked ones
+/// starred or hashed (version 1 and 2, cut to the declared length), for
+/// streamed changes and for an incremental snapshot.
+#[test]
+fn cdc_column_filters_and_masks_equal_debeziums() {
+    let Some(classpath) = debezium_classpath() else {
+        return;
+    };
+    let pg = Postgres::builder().start().unwrap();
+    pg.psql(DDL).unwrap();
+    pg.psql(
+        "CREATE TABLE c (id int PRIMARY KEY, name text, email varchar(40), ssn char(11), \
+         note text, n int, nick text);
+         INSERT INTO c VALUES (100, 'Bob', 'bob@example.com', '987-65-4321', 'x', 1, 'bobby');",
+    )
+    .unwrap();
+    let rules = [
+        ("column.exclude.list", "public.c.note"),
+        ("column.mask.with.5.chars", "public.c.name"),
+        (
+            "column.mask.hash.SHA-256.with.salt.pepper",
+            "public.c.email,public.c.ssn",
+        ),
+        (
+            "column.mask.hash.v2.SHA-512.with.salt.salt",
+            "public.c.nick",
+        ),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let mut props = rules.to_vec();
+    props.push(("runner.schemas.enable", "false"));
+    props.push(("table.include.list", "public.c,public.dbz_signal"));
+    let mut debezium = Debezium::start(&classpath, &pg, dir.path(), &props);
+    let format: String = rules
+        .iter()
+        .map(|(k, v)| format!("\"{k}\" = {v:?}\n"))
+        .collect();
+    let config = write_config(
+        dir.path(),
+        &pg.url(),
+        &["public.c"],
+        &format!("[format]\n{format}"),
+    );
+    let cdc_events = dir.path().join("events.jsonl");
+    let mut engine = Engine::start(&config);
+    wait_streaming(&mut engine);
+    debezium.wait_streaming(&pg);
+    pg.psql(
+        "INSERT INTO c VALUES (1, 'Alice Smith', 'alice@example.com', '123-45-6789', 'secret', 7, 'Ålice 😀'),
+                              (2, NULL, NULL, NULL, NULL, NULL, NULL);
+         UPDATE c SET n = 8 WHERE id = 1;",
+    )
+    .unwrap();
+    let snapshot = r#"{"data-collections": ["public.c"], "type": "incremental"}"#;
+    pg.psql(&format!(
+        "BEGIN;
+         INSERT INTO cdc.signal VALUES ('cols', 'execute-snapshot', '{snapshot}');
+         INSERT INTO dbz_signal VALUES ('cols', 'execute-snapshot', '{snapshot}');
+         COMMIT;"
+    ))
+    .unwrap();
+    // 3 changes, then 3 snapshot rows.
+    let ours = wait_for_events(&cdc_events, 6, &mut engine);
+    let mut theirs = Vec::new();
+    wait_until("Debezium's 6 events", Duration::from_secs(120), || {
+        debezium.assert_running();
+        theirs = read_events(&debezium.events)
+            .into_iter()
+            .filter(|e| e["topic"] == "dbz.public.c")
+            .collect();
+        theirs.len() >= 6
+    });
+    engine.terminate();
+    let rows = |events: Vec<Value>| -> Vec<(String, Value)> {
+        let mut rows: Vec<(String, Value)> = events
+            .into_iter()
+            .map(|e| {
+                (
+                    e["op"].as_str().unwrap_or_default().to_string(),
+                    e["after"].clone(),
+                )
+            })
+            .collect();
+        // Snapshot rows come in key order on both; changes in log order.
+        rows.sort_by_key(|(op, after)| (op == "r", after["id"].as_i64()));
+        rows
+    };
+    let ours = rows(ours);
+    let theirs = rows(theirs.into_iter().map(|e| e["value"].clone()).collect());
+    assert!(ours.iter().any(|(_, a)| a["name"] == "*****"), "{ours:?}");
+    assert!(
+        ours.iter().all(|(_, a)| a.get("note").is_none()),
+        "{ours:?}"
+    );
+    assert_eq!(ours, theirs);
+}

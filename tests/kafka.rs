@@ -350,6 +350,45 @@ fn transaction_records_arrive_on_their_topic_around_the_changes() {
     engine.terminate();
 }
 
+/// Heartbeat records through a real broker, while nothing else happens:
+/// Debezium's topic, key and value.
+#[test]
+fn heartbeat_records_arrive_on_debeziums_topic_while_the_database_is_idle() {
+    let pg = postgres_with("CREATE TABLE orders (id int PRIMARY KEY, total int);");
+    let kafka = Kafka::start().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let name = unique_name("hb");
+    let config = kafka_config(
+        dir.path(),
+        &pg.url(),
+        &name,
+        &["orders"],
+        &kafka,
+        "",
+        "[format]\n\"heartbeat.interval.ms\" = 200\n",
+    );
+    let mut engine = Engine::start(&config);
+    wait_streaming(&mut engine);
+    let topics = vec![format!("__debezium-heartbeat.{name}")];
+    let reader = GroupReader::start(kafka.bootstrap_servers(), &format!("{name}-g"), &topics);
+    let got = reader.wait_for("3 heartbeats", Duration::from_secs(60), |got| {
+        assert!(engine.is_running(), "cdc exited:\n{}", engine.log_text());
+        got.len() >= 3
+    });
+    let mut times = Vec::new();
+    for record in &got {
+        let key: Value = serde_json::from_slice(record.key.as_deref().unwrap()).unwrap();
+        assert_eq!(key, json!({"serverName": name}));
+        let value = record.value.as_ref().unwrap();
+        assert_eq!(value.as_object().unwrap().len(), 1, "{value}");
+        times.push(value["ts_ms"].as_i64().unwrap());
+    }
+    times.sort_unstable();
+    times.dedup();
+    assert!(times.len() >= 3, "heartbeats repeat one time: {times:?}");
+    engine.terminate();
+}
+
 #[test]
 fn a_missing_topic_stops_the_engine_with_one_clear_line() {
     let pg = postgres_with("CREATE TABLE t (id int PRIMARY KEY);");

@@ -138,6 +138,36 @@ fn slot_stats(pg: &Postgres) -> (i64, i64) {
     (parts.next().unwrap_or(0), parts.next().unwrap_or(0))
 }
 
+/// The slot's statistics once `ready` holds of them (the server reports
+/// them a little after the decoding).
+fn slot_stats_once(pg: &Postgres, ready: impl Fn((i64, i64)) -> bool) -> (i64, i64) {
+    let mut stats = (0, 0);
+    wait_until("the slot's statistics", Duration::from_secs(30), || {
+        stats = slot_stats(pg);
+        ready(stats)
+    });
+    stats
+}
+
+/// `cdc run` on table `t` of `pg` with `extra` [source] lines, streaming:
+/// its directory (keep it alive), config, events file and process.
+fn capture_t(
+    pg: &Postgres,
+    extra: &str,
+) -> (
+    tempfile::TempDir,
+    std::path::PathBuf,
+    std::path::PathBuf,
+    Engine,
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &pg.url(), &["public.t"], extra);
+    let events = dir.path().join("events.jsonl");
+    let mut engine = Engine::start(&config);
+    wait_streaming(&mut engine);
+    (dir, config, events, engine)
+}
+
 fn wait_for_lines(path: &Path, n: usize, engine: &mut Engine) {
     wait_until(
         &format!("{n} lines in the output"),
@@ -160,16 +190,8 @@ const ABORTED_BASE: i64 = 5_000_000;
 #[test]
 fn a_two_million_row_transaction_with_rolled_back_savepoints_comes_whole_in_commit_order() {
     let pg = server();
-    let dir = tempfile::tempdir().unwrap();
-    let config = write_config(
-        dir.path(),
-        &pg.url(),
-        &["public.t"],
-        &format!("streaming_memory_mb = {BUDGET_MB}"),
-    );
-    let events = dir.path().join("events.jsonl");
-    let mut engine = Engine::start(&config);
-    wait_streaming(&mut engine);
+    let (_dir, _, events, mut engine) =
+        capture_t(&pg, &format!("streaming_memory_mb = {BUDGET_MB}"));
     let (start_peak, _) = memory(engine.pid());
 
     let (go_tx, go_rx) = mpsc::channel::<()>();
@@ -262,15 +284,7 @@ fn a_two_million_row_transaction_with_rolled_back_savepoints_comes_whole_in_comm
 
     // The server streamed instead of spilling, and cdc kept within its
     // budget (plus its pipeline's bounded batches).
-    let mut stats = (0, 0);
-    wait_until(
-        "the slot's stream statistics",
-        Duration::from_secs(30),
-        || {
-            stats = slot_stats(&pg);
-            stats.1 > 0
-        },
-    );
+    let stats = slot_stats_once(&pg, |(_, stream)| stream > 0);
     assert_eq!(stats.0, 0, "the server spilled with streaming on");
     let grown = peak.saturating_sub(start_peak);
     eprintln!(
@@ -285,10 +299,13 @@ fn a_two_million_row_transaction_with_rolled_back_savepoints_comes_whole_in_comm
         "the transaction never went past the budget:\n{}",
         engine.log_text()
     );
-    // Measured: 21 MiB over the start's with a budget of 1 MiB, 36 MiB with
-    // 16, 11 MiB with streaming off; 284 MiB when all of it is held.
+    // Measured: 21 MiB over the start's with a budget of 1 MiB, 36-38 MiB
+    // with 16 on a quiet machine and 50 under the whole suite's load, 11
+    // MiB with streaming off (the pipeline's bounded batches alone); 284
+    // MiB when the whole transaction is held. The bound is the budget plus
+    // the pipeline's worst seen, with room: far below holding it all.
     assert!(
-        grown < (BUDGET_MB + 32) << 20,
+        grown < (BUDGET_MB + 64) << 20,
         "cdc's peak RSS grew by {} MiB with a budget of {BUDGET_MB} MiB:\n{}",
         grown >> 20,
         engine.log_text()
@@ -301,11 +318,7 @@ fn a_two_million_row_transaction_with_rolled_back_savepoints_comes_whole_in_comm
 #[test]
 fn with_streaming_off_the_server_spills_a_large_transaction_and_it_still_comes_whole() {
     let pg = server();
-    let dir = tempfile::tempdir().unwrap();
-    let config = write_config(dir.path(), &pg.url(), &["public.t"], "streaming = \"off\"");
-    let events = dir.path().join("events.jsonl");
-    let mut engine = Engine::start(&config);
-    wait_streaming(&mut engine);
+    let (_dir, _, events, mut engine) = capture_t(&pg, "streaming = \"off\"");
     pg.psql(
         "BEGIN; INSERT INTO t SELECT g, 0 FROM generate_series(1, 200000) g; \
          SAVEPOINT a; INSERT INTO t SELECT g, 1 FROM generate_series(200001, 250000) g; \
@@ -316,15 +329,7 @@ fn with_streaming_off_the_server_spills_a_large_transaction_and_it_still_comes_w
     let out = read_output(&events);
     assert_eq!(out.lines, 200_000);
     assert_eq!(out.state, table(&pg));
-    let mut stats = (0, 0);
-    wait_until(
-        "the slot's spill statistics",
-        Duration::from_secs(30),
-        || {
-            stats = slot_stats(&pg);
-            stats.0 > 0
-        },
-    );
+    let stats = slot_stats_once(&pg, |(spill, _)| spill > 0);
     assert_eq!(stats.1, 0, "the server streamed with streaming off");
     assert_eq!(engine.terminate().code(), Some(0));
 }
@@ -334,16 +339,7 @@ fn with_streaming_off_the_server_spills_a_large_transaction_and_it_still_comes_w
 #[test]
 fn a_kill_inside_a_streamed_transaction_loses_and_repeats_nothing() {
     let pg = server();
-    let dir = tempfile::tempdir().unwrap();
-    let config = write_config(
-        dir.path(),
-        &pg.url(),
-        &["public.t"],
-        "streaming_memory_mb = 1",
-    );
-    let events = dir.path().join("events.jsonl");
-    let mut engine = Engine::start(&config);
-    wait_streaming(&mut engine);
+    let (_dir, config, events, mut engine) = capture_t(&pg, "streaming_memory_mb = 1");
     pg.psql("INSERT INTO t VALUES (0, 0)").unwrap();
     wait_for_lines(&events, 1, &mut engine);
 
@@ -390,19 +386,11 @@ fn a_streamed_transaction_committed_during_a_snapshot_wins_over_the_chunks() {
     let pg = server();
     pg.psql("INSERT INTO t SELECT g, 0 FROM generate_series(1, 200000) g")
         .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let config = write_config(
-        dir.path(),
-        &pg.url(),
-        &["public.t"],
-        "streaming_memory_mb = 1",
+    // `[snapshot]` after the `[source]` lines, before `[sink]`.
+    let (_dir, _, events, mut engine) = capture_t(
+        &pg,
+        "streaming_memory_mb = 1\n[snapshot]\ninitial = true\nchunk_size = 100",
     );
-    let mut text = std::fs::read_to_string(&config).unwrap();
-    text.push_str("\n[snapshot]\ninitial = true\nchunk_size = 100\n");
-    std::fs::write(&config, text).unwrap();
-    let events = dir.path().join("events.jsonl");
-    let mut engine = Engine::start(&config);
-    wait_streaming(&mut engine);
     wait_for_events(&events, 2000, &mut engine);
     // Every row moves on, twice, in one transaction, and a few go.
     pg.psql(

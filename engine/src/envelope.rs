@@ -128,6 +128,13 @@ impl EnvelopeWriter {
     /// for every event, and JSON values are copied as the source validated
     /// them instead of being parsed again.
     pub fn write_value(&mut self, event: &Event, ts_ms: i64, out: &mut Vec<u8>) {
+        if event.op == Op::Heartbeat {
+            // Debezium's heartbeat value: the time it was written.
+            out.extend_from_slice(b"{\"ts_ms\":");
+            write_display(event.source.ts_ms, out);
+            out.push(b'}');
+            return;
+        }
         if let Some(TransactionInfo::Boundary {
             end,
             id,

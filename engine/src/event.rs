@@ -112,6 +112,8 @@ pub enum Op {
     /// A transaction's BEGIN or END record (Debezium's transaction
     /// metadata, `<prefix>.transaction`).
     Transaction,
+    /// A heartbeat record (Debezium's `__debezium-heartbeat.<prefix>`).
+    Heartbeat,
 }
 
 impl Op {
@@ -124,6 +126,7 @@ impl Op {
             Op::Truncate => "t",
             Op::Message => "m",
             Op::Transaction => "transaction",
+            Op::Heartbeat => "heartbeat",
         }
     }
 }
@@ -173,6 +176,23 @@ pub struct SourceInfo {
     /// Debezium's `source.sequence`.
     pub last_commit_lsn: Option<u64>,
     pub snapshot: SnapshotFlag,
+}
+
+impl SourceInfo {
+    /// At `position`, with nothing else known (no LSN, transaction or
+    /// time): the base of the struct update syntax.
+    pub fn new(meta: Arc<SourceMeta>, position: Position) -> Self {
+        SourceInfo {
+            meta,
+            position,
+            lsn: None,
+            tx_id: None,
+            ts_ms: 0,
+            ts_us: 0,
+            last_commit_lsn: None,
+            snapshot: SnapshotFlag::No,
+        }
+    }
 }
 
 /// A logical decoding message's payload.

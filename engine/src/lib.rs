@@ -5,9 +5,11 @@
 //! sources and sinks are adapters behind [`source::Source`] and
 //! [`sink::Sink`], and depend on this crate, never the other way round.
 
+pub mod columns;
 pub mod envelope;
 pub mod event;
 pub mod format;
+pub mod heartbeat;
 pub mod lease;
 pub mod merger;
 pub mod offsets;

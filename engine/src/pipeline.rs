@@ -77,6 +77,77 @@ pub trait Processor: Send {
     fn flushed(&mut self) {}
 }
 
+/// Work on what a processor emits, in order: Debezium's extras (column
+/// rules, transaction metadata, heartbeats) are stages around the snapshot
+/// processor, each pure.
+pub trait Stage: Send {
+    /// Sees each log item before the inner processor takes it.
+    fn before(&mut self, _item: &LogItem) {}
+
+    /// The inner processor just emitted `out[start..]`, for the item last
+    /// seen by `before` or for a tick.
+    fn after(&mut self, start: usize, out: &mut Vec<Event>);
+
+    /// Whether the stage wants ticks while the log is quiet.
+    fn wants_tick(&self) -> bool {
+        false
+    }
+}
+
+/// A processor with a stage on its output.
+pub struct Staged<P, S> {
+    pub inner: P,
+    pub stage: S,
+}
+
+impl<P, S> Staged<P, S> {
+    pub fn new(inner: P, stage: S) -> Self {
+        Staged { inner, stage }
+    }
+}
+
+impl<P: Processor, S: Stage> Processor for Staged<P, S> {
+    fn process(&mut self, item: LogItem, out: &mut Vec<Event>) {
+        self.stage.before(&item);
+        let start = out.len();
+        self.inner.process(item, out);
+        self.stage.after(start, out);
+    }
+
+    fn tick(&mut self, out: &mut Vec<Event>) {
+        let start = out.len();
+        self.inner.tick(out);
+        self.stage.after(start, out);
+    }
+
+    fn wants_tick(&self) -> bool {
+        self.inner.wants_tick() || self.stage.wants_tick()
+    }
+
+    fn flushed(&mut self) {
+        self.inner.flushed();
+    }
+}
+
+/// A boxed processor is one: wrappers stack on whatever the caller built.
+impl<P: Processor + ?Sized> Processor for Box<P> {
+    fn process(&mut self, item: LogItem, out: &mut Vec<Event>) {
+        (**self).process(item, out);
+    }
+
+    fn tick(&mut self, out: &mut Vec<Event>) {
+        (**self).tick(out);
+    }
+
+    fn wants_tick(&self) -> bool {
+        (**self).wants_tick()
+    }
+
+    fn flushed(&mut self) {
+        (**self).flushed();
+    }
+}
+
 /// How often a processor that wants ticks gets one while the log is quiet.
 const TICK: Duration = Duration::from_millis(100);
 

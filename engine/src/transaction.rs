@@ -4,7 +4,7 @@
 //! events per table, and each data event's `transaction` block
 //! (docs/architecture.md, "Transaction metadata").
 //!
-//! A wrapper around the processor: what the window merger emits passes
+//! A stage on the processor's output: what the window merger emits passes
 //! through in order, and only streamed row changes belong to a transaction.
 //! Snapshot rows and logical messages carry no block, as with Debezium.
 //! Pure logic, no I/O.
@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use crate::event::{Event, Op, SnapshotFlag, SourceInfo, TransactionInfo};
-use crate::pipeline::Processor;
+use crate::pipeline::Stage;
 use crate::source::LogItem;
 use crate::value::{Row, Value};
 
@@ -27,25 +27,25 @@ struct Open {
     source: SourceInfo,
 }
 
-pub struct TransactionMetadata<P> {
-    inner: P,
+pub struct TransactionMetadata {
     open: Option<Open>,
+    /// The end LSN of the commit being processed, seen before the inner
+    /// processor took it.
+    committing: Option<Option<u64>>,
     key_columns: Arc<[String]>,
 }
 
-impl<P: Processor> TransactionMetadata<P> {
-    pub fn new(inner: P) -> Self {
+impl Default for TransactionMetadata {
+    fn default() -> Self {
         TransactionMetadata {
-            inner,
             open: None,
+            committing: None,
             key_columns: Arc::from(vec!["id".to_string()]),
         }
     }
+}
 
-    pub fn inner(&self) -> &P {
-        &self.inner
-    }
-
+impl TransactionMetadata {
     /// A BEGIN or END record, keyed by its id as Debezium keys them.
     fn record(&self, source: &SourceInfo, id: String, info: TransactionInfo) -> Event {
         Event {
@@ -136,36 +136,20 @@ impl<P: Processor> TransactionMetadata<P> {
     }
 }
 
-impl<P: Processor> Processor for TransactionMetadata<P> {
-    fn process(&mut self, item: LogItem, out: &mut Vec<Event>) {
-        let commit = match &item {
-            LogItem::Commit { position, .. } => Some(position.as_u64()),
-            _ => None,
-        };
-        let start = out.len();
-        self.inner.process(item, out);
+impl Stage for TransactionMetadata {
+    fn before(&mut self, item: &LogItem) {
+        if let LogItem::Commit { position, .. } = item {
+            self.committing = Some(position.as_u64());
+        }
+    }
+
+    fn after(&mut self, start: usize, out: &mut Vec<Event>) {
         if out.len() > start {
             self.annotate(start, out);
         }
-        if let Some(lsn) = commit {
+        if let Some(lsn) = self.committing.take() {
             self.end(lsn, out);
         }
-    }
-
-    fn tick(&mut self, out: &mut Vec<Event>) {
-        let start = out.len();
-        self.inner.tick(out);
-        if out.len() > start {
-            self.annotate(start, out);
-        }
-    }
-
-    fn wants_tick(&self) -> bool {
-        self.inner.wants_tick()
-    }
-
-    fn flushed(&mut self) {
-        self.inner.flushed();
     }
 }
 

@@ -6,7 +6,7 @@ use proptest::prelude::*;
 use super::*;
 use crate::envelope::EnvelopeWriter;
 use crate::event::{Position, SourceMeta};
-use crate::pipeline::Passthrough;
+use crate::pipeline::{Passthrough, Processor, Staged};
 
 fn meta() -> Arc<SourceMeta> {
     Arc::new(SourceMeta {
@@ -36,14 +36,11 @@ fn change(
         before: None,
         after: Some(row),
         source: SourceInfo {
-            meta: meta.clone(),
-            position: Position::from_u64(lsn),
             lsn: Some(lsn),
             tx_id: Some(tx),
             ts_ms: 1_000 + tx as i64,
-            ts_us: 0,
-            last_commit_lsn: None,
             snapshot,
+            ..SourceInfo::new(meta.clone(), Position::from_u64(lsn))
         },
         message: None,
         transaction: None,
@@ -66,7 +63,7 @@ fn json(event: &Event) -> serde_json::Value {
 #[test]
 fn a_transaction_is_framed_by_begin_and_end_as_debezium_writes_them() {
     let meta = meta();
-    let mut p = TransactionMetadata::new(Passthrough);
+    let mut p = Staged::new(Passthrough, TransactionMetadata::default());
     let mut out = Vec::new();
     for item in [
         change(&meta, "t", 731, 100, SnapshotFlag::No),
@@ -108,7 +105,7 @@ fn a_transaction_is_framed_by_begin_and_end_as_debezium_writes_them() {
 #[test]
 fn snapshot_rows_carry_no_transaction() {
     let meta = meta();
-    let mut p = TransactionMetadata::new(Passthrough);
+    let mut p = Staged::new(Passthrough, TransactionMetadata::default());
     let mut out = Vec::new();
     p.process(
         change(&meta, "t", 9, 100, SnapshotFlag::Incremental),
@@ -126,7 +123,7 @@ proptest! {
     #[test]
     fn begin_and_end_pair_and_count(txs in prop::collection::vec(prop::collection::vec(0..3usize, 0..6), 0..8)) {
         let meta = meta();
-        let mut p = TransactionMetadata::new(Passthrough);
+        let mut p = Staged::new(Passthrough, TransactionMetadata::default());
         let mut out = Vec::new();
         let mut lsn = 10;
         for (n, tables) in txs.iter().enumerate() {

@@ -101,7 +101,7 @@ impl InFlight {
                     self.images.clear();
                 }
             },
-            Op::Message | Op::Transaction => {}
+            Op::Message | Op::Transaction | Op::Heartbeat => {}
             _ => match &event.key {
                 Some(key) => self.touch(key, event),
                 // A table without a key: see `keyless`.

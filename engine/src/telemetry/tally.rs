@@ -56,7 +56,11 @@ impl EventTally {
         for event in events {
             let i = self.entry(event);
             self.entries[i].pending += 1;
-            if event.source.snapshot == SnapshotFlag::No && oldest_commit.is_none() {
+            // A heartbeat's time is its writing, not a commit.
+            if event.source.snapshot == SnapshotFlag::No
+                && event.op != Op::Heartbeat
+                && oldest_commit.is_none()
+            {
                 oldest_commit = Some(event.source.ts_ms);
             }
         }

@@ -266,7 +266,7 @@ impl Consumer {
                 self.table.insert(k, seen);
                 Ok(Some((k, Some(seen))))
             }
-            Op::Message | Op::Transaction => Ok(None),
+            Op::Message | Op::Transaction | Op::Heartbeat => Ok(None),
         }
     }
 }
@@ -325,7 +325,7 @@ pub fn fold(output: &[Event]) -> BTreeMap<i64, i64> {
                     table.insert(k, v);
                 }
             }
-            Op::Message | Op::Transaction => {}
+            Op::Message | Op::Transaction | Op::Heartbeat => {}
         }
     }
     table

@@ -306,7 +306,7 @@ impl Sink for StdoutSink {
 mod tests {
     use std::sync::Arc;
 
-    use cdc_engine::{Op, Position, Row, SnapshotFlag, SourceInfo, SourceMeta, TableRef, Value};
+    use cdc_engine::{Op, Position, Row, SourceInfo, SourceMeta, TableRef, Value};
 
     use super::*;
 
@@ -320,20 +320,14 @@ mod tests {
                 Arc::from(vec!["id".to_string()]),
                 vec![Value::Int(id)],
             )),
-            source: SourceInfo {
-                meta: Arc::new(SourceMeta {
+            source: SourceInfo::new(
+                Arc::new(SourceMeta {
                     connector: "postgresql",
                     name: "t".into(),
                     db: "db".into(),
                 }),
-                position: Position::from_u64(id as u64),
-                lsn: None,
-                tx_id: None,
-                ts_ms: 0,
-                ts_us: 0,
-                last_commit_lsn: None,
-                snapshot: SnapshotFlag::No,
-            },
+                Position::from_u64(id as u64),
+            ),
             message: None,
             transaction: None,
         }

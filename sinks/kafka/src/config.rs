@@ -32,6 +32,11 @@ pub struct KafkaSinkConfig {
     /// `<prefix>.transaction`. Placeholders: `{prefix}`, `{db}`.
     #[serde(default = "default_transaction_topic")]
     pub transaction_topic: String,
+    /// Topic of heartbeat records (`format."heartbeat.interval.ms"`),
+    /// Debezium's `__debezium-heartbeat.<prefix>`. Placeholders:
+    /// `{prefix}`, `{db}`.
+    #[serde(default = "default_heartbeat_topic")]
+    pub heartbeat_topic: String,
     /// Create missing topics through the admin API (many brokers do not
     /// auto-create). Off: a missing topic stops the sink with an error.
     #[serde(default = "yes")]
@@ -98,6 +103,9 @@ fn default_message_topic() -> String {
 }
 fn default_transaction_topic() -> String {
     "{prefix}.transaction".into()
+}
+fn default_heartbeat_topic() -> String {
+    "__debezium-heartbeat.{prefix}".into()
 }
 fn default_partitions() -> i32 {
     1
@@ -191,6 +199,7 @@ pub(crate) struct Templates {
     pub table: Template,
     pub message: Option<Template>,
     pub transaction: Template,
+    pub heartbeat: Template,
     pub outbox: Option<Template>,
 }
 
@@ -203,6 +212,7 @@ impl KafkaSinkConfig {
             tombstones: true,
             message_topic: default_message_topic(),
             transaction_topic: default_transaction_topic(),
+            heartbeat_topic: default_heartbeat_topic(),
             create_topics: true,
             partitions: default_partitions(),
             replication_factor: default_replication_factor(),
@@ -272,6 +282,13 @@ impl KafkaSinkConfig {
                 key: "transaction_topic",
                 source,
             })?;
+        let heartbeat =
+            Template::parse(&self.heartbeat_topic, &[Var::Prefix, Var::Db]).map_err(|source| {
+                ConfigError::Template {
+                    key: "heartbeat_topic",
+                    source,
+                }
+            })?;
         let outbox = match &self.outbox {
             None => None,
             Some(outbox) => Some(
@@ -295,6 +312,7 @@ impl KafkaSinkConfig {
             table,
             message,
             transaction,
+            heartbeat,
             outbox,
         })
     }

@@ -22,7 +22,7 @@ use serde::Serialize;
 
 use crate::config::{ConfigError, KafkaSinkConfig, OutboxConfig, Templates};
 use crate::record::{Batch, HEADER_ID, HEADER_OP, HEADER_POSITION, HEADER_TYPE};
-use crate::template::Vars;
+use crate::template::{Template, Vars};
 
 /// An event that can never be routed; retrying cannot help.
 #[derive(Debug, thiserror::Error)]
@@ -40,6 +40,7 @@ pub(crate) struct Router {
     table_topics: HashMap<TableRef, Arc<str>>,
     message_topic: Option<Arc<str>>,
     transaction_topic: Option<Arc<str>>,
+    heartbeat_topic: Option<Arc<str>>,
     outbox_topics: HashMap<String, Arc<str>>,
     envelopes: EnvelopeWriter,
 }
@@ -74,6 +75,16 @@ where
     topic
 }
 
+/// A topic of the whole capture (`{prefix}`, `{db}`), not of a table.
+fn capture_topic(template: &Template, event: &Event) -> Arc<str> {
+    let meta = &event.source.meta;
+    Arc::from(template.render(&Vars {
+        prefix: &meta.name,
+        db: &meta.db,
+        ..Vars::default()
+    }))
+}
+
 impl Router {
     pub fn new(config: &KafkaSinkConfig) -> Result<Router, ConfigError> {
         let templates = config.templates()?;
@@ -93,6 +104,7 @@ impl Router {
             table_topics: HashMap::new(),
             message_topic: None,
             transaction_topic: None,
+            heartbeat_topic: None,
             outbox_topics: HashMap::new(),
             envelopes: EnvelopeWriter::new(),
         })
@@ -116,10 +128,11 @@ impl Router {
             self.table_topics.clear();
             self.message_topic = None;
             self.transaction_topic = None;
+            self.heartbeat_topic = None;
             self.outbox_topics.clear();
         }
-        if event.op == Op::Transaction {
-            return self.route_transaction(event, ts_ms, batch);
+        if matches!(event.op, Op::Transaction | Op::Heartbeat) {
+            return self.route_own_topic(event, ts_ms, batch);
         }
         let Some(table) = event.table.as_deref() else {
             return self.route_message(event, ts_ms, batch);
@@ -161,33 +174,35 @@ impl Router {
         Ok(())
     }
 
-    /// A BEGIN or END record, keyed by the transaction's id.
-    fn route_transaction(
+    /// A record of no table on a topic of its own: a transaction's BEGIN
+    /// or END (keyed by the transaction's id), or a heartbeat (keyed by the
+    /// capture's name).
+    fn route_own_topic(
         &mut self,
         event: &Event,
         ts_ms: i64,
         batch: &mut Batch,
     ) -> Result<(), RouteError> {
-        let topic = self
-            .transaction_topic
-            .get_or_insert_with(|| {
-                let meta = &event.source.meta;
-                Arc::from(self.templates.transaction.render(&Vars {
-                    prefix: &meta.name,
-                    db: &meta.db,
-                    ..Vars::default()
-                }))
-            })
+        let heartbeat = event.op == Op::Heartbeat;
+        let (slot, template) = if heartbeat {
+            (&mut self.heartbeat_topic, &self.templates.heartbeat)
+        } else {
+            (&mut self.transaction_topic, &self.templates.transaction)
+        };
+        let topic = slot
+            .get_or_insert_with(|| capture_topic(template, event))
             .clone();
         let envelopes = &mut self.envelopes;
         let mut record = batch.record(topic);
         if let Some(key) = &event.key {
             record = record.key(|buf| envelopes.write_row(key, buf));
         }
-        record
-            .value(|buf| envelopes.write_value(event, ts_ms, buf))
-            .header(HEADER_POSITION, |buf| event.source.position.write_hex(buf))
-            .push();
+        record = record.value(|buf| envelopes.write_value(event, ts_ms, buf));
+        // A heartbeat has no position.
+        if !heartbeat {
+            record = record.header(HEADER_POSITION, |buf| event.source.position.write_hex(buf));
+        }
+        record.push();
         Ok(())
     }
 
@@ -202,14 +217,7 @@ impl Router {
         };
         let topic = self
             .message_topic
-            .get_or_insert_with(|| {
-                let meta = &event.source.meta;
-                Arc::from(template.render(&Vars {
-                    prefix: &meta.name,
-                    db: &meta.db,
-                    ..Vars::default()
-                }))
-            })
+            .get_or_insert_with(|| capture_topic(template, event))
             .clone();
         #[derive(Serialize)]
         struct MessageKey<'a> {

@@ -88,6 +88,26 @@ pub struct TableInfo {
     pub money_digits: u32,
 }
 
+impl TableInfo {
+    /// The table's shape as the engine knows it, as version 1: what the
+    /// decoder starts from, and what column rules resolve against.
+    pub fn schema(&self) -> cdc_engine::TableSchema {
+        cdc_engine::TableSchema {
+            table: std::sync::Arc::new(self.table.clone()),
+            version: 1,
+            columns: self
+                .columns
+                .iter()
+                .map(|c| cdc_engine::ColumnSchema {
+                    name: c.name.clone(),
+                    type_name: c.type_sql.clone(),
+                })
+                .collect(),
+            key: self.key.clone(),
+        }
+    }
+}
+
 /// The shape of table `$1` (an oid) in one line, as [`TableInfo::signature`]
 /// writes it: columns with their types, then the key. Read inside a chunk's
 /// transaction it is the shape the chunk's rows have.

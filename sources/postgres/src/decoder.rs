@@ -103,19 +103,7 @@ pub struct Decoder {
 impl Shape {
     /// The shape the catalog gives, as version 1.
     fn of(info: &TableInfo) -> Shape {
-        let schema = TableSchema {
-            table: Arc::new(info.table.clone()),
-            version: 1,
-            columns: info
-                .columns
-                .iter()
-                .map(|c| ColumnSchema {
-                    name: c.name.clone(),
-                    type_name: c.type_sql.clone(),
-                })
-                .collect(),
-            key: info.key.clone(),
-        };
+        let schema = info.schema();
         Shape {
             columns: info
                 .columns

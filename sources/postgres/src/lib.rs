@@ -166,6 +166,11 @@ impl PostgresSource {
         self.handoff.clone()
     }
 
+    /// What every event of this source names in its `source` block.
+    pub fn meta(&self) -> Arc<SourceMeta> {
+        self.meta.clone()
+    }
+
     pub fn config(&self) -> &PostgresConfig {
         &self.config
     }

@@ -60,19 +60,16 @@ async fn send(s: &mut StreamedTransactions, lsn: Lsn, framed: Framed) {
     }
 }
 
+/// The first block of `xid` begins.
+async fn first_block(s: &mut StreamedTransactions, lsn: Lsn, xid: u32) {
+    send(s, lsn, Framed::StreamStart { xid, first: true }).await;
+}
+
 #[test]
 fn a_committed_transaction_replays_as_begin_messages_commit() {
     runtime().block_on(async {
         let mut s = StreamedTransactions::new(1 << 20, std::env::temp_dir());
-        send(
-            &mut s,
-            1,
-            Framed::StreamStart {
-                xid: 5,
-                first: true,
-            },
-        )
-        .await;
+        first_block(&mut s, 1, 5).await;
         for n in 0..3 {
             let wire = streamed(5, message(b'I', n));
             assert!(matches!(
@@ -123,15 +120,7 @@ fn a_committed_transaction_replays_as_begin_messages_commit() {
 fn a_rolled_back_savepoint_takes_its_changes_but_not_its_relations() {
     runtime().block_on(async {
         let mut s = StreamedTransactions::new(0, std::env::temp_dir());
-        send(
-            &mut s,
-            1,
-            Framed::StreamStart {
-                xid: 5,
-                first: true,
-            },
-        )
-        .await;
+        first_block(&mut s, 1, 5).await;
         for (lsn, sub, m) in [
             (2, 5, message(b'I', 1)),
             (3, 6, message(b'R', 2)),
@@ -163,15 +152,7 @@ fn a_rolled_back_savepoint_takes_its_changes_but_not_its_relations() {
 fn an_aborted_transaction_is_dropped_and_a_change_outside_a_block_is_an_error() {
     runtime().block_on(async {
         let mut s = StreamedTransactions::new(1 << 20, std::env::temp_dir());
-        send(
-            &mut s,
-            1,
-            Framed::StreamStart {
-                xid: 5,
-                first: true,
-            },
-        )
-        .await;
+        first_block(&mut s, 1, 5).await;
         s.route(2, streamed(5, message(b'I', 1))).await.unwrap();
         send(&mut s, 3, Framed::StreamStop).await;
         send(&mut s, 4, Framed::StreamAbort { xid: 5, subxid: 5 }).await;
@@ -192,15 +173,7 @@ fn an_aborted_transaction_is_dropped_and_a_change_outside_a_block_is_an_error() 
 fn a_spill_directory_that_does_not_exist_is_an_error_naming_it() {
     runtime().block_on(async {
         let mut s = StreamedTransactions::new(0, "/nonexistent/cdc-spill".into());
-        send(
-            &mut s,
-            1,
-            Framed::StreamStart {
-                xid: 5,
-                first: true,
-            },
-        )
-        .await;
+        first_block(&mut s, 1, 5).await;
         let Err(err) = s.route(2, streamed(5, message(b'I', 1))).await else {
             panic!("spilled into a directory that does not exist");
         };
@@ -212,15 +185,7 @@ fn a_spill_directory_that_does_not_exist_is_an_error_naming_it() {
 fn a_spill_of_many_blocks_and_a_record_larger_than_a_block_reads_back_whole() {
     runtime().block_on(async {
         let mut s = StreamedTransactions::new(64 << 10, std::env::temp_dir());
-        send(
-            &mut s,
-            1,
-            Framed::StreamStart {
-                xid: 5,
-                first: true,
-            },
-        )
-        .await;
+        first_block(&mut s, 1, 5).await;
         let mut sent = Vec::new();
         for n in 0..120_000u32 {
             // Sizes vary, so records straddle block boundaries everywhere.

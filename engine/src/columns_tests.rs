@@ -1,0 +1,197 @@
+use super::*;
+use crate::event::{Op, Position, SourceInfo, SourceMeta};
+use crate::pipeline::{Passthrough, Processor, Staged};
+use crate::schema::ColumnSchema;
+
+fn schema() -> Arc<TableSchema> {
+    let columns = [
+        ("id", "integer"),
+        ("name", "text"),
+        ("email", "character varying(40)"),
+        ("ssn", "character(11)"),
+        ("note", "text"),
+        ("n", "integer"),
+    ];
+    Arc::new(TableSchema {
+        table: Arc::new(TableRef::new("public", "c")),
+        version: 1,
+        columns: columns
+            .iter()
+            .map(|(name, type_name)| ColumnSchema {
+                name: name.to_string(),
+                type_name: type_name.to_string(),
+            })
+            .collect(),
+        key: vec!["id".into()],
+    })
+}
+
+fn rules() -> ColumnRules {
+    ColumnRules {
+        exclude: vec!["public.c.note".into()],
+        masks: vec![
+            ("public.c.name".into(), Mask::Chars(5)),
+            (
+                "public.c.e*".into(),
+                Mask::Hash {
+                    algorithm: HashAlgorithm::Sha256,
+                    salt: "pepper".into(),
+                    v2: false,
+                },
+            ),
+            (
+                "public.c.ss?".into(),
+                Mask::Hash {
+                    algorithm: HashAlgorithm::Sha256,
+                    salt: "pepper".into(),
+                    v2: false,
+                },
+            ),
+            ("public.c.n".into(), Mask::Chars(3)),
+        ],
+    }
+}
+
+fn insert(values: Vec<Value>) -> LogItem {
+    let columns: Arc<[String]> = Arc::from(
+        ["id", "name", "email", "ssn", "note", "n"]
+            .iter()
+            .map(|c| c.to_string())
+            .collect::<Vec<_>>(),
+    );
+    let row = Row::new(columns, values);
+    LogItem::Event(Event {
+        op: Op::Create,
+        table: Some(Arc::new(TableRef::new("public", "c"))),
+        key: Some(Row::new(
+            Arc::from(vec!["id".to_string()]),
+            vec![row.values[0].clone()],
+        )),
+        before: None,
+        after: Some(row),
+        source: SourceInfo::new(
+            Arc::new(SourceMeta {
+                connector: "postgresql",
+                name: "cdc".into(),
+                db: "app".into(),
+            }),
+            Position::from_u64(1),
+        ),
+        message: None,
+        transaction: None,
+    })
+}
+
+fn text(s: &str) -> Value {
+    Value::Text(s.into())
+}
+
+/// A row of Alice's.
+fn alice(id: i64) -> LogItem {
+    insert(vec![
+        Value::Int(id),
+        text("Alice Smith"),
+        text("alice@example.com"),
+        text("123-45-6789"),
+        text("secret"),
+        Value::Int(7),
+    ])
+}
+
+/// Nulls but the id.
+fn nulls(id: i64) -> LogItem {
+    let mut values = vec![Value::Null; 6];
+    values[0] = Value::Int(id);
+    insert(values)
+}
+
+fn filter(rules: ColumnRules, schemas: Vec<Arc<TableSchema>>) -> Staged<Passthrough, ColumnFilter> {
+    Staged::new(Passthrough, ColumnFilter::new(rules, schemas))
+}
+
+#[test]
+fn excluded_masked_and_hashed_as_debezium_writes_them() {
+    let mut filter = filter(rules(), vec![schema()]);
+    let mut out = Vec::new();
+    filter.process(alice(1), &mut out);
+    filter.process(nulls(2), &mut out);
+    let row = out[0].after.as_ref().unwrap();
+    assert_eq!(&*row.columns, ["id", "name", "email", "ssn", "n"]);
+    // Debezium 3.6.3's output for the same rules and rows: the hash cut
+    // to varchar(40) and char(11); an integer column is not masked.
+    assert_eq!(
+        row.values,
+        [
+            Value::Int(1),
+            text("*****"),
+            text("cb755529ea5548e3797d230ab3a54ec1a3b7aa09"),
+            text("869284d4cff"),
+            Value::Int(7),
+        ]
+    );
+    let nulls = out[1].after.as_ref().unwrap();
+    assert_eq!(
+        nulls.values,
+        [
+            Value::Int(2),
+            text("*****"),
+            Value::Null,
+            Value::Null,
+            Value::Null
+        ]
+    );
+    // The key is left alone.
+    assert_eq!(out[0].key.as_ref().unwrap().values, [Value::Int(1)]);
+}
+
+#[test]
+fn a_new_schema_replans_and_a_table_without_rules_is_untouched() {
+    let mut unknown = filter(rules(), vec![]);
+    let mut out = Vec::new();
+    // Unknown schema: masked without a length cut.
+    unknown.process(alice(1), &mut out);
+    let hashed = |e: &Event| {
+        e.after.as_ref().unwrap().values[2]
+            .as_key_text()
+            .unwrap()
+            .len()
+    };
+    assert_eq!(hashed(&out[0]), 64);
+    unknown.process(LogItem::Schema(schema()), &mut Vec::new());
+    unknown.process(alice(1), &mut out);
+    assert_eq!(hashed(&out[1]), 40);
+
+    let mut none = filter(ColumnRules::default(), vec![schema()]);
+    let mut plain = Vec::new();
+    let item = alice(1);
+    let LogItem::Event(expected) = &item else {
+        unreachable!()
+    };
+    let expected = expected.clone();
+    none.process(item, &mut plain);
+    assert_eq!(plain, [expected]);
+}
+
+#[test]
+fn globs_match_whole_names() {
+    assert!(glob("public.c.*", "public.c.email"));
+    assert!(glob("*.email", "sales.orders.email"));
+    assert!(glob("public.?.n", "public.c.n"));
+    assert!(!glob("public.c.e", "public.c.email"));
+    assert!(!glob("public.c.n", "public.c.name"));
+}
+
+#[test]
+fn java_serialization_of_strings_matches_object_output_stream() {
+    // new ObjectOutputStream(out).writeObject("é\u{0}😀") → these bytes.
+    assert_eq!(
+        java_serialized("é\u{0}😀"),
+        [
+            0xac, 0xed, 0x00, 0x05, 0x74, 0x00, 0x0a, 0xc3, 0xa9, 0xc0, 0x80, 0xed, 0xa0, 0xbd,
+            0xed, 0xb8, 0x80
+        ]
+    );
+    let long = "a".repeat(70_000);
+    let bytes = java_serialized(&long);
+    assert_eq!(&bytes[4..13], [0x7c, 0, 0, 0, 0, 0, 1, 0x11, 0x70]);
+}
