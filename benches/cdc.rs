@@ -17,14 +17,16 @@
 //! - memory: peak RSS of cdc per workload, and the snapshot at two sizes;
 //! - parallel: two tables snapshotted one after the other and at once;
 //! - kafka: a sustained writer into the Kafka sink (tansu), commit to a
-//!   consumer's receipt, at 10k and 50k changes/s.
+//!   consumer's receipt, at 10k and 50k changes/s;
+//! - debezium: the real Debezium 3.6.3 connector, embedded, against cdc's
+//!   file sink on the same WAL (needs `CDC_DEBEZIUM_CLASSPATH`).
 //!
 //! Environment: `CDC_BENCH_ROWS` (default 1000000), `CDC_BENCH_STREAMING_MB`
 //! (cdc's `streaming_memory_mb` in `streamed`, default 64), `CDC_BENCH_BIG_ROWS`
 //! (second snapshot size for the memory check, default 3 × rows, 0 to
 //! skip), `CDC_BENCH_LATENCY_SECS` (default 30), `CDC_BENCH_CHUNKS`
 //! (default "1000,8192,16384,50000"), `CDC_BENCH_ONLY` (comma list of
-//! stream,binary,bigtx,streamed,snapshot,unanalyzed,latency,memory,parallel,kafka),
+//! stream,binary,bigtx,streamed,snapshot,unanalyzed,latency,memory,parallel,kafka,debezium),
 //! `CDC_BENCH_KAFKA_SECS` (per rate, default 60), `CDC_BENCH_LOG` (cdc's log filter,
 //! default "info"; when set, the run's configs and logs are kept in /tmp),
 //! `CDC_BENCH_REPEAT` (snapshot runs per reader, median reported, default 5).
@@ -36,6 +38,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use cdc_testcontainers::Postgres;
 
+#[path = "support/debezium.rs"]
+mod debezium;
 #[path = "support/formats.rs"]
 mod formats;
 #[path = "support/kafka.rs"]
@@ -766,5 +770,8 @@ fn main() {
     }
     if wanted("kafka") {
         bench.kafka(env_usize("CDC_BENCH_KAFKA_SECS", 60) as u64);
+    }
+    if wanted("debezium") {
+        bench.debezium();
     }
 }

