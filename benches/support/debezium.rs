@@ -60,6 +60,22 @@ fn lines(path: &Path) -> usize {
         .unwrap_or(0)
 }
 
+/// A results table, each reader's rate as a ratio to `debezium`'s.
+fn against_debezium(debezium: &Run, readers: &[(&str, &Run)]) {
+    println!("| reader | rows/s | seconds | ratio to Debezium | CPU s | peak RSS MB |");
+    println!("|---|---:|---:|---:|---:|---:|");
+    for (name, r) in readers {
+        println!(
+            "| {name} | {:.0} | {:.2} | {:.2} | {} | {} |",
+            r.rows_per_s,
+            r.secs,
+            r.rows_per_s / debezium.rows_per_s,
+            cell(r.cpu, 2),
+            cell(r.rss_mb, 0),
+        );
+    }
+}
+
 impl Bench {
     pub(crate) fn debezium(&self) {
         let Ok(classpath) = std::env::var("CDC_DEBEZIUM_CLASSPATH") else {
@@ -96,18 +112,7 @@ impl Bench {
             "\n## Debezium 3.6.3 (embedded, default configuration, JSON to a file) vs cdc (file sink): {} rows in transactions of 10000",
             self.rows
         );
-        println!("| reader | rows/s | seconds | cdc/Debezium | CPU s | peak RSS MB |");
-        println!("|---|---:|---:|---:|---:|---:|");
-        for (name, r) in [("Debezium", &debezium), ("cdc", &cdc)] {
-            println!(
-                "| {name} | {:.0} | {:.2} | {:.2} | {} | {} |",
-                r.rows_per_s,
-                r.secs,
-                r.rows_per_s / debezium.rows_per_s,
-                cell(r.cpu, 2),
-                cell(r.rss_mb, 0),
-            );
-        }
+        against_debezium(&debezium, &[("Debezium", &debezium), ("cdc", &cdc)]);
         if let (Some(ours), Some(theirs)) = (cdc.cpu, debezium.cpu) {
             println!(
                 "CPU per row: Debezium/cdc {:.1}; peak RSS: Debezium/cdc {}",
@@ -177,22 +182,14 @@ impl Bench {
             "\n## incremental snapshot of the same {} rows, a light writer streaming, to a file",
             self.rows
         );
-        println!("| reader | rows/s | seconds | cdc/Debezium | CPU s | peak RSS MB |");
-        println!("|---|---:|---:|---:|---:|---:|");
-        for (name, r) in [
-            ("Debezium, chunk 1024 (its default)", &debezium),
-            ("Debezium, chunk 16384", &debezium_big),
-            ("cdc, chunk 16384 (its default)", &cdc),
-        ] {
-            println!(
-                "| {name} | {:.0} | {:.2} | {:.2} | {} | {} |",
-                r.rows_per_s,
-                r.secs,
-                r.rows_per_s / debezium.rows_per_s,
-                cell(r.cpu, 2),
-                cell(r.rss_mb, 0),
-            );
-        }
+        against_debezium(
+            &debezium,
+            &[
+                ("Debezium, chunk 1024 (its default)", &debezium),
+                ("Debezium, chunk 16384", &debezium_big),
+                ("cdc, chunk 16384 (its default)", &cdc),
+            ],
+        );
     }
 
     /// Debezium drains slot `dbz` on publication `cdc`.
