@@ -40,10 +40,8 @@ impl FormatSettings {
     /// The encoder's modes; an unknown key or value is one line naming the
     /// key and what it accepts.
     pub fn format(&self) -> Result<Format> {
-        let mut flat = Vec::new();
-        flatten("", &self.0, &mut flat);
         let mut format = Format::default();
-        for (key, value) in flat {
+        for (key, value) in self.flat() {
             if key == TRANSACTION_METADATA
                 || key == HEARTBEAT_INTERVAL
                 || key.starts_with("column.")
@@ -96,9 +94,7 @@ impl FormatSettings {
     /// `provide.transaction.metadata`: `true` or `false` (also as strings,
     /// as Debezium's properties are).
     pub fn transaction_metadata(&self) -> Result<bool> {
-        let mut flat = Vec::new();
-        flatten("", &self.0, &mut flat);
-        let Some((_, value)) = flat.into_iter().find(|(k, _)| k == TRANSACTION_METADATA) else {
+        let Some(value) = self.get(TRANSACTION_METADATA) else {
             return Ok(false);
         };
         match (value.to_bool(), value.as_str()) {
@@ -114,9 +110,7 @@ impl FormatSettings {
     /// `heartbeat.interval.ms`: a whole number of milliseconds (also as a
     /// string); absent or 0: no heartbeat records.
     pub fn heartbeat_interval(&self) -> Result<Option<std::time::Duration>> {
-        let mut flat = Vec::new();
-        flatten("", &self.0, &mut flat);
-        let Some((_, value)) = flat.into_iter().find(|(k, _)| k == HEARTBEAT_INTERVAL) else {
+        let Some(value) = self.get(HEARTBEAT_INTERVAL) else {
             return Ok(None);
         };
         let ms = value
@@ -136,10 +130,8 @@ impl FormatSettings {
     /// each a comma list of `schema.table.column` names (`*` and `?`
     /// allowed).
     pub fn column_rules(&self) -> Result<ColumnRules> {
-        let mut flat = Vec::new();
-        flatten("", &self.0, &mut flat);
         let mut rules = ColumnRules::default();
-        for (key, value) in flat {
+        for (key, value) in self.flat() {
             let Some(rule) = key.strip_prefix("column.") else {
                 continue;
             };
@@ -194,6 +186,22 @@ impl FormatSettings {
                 .extend(names.into_iter().map(|n| (n, mask.clone())));
         }
         Ok(rules)
+    }
+}
+
+impl FormatSettings {
+    /// Every setting by its dotted key.
+    fn flat(&self) -> Vec<(String, &figment::value::Value)> {
+        let mut flat = Vec::new();
+        flatten("", &self.0, &mut flat);
+        flat
+    }
+
+    fn get(&self, key: &str) -> Option<&figment::value::Value> {
+        self.flat()
+            .into_iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v)
     }
 }
 

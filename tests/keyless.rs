@@ -7,7 +7,6 @@
 mod common;
 
 use std::collections::{HashMap, HashSet};
-use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -129,21 +128,9 @@ fn a_surrogate_key_orders_the_chunks_and_keeps_ties_in_one_chunk() {
         &["public.dups"],
         "keyless_tables = [\"public.dups\"]\n[snapshot]\nchunk_size = 10\n",
     );
-    let out = Command::new(cdc_bin())
-        .args([
-            "snapshot",
-            "--surrogate-key",
-            "grp",
-            "public.dups",
-            "--config",
-        ])
-        .arg(&config)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    cdc_ok(
+        &["snapshot", "--surrogate-key", "grp", "public.dups"],
+        &config,
     );
     wait_until("snapshot complete", Duration::from_secs(60), || {
         assert!(engine.is_running(), "{}", engine.log_text());

@@ -85,13 +85,7 @@ fn assert_recovers(pg: &Postgres, config: &Path, events: &Path, needle: &str) {
 }
 
 fn status(config: &Path) -> String {
-    let out = Command::new(cdc_bin())
-        .args(["status", "--config"])
-        .arg(config)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(0));
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    cdc_ok(&["status"], config)
 }
 
 #[test]

@@ -189,21 +189,9 @@ fn a_filtered_snapshot_emits_only_matching_rows() {
         &["public.orders"],
         "\n[snapshot]\nchunk_size = 40\n",
     );
-    let out = Command::new(cdc_bin())
-        .args([
-            "snapshot",
-            "--filter",
-            "status = 'open'",
-            "public.orders",
-            "--config",
-        ])
-        .arg(&config)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    cdc_ok(
+        &["snapshot", "--filter", "status = 'open'", "public.orders"],
+        &config,
     );
     wait_until("snapshot complete", Duration::from_secs(60), || {
         engine.log_text().contains("snapshot complete")
@@ -322,20 +310,7 @@ fn pause_resume_stop_and_status_from_the_cli() {
         &["public.a", "public.b"],
         "\n[snapshot]\nchunk_size = 50\n",
     );
-    let cli = |args: &[&str]| {
-        let out = Command::new(cdc_bin())
-            .args(args)
-            .arg("--config")
-            .arg(&config)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    };
+    let cli = |args: &[&str]| cdc_ok(args, &config);
     let mut engine = Engine::start(&config);
     wait_streaming(&mut engine);
     cli(&["snapshot", "pause"]);

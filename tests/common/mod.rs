@@ -15,6 +15,23 @@ pub fn cdc_bin() -> &'static str {
     env!("CARGO_BIN_EXE_cdc")
 }
 
+/// `cdc <args> --config <config>`, which must succeed (its stderr shown
+/// when not): its stdout.
+pub fn cdc_ok(args: &[&str], config: &Path) -> String {
+    let out = Command::new(cdc_bin())
+        .args(args)
+        .arg("--config")
+        .arg(config)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "cdc {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 /// Write a config for `cdc` into `dir` and return its path.
 pub fn write_config(dir: &Path, url: &str, tables: &[&str], extra: &str) -> PathBuf {
     let tables = tables

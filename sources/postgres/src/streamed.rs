@@ -68,6 +68,8 @@ struct Transaction {
     current: BytesMut,
     /// Bytes allocated for `chunks` and `current`.
     allocated: usize,
+    /// Records in `chunks` and `current`.
+    in_memory: u64,
     spill: Option<Spill>,
     /// Subtransactions rolled back: their changes are skipped at replay.
     rolled_back: HashSet<u32>,
@@ -97,18 +99,20 @@ impl Transaction {
             .put_u32(u32::try_from(1 + body.len()).unwrap_or(u32::MAX));
         self.current.put_u8(tag);
         self.current.put_slice(body);
+        self.in_memory += 1;
         grown
     }
 
-    /// The records in memory, in order, and nothing left allocated.
-    fn take_memory(&mut self) -> Vec<Bytes> {
+    /// The chunks in memory, in order, and how many records they hold;
+    /// nothing is left allocated.
+    fn take_memory(&mut self) -> (Vec<Bytes>, u64) {
         let mut chunks = std::mem::take(&mut self.chunks);
         let current = std::mem::take(&mut self.current);
         if !current.is_empty() {
             chunks.push(current.freeze());
         }
         self.allocated = 0;
-        chunks
+        (chunks, std::mem::take(&mut self.in_memory))
     }
 }
 
@@ -261,7 +265,7 @@ impl StreamedTransactions {
             source,
         };
         let freed = tx.allocated;
-        let chunks = tx.take_memory();
+        let (chunks, records) = tx.take_memory();
         self.memory -= freed;
         let spill = match tx.spill.as_mut() {
             Some(spill) => spill,
@@ -280,8 +284,8 @@ impl StreamedTransactions {
                 })
             }
         };
+        spill.records += records;
         for chunk in chunks {
-            spill.records += Records(chunk.clone()).count() as u64;
             spill.file.write_all(&chunk).await.map_err(err)?;
             spill.bytes += chunk.len() as u64;
             self.stats.spilled_bytes += chunk.len() as u64;
@@ -368,7 +372,7 @@ impl Replay {
                 xid,
             })),
             spilled,
-            chunks: tx.take_memory().into_iter(),
+            chunks: tx.take_memory().0.into_iter(),
             records: Records(Bytes::new()),
             rolled_back: std::mem::take(&mut tx.rolled_back),
             commit: Some(encode(&LogicalMessage::Commit {
