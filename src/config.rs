@@ -32,21 +32,61 @@ pub struct Config {
 
 /// `[format]`: the value modes, by Debezium's property names
 /// (`decimal.handling.mode = "string"`, a dotted TOML key or a quoted one).
-#[derive(Debug, Default, Deserialize)]
-#[serde(transparent)]
+/// `format = "debezium"` (a preset alone) is `[format] preset = "debezium"`.
+#[derive(Debug, Default)]
 pub struct FormatSettings(BTreeMap<String, figment::value::Value>);
+
+impl<'de> Deserialize<'de> for FormatSettings {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Given {
+            Preset(String),
+            Table(BTreeMap<String, figment::value::Value>),
+        }
+        Ok(match Given::deserialize(deserializer)? {
+            Given::Preset(name) => FormatSettings(BTreeMap::from([(
+                PRESET.to_string(),
+                figment::value::Value::from(name),
+            )])),
+            Given::Table(table) => FormatSettings(table),
+        })
+    }
+}
+
+/// The key naming a preset the other settings start from.
+const PRESET: &str = "preset";
+/// Kafka's `JsonConverter` property for `{schema, payload}` records.
+const SCHEMAS_ENABLE: &str = "schemas.enable";
 
 impl FormatSettings {
     /// The encoder's modes; an unknown key or value is one line naming the
     /// key and what it accepts.
     pub fn format(&self) -> Result<Format> {
-        let mut format = Format::default();
+        let mut format = match self.get(PRESET).map(|v| v.as_str()) {
+            None | Some(Some("cdc")) => Format::default(),
+            Some(Some("debezium")) => Format::debezium(),
+            Some(other) => bail!(
+                "format = {:?} is not a preset (known: \"debezium\", Debezium 3.6's defaults with Connect schemas; \"cdc\", cdc's typed JSON)",
+                other.unwrap_or("(not a string)")
+            ),
+        };
         for (key, value) in self.flat() {
             if key == TRANSACTION_METADATA
                 || key == HEARTBEAT_INTERVAL
+                || key == PRESET
                 || key.starts_with("column.")
             {
                 // Not a value mode: see `transaction_metadata`.
+                continue;
+            }
+            if key == SCHEMAS_ENABLE {
+                format.schemas = match (value.to_bool(), value.as_str()) {
+                    (Some(on), _) => on,
+                    (None, Some("true")) => true,
+                    (None, Some("false")) => false,
+                    _ => bail!("format.{SCHEMAS_ENABLE} must be true or false"),
+                };
                 continue;
             }
             if key == "money.fraction.digits" {
@@ -71,7 +111,7 @@ impl FormatSettings {
                 IntervalMode::KEY => format.interval = Some(text.parse().map_err(mode)?),
                 JsonMode::KEY => format.json = Some(text.parse().map_err(mode)?),
                 _ => bail!(
-                    "format.{key} is not a format setting (known: {}, {}, {}, {}, {}, money.fraction.digits, {TRANSACTION_METADATA}, {HEARTBEAT_INTERVAL})",
+                    "format.{key} is not a format setting (known: {PRESET}, {SCHEMAS_ENABLE}, {}, {}, {}, {}, {}, money.fraction.digits, {TRANSACTION_METADATA}, {HEARTBEAT_INTERVAL})",
                     DecimalMode::KEY,
                     TimePrecisionMode::KEY,
                     BinaryMode::KEY,
@@ -79,6 +119,16 @@ impl FormatSettings {
                     JsonMode::KEY
                 ),
             }
+        }
+        if format.schemas {
+            if format.json == Some(JsonMode::Embedded) {
+                bail!(
+                    "format.{} = \"embedded\" has no Connect schema: with {SCHEMAS_ENABLE} json and jsonb are strings (io.debezium.data.Json); remove one of the two",
+                    JsonMode::KEY
+                );
+            }
+            // cdc's own forms have no Connect types: Debezium's fill in.
+            format = format.or_debezium_defaults();
         }
         Ok(format)
     }

@@ -13,10 +13,11 @@ use cdc_engine::heartbeat::Heartbeats;
 use cdc_engine::pipeline::PipelineConfig;
 use cdc_engine::pipeline::{Processor, Staged};
 use cdc_engine::runner::Runner;
+use cdc_engine::schema::SchemaStamp;
 use cdc_engine::snapshot::{ChunkSource, SnapshotProcessor, SnapshotTables, WorkerDone};
 use cdc_engine::telemetry::Component;
 use cdc_engine::transaction::TransactionMetadata;
-use cdc_engine::{Sink, SourceError, TableRef, Telemetry};
+use cdc_engine::{Sink, SourceError, TableRef, TableSchema, Telemetry};
 use cdc_postgres::patterns::TablePattern;
 use cdc_postgres::snapshot::PgChunkSource;
 use cdc_postgres::{
@@ -199,7 +200,8 @@ async fn run_once(
     };
     telemetry.set_active(true);
     pg.lease = lease.lease.clone();
-    let sink = open_sink(&config.sink, config.format.format()?)?;
+    let format = config.format.format()?;
+    let sink = open_sink(&config.sink, format)?;
     let source = PostgresSource::prepare(pg)
         .await
         .context("source not ready")?;
@@ -250,14 +252,20 @@ async fn run_once(
     // Debezium's extras, each a stage on the processor's output; column
     // rules first, so nothing after them sees a masked value.
     let mut processor: Box<dyn Processor> = Box::new(processor);
-    let rules = config.format.column_rules()?;
-    if !rules.is_empty() {
-        let schemas = source
+    let schemas = || -> Vec<Arc<TableSchema>> {
+        source
             .tables()
             .iter()
             .map(|t| Arc::new(t.schema()))
-            .collect();
-        processor = Box::new(Staged::new(processor, ColumnFilter::new(rules, schemas)));
+            .collect()
+    };
+    if format.schemas {
+        // Connect schemas are written from each row's table shape.
+        processor = Box::new(Staged::new(processor, SchemaStamp::new(schemas())));
+    }
+    let rules = config.format.column_rules()?;
+    if !rules.is_empty() {
+        processor = Box::new(Staged::new(processor, ColumnFilter::new(rules, schemas())));
     }
     if config.format.transaction_metadata()? {
         processor = Box::new(Staged::new(processor, TransactionMetadata::default()));

@@ -135,6 +135,33 @@ fn a_bad_format_mode_is_one_line_naming_the_key_and_the_valid_values() {
     );
     let err = with("\"column.exclude.list\" = \"t.a\"");
     assert!(err.contains("'t.a' is not schema.table.column"), "{err}");
+    let err = with("\"schemas.enable\" = \"maybe\"");
+    assert!(
+        err.contains("format.schemas.enable must be true or false"),
+        "{err}"
+    );
+    let err = with("preset = \"debezium\"\n\"json.handling.mode\" = \"embedded\"");
+    assert!(
+        err.contains("format.json.handling.mode = \"embedded\" has no Connect schema"),
+        "{err}"
+    );
+    // The preset alone, at the top: `format = "…"`.
+    let config = write_config(
+        dir.path(),
+        "postgresql://a@127.0.0.1:1/db",
+        &["public.t"],
+        "",
+    );
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(&config, format!("format = \"avro\"\n{text}")).unwrap();
+    let out = cdc(&["check"], &config);
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(
+        err.contains("format = \"avro\" is not a preset (known: \"debezium\""),
+        "{err}"
+    );
 }
 
 #[test]

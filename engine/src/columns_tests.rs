@@ -17,9 +17,8 @@ fn schema() -> Arc<TableSchema> {
         version: 1,
         columns: columns
             .iter()
-            .map(|(name, type_name)| ColumnSchema {
-                name: name.to_string(),
-                type_name: type_name.to_string(),
+            .map(|(name, type_name)| {
+                ColumnSchema::new(*name, *type_name, crate::schema::ColumnKind::String)
             })
             .collect(),
         key: vec!["id".into()],
@@ -61,6 +60,7 @@ fn insert(values: Vec<Value>) -> LogItem {
     );
     let row = Row::new(columns, values);
     LogItem::Event(Event {
+        schema: None,
         op: Op::Create,
         table: Some(Arc::new(TableRef::new("public", "c"))),
         key: Some(Row::new(

@@ -9,7 +9,9 @@ use std::sync::Arc;
 use cdc_signal::TableRef;
 
 use crate::event::{Event, Op, Position, SnapshotFlag, SourceMeta, TransactionInfo};
+use crate::format::connect::SchemaCache;
 use crate::format::Format;
+use crate::schema::{ColumnKind, TableSchema};
 use crate::value::{Row, Value, UNAVAILABLE_VALUE_PLACEHOLDER};
 
 const VERSION: &str = concat!("cdc-", env!("CARGO_PKG_VERSION"));
@@ -25,6 +27,7 @@ pub struct EnvelopeWriter {
     /// Most recently used first; a handful of tables are live at a time.
     columns: Vec<RenderedColumns>,
     format: Format,
+    schemas: SchemaCache,
 }
 
 /// What the rendered `source` block depends on. Holding the `Arc`s keeps
@@ -128,6 +131,31 @@ impl EnvelopeWriter {
     /// for every event, and JSON values are copied as the source validated
     /// them instead of being parsed again.
     pub fn write_value(&mut self, event: &Event, ts_ms: i64, out: &mut Vec<u8>) {
+        if !self.format.schemas {
+            return self.write_payload(event, ts_ms, out);
+        }
+        out.extend_from_slice(b"{\"schema\":");
+        out.extend_from_slice(self.schemas.value_schema(&self.format, event));
+        out.extend_from_slice(b",\"payload\":");
+        self.write_payload(event, ts_ms, out);
+        out.push(b'}');
+    }
+
+    /// A record's key: the key row, with its Connect schema when the
+    /// format has schemas.
+    pub fn write_key(&mut self, event: &Event, key: &Row, out: &mut Vec<u8>) {
+        if !self.format.schemas {
+            return self.write_row(key, out);
+        }
+        out.extend_from_slice(b"{\"schema\":");
+        out.extend_from_slice(self.schemas.key_schema(&self.format, event, key));
+        out.extend_from_slice(b",\"payload\":");
+        self.write_row(key, out);
+        out.push(b'}');
+    }
+
+    /// The envelope itself, members in Debezium's order.
+    fn write_payload(&mut self, event: &Event, ts_ms: i64, out: &mut Vec<u8>) {
         if event.op == Op::Heartbeat {
             // Debezium's heartbeat value: the time it was written.
             out.extend_from_slice(b"{\"ts_ms\":");
@@ -161,13 +189,32 @@ impl EnvelopeWriter {
                 out.extend_from_slice(b"\"},");
             }
         } else {
+            // The shape only matters to Connect schemas' bytes placeholders.
+            let schema = event.schema.as_deref().filter(|_| self.format.schemas);
             out.extend_from_slice(b"\"before\":");
-            self.write_optional_row(event.before.as_ref(), out);
+            self.write_optional_row(event.before.as_ref(), schema, out);
             out.extend_from_slice(b",\"after\":");
-            self.write_optional_row(event.after.as_ref(), out);
+            self.write_optional_row(event.after.as_ref(), schema, out);
             out.push(b',');
         }
         self.write_source(event, out);
+        out.extend_from_slice(b",\"transaction\":");
+        match event.transaction.as_deref() {
+            Some(TransactionInfo::Order {
+                id,
+                total_order,
+                data_collection_order,
+            }) => {
+                out.extend_from_slice(b"{\"id\":");
+                write_str(id, out);
+                out.extend_from_slice(b",\"total_order\":");
+                write_display(*total_order, out);
+                out.extend_from_slice(b",\"data_collection_order\":");
+                write_display(*data_collection_order, out);
+                out.push(b'}');
+            }
+            _ => out.extend_from_slice(b"null"),
+        }
         out.extend_from_slice(b",\"op\":\"");
         out.extend_from_slice(event.op.code().as_bytes());
         out.extend_from_slice(b"\",\"ts_ms\":");
@@ -177,25 +224,16 @@ impl EnvelopeWriter {
         write_display(ts_ms.saturating_mul(1000), out);
         out.extend_from_slice(b",\"ts_ns\":");
         write_display(ts_ms.saturating_mul(1_000_000), out);
-        if let Some(TransactionInfo::Order {
-            id,
-            total_order,
-            data_collection_order,
-        }) = event.transaction.as_deref()
-        {
-            out.extend_from_slice(b",\"transaction\":{\"id\":");
-            write_str(id, out);
-            out.extend_from_slice(b",\"total_order\":");
-            write_display(*total_order, out);
-            out.extend_from_slice(b",\"data_collection_order\":");
-            write_display(*data_collection_order, out);
-            out.push(b'}');
-        }
         out.push(b'}');
     }
 
     /// A row as a JSON object (the key of a record is the key row).
     pub fn write_row(&mut self, row: &Row, out: &mut Vec<u8>) {
+        self.write_row_of(row, None, out);
+    }
+
+    /// A row of a table of shape `schema` (given with Connect schemas).
+    fn write_row_of(&mut self, row: &Row, schema: Option<&TableSchema>, out: &mut Vec<u8>) {
         let at = match self
             .columns
             .iter()
@@ -216,17 +254,39 @@ impl EnvelopeWriter {
         };
         out.push(b'{');
         let mut start = 0;
-        for (&end, value) in rendered.ends.iter().zip(&row.values) {
+        for (i, (&end, value)) in rendered.ends.iter().zip(&row.values).enumerate() {
             out.extend_from_slice(rendered.keys.get(start..end).unwrap_or_default());
-            write_value_in(&self.format, value, out);
+            match (value, schema) {
+                // The placeholder in a bytes column is bytes, as Debezium
+                // writes it: a Connect sink could not read the text there.
+                (Value::Unchanged, Some(schema)) => {
+                    let kind = row
+                        .columns
+                        .get(i)
+                        .and_then(|name| schema.columns.iter().find(|c| &c.name == name))
+                        .map(|c| &c.kind);
+                    if kind == Some(&ColumnKind::Bytes) {
+                        self.format
+                            .write_bytes(UNAVAILABLE_VALUE_PLACEHOLDER.as_bytes(), out);
+                    } else {
+                        write_value_in(&self.format, value, out);
+                    }
+                }
+                _ => write_value_in(&self.format, value, out),
+            }
             start = end;
         }
         out.push(b'}');
     }
 
-    fn write_optional_row(&mut self, row: Option<&Row>, out: &mut Vec<u8>) {
+    fn write_optional_row(
+        &mut self,
+        row: Option<&Row>,
+        schema: Option<&TableSchema>,
+        out: &mut Vec<u8>,
+    ) {
         match row {
-            Some(row) => self.write_row(row, out),
+            Some(row) => self.write_row_of(row, schema, out),
             None => out.extend_from_slice(b"null"),
         }
     }
@@ -307,6 +367,7 @@ pub fn key_json(key: &Row) -> Vec<u8> {
     out
 }
 
+/// Debezium's `source` block, in its order, then cdc's `position`.
 fn write_source(event: &Event, out: &mut Vec<u8>) {
     let s = &event.source;
     out.extend_from_slice(b"\"source\":{\"version\":");
@@ -317,33 +378,10 @@ fn write_source(event: &Event, out: &mut Vec<u8>) {
     write_str(&s.meta.name, out);
     out.extend_from_slice(b",\"ts_ms\":");
     write_display(s.ts_ms, out);
-    out.extend_from_slice(b",\"ts_us\":");
-    write_display(s.ts_us, out);
-    out.extend_from_slice(b",\"ts_ns\":");
-    write_display(s.ts_us.saturating_mul(1000), out);
     out.extend_from_slice(b",\"snapshot\":\"");
     out.extend_from_slice(s.snapshot.as_str().as_bytes());
     out.extend_from_slice(b"\",\"db\":");
     write_str(&s.meta.db, out);
-    match &event.table {
-        Some(table) => {
-            out.extend_from_slice(b",\"schema\":");
-            write_str(&table.schema, out);
-            out.extend_from_slice(b",\"table\":");
-            write_str(&table.name, out);
-        }
-        None => out.extend_from_slice(b",\"schema\":null,\"table\":null"),
-    }
-    out.extend_from_slice(b",\"txId\":");
-    match s.tx_id {
-        Some(tx) => write_display(tx, out),
-        None => out.extend_from_slice(b"null"),
-    }
-    out.extend_from_slice(b",\"lsn\":");
-    match s.lsn {
-        Some(lsn) => write_display(lsn, out),
-        None => out.extend_from_slice(b"null"),
-    }
     // Debezium's form: a string holding a JSON array of two decimal
     // strings, the last commit (or null) and this change.
     out.extend_from_slice(b",\"sequence\":");
@@ -364,8 +402,34 @@ fn write_source(event: &Event, out: &mut Vec<u8>) {
         }
         None => out.extend_from_slice(b"null"),
     }
-    // Debezium fills it only with xmin.fetch.interval.ms, off by default.
-    out.extend_from_slice(b",\"xmin\":null");
+    out.extend_from_slice(b",\"ts_us\":");
+    write_display(s.ts_us, out);
+    out.extend_from_slice(b",\"ts_ns\":");
+    write_display(s.ts_us.saturating_mul(1000), out);
+    match &event.table {
+        Some(table) => {
+            out.extend_from_slice(b",\"schema\":");
+            write_str(&table.schema, out);
+            out.extend_from_slice(b",\"table\":");
+            write_str(&table.name, out);
+        }
+        // Debezium's, for a logical message: its schema requires strings.
+        None => out.extend_from_slice(b",\"schema\":\"\",\"table\":\"\""),
+    }
+    out.extend_from_slice(b",\"txId\":");
+    match s.tx_id {
+        Some(tx) => write_display(tx, out),
+        None => out.extend_from_slice(b"null"),
+    }
+    out.extend_from_slice(b",\"lsn\":");
+    match s.lsn {
+        Some(lsn) => write_display(lsn, out),
+        None => out.extend_from_slice(b"null"),
+    }
+    // Debezium fills xmin only with xmin.fetch.interval.ms (off by
+    // default), and the origin only for changes replicated from another
+    // server's origin.
+    out.extend_from_slice(b",\"xmin\":null,\"origin\":null,\"origin_lsn\":null");
     out.extend_from_slice(b",\"position\":\"");
     s.position.write_hex(out);
     out.extend_from_slice(b"\"}");
@@ -524,6 +588,7 @@ mod tests {
     fn update_envelope_is_debezium_shaped() {
         let cols: Arc<[String]> = Arc::from(vec!["id".to_string(), "name".to_string()]);
         let event = Event {
+            schema: None,
             op: Op::Update,
             table: Some(Arc::new(TableRef::new("public", "orders"))),
             key: Some(Row::new(
@@ -646,6 +711,7 @@ mod tests {
             };
             let row = Row::new(names, values.into_iter().map(Value::Int).collect());
             Event {
+                schema: None,
                 op: Op::Update,
                 table: (table < tables.len()).then(|| tables[table].clone()),
                 key: None,

@@ -8,6 +8,7 @@ use bytes::Bytes;
 use cdc_signal::TableRef;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use crate::schema::TableSchema;
 use crate::value::Row;
 
 /// An opaque, totally ordered source position: an LSN for PostgreSQL, a
@@ -241,4 +242,7 @@ pub struct Event {
     pub message: Option<LogicalMessage>,
     /// Set only with transaction metadata on.
     pub transaction: Option<Box<TransactionInfo>>,
+    /// The shape of the table the row has, when Connect schemas are
+    /// written (set by [`crate::schema::SchemaStamp`]).
+    pub schema: Option<Arc<TableSchema>>,
 }

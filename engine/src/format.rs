@@ -15,6 +15,7 @@ use base64::Engine as _;
 
 use crate::value::TextType;
 
+pub mod connect;
 mod decimal;
 #[cfg(test)]
 use crate::value::DEFAULT_TIME_PRECISION;
@@ -105,9 +106,46 @@ pub struct Format {
     /// `money.fraction.digits`: money's scale as a `precise` decimal
     /// (Debezium's default 2).
     pub money_fraction_digits: Option<u16>,
+    /// `schemas.enable`: keys and values as `{schema, payload}` with
+    /// Connect schemas, as Kafka's `JsonConverter` writes them
+    /// ([`connect`]).
+    pub schemas: bool,
 }
 
 impl Format {
+    /// Debezium 3.6's defaults with Kafka Connect's (`format = "debezium"`):
+    /// precise decimals, adaptive times, bytes, numeric intervals, json as
+    /// a string, two money digits, and Connect schemas.
+    pub fn debezium() -> Format {
+        Format {
+            decimal: Some(DecimalMode::Precise),
+            time: Some(TimePrecisionMode::Adaptive),
+            binary: Some(BinaryMode::Bytes),
+            interval: Some(IntervalMode::Numeric),
+            json: Some(JsonMode::String),
+            money_fraction_digits: Some(2),
+            schemas: true,
+        }
+    }
+
+    /// The modes left unset take Debezium's defaults: what Connect schemas
+    /// need, since cdc's own forms (numeric as text, json embedded) have no
+    /// Connect type.
+    pub fn or_debezium_defaults(self) -> Format {
+        let defaults = Format::debezium();
+        Format {
+            decimal: self.decimal.or(defaults.decimal),
+            time: self.time.or(defaults.time),
+            binary: self.binary.or(defaults.binary),
+            interval: self.interval.or(defaults.interval),
+            json: self.json.or(defaults.json),
+            money_fraction_digits: self
+                .money_fraction_digits
+                .or(defaults.money_fraction_digits),
+            schemas: self.schemas,
+        }
+    }
+
     /// Whether `json`/`jsonb` are written as a string.
     pub fn json_as_string(&self) -> bool {
         self.json == Some(JsonMode::String)
@@ -617,6 +655,7 @@ mod tests {
             binary: Some(BinaryMode::Hex),
             interval: Some(IntervalMode::Numeric),
             json: Some(JsonMode::String),
+            schemas: false,
             money_fraction_digits: None,
         };
         let precise = Format {

@@ -40,6 +40,7 @@ impl Heartbeats {
         }
         self.last = Some(now);
         out.push(Event {
+            schema: None,
             op: Op::Heartbeat,
             table: None,
             key: Some(Row::new(

@@ -29,7 +29,7 @@ pub use event::{
     Event, LogicalMessage, Op, Position, SnapshotFlag, SourceInfo, SourceMeta, TransactionInfo,
 };
 pub use lease::Lease;
-pub use schema::{ColumnSchema, TableSchema};
+pub use schema::{ColumnKind, ColumnSchema, TableSchema};
 pub use sink::{Sink, SinkError};
 pub use source::{LogItem, Source, SourceError, StreamContext};
 pub use telemetry::Telemetry;

@@ -4,20 +4,96 @@
 //! the table is discarded, a running snapshot of it starts over in the new
 //! shape (docs/architecture.md, "Schema changes").
 
+use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::sync::Arc;
 
 use cdc_signal::TableRef;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+use crate::event::Event;
+use crate::pipeline::Stage;
+use crate::source::LogItem;
+use crate::value::Value;
+
+#[derive(Debug, Clone, PartialEq)]
 pub struct ColumnSchema {
     pub name: String,
     /// The type as SQL spells it (`numeric(10,2)`, `integer`).
     pub type_name: String,
+    /// What its values are, whatever the source: what a Connect schema
+    /// declares for the column (docs/architecture.md, "Connect schemas").
+    pub kind: ColumnKind,
+    /// Whether it may hold null (Connect's `optional`).
+    pub optional: bool,
+    /// Its default as a value of the column, when the source can tell one
+    /// (Connect's `default`).
+    pub default: Option<Value>,
+}
+
+impl ColumnSchema {
+    /// A nullable column without a default.
+    pub fn new(name: impl Into<String>, type_name: impl Into<String>, kind: ColumnKind) -> Self {
+        ColumnSchema {
+            name: name.into(),
+            type_name: type_name.into(),
+            kind,
+            optional: true,
+            default: None,
+        }
+    }
+}
+
+/// A column's logical type, source-neutral: each source maps its own types
+/// onto these, and the encoder maps these onto Connect's (in the format's
+/// modes).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ColumnKind {
+    Boolean,
+    Int16,
+    Int32,
+    Int64,
+    Float32,
+    Float64,
+    /// Text, and every type written as its text (network addresses,
+    /// unknown types).
+    String,
+    /// An exact decimal; `scale` `None`: declared without one.
+    Decimal {
+        precision: Option<u32>,
+        scale: Option<u32>,
+    },
+    /// A currency amount, an exact decimal of the format's money scale.
+    Money,
+    Date,
+    /// `precision`: fraction digits of the seconds.
+    Time {
+        precision: u8,
+    },
+    TimeTz,
+    Timestamp {
+        precision: u8,
+    },
+    TimestampTz,
+    Interval,
+    Bytes,
+    /// A bit string of `length` bits (the longest a varying one may be
+    /// when it has no limit).
+    Bits {
+        length: u32,
+    },
+    Json,
+    Xml,
+    Uuid,
+    /// One of `allowed`, in declaration order.
+    Enum {
+        allowed: Vec<String>,
+    },
+    /// Elements of the kind; each may be null.
+    Array(Box<ColumnKind>),
 }
 
 /// One version of a table's shape.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct TableSchema {
     pub table: Arc<TableRef>,
     /// Starts at 1 with the shape the engine started with; +1 per change.
@@ -97,6 +173,46 @@ impl TableSchema {
     }
 }
 
+/// Gives each row event the shape its table has at that point of the log,
+/// for the encoder's Connect schemas. A shape change is an item of the log
+/// and rows of a new shape come after it (chunk rows too: a window across a
+/// change is discarded), so the newest shape seen is the rows' shape.
+#[derive(Debug, Default)]
+pub struct SchemaStamp {
+    schemas: HashMap<TableRef, Arc<TableSchema>>,
+}
+
+impl SchemaStamp {
+    /// `schemas`: the captured tables' shapes at start.
+    pub fn new(schemas: Vec<Arc<TableSchema>>) -> Self {
+        SchemaStamp {
+            schemas: schemas
+                .into_iter()
+                .map(|s| ((*s.table).clone(), s))
+                .collect(),
+        }
+    }
+}
+
+impl Stage for SchemaStamp {
+    fn before(&mut self, item: &LogItem) {
+        if let LogItem::Schema(schema) = item {
+            self.schemas.insert((*schema.table).clone(), schema.clone());
+        }
+    }
+
+    fn after(&mut self, start: usize, out: &mut Vec<Event>) {
+        for event in out.iter_mut().skip(start) {
+            if event.schema.is_some() {
+                continue;
+            }
+            if let Some(table) = event.table.as_deref() {
+                event.schema = self.schemas.get(table).cloned();
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -107,13 +223,48 @@ mod tests {
             version: 1,
             columns: columns
                 .iter()
-                .map(|(n, t)| ColumnSchema {
-                    name: n.to_string(),
-                    type_name: t.to_string(),
-                })
+                .map(|(n, t)| ColumnSchema::new(*n, *t, ColumnKind::String))
                 .collect(),
             key: key.iter().map(|k| k.to_string()).collect(),
         }
+    }
+
+    #[test]
+    fn rows_get_their_tables_newest_shape() {
+        use crate::event::{Op, Position, SourceInfo, SourceMeta};
+        use crate::pipeline::{Passthrough, Processor, Staged};
+        let v1 = Arc::new(schema(&[("id", "integer")], &["id"]));
+        let mut v2 = schema(&[("id", "bigint")], &["id"]);
+        v2.version = 2;
+        let v2 = Arc::new(v2);
+        let event = || Event {
+            schema: None,
+            op: Op::Create,
+            table: Some(Arc::new(TableRef::new("public", "t"))),
+            key: None,
+            before: None,
+            after: None,
+            source: SourceInfo::new(
+                Arc::new(SourceMeta {
+                    connector: "postgresql",
+                    name: "cdc".into(),
+                    db: "app".into(),
+                }),
+                Position::from_u64(1),
+            ),
+            message: None,
+            transaction: None,
+        };
+        let mut stamped = Staged::new(Passthrough, SchemaStamp::new(vec![v1.clone()]));
+        let mut out = Vec::new();
+        stamped.process(LogItem::Event(event()), &mut out);
+        stamped.process(LogItem::Schema(v2.clone()), &mut out);
+        stamped.process(LogItem::Event(event()), &mut out);
+        let versions: Vec<u64> = out
+            .iter()
+            .filter_map(|e| e.schema.as_ref().map(|s| s.version))
+            .collect();
+        assert_eq!(versions, [1, 2]);
     }
 
     #[test]

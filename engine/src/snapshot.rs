@@ -279,6 +279,7 @@ impl SnapshotProcessor {
             return None;
         }
         Some(Event {
+            schema: None,
             op: Op::Truncate,
             table: Some(Arc::new(table)),
             key: None,

@@ -49,6 +49,7 @@ impl TransactionMetadata {
     /// A BEGIN or END record, keyed by its id as Debezium keys them.
     fn record(&self, source: &SourceInfo, id: String, info: TransactionInfo) -> Event {
         Event {
+            schema: None,
             op: Op::Transaction,
             table: None,
             key: Some(Row::new(self.key_columns.clone(), vec![Value::Text(id)])),

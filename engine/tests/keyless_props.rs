@@ -231,6 +231,7 @@ impl Sim {
             }
         };
         let event = Event {
+            schema: None,
             op,
             table: Some(self.table.clone()),
             key: None,

@@ -135,6 +135,7 @@ impl Log {
             (Some(_), None) => Op::Delete,
         };
         LogItem::Event(Event {
+            schema: None,
             op,
             table: Some(table),
             key: Some(self.key(k)),
@@ -152,6 +153,7 @@ impl Log {
 
     pub fn truncate(&mut self, xid: u64) -> LogItem {
         LogItem::Event(Event {
+            schema: None,
             op: Op::Truncate,
             table: Some(self.table.clone()),
             key: None,

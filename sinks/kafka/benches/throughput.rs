@@ -60,6 +60,7 @@ fn events(n: usize, name: &str) -> Vec<Event> {
                 ],
             );
             Event {
+                schema: None,
                 op: Op::Update,
                 table: Some(table.clone()),
                 key: Some(Row::new(key_columns.clone(), vec![Value::Int(id)])),

@@ -18,7 +18,6 @@ use std::sync::Arc;
 
 use cdc_engine::envelope::{self, EnvelopeWriter};
 use cdc_engine::{Event, Op, Row, TableRef, Value};
-use serde::Serialize;
 
 use crate::config::{ConfigError, KafkaSinkConfig, OutboxConfig, Templates};
 use crate::record::{Batch, HEADER_ID, HEADER_OP, HEADER_POSITION, HEADER_TYPE};
@@ -153,7 +152,7 @@ impl Router {
         let envelopes = &mut self.envelopes;
         let mut record = batch.record(topic.clone());
         if let Some(key) = &event.key {
-            record = record.key(|buf| envelopes.write_row(key, buf));
+            record = record.key(|buf| envelopes.write_key(event, key, buf));
         }
         record
             .value(|buf| envelopes.write_value(event, ts_ms, buf))
@@ -166,7 +165,7 @@ impl Router {
             if let Some(key) = &event.key {
                 batch
                     .record(topic)
-                    .key(|buf| envelopes.write_row(key, buf))
+                    .key(|buf| envelopes.write_key(event, key, buf))
                     .header(HEADER_POSITION, |buf| position.write_hex(buf))
                     .push();
             }
@@ -195,7 +194,7 @@ impl Router {
         let envelopes = &mut self.envelopes;
         let mut record = batch.record(topic);
         if let Some(key) = &event.key {
-            record = record.key(|buf| envelopes.write_row(key, buf));
+            record = record.key(|buf| envelopes.write_key(event, key, buf));
         }
         record = record.value(|buf| envelopes.write_value(event, ts_ms, buf));
         // A heartbeat has no position.
@@ -219,21 +218,16 @@ impl Router {
             .message_topic
             .get_or_insert_with(|| capture_topic(template, event))
             .clone();
-        #[derive(Serialize)]
-        struct MessageKey<'a> {
-            prefix: &'a str,
-        }
+        // `{"prefix": …}`, Debezium's message key.
+        let key = Row::new(
+            Arc::from(vec!["prefix".to_string()]),
+            vec![Value::Text(message.prefix.clone())],
+        );
+        let envelopes = &mut self.envelopes;
         batch
             .record(topic)
-            .key(|buf| {
-                write_json(
-                    buf,
-                    &MessageKey {
-                        prefix: &message.prefix,
-                    },
-                )
-            })
-            .value(|buf| self.envelopes.write_value(event, ts_ms, buf))
+            .key(|buf| envelopes.write_key(event, &key, buf))
+            .value(|buf| envelopes.write_value(event, ts_ms, buf))
             .header(HEADER_OP, |buf| {
                 buf.extend_from_slice(event.op.code().as_bytes())
             })
@@ -323,11 +317,6 @@ fn write_payload(buf: &mut Vec<u8>, payload: &Value) {
         Value::Bytes(bytes) => buf.extend_from_slice(bytes),
         other => envelope::write_json_value(other, buf),
     }
-}
-
-fn write_json<T: Serialize + ?Sized>(buf: &mut Vec<u8>, value: &T) {
-    // Serialising plain data into memory cannot fail.
-    let _ = serde_json::to_writer(buf, value);
 }
 
 /// The primary key as the sink writes it in the default format:

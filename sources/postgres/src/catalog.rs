@@ -67,6 +67,11 @@ pub struct ColumnInfo {
     /// `NOT NULL`: a surrogate key must be, or rows with a null in it would
     /// never fall in a chunk.
     pub not_null: bool,
+    /// The labels of an enum type, in their order.
+    pub enum_labels: Option<Vec<String>>,
+    /// The default's expression as `pg_get_expr` prints it (constants in
+    /// the session's styles, which are the log's).
+    pub default_expr: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -98,9 +103,27 @@ impl TableInfo {
             columns: self
                 .columns
                 .iter()
-                .map(|c| cdc_engine::ColumnSchema {
-                    name: c.name.clone(),
-                    type_name: c.type_sql.clone(),
+                .map(|c| {
+                    let kind = crate::kinds::column_kind(
+                        c.value_oid,
+                        c.type_mod,
+                        c.enum_labels.as_deref(),
+                    );
+                    cdc_engine::ColumnSchema {
+                        name: c.name.clone(),
+                        type_name: c.type_sql.clone(),
+                        optional: !c.not_null,
+                        default: c.default_expr.as_deref().and_then(|expr| {
+                            crate::kinds::column_default(
+                                expr,
+                                c.value_oid,
+                                c.type_mod,
+                                self.money_digits,
+                                &kind,
+                            )
+                        }),
+                        kind,
+                    }
                 })
                 .collect(),
             key: self.key.clone(),
@@ -166,7 +189,9 @@ fn columns_sql() -> String {
                 WHEN et.typtype = 'e' THEN 'pg_catalog._text'::pg_catalog.regtype::oid \
                 WHEN et.oid <> bt.typelem AND et.typarray <> 0 THEN et.typarray \
                 ELSE bt.oid END, \
-           a.attnotnull \
+           a.attnotnull, \
+           (SELECT array_agg(e.enumlabel::text ORDER BY e.enumsortorder) FROM pg_enum e WHERE e.enumtypid = bt.oid), \
+           (SELECT pg_get_expr(d.adbin, d.adrelid) FROM pg_attrdef d WHERE d.adrelid = a.attrelid AND d.adnum = a.attnum) \
          FROM pg_attribute a \
          JOIN pg_type bt ON bt.oid = {base} \
          LEFT JOIN pg_type et ON et.oid = {elem_base} \
@@ -227,6 +252,8 @@ pub async fn table_info(client: &Client, table: &TableRef) -> Result<TableInfo, 
                 type_mod: r.try_get(3)?,
                 value_oid: r.try_get(4)?,
                 not_null: r.try_get(5)?,
+                enum_labels: r.try_get(6)?,
+                default_expr: r.try_get(7)?,
             })
         })
         .collect::<Result<Vec<_>, tokio_postgres::Error>>()?;

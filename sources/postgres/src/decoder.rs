@@ -361,6 +361,7 @@ impl Decoder {
                 }
                 let source = self.source_info(lsn);
                 out.push(LogItem::Event(Event {
+                    schema: None,
                     op: Op::Message,
                     table: None,
                     key: None,
@@ -469,8 +470,16 @@ impl Decoder {
                 .map(|(i, _)| i)
                 .collect()
         };
+        // The flags come in column order, the known key in key order: the
+        // same columns are the same key (a composite key declared out of
+        // column order is no change).
+        let same_columns = |known: &[usize]| {
+            let mut sorted = known.to_vec();
+            sorted.sort_unstable();
+            sorted == flagged
+        };
         match known {
-            Some(known) if flagged.is_empty() || flagged == known => known,
+            Some(known) if flagged.is_empty() || same_columns(&known) => known,
             _ => flagged,
         }
     }
@@ -506,16 +515,24 @@ impl Decoder {
             version: shape.schema.version + 1,
             columns: typed
                 .iter()
-                .map(|(name, oid, modifier)| ColumnSchema {
-                    name: name.clone(),
-                    // The name the catalog gave a column that kept its type.
-                    type_name: shape
+                .map(|(name, oid, modifier)| {
+                    // A column that kept its name and type keeps what the
+                    // catalog said of it; a new one is known by its type
+                    // only (nullable, no default, until the next start).
+                    let kept = shape
                         .columns
                         .iter()
                         .zip(&shape.schema.columns)
                         .find(|((n, o, m), _)| n == name && o == oid && m == modifier)
-                        .map(|(_, c)| c.type_name.clone())
-                        .unwrap_or_else(|| type_name(*oid, *modifier)),
+                        .map(|(_, c)| c.clone());
+                    kept.unwrap_or_else(|| {
+                        let value_oid = self.value_oids.get(oid).copied().unwrap_or(*oid);
+                        ColumnSchema::new(
+                            name.clone(),
+                            type_name(*oid, *modifier),
+                            crate::kinds::column_kind(value_oid, *modifier, None),
+                        )
+                    })
                 })
                 .collect(),
             key: key.clone(),
@@ -685,6 +702,7 @@ impl Decoder {
         change_lsn: u64,
     ) -> Event {
         Event {
+            schema: None,
             op,
             table: Some(rel.table.clone()),
             key,

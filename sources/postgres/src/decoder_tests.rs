@@ -14,6 +14,8 @@ fn info(name: &str, oid: u32) -> TableInfo {
         type_mod: -1,
         value_oid: 23,
         not_null: false,
+        enum_labels: None,
+        default_expr: None,
     };
     TableInfo {
         oid,
@@ -222,4 +224,37 @@ fn in_binary_mode_values_decode_from_binary_and_a_malformed_one_asks_for_text() 
         matches!(&err, DecoderError::NeedsText(why) if why.contains("int4 is not 4 bytes")),
         "{err}"
     );
+}
+
+/// A composite key declared out of column order (`PRIMARY KEY (v, id)`):
+/// the Relation flags its columns in column order, which is the same key,
+/// not a change of shape; events keep the key order.
+#[test]
+fn a_composite_key_out_of_column_order_is_no_schema_change() {
+    let late = LateTables::default();
+    let mut table = info("ck", 9);
+    table.key = vec!["v".into(), "id".into()];
+    let meta = Arc::new(SourceMeta {
+        connector: "postgresql",
+        name: "cdc".into(),
+        db: "db".into(),
+    });
+    let mut decoder = Decoder::new(meta, vec![table], TableRef::new("cdc", "signal"), late);
+    let LogicalMessage::Relation(mut both_keyed) = relation("ck", 9) else {
+        unreachable!("relation() builds a Relation")
+    };
+    for column in &mut both_keyed.columns {
+        column.is_key = true;
+    }
+    let out = feed(
+        &mut decoder,
+        vec![LogicalMessage::Relation(both_keyed), insert(9, "1")],
+    );
+    match out.as_slice() {
+        [LogItem::Event(event)] => {
+            let key = event.key.as_ref().map(|k| k.columns.to_vec());
+            assert_eq!(key, Some(vec!["v".to_string(), "id".to_string()]));
+        }
+        other => panic!("{other:?}"),
+    }
 }

@@ -14,6 +14,7 @@ mod chunk_sql;
 pub mod config;
 pub mod connect;
 pub mod decoder;
+mod kinds;
 pub mod late_tables;
 pub mod lease;
 mod liveness;

@@ -39,6 +39,7 @@ pub fn change(
         _ => (None, Some(row)),
     };
     Event {
+        schema: None,
         op,
         table: Some(Arc::new(TableRef::new("public", table))),
         key: Some(key),
@@ -84,6 +85,7 @@ pub fn outbox_insert(
         ],
     );
     Event {
+        schema: None,
         op: Op::Create,
         table: Some(Arc::new(TableRef::new("public", "outbox"))),
         key: Some(Row::new(columns(&["id"]), vec![Value::Text(id.into())])),

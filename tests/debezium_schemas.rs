@@ -1,0 +1,265 @@
+//! `format = "debezium"` against the real Debezium 3.6.3 in its default
+//! configuration, Connect schemas on (Kafka Connect's default): the same
+//! records, keys and values, `{schema, payload}` for both, compared record
+//! by record on a real Kafka-protocol broker. Schemas must be identical
+//! except for what differs by nature (cdc's `position` in `source`);
+//! payloads as tests/debezium.rs compares them.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+mod harness;
+#[path = "debezium/runner.rs"]
+mod runner;
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use cdc_testcontainers::{Kafka, Postgres};
+use common::*;
+use harness::kafka::GroupReader;
+use runner::*;
+use serde_json::Value;
+
+/// A table of literal defaults and of defaults Debezium cannot evaluate
+/// (a function: the type's zero), next to `t`'s every type.
+const DEFAULTS_DDL: &str = "
+    CREATE TABLE dflt (
+      id serial PRIMARY KEY, a int DEFAULT -1, b numeric(6,2) DEFAULT 1.5, c numeric DEFAULT 2.25,
+      d date DEFAULT CURRENT_DATE, e timestamp DEFAULT now(), f timestamp(3) DEFAULT CURRENT_TIMESTAMP,
+      g text DEFAULT 'it''s', h uuid DEFAULT gen_random_uuid(), i bigint DEFAULT 7,
+      j date DEFAULT '2024-01-02', k jsonb DEFAULT '{}', l time DEFAULT '01:02:03',
+      m double precision DEFAULT 1.25, n bool DEFAULT false,
+      o timestamptz DEFAULT '2024-01-02 03:04:05+00', p interval DEFAULT '1 day', q int DEFAULT NULL,
+      r text DEFAULT upper('x'), s smallint DEFAULT 3, t bytea DEFAULT '\\x01', u money DEFAULT 12.5,
+      v int NOT NULL DEFAULT 0, w timestamptz DEFAULT now(), x time DEFAULT now(),
+      y varchar(5) DEFAULT 'ab'::varchar, z real DEFAULT 1.5, nn text NOT NULL
+    );
+    CREATE TABLE ck (a int, b text, c int, PRIMARY KEY (b, a));";
+
+#[test]
+fn format_debezium_equals_debeziums_defaults_with_connect_schemas() {
+    let Some(classpath) = debezium_classpath() else {
+        return;
+    };
+    let pg = Postgres::builder()
+        .setting("timezone", "America/New_York")
+        .setting("max_replication_slots", "10")
+        .setting("max_wal_senders", "10")
+        .start()
+        .unwrap();
+    pg.psql(DDL).unwrap();
+    pg.psql(DEFAULTS_DDL).unwrap();
+    let kafka = Kafka::start().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+
+    let mut debezium = Debezium::start(
+        &classpath,
+        &pg,
+        dir.path(),
+        &[
+            ("runner.schemas.enable", "true"),
+            (
+                "table.include.list",
+                "public.t,public.dflt,public.ck,public.dbz_signal",
+            ),
+        ],
+    );
+    // One partition per topic, so the records keep the log's order.
+    let config = dir.path().join("cdc.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "format = \"debezium\"\n\n\
+             [source]\ntype = \"postgres\"\nurl = {:?}\nname = \"dbz\"\n\
+             tables = [\"public.t\", \"public.dflt\", \"public.ck\"]\nstatus_interval_secs = 1\n\n\
+             [sink]\ntype = \"kafka\"\nbootstrap_servers = {:?}\npartitions = 1\nflush_timeout_ms = 1000\n\
+             tombstones = false\n\n\
+             [pipeline]\nflush_interval_ms = 50\n",
+            pg.url(),
+            kafka.bootstrap_servers()
+        ),
+    )
+    .unwrap();
+    let mut engine = Engine::start(&config);
+    wait_streaming(&mut engine);
+    debezium.wait_streaming(&pg);
+
+    pg.psql(&default_modes_workload()).unwrap();
+    pg.psql(
+        "INSERT INTO dflt (nn) VALUES ('x');
+         INSERT INTO dflt VALUES (DEFAULT, 5, 2.5, 3.125, '2020-02-02', '2020-02-02 01:02:03.5',
+           '2020-02-02 01:02:03.5', 'y', '00000000-0000-0000-0000-000000000001', 8, '2021-01-01',
+           '[1]', '04:05:06', 0.5, true, '2021-01-01 00:00:00+00', '-2 hours', 9, 'z', 4, '\\x02',
+           3.25, 1, '2021-01-01 00:00:00+00', '07:08:09', 'cd', 0.25, 'w');
+         INSERT INTO ck VALUES (1, 'k', 2);
+         UPDATE ck SET c = 3 WHERE a = 1;
+         DELETE FROM ck;",
+    )
+    .unwrap();
+    // One signal for both, in one transaction: each reads its own table.
+    let snapshot = r#"{"data-collections": ["public.t", "public.dflt"], "type": "incremental"}"#;
+    pg.psql(&format!(
+        "BEGIN;
+         INSERT INTO cdc.signal VALUES ('golden', 'execute-snapshot', '{snapshot}');
+         INSERT INTO dbz_signal VALUES ('golden', 'execute-snapshot', '{snapshot}');
+         COMMIT;"
+    ))
+    .unwrap();
+    // t: 7 streamed, 3 read; dflt: 2 streamed, 2 read; ck: 3 streamed.
+    let expected = [("t", 10), ("dflt", 4), ("ck", 3)];
+    let total: usize = expected.iter().map(|(_, n)| n).sum();
+    let topics: Vec<String> = expected
+        .iter()
+        .map(|(t, _)| format!("dbz.public.{t}"))
+        .collect();
+    let reader = GroupReader::start_assigned(kafka.bootstrap_servers(), &topics, 1);
+    let ours = reader.wait_for("cdc's records", Duration::from_secs(120), |got| {
+        assert!(engine.is_running(), "cdc exited:\n{}", engine.log_text());
+        got.len() >= total
+    });
+    let mut theirs = Vec::new();
+    wait_until("Debezium's records", Duration::from_secs(120), || {
+        debezium.assert_running();
+        theirs = read_events(&debezium.events)
+            .into_iter()
+            .filter(|e| topics.contains(&e["topic"].as_str().unwrap_or_default().to_string()))
+            .collect();
+        theirs.len() >= total
+    });
+    engine.terminate();
+    drop(debezium);
+
+    let ours: Vec<Value> = ours
+        .iter()
+        .map(|r| {
+            serde_json::json!({
+                "topic": r.topic,
+                "key": r.key.as_deref().map(|k| serde_json::from_slice::<Value>(k).unwrap()),
+                "value": r.value,
+            })
+        })
+        .collect();
+    let mut schemas_compared = 0;
+    for (table, n) in expected {
+        let topic = format!("dbz.public.{table}");
+        let on = |records: &[Value]| -> Vec<Value> {
+            records
+                .iter()
+                .filter(|r| r["topic"] == topic)
+                .cloned()
+                .collect()
+        };
+        let (ours, theirs) = (on(&ours), on(&theirs));
+        assert_eq!(ours.len(), n, "cdc's {topic}: {ours:#?}");
+        assert_eq!(theirs.len(), n, "Debezium's {topic}");
+        for (at, (our, their)) in ours.iter().zip(&theirs).enumerate() {
+            assert_eq!(
+                our["key"], their["key"],
+                "{topic} record {at}: keys differ (schema or payload)"
+            );
+            let our_schema = without_position(&our["value"]["schema"]);
+            let their_schema = &their["value"]["schema"];
+            if our_schema != *their_schema {
+                panic!(
+                    "{topic} record {at}: value schemas differ:\n{}",
+                    schema_diff(&our_schema, their_schema)
+                );
+            }
+            schemas_compared += 1;
+        }
+        // Payloads field by field, known differences aside (tests/debezium.rs).
+        let payloads = |records: &[Value]| -> Vec<Value> {
+            records
+                .iter()
+                .map(|r| {
+                    let mut value = r["value"].clone();
+                    // As the comparison reads them: the payload, with its key.
+                    serde_json::json!({"key": r["key"]["payload"], "value": value["payload"].take()})
+                })
+                .collect()
+        };
+        let ours: Vec<Value> = payloads(&ours)
+            .into_iter()
+            .map(|r| r["value"].clone())
+            .collect();
+        let theirs = payloads(&theirs);
+        let report = compare_table(&ours, &theirs, table, false);
+        println!("{topic}:");
+        report.print();
+        let known: BTreeSet<&str> = KNOWN_DIFFERENCES.iter().map(|(c, _)| *c).collect();
+        let new: Vec<&str> = report.differing().filter(|c| !known.contains(c)).collect();
+        assert!(
+            new.is_empty(),
+            "{topic}: payload fields differ from Debezium that are not known differences: {new:?}"
+        );
+    }
+    assert_eq!(schemas_compared, total);
+}
+
+/// The workload of the default-modes golden test: precise decimals have no
+/// NaN or infinity (Debezium stops the connector on one).
+fn default_modes_workload() -> String {
+    WORKLOAD
+        .replacen("'Infinity', 'NaN', -0.001", "'Infinity', 0.000, -0.001", 1)
+        .replacen(
+            "1e308, 'Infinity', 0,",
+            "1e308, -123456789012345678901234567890.5, 0,",
+            1,
+        )
+}
+
+/// cdc's schema without its own `source.position` field (optional, so a
+/// consumer of Debezium's schema never misses it).
+fn without_position(schema: &Value) -> Value {
+    let mut schema = schema.clone();
+    if let Some(fields) = schema["fields"].as_array_mut() {
+        for field in fields.iter_mut().filter(|f| f["field"] == "source") {
+            if let Some(source) = field["fields"].as_array_mut() {
+                source.retain(|f| f["field"] != "position");
+            }
+        }
+    }
+    schema
+}
+
+/// The envelope members, and the columns of `after`, that differ.
+fn schema_diff(ours: &Value, theirs: &Value) -> String {
+    let members = |s: &Value| -> Vec<Value> { s["fields"].as_array().cloned().unwrap_or_default() };
+    let mut lines = Vec::new();
+    for (a, b) in members(ours).iter().zip(members(theirs).iter()) {
+        if a == b {
+            continue;
+        }
+        match (a["fields"].as_array(), b["fields"].as_array()) {
+            (Some(x), Some(y)) if a["field"] == "after" || a["field"] == "before" => {
+                for (c, d) in x.iter().zip(y) {
+                    if c != d {
+                        lines.push(format!("  {} column: cdc {c} | debezium {d}", a["field"]));
+                    }
+                }
+                if x.len() != y.len() {
+                    lines.push(format!(
+                        "  {} has {} columns | {}",
+                        a["field"],
+                        x.len(),
+                        y.len()
+                    ));
+                }
+            }
+            _ => lines.push(format!("  member: cdc {a} | debezium {b}")),
+        }
+    }
+    let strip = |s: &Value| {
+        let mut s = s.clone();
+        s["fields"] = Value::Null;
+        s
+    };
+    if strip(ours) != strip(theirs) {
+        lines.push(format!(
+            "  envelope: cdc {} | debezium {}",
+            strip(ours),
+            strip(theirs)
+        ));
+    }
+    lines.join("\n")
+}
