@@ -263,3 +263,175 @@ fn schema_diff(ours: &Value, theirs: &Value) -> String {
     }
     lines.join("\n")
 }
+
+/// The records of no table, Connect schemas on: transaction BEGIN/END
+/// (`provide.transaction.metadata`), heartbeats (`heartbeat.interval.ms`)
+/// and logical messages have Debezium's key and value schemas, and a data
+/// event's `transaction` block its payload.
+#[test]
+fn transaction_heartbeat_and_message_records_carry_debeziums_schemas() {
+    let Some(classpath) = debezium_classpath() else {
+        return;
+    };
+    let pg = Postgres::builder().start().unwrap();
+    pg.psql(DDL).unwrap();
+    pg.psql("CREATE TABLE tx (id int PRIMARY KEY, v int);")
+        .unwrap();
+    let kafka = Kafka::start().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut debezium = Debezium::start(
+        &classpath,
+        &pg,
+        dir.path(),
+        &[
+            ("runner.schemas.enable", "true"),
+            ("provide.transaction.metadata", "true"),
+            ("heartbeat.interval.ms", "200"),
+            ("table.include.list", "public.tx,public.dbz_signal"),
+        ],
+    );
+    let config = dir.path().join("cdc.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "format = \"debezium\"\n\n\
+             [source]\ntype = \"postgres\"\nurl = {:?}\nname = \"dbz\"\n\
+             tables = [\"public.tx\"]\nstatus_interval_secs = 1\n\n\
+             [sink]\ntype = \"kafka\"\nbootstrap_servers = {:?}\npartitions = 1\nflush_timeout_ms = 1000\n\n\
+             [pipeline]\nflush_interval_ms = 50\n",
+            pg.url(),
+            kafka.bootstrap_servers()
+        ),
+    )
+    .unwrap();
+    // The preset, then Debezium's two properties on top of it.
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        text.replacen(
+            "format = \"debezium\"\n",
+            "",
+            1,
+        ) + "\n[format]\npreset = \"debezium\"\n\"provide.transaction.metadata\" = true\n\"heartbeat.interval.ms\" = 200\n",
+    )
+    .unwrap();
+    let mut engine = Engine::start(&config);
+    wait_streaming(&mut engine);
+    debezium.wait_streaming(&pg);
+    pg.psql(
+        "BEGIN; INSERT INTO tx VALUES (1, 1), (2, 2);
+         SELECT pg_logical_emit_message(true, 'app', 'hello'); COMMIT;",
+    )
+    .unwrap();
+    let topics: Vec<String> = [
+        "dbz.public.tx",
+        "dbz.transaction",
+        "dbz.message",
+        "__debezium-heartbeat.dbz",
+    ]
+    .map(String::from)
+    .to_vec();
+    let reader = GroupReader::start_assigned(kafka.bootstrap_servers(), &topics, 1);
+    let has_all = |records: &[(String, Value, Value)]| {
+        topics
+            .iter()
+            .all(|t| records.iter().any(|(topic, _, _)| topic == t))
+    };
+    let mut ours = Vec::new();
+    wait_until(
+        "cdc's records of every kind",
+        Duration::from_secs(120),
+        || {
+            assert!(engine.is_running(), "cdc exited:\n{}", engine.log_text());
+            ours = reader
+                .snapshot()
+                .into_iter()
+                .map(|r| {
+                    let key = r
+                        .key
+                        .as_deref()
+                        .map(|k| serde_json::from_slice(k).unwrap())
+                        .unwrap_or(Value::Null);
+                    (r.topic, key, r.value.unwrap_or(Value::Null))
+                })
+                .collect();
+            has_all(&ours)
+        },
+    );
+    let mut theirs = Vec::new();
+    wait_until(
+        "Debezium's records of every kind",
+        Duration::from_secs(120),
+        || {
+            debezium.assert_running();
+            theirs = read_events(&debezium.events)
+                .into_iter()
+                .map(|e| {
+                    (
+                        e["topic"].as_str().unwrap_or_default().to_string(),
+                        e["key"].clone(),
+                        e["value"].clone(),
+                    )
+                })
+                .collect();
+            has_all(&theirs)
+        },
+    );
+    engine.terminate();
+    drop(debezium);
+
+    let first = |records: &[(String, Value, Value)], topic: &str| -> (Value, Value) {
+        records
+            .iter()
+            .find(|(t, _, _)| t == topic)
+            .map(|(_, k, v)| (k.clone(), v.clone()))
+            .unwrap()
+    };
+    for topic in &topics {
+        let ((our_key, our_value), (their_key, their_value)) =
+            (first(&ours, topic), first(&theirs, topic));
+        assert_eq!(
+            our_key["schema"], their_key["schema"],
+            "{topic}: key schema"
+        );
+        assert_eq!(
+            without_position(&our_value["schema"]),
+            their_value["schema"],
+            "{topic}: value schema"
+        );
+        let payload_keys = |v: &Value| -> BTreeSet<String> {
+            v["payload"]
+                .as_object()
+                .map(|o| o.keys().cloned().collect())
+                .unwrap_or_default()
+        };
+        // Every member Debezium's payload has, cdc's has (it may add ts_us
+        // and ts_ns to a message, which its schema does not declare).
+        let missing: Vec<String> = payload_keys(&their_value)
+            .difference(&payload_keys(&our_value))
+            .cloned()
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "{topic}: cdc's payload lacks {missing:?}"
+        );
+    }
+    // The same transaction, the same ids and order; the same message.
+    let ids = |records: &[(String, Value, Value)]| -> Vec<Value> {
+        records
+            .iter()
+            .filter(|(t, _, _)| t == "dbz.public.tx")
+            .map(|(_, _, v)| v["payload"]["transaction"].clone())
+            .collect()
+    };
+    assert_eq!(ids(&ours), ids(&theirs));
+    assert_eq!(ids(&ours).len(), 2);
+    assert!(ids(&ours).iter().all(|block| block["total_order"].is_u64()));
+    let message = |records: &[(String, Value, Value)]| -> (Value, Value) {
+        let (key, value) = first(records, "dbz.message");
+        (key["payload"].clone(), value["payload"]["message"].clone())
+    };
+    assert_eq!(message(&ours), message(&theirs));
+    let (_, heartbeat) = first(&ours, "__debezium-heartbeat.dbz");
+    assert!(heartbeat["payload"]["ts_ms"].as_i64().unwrap() > 1_700_000_000_000);
+}
