@@ -202,14 +202,25 @@ impl FormatSettings {
                 rules.exclude.extend(names);
                 continue;
             }
+            if rule == "include.list" {
+                rules.include.extend(names);
+                continue;
+            }
+            let chars = |n: &str| -> Result<usize> {
+                n.parse::<usize>().map_err(|_| {
+                    anyhow::anyhow!("format.{key}: the number of characters must be a whole number")
+                })
+            };
             let mask = if let Some(n) = rule
                 .strip_prefix("mask.with.")
                 .and_then(|r| r.strip_suffix(".chars"))
             {
-                let Ok(n) = n.parse::<usize>() else {
-                    bail!("format.{key}: the number of characters must be a whole number");
-                };
-                Mask::Chars(n)
+                Mask::Chars(chars(n)?)
+            } else if let Some(n) = rule
+                .strip_prefix("truncate.to.")
+                .and_then(|r| r.strip_suffix(".chars"))
+            {
+                Mask::Truncate(chars(n)?)
             } else if let Some(hash) = rule.strip_prefix("mask.hash.") {
                 let (v2, hash) = match hash.strip_prefix("v2.") {
                     Some(rest) => (true, rest),
@@ -228,12 +239,15 @@ impl FormatSettings {
                 }
             } else {
                 bail!(
-                    "format.{key} is not a column setting (known: column.exclude.list, column.mask.with.N.chars, column.mask.hash.ALGORITHM.with.salt.SALT)"
+                    "format.{key} is not a column setting (known: column.include.list, column.exclude.list, column.truncate.to.N.chars, column.mask.with.N.chars, column.mask.hash.ALGORITHM.with.salt.SALT)"
                 );
             };
             rules
                 .masks
                 .extend(names.into_iter().map(|n| (n, mask.clone())));
+        }
+        if !rules.include.is_empty() && !rules.exclude.is_empty() {
+            bail!("format.column.include.list and format.column.exclude.list are both set: keep one (as Debezium, which refuses both)");
         }
         Ok(rules)
     }

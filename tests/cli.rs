@@ -135,6 +135,17 @@ fn a_bad_format_mode_is_one_line_naming_the_key_and_the_valid_values() {
     );
     let err = with("\"column.exclude.list\" = \"t.a\"");
     assert!(err.contains("'t.a' is not schema.table.column"), "{err}");
+    let err =
+        with("\"column.include.list\" = \"public.t.a\"\n\"column.exclude.list\" = \"public.t.b\"");
+    assert!(
+        err.contains("format.column.include.list and format.column.exclude.list are both set"),
+        "{err}"
+    );
+    let err = with("\"column.truncate.to.x.chars\" = \"public.t.a\"");
+    assert!(
+        err.contains("the number of characters must be a whole number"),
+        "{err}"
+    );
     let err = with("\"schemas.enable\" = \"maybe\"");
     assert!(
         err.contains("format.schemas.enable must be true or false"),

@@ -1,4 +1,5 @@
-//! Column filters and masks, as Debezium's `column.exclude.list`,
+//! Column filters and masks, as Debezium's `column.include.list`,
+//! `column.exclude.list`, `column.truncate.to.N.chars`,
 //! `column.mask.with.N.chars` and `column.mask.hash[.v2].ALG.with.salt.SALT`
 //! (README, "Column filters and masks"): the values of personal data never
 //! leave the engine.
@@ -67,6 +68,9 @@ impl HashAlgorithm {
 pub enum Mask {
     /// `column.mask.with.N.chars`: N asterisks, null included.
     Chars(usize),
+    /// `column.truncate.to.N.chars`: at most N characters, counted as
+    /// Java counts them (UTF-16 units), never splitting a character.
+    Truncate(usize),
     /// `column.mask.hash.ALG.with.salt.SALT`: the hex digest, cut to the
     /// column's declared length; null stays null. `v2` hashes the text's
     /// UTF-8 bytes; version 1 hashes the Java serialization of the string,
@@ -81,13 +85,16 @@ pub enum Mask {
 /// The rules of a run.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ColumnRules {
+    /// When set, only these columns are kept (Debezium's
+    /// `column.include.list`; never with `exclude`).
+    pub include: Vec<String>,
     pub exclude: Vec<String>,
     pub masks: Vec<(String, Mask)>,
 }
 
 impl ColumnRules {
     pub fn is_empty(&self) -> bool {
-        self.exclude.is_empty() && self.masks.is_empty()
+        self.include.is_empty() && self.exclude.is_empty() && self.masks.is_empty()
     }
 }
 
@@ -163,7 +170,9 @@ impl ColumnFilter {
 
     fn action(&self, table: &TableRef, column: &str) -> Action {
         let name = format!("{}.{}.{column}", table.schema, table.name);
-        if self.rules.exclude.iter().any(|p| glob(p, &name)) {
+        let included =
+            self.rules.include.is_empty() || self.rules.include.iter().any(|p| glob(p, &name));
+        if !included || self.rules.exclude.iter().any(|p| glob(p, &name)) {
             return Action::Drop;
         }
         let Some((_, mask)) = self.rules.masks.iter().find(|(p, _)| glob(p, &name)) else {
@@ -262,6 +271,20 @@ impl ColumnFilter {
 fn masked(mask: &Mask, length: Option<usize>, value: Value) -> Value {
     match (mask, value) {
         (Mask::Chars(n), Value::Text(_) | Value::Null) => Value::Text("*".repeat(*n)),
+        (Mask::Truncate(n), Value::Text(mut text)) => {
+            let mut units = 0;
+            let cut = text
+                .char_indices()
+                .find(|(_, c)| {
+                    units += c.len_utf16();
+                    units > *n
+                })
+                .map(|(at, _)| at);
+            if let Some(at) = cut {
+                text.truncate(at);
+            }
+            Value::Text(text)
+        }
         (
             Mask::Hash {
                 algorithm,

@@ -27,6 +27,7 @@ fn schema() -> Arc<TableSchema> {
 
 fn rules() -> ColumnRules {
     ColumnRules {
+        include: Vec::new(),
         exclude: vec!["public.c.note".into()],
         masks: vec![
             ("public.c.name".into(), Mask::Chars(5)),
@@ -142,6 +143,33 @@ fn excluded_masked_and_hashed_as_debezium_writes_them() {
     );
     // The key is left alone.
     assert_eq!(out[0].key.as_ref().unwrap().values, [Value::Int(1)]);
+}
+
+#[test]
+fn an_include_list_keeps_only_its_columns_and_truncation_counts_java_chars() {
+    let rules = ColumnRules {
+        include: vec![
+            "public.c.id".into(),
+            "public.c.name".into(),
+            "public.c.n*".into(),
+        ],
+        exclude: Vec::new(),
+        masks: vec![("public.c.name".into(), Mask::Truncate(5))],
+    };
+    let mut filter = filter(rules, vec![schema()]);
+    let mut out = Vec::new();
+    filter.process(alice(1), &mut out);
+    filter.process(nulls(2), &mut out);
+    let row = out[0].after.as_ref().unwrap();
+    assert_eq!(&*row.columns, ["id", "name", "note", "n"]);
+    assert_eq!(row.values[1], text("Alice"));
+    // Null stays null under truncation.
+    assert_eq!(out[1].after.as_ref().unwrap().values[1], Value::Null);
+    // A character Java counts as two units is kept whole or not at all.
+    let cut = |s: &str, n: usize| masked(&Mask::Truncate(n), None, text(s));
+    assert_eq!(cut("a😀b", 2), text("a"));
+    assert_eq!(cut("a😀b", 3), text("a😀"));
+    assert_eq!(cut("Ålice", 9), text("Ålice"));
 }
 
 #[test]
