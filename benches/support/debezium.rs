@@ -87,7 +87,8 @@ impl Bench {
         self.psql("DROP TABLE IF EXISTS bench");
         self.psql(TABLE_DDL);
         self.prepare_cdc_objects();
-        for slot in ["dbz", "cdc_vs_dbz"] {
+        const SLOTS: [&str; 4] = ["dbz", "cdc_vs_dbz", "dbz_schemas", "cdc_schemas"];
+        for slot in SLOTS {
             self.drop_cdc_slot(slot);
             self.create_slot(slot);
         }
@@ -107,7 +108,7 @@ impl Bench {
             lines(&events)
         );
         let _ = std::fs::remove_file(&events);
-        let debezium = self.debezium_drain(&classpath);
+        let debezium = self.debezium_drain(&classpath, "dbz", false);
         println!(
             "\n## Debezium 3.6.3 (embedded, default configuration, JSON to a file) vs cdc (file sink): {} rows in transactions of 10000",
             self.rows
@@ -123,7 +124,28 @@ impl Bench {
                 }
             );
         }
-        for slot in ["dbz", "cdc_vs_dbz"] {
+        // What most Connect users run: Debezium's defaults and
+        // JsonConverter's schemas, each record carrying its Connect schema.
+        let cdc = self.cdc_drain(
+            "cdc_schemas",
+            &format!("type = \"file\"\npath = {:?}", events.display().to_string()),
+            &endpos,
+            false,
+            "\n[format]\npreset = \"debezium\"\n",
+        );
+        assert!(
+            lines(&events) >= self.rows,
+            "cdc wrote {} events",
+            lines(&events)
+        );
+        let _ = std::fs::remove_file(&events);
+        let debezium = self.debezium_drain(&classpath, "dbz_schemas", true);
+        println!(
+            "\n## with Connect schemas: Debezium 3.6.3's defaults and JsonConverter's schemas.enable=true vs cdc `format = \"debezium\"`: {} rows",
+            self.rows
+        );
+        against_debezium(&debezium, &[("Debezium", &debezium), ("cdc", &cdc)]);
+        for slot in SLOTS {
             self.drop_cdc_slot(slot);
         }
         self.debezium_snapshot(&classpath);
@@ -192,14 +214,16 @@ impl Bench {
         );
     }
 
-    /// Debezium drains slot `dbz` on publication `cdc`.
-    fn debezium_drain(&self, classpath: &str) -> Run {
+    /// Debezium drains `slot` on publication `cdc`, with Connect schemas
+    /// or without.
+    fn debezium_drain(&self, classpath: &str, slot: &str, schemas: bool) -> Run {
         self.debezium_run(
             classpath,
             &[
-                "slot.name=dbz",
+                &format!("slot.name={slot}"),
                 "publication.name=cdc",
                 "table.include.list=public.bench",
+                &format!("runner.schemas.enable={schemas}"),
             ],
             None,
         )
