@@ -18,6 +18,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
+mod harness;
+#[path = "debezium/runner.rs"]
+mod runner;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -25,10 +28,12 @@ use std::time::{Duration, Instant};
 
 use cdc_testcontainers::{Kafka, Postgres};
 use common::*;
+use harness::kafka::kafka_config_partitioned;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::ClientConfig;
+use runner::{debezium_classpath, Debezium};
 use serde_json::value::RawValue;
 
 /// One column per type a consumer is likely to meet, Debezium's default
@@ -103,14 +108,33 @@ fn a_kafka_connect_worker_reads_cdcs_topic_as_it_reads_debeziums() {
     let kafka = Kafka::start().unwrap();
     let dir = tempfile::tempdir().unwrap();
 
-    let mut debezium = Debezium::start(&classpath, &pg, dir.path());
-    let config = cdc_config(dir.path(), &pg.url(), kafka.bootstrap_servers());
+    // Debezium's default configuration: Connect schemas and tombstones on.
+    let mut debezium = Debezium::start(
+        &classpath,
+        &pg,
+        dir.path(),
+        &[
+            ("name", "connect"),
+            ("runner.schemas.enable", "true"),
+            ("tombstones.on.delete", "true"),
+        ],
+    );
+    let config = kafka_config_partitioned(
+        dir.path(),
+        &pg.url(),
+        "cdc",
+        &["t"],
+        &kafka,
+        1,
+        "",
+        "[format]\npreset = \"debezium\"\n",
+    );
     let mut engine = Engine::start(&config);
     wait_streaming(&mut engine);
     debezium.wait_streaming(&pg);
 
     pg.psql(WORKLOAD).unwrap();
-    debezium.wait_for(STREAMED);
+    debezium.wait_for_lines(DEBEZIUM_TOPIC, STREAMED);
     // One signal for both, in one transaction: each reads its own table.
     let snapshot = r#"{"data-collections": ["public.t"], "type": "incremental"}"#;
     pg.psql(&format!(
@@ -120,7 +144,7 @@ fn a_kafka_connect_worker_reads_cdcs_topic_as_it_reads_debeziums() {
          COMMIT;"
     ))
     .unwrap();
-    let lines = debezium.wait_for(RECORDS);
+    let lines = debezium.wait_for_lines(DEBEZIUM_TOPIC, RECORDS);
     drop(debezium);
     produce(kafka.bootstrap_servers(), DEBEZIUM_TOPIC, &lines);
 
@@ -179,26 +203,6 @@ fn a_kafka_connect_worker_reads_cdcs_topic_as_it_reads_debeziums() {
     }
 }
 
-/// `cdc run` on `public.t` with the Kafka sink and Debezium's preset.
-fn cdc_config(dir: &Path, url: &str, bootstrap: &str) -> PathBuf {
-    let text = format!(
-        "format = \"debezium\"\n\n\
-         [source]\ntype = \"postgres\"\nurl = {url:?}\ntables = [\"public.t\"]\nname = \"cdc\"\nstatus_interval_secs = 1\n\n\
-         [sink]\ntype = \"kafka\"\nbootstrap_servers = {bootstrap:?}\nflush_timeout_ms = 1000\n\n\
-         [pipeline]\nflush_interval_ms = 50\n"
-    );
-    let path = dir.join("cdc.toml");
-    std::fs::write(&path, text).unwrap();
-    path
-}
-
-/// The lines of a sink file (a torn last line left out).
-fn read_lines(path: &Path) -> Vec<String> {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    let complete = text.rfind('\n').map_or("", |end| &text[..end]);
-    complete.lines().map(str::to_string).collect()
-}
-
 /// One line of the runner: key and value as the JsonConverter wrote them,
 /// kept byte for byte.
 #[derive(serde::Deserialize)]
@@ -248,128 +252,10 @@ fn produce(bootstrap: &str, topic: &str, lines: &[String]) {
     });
 }
 
-/// The runner's classpath, or `None` (after saying why) when Java or the
-/// jars are missing outside CI.
-fn debezium_classpath() -> Option<String> {
-    let found = std::env::var("CDC_DEBEZIUM_CLASSPATH")
-        .ok()
-        .filter(|cp| !cp.is_empty());
-    let java = Command::new("java")
-        .arg("-version")
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    match found {
-        Some(cp) if java => Some(cp),
-        _ => {
-            let why = "Debezium and Kafka Connect are unavailable (needs java and \
-                       CDC_DEBEZIUM_CLASSPATH, which scripts/test.sh sets through ensure_debezium)";
-            assert!(std::env::var_os("CI").is_none(), "{why}; CI is set");
-            eprintln!("SKIPPED: {why}");
-            None
-        }
-    }
-}
-
 /// The log4j2 configuration of both Java processes: stderr, at the level of
 /// `-Dcdc.debezium.log.level`.
 fn log4j() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/debezium/log4j2.properties")
-}
-
-/// A running DebeziumRunner in Debezium's default configuration (schemas
-/// and tombstones on), with what the test needs to reach the server.
-struct Debezium {
-    child: Child,
-    events: PathBuf,
-    log: PathBuf,
-}
-
-impl Debezium {
-    fn start(classpath: &str, pg: &Postgres, dir: &Path) -> Debezium {
-        let events = dir.join("debezium.jsonl");
-        let log = dir.join("debezium.log");
-        let props = [
-            ("name", "connect".to_string()),
-            ("topic.prefix", "dbz".into()),
-            ("database.hostname", pg.host().into()),
-            ("database.port", pg.port().to_string()),
-            ("database.user", pg.superuser().into()),
-            ("database.password", String::new()),
-            ("database.dbname", pg.database().into()),
-            ("plugin.name", "pgoutput".into()),
-            ("slot.name", "dbz".into()),
-            ("publication.name", "dbz_pub".into()),
-            ("publication.autocreate.mode", "filtered".into()),
-            ("table.include.list", "public.t,public.dbz_signal".into()),
-            ("signal.data.collection", "public.dbz_signal".into()),
-            // cdc's default: no initial snapshot, the incremental one later.
-            ("snapshot.mode", "no_data".into()),
-            ("runner.schemas.enable", "true".into()),
-        ];
-        let child = Command::new("java")
-            .arg(format!("-Dlog4j2.configurationFile={}", log4j().display()))
-            .arg("-Dcdc.debezium.log.level=INFO")
-            .args(["-cp", classpath, "DebeziumRunner"])
-            .args(props.iter().map(|(k, v)| format!("{k}={v}")))
-            .stdout(std::fs::File::create(&events).unwrap())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
-        Debezium { child, events, log }
-    }
-
-    fn assert_running(&mut self) {
-        if let Some(status) = self.child.try_wait().unwrap() {
-            let log = std::fs::read(&self.log).unwrap_or_default();
-            panic!(
-                "Debezium exited ({status}):\n{}",
-                String::from_utf8_lossy(&log)
-            );
-        }
-    }
-
-    /// Debezium's slot is active: changes committed from now on reach it.
-    fn wait_streaming(&mut self, pg: &Postgres) {
-        wait_until("Debezium to stream", Duration::from_secs(120), || {
-            self.assert_running();
-            pg.psql("SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'dbz' AND active")
-                .unwrap()
-                == "1"
-        });
-    }
-
-    /// The runner's lines for table `t` once there are at least `n`.
-    fn wait_for(&mut self, n: usize) -> Vec<String> {
-        let mut lines = Vec::new();
-        wait_until(
-            &format!("{n} Debezium records"),
-            Duration::from_secs(120),
-            || {
-                self.assert_running();
-                let text = std::fs::read_to_string(&self.events).unwrap_or_default();
-                // Only whole lines: the runner may be mid-write.
-                let complete = text.rfind('\n').map_or("", |end| &text[..end]);
-                lines = complete
-                    .lines()
-                    .filter(|l| {
-                        serde_json::from_str::<serde_json::Value>(l)
-                            .is_ok_and(|r| r["topic"] == DEBEZIUM_TOPIC)
-                    })
-                    .map(str::to_string)
-                    .collect();
-                lines.len() >= n
-            },
-        );
-        lines
-    }
-}
-
-impl Drop for Debezium {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// A standalone Kafka Connect worker: one FileStreamSinkConnector per

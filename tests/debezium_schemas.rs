@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use cdc_testcontainers::{Kafka, Postgres};
 use common::*;
-use harness::kafka::GroupReader;
+use harness::kafka::{kafka_config_partitioned, GroupReader};
 use runner::*;
 use serde_json::Value;
 
@@ -65,21 +65,16 @@ fn format_debezium_equals_debeziums_defaults_with_connect_schemas() {
         ],
     );
     // One partition per topic, so the records keep the log's order.
-    let config = dir.path().join("cdc.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "format = \"debezium\"\n\n\
-             [source]\ntype = \"postgres\"\nurl = {:?}\nname = \"dbz\"\n\
-             tables = [\"public.t\", \"public.dflt\", \"public.ck\"]\nstatus_interval_secs = 1\n\n\
-             [sink]\ntype = \"kafka\"\nbootstrap_servers = {:?}\npartitions = 1\nflush_timeout_ms = 1000\n\
-             tombstones = false\n\n\
-             [pipeline]\nflush_interval_ms = 50\n",
-            pg.url(),
-            kafka.bootstrap_servers()
-        ),
-    )
-    .unwrap();
+    let config = kafka_config_partitioned(
+        dir.path(),
+        &pg.url(),
+        "dbz",
+        &["t", "dflt", "ck"],
+        &kafka,
+        1,
+        "tombstones = false",
+        "[format]\npreset = \"debezium\"\n",
+    );
     let mut engine = Engine::start(&config);
     wait_streaming(&mut engine);
     debezium.wait_streaming(&pg);
@@ -290,31 +285,17 @@ fn transaction_heartbeat_and_message_records_carry_debeziums_schemas() {
             ("table.include.list", "public.tx,public.dbz_signal"),
         ],
     );
-    let config = dir.path().join("cdc.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "format = \"debezium\"\n\n\
-             [source]\ntype = \"postgres\"\nurl = {:?}\nname = \"dbz\"\n\
-             tables = [\"public.tx\"]\nstatus_interval_secs = 1\n\n\
-             [sink]\ntype = \"kafka\"\nbootstrap_servers = {:?}\npartitions = 1\nflush_timeout_ms = 1000\n\n\
-             [pipeline]\nflush_interval_ms = 50\n",
-            pg.url(),
-            kafka.bootstrap_servers()
-        ),
-    )
-    .unwrap();
     // The preset, then Debezium's two properties on top of it.
-    let text = std::fs::read_to_string(&config).unwrap();
-    std::fs::write(
-        &config,
-        text.replacen(
-            "format = \"debezium\"\n",
-            "",
-            1,
-        ) + "\n[format]\npreset = \"debezium\"\n\"provide.transaction.metadata\" = true\n\"heartbeat.interval.ms\" = 200\n",
-    )
-    .unwrap();
+    let config = kafka_config_partitioned(
+        dir.path(),
+        &pg.url(),
+        "dbz",
+        &["tx"],
+        &kafka,
+        1,
+        "",
+        "[format]\npreset = \"debezium\"\n\"provide.transaction.metadata\" = true\n\"heartbeat.interval.ms\" = 200\n",
+    );
     let mut engine = Engine::start(&config);
     wait_streaming(&mut engine);
     debezium.wait_streaming(&pg);

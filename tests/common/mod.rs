@@ -178,6 +178,14 @@ pub fn read_events(path: &Path) -> Vec<Value> {
         .collect()
 }
 
+/// The whole lines of a file another process is writing (a torn last
+/// line left out).
+pub fn read_lines(path: &Path) -> Vec<String> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let complete = text.rfind('\n').map_or("", |end| &text[..end]);
+    complete.lines().map(str::to_string).collect()
+}
+
 /// Poll until `check` holds, or panic after `timeout` naming `what`.
 pub fn wait_until(what: &str, timeout: Duration, mut check: impl FnMut() -> bool) {
     let deadline = Instant::now() + timeout;

@@ -224,6 +224,25 @@ impl Debezium {
         );
         events
     }
+
+    /// The runner's lines of `topic`, byte for byte as it wrote them, once
+    /// there are at least `n`.
+    pub fn wait_for_lines(&mut self, topic: &str, n: usize) -> Vec<String> {
+        let mut lines = Vec::new();
+        wait_until(
+            &format!("{n} Debezium records"),
+            Duration::from_secs(120),
+            || {
+                self.assert_running();
+                lines = read_lines(&self.events)
+                    .into_iter()
+                    .filter(|l| serde_json::from_str::<Value>(l).is_ok_and(|r| r["topic"] == topic))
+                    .collect();
+                lines.len() >= n
+            },
+        );
+        lines
+    }
 }
 
 impl Drop for Debezium {

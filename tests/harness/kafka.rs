@@ -13,14 +13,29 @@ use rdkafka::message::{Headers, Message};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use serde_json::Value;
 
-/// A config for `cdc run` with the Kafka sink; `sink_extra` goes into
-/// `[sink]`, `after` after everything.
+/// A config for `cdc run` with the Kafka sink, topics of 3 partitions;
+/// `sink_extra` goes into `[sink]`, `after` after everything.
 pub fn kafka_config(
     dir: &Path,
     url: &str,
     name: &str,
     tables: &[&str],
     kafka: &Kafka,
+    sink_extra: &str,
+    after: &str,
+) -> PathBuf {
+    kafka_config_partitioned(dir, url, name, tables, kafka, 3, sink_extra, after)
+}
+
+/// [`kafka_config`] with topics of `partitions` (1: one order per topic).
+#[allow(clippy::too_many_arguments)]
+pub fn kafka_config_partitioned(
+    dir: &Path,
+    url: &str,
+    name: &str,
+    tables: &[&str],
+    kafka: &Kafka,
+    partitions: i32,
     sink_extra: &str,
     after: &str,
 ) -> PathBuf {
@@ -31,7 +46,7 @@ pub fn kafka_config(
         .join(", ");
     let text = format!(
         "[source]\ntype = \"postgres\"\nurl = {url:?}\ntables = [{tables}]\nname = {name:?}\nstatus_interval_secs = 1\n\n\
-         [sink]\ntype = \"kafka\"\nbootstrap_servers = {:?}\npartitions = 3\nflush_timeout_ms = 1000\n{sink_extra}\n\n\
+         [sink]\ntype = \"kafka\"\nbootstrap_servers = {:?}\npartitions = {partitions}\nflush_timeout_ms = 1000\n{sink_extra}\n\n\
          [pipeline]\nflush_interval_ms = 50\n\n{after}\n",
         kafka.bootstrap_servers()
     );
