@@ -252,20 +252,18 @@ async fn run_once(
     // Debezium's extras, each a stage on the processor's output; column
     // rules first, so nothing after them sees a masked value.
     let mut processor: Box<dyn Processor> = Box::new(processor);
-    let schemas = || -> Vec<Arc<TableSchema>> {
-        source
-            .tables()
-            .iter()
-            .map(|t| Arc::new(t.schema()))
-            .collect()
-    };
+    let schemas: Vec<Arc<TableSchema>> = source
+        .tables()
+        .iter()
+        .map(|t| Arc::new(t.schema()))
+        .collect();
     if format.schemas {
         // Connect schemas are written from each row's table shape.
-        processor = Box::new(Staged::new(processor, SchemaStamp::new(schemas())));
+        processor = Box::new(Staged::new(processor, SchemaStamp::new(schemas.clone())));
     }
     let rules = config.format.column_rules()?;
     if !rules.is_empty() {
-        processor = Box::new(Staged::new(processor, ColumnFilter::new(rules, schemas())));
+        processor = Box::new(Staged::new(processor, ColumnFilter::new(rules, schemas)));
     }
     if config.format.transaction_metadata()? {
         processor = Box::new(Staged::new(processor, TransactionMetadata::default()));

@@ -18,7 +18,7 @@ use sha2::Digest as _;
 
 use crate::event::Event;
 use crate::pipeline::Stage;
-use crate::schema::TableSchema;
+use crate::schema::{TableSchema, TableShapes};
 use crate::source::LogItem;
 use crate::value::{Row, Value};
 use cdc_signal::TableRef;
@@ -137,7 +137,7 @@ struct Plan {
 
 pub struct ColumnFilter {
     rules: ColumnRules,
-    schemas: HashMap<TableRef, Arc<TableSchema>>,
+    shapes: TableShapes,
     plans: HashMap<TableRef, Vec<Plan>>,
 }
 
@@ -160,10 +160,7 @@ impl ColumnFilter {
     pub fn new(rules: ColumnRules, schemas: Vec<Arc<TableSchema>>) -> Self {
         ColumnFilter {
             rules,
-            schemas: schemas
-                .into_iter()
-                .map(|s| ((*s.table).clone(), s))
-                .collect(),
+            shapes: TableShapes::new(schemas),
             plans: HashMap::new(),
         }
     }
@@ -179,7 +176,7 @@ impl ColumnFilter {
             return Action::Keep;
         };
         let declared = self
-            .schemas
+            .shapes
             .get(table)
             .and_then(|s| s.columns.iter().find(|c| c.name == column))
             .map(|c| c.type_name.clone());
@@ -346,10 +343,8 @@ fn java_serialized(text: &str) -> Vec<u8> {
 
 impl Stage for ColumnFilter {
     fn before(&mut self, item: &LogItem) {
-        if let LogItem::Schema(schema) = item {
-            let table = (*schema.table).clone();
+        if let Some(table) = self.shapes.observe(item) {
             self.plans.remove(&table);
-            self.schemas.insert(table, schema.clone());
         }
     }
 

@@ -173,32 +173,57 @@ impl TableSchema {
     }
 }
 
-/// Gives each row event the shape its table has at that point of the log,
-/// for the encoder's Connect schemas. A shape change is an item of the log
+/// Each captured table's newest shape: the ones at start, then each
+/// [`LogItem::Schema`] as it passes. A shape change is an item of the log
 /// and rows of a new shape come after it (chunk rows too: a window across a
 /// change is discarded), so the newest shape seen is the rows' shape.
 #[derive(Debug, Default)]
+pub struct TableShapes(HashMap<TableRef, Arc<TableSchema>>);
+
+impl TableShapes {
+    pub fn new(schemas: Vec<Arc<TableSchema>>) -> Self {
+        TableShapes(
+            schemas
+                .into_iter()
+                .map(|s| ((*s.table).clone(), s))
+                .collect(),
+        )
+    }
+
+    /// Takes the shape `item` brings, if any: the table whose shape changed.
+    pub fn observe(&mut self, item: &LogItem) -> Option<TableRef> {
+        let LogItem::Schema(schema) = item else {
+            return None;
+        };
+        let table = (*schema.table).clone();
+        self.0.insert(table.clone(), schema.clone());
+        Some(table)
+    }
+
+    pub fn get(&self, table: &TableRef) -> Option<&Arc<TableSchema>> {
+        self.0.get(table)
+    }
+}
+
+/// Gives each row event the shape its table has at that point of the log,
+/// for the encoder's Connect schemas.
+#[derive(Debug, Default)]
 pub struct SchemaStamp {
-    schemas: HashMap<TableRef, Arc<TableSchema>>,
+    shapes: TableShapes,
 }
 
 impl SchemaStamp {
     /// `schemas`: the captured tables' shapes at start.
     pub fn new(schemas: Vec<Arc<TableSchema>>) -> Self {
         SchemaStamp {
-            schemas: schemas
-                .into_iter()
-                .map(|s| ((*s.table).clone(), s))
-                .collect(),
+            shapes: TableShapes::new(schemas),
         }
     }
 }
 
 impl Stage for SchemaStamp {
     fn before(&mut self, item: &LogItem) {
-        if let LogItem::Schema(schema) = item {
-            self.schemas.insert((*schema.table).clone(), schema.clone());
-        }
+        self.shapes.observe(item);
     }
 
     fn after(&mut self, start: usize, out: &mut Vec<Event>) {
@@ -207,7 +232,7 @@ impl Stage for SchemaStamp {
                 continue;
             }
             if let Some(table) = event.table.as_deref() {
-                event.schema = self.schemas.get(table).cloned();
+                event.schema = self.shapes.get(table).cloned();
             }
         }
     }

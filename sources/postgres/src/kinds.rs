@@ -85,16 +85,16 @@ pub fn column_default(
     kind: &ColumnKind,
 ) -> Option<Value> {
     let expr = expr.trim();
-    if expr.is_empty() || expr.starts_with("NULL") {
+    if expr.is_empty()
+        || expr.starts_with("NULL")
+        || matches!(kind, ColumnKind::Array(_) | ColumnKind::Enum { .. })
+    {
         return None;
     }
     let text = match literal(expr) {
         Some(text) => text,
         None => zero(kind)?.to_owned(),
     };
-    if matches!(kind, ColumnKind::Array(_) | ColumnKind::Enum { .. }) {
-        return None;
-    }
     let value = tuple_value_to_value(
         value_oid,
         &TupleValue::Text(Bytes::from(text.into_bytes())),
