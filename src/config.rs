@@ -54,6 +54,17 @@ impl<'de> Deserialize<'de> for FormatSettings {
     }
 }
 
+/// A `[format]` switch: `true` or `false`, also as strings (as Debezium's
+/// properties are written).
+fn flag(key: &str, value: &figment::value::Value) -> Result<bool> {
+    match (value.to_bool(), value.as_str()) {
+        (Some(on), _) => Ok(on),
+        (None, Some("true")) => Ok(true),
+        (None, Some("false")) => Ok(false),
+        _ => bail!("format.{key} must be true or false"),
+    }
+}
+
 /// The key naming a preset the other settings start from.
 const PRESET: &str = "preset";
 /// Kafka's `JsonConverter` property for `{schema, payload}` records.
@@ -81,12 +92,7 @@ impl FormatSettings {
                 continue;
             }
             if key == SCHEMAS_ENABLE {
-                format.schemas = match (value.to_bool(), value.as_str()) {
-                    (Some(on), _) => on,
-                    (None, Some("true")) => true,
-                    (None, Some("false")) => false,
-                    _ => bail!("format.{SCHEMAS_ENABLE} must be true or false"),
-                };
+                format.schemas = flag(SCHEMAS_ENABLE, value)?;
                 continue;
             }
             if key == "money.fraction.digits" {
@@ -144,14 +150,9 @@ impl FormatSettings {
     /// `provide.transaction.metadata`: `true` or `false` (also as strings,
     /// as Debezium's properties are).
     pub fn transaction_metadata(&self) -> Result<bool> {
-        let Some(value) = self.get(TRANSACTION_METADATA) else {
-            return Ok(false);
-        };
-        match (value.to_bool(), value.as_str()) {
-            (Some(on), _) => Ok(on),
-            (None, Some("true")) => Ok(true),
-            (None, Some("false")) => Ok(false),
-            _ => bail!("format.{TRANSACTION_METADATA} must be true or false"),
+        match self.get(TRANSACTION_METADATA) {
+            Some(value) => flag(TRANSACTION_METADATA, value),
+            None => Ok(false),
         }
     }
 }
