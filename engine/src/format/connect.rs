@@ -10,6 +10,7 @@
 
 use std::sync::Arc;
 
+use crate::envelope::write_str;
 use crate::event::{Event, Op, SourceMeta, TransactionInfo};
 use crate::format::{BinaryMode, DecimalMode, Format, IntervalMode, TimePrecisionMode};
 use crate::schema::{ColumnKind, ColumnSchema, TableSchema};
@@ -559,10 +560,6 @@ pub fn write_message_schema(connector: &str, out: &mut Vec<u8>) {
         )
         .as_bytes(),
     );
-}
-
-fn write_str(text: &str, out: &mut Vec<u8>) {
-    crate::envelope::write_str(text, out);
 }
 
 #[cfg(test)]
