@@ -286,27 +286,61 @@ async fn fence_walsender(client: &Client, config: &PostgresConfig) -> Result<(),
     })
 }
 
+/// Confirms the lease once per [`POLL`] while the lock connection answers.
+///
+/// A slow answer is not a lost lock: the session that holds it is still
+/// there, so the holder only pauses (its confirmation goes stale after
+/// `FRESH`, which already stops acknowledging) and goes on once the answer
+/// comes. On a loaded server a `SELECT 1` can take longer than `FRESH`;
+/// giving the lease up then would restart the stream for nothing, and make
+/// the server decode everything since the slot's restart point again. A
+/// dead path fails the query itself (TCP_USER_TIMEOUT and keepalives on
+/// this connection); [`LOCK_SILENT_LIMIT`] is the bound on top of that.
 async fn monitor(client: Client, lease: Lease, slot: String) {
     let mut tick = tokio::time::interval(POLL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let why = loop {
         tick.tick().await;
-        match tokio::time::timeout(cdc_engine::lease::FRESH, client.simple_query("SELECT 1")).await
-        {
-            Ok(Ok(_)) => lease.confirm(),
-            Ok(Err(err)) => {
-                break format!("its lock connection failed: {}", describe_pg_error(&err))
-            }
-            Err(_) => {
-                break format!(
-                    "its lock connection did not answer in {}s",
-                    cdc_engine::lease::FRESH.as_secs()
-                )
-            }
+        match answer(&client, &slot).await {
+            Ok(()) => lease.confirm(),
+            Err(why) => break why,
         }
     };
     tracing::warn!(
         "lost the lease of replication slot '{slot}' ({why}): stopping before acknowledging anything more"
     );
     lease.lose(why);
+}
+
+/// Silence on the lock connection for this long means it is dead.
+const LOCK_SILENT_LIMIT: Duration = Duration::from_secs(30);
+
+/// One `SELECT 1` on the lock connection: `Err` with the reason the lease
+/// is gone.
+async fn answer(client: &Client, slot: &str) -> Result<(), String> {
+    let query = client.simple_query("SELECT 1");
+    tokio::pin!(query);
+    let failed = |err: tokio_postgres::Error| {
+        format!("its lock connection failed: {}", describe_pg_error(&err))
+    };
+    match tokio::time::timeout(cdc_engine::lease::FRESH, &mut query).await {
+        Ok(result) => return result.map(drop).map_err(failed),
+        Err(_) => tracing::warn!(
+            "the lock connection of replication slot '{slot}' has not answered for {}s: acknowledging nothing until it does (the lease is dropped after {}s of silence)",
+            cdc_engine::lease::FRESH.as_secs(),
+            LOCK_SILENT_LIMIT.as_secs()
+        ),
+    }
+    let rest = LOCK_SILENT_LIMIT.saturating_sub(cdc_engine::lease::FRESH);
+    match tokio::time::timeout(rest, query).await {
+        Ok(result) => {
+            result.map_err(failed)?;
+            tracing::info!("the lock connection of replication slot '{slot}' answered again");
+            Ok(())
+        }
+        Err(_) => Err(format!(
+            "its lock connection did not answer in {}s",
+            LOCK_SILENT_LIMIT.as_secs()
+        )),
+    }
 }
