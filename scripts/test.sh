@@ -14,6 +14,11 @@ ensure_nftables
 ensure_prometheus
 ensure_debezium
 
+# Compiled dependencies are kept once per machine: a fresh clone then
+# builds only the workspace's own crates.
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/cache/cdc/target}"
+mkdir -p "$CARGO_TARGET_DIR"
+
 cargo nextest run --workspace --profile ci "$@"
 
 # The streaming, snapshot, schema and slot-guard suites again on PostgreSQL
