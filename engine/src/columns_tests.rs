@@ -75,6 +75,7 @@ fn insert(values: Vec<Value>) -> LogItem {
                 connector: "postgresql",
                 name: "cdc".into(),
                 db: "app".into(),
+                block: &crate::PLAIN_BLOCK,
             }),
             Position::from_u64(1),
         ),

@@ -37,8 +37,8 @@ struct SourceKey {
     meta: Arc<SourceMeta>,
     table: Option<Arc<TableRef>>,
     position: Position,
-    lsn: Option<u64>,
-    last_commit_lsn: Option<u64>,
+    offset: Option<u64>,
+    last_commit: Option<u64>,
     tx_id: Option<u64>,
     ts_ms: i64,
     ts_us: i64,
@@ -52,8 +52,8 @@ impl SourceKey {
             meta: s.meta.clone(),
             table: event.table.clone(),
             position: s.position.clone(),
-            lsn: s.lsn,
-            last_commit_lsn: s.last_commit_lsn,
+            offset: s.offset,
+            last_commit: s.last_commit,
             tx_id: s.tx_id,
             ts_ms: s.ts_ms,
             ts_us: s.ts_us,
@@ -72,8 +72,8 @@ impl SourceKey {
             && Arc::ptr_eq(&self.meta, &s.meta)
             && self.ts_ms == s.ts_ms
             && self.ts_us == s.ts_us
-            && self.lsn == s.lsn
-            && self.last_commit_lsn == s.last_commit_lsn
+            && self.offset == s.offset
+            && self.last_commit == s.last_commit
             && self.tx_id == s.tx_id
             && self.snapshot == s.snapshot
             && self.position == s.position
@@ -367,7 +367,8 @@ pub fn key_json(key: &Row) -> Vec<u8> {
     out
 }
 
-/// Debezium's `source` block, in its order, then cdc's `position`.
+/// Debezium's `source` block: the members every connector shares, the
+/// source's own (its [`crate::SourceBlock`]), then cdc's `position`.
 fn write_source(event: &Event, out: &mut Vec<u8>) {
     let s = &event.source;
     out.extend_from_slice(b"\"source\":{\"version\":");
@@ -382,54 +383,7 @@ fn write_source(event: &Event, out: &mut Vec<u8>) {
     out.extend_from_slice(s.snapshot.as_str().as_bytes());
     out.extend_from_slice(b"\",\"db\":");
     write_str(&s.meta.db, out);
-    // Debezium's form: a string holding a JSON array of two decimal
-    // strings, the last commit (or null) and this change.
-    out.extend_from_slice(b",\"sequence\":");
-    match s.lsn {
-        Some(lsn) => {
-            out.extend_from_slice(b"\"[");
-            match s.last_commit_lsn {
-                Some(commit) => {
-                    out.extend_from_slice(b"\\\"");
-                    write_display(commit, out);
-                    out.extend_from_slice(b"\\\"");
-                }
-                None => out.extend_from_slice(b"null"),
-            }
-            out.extend_from_slice(b",\\\"");
-            write_display(lsn, out);
-            out.extend_from_slice(b"\\\"]\"");
-        }
-        None => out.extend_from_slice(b"null"),
-    }
-    out.extend_from_slice(b",\"ts_us\":");
-    write_display(s.ts_us, out);
-    out.extend_from_slice(b",\"ts_ns\":");
-    write_display(s.ts_us.saturating_mul(1000), out);
-    match &event.table {
-        Some(table) => {
-            out.extend_from_slice(b",\"schema\":");
-            write_str(&table.schema, out);
-            out.extend_from_slice(b",\"table\":");
-            write_str(&table.name, out);
-        }
-        // Debezium's, for a logical message: its schema requires strings.
-        None => out.extend_from_slice(b",\"schema\":\"\",\"table\":\"\""),
-    }
-    out.extend_from_slice(b",\"txId\":");
-    match s.tx_id {
-        Some(tx) => write_display(tx, out),
-        None => out.extend_from_slice(b"null"),
-    }
-    out.extend_from_slice(b",\"lsn\":");
-    match s.lsn {
-        Some(lsn) => write_display(lsn, out),
-        None => out.extend_from_slice(b"null"),
-    }
-    // Debezium fills xmin only with xmin.fetch.interval.ms (off by
-    // default), and the origin only for changes replicated from another
-    // server's origin.
-    out.extend_from_slice(b",\"xmin\":null,\"origin\":null,\"origin_lsn\":null");
+    s.meta.block.write_members(event, out);
     out.extend_from_slice(b",\"position\":\"");
     s.position.write_hex(out);
     out.extend_from_slice(b"\"}");
@@ -567,7 +521,7 @@ fn needs_escape(word: u64) -> bool {
     quote | backslash | control != 0
 }
 
-fn write_display(n: impl itoa::Integer, out: &mut Vec<u8>) {
+pub fn write_display(n: impl itoa::Integer, out: &mut Vec<u8>) {
     let mut buf = itoa::Buffer::new();
     out.extend_from_slice(buf.format(n).as_bytes());
 }
@@ -602,13 +556,14 @@ mod tests {
                     connector: "postgresql",
                     name: "cdc".into(),
                     db: "app".into(),
+                    block: &crate::PLAIN_BLOCK,
                 }),
                 position: Position::from_u64(0x16B3748),
-                lsn: Some(0x16B3748),
+                offset: Some(0x16B3748),
                 tx_id: Some(750),
                 ts_ms: 1_700_000_000_000,
                 ts_us: 1_700_000_000_000_000,
-                last_commit_lsn: None,
+                last_commit: None,
                 snapshot: SnapshotFlag::No,
             },
             message: None,
@@ -621,27 +576,17 @@ mod tests {
         assert_eq!(json["after"]["name"], "a");
         assert_eq!(json["source"]["table"], "orders");
         assert_eq!(json["source"]["schema"], "public");
-        assert_eq!(json["source"]["lsn"], 0x16B3748);
         assert_eq!(json["source"]["txId"], 750);
         assert_eq!(json["source"]["snapshot"], "false");
+        assert_eq!(json["source"]["db"], "app");
         assert_eq!(json["source"]["ts_us"], 1_700_000_000_000_000i64);
         assert_eq!(json["source"]["ts_ns"], 1_700_000_000_000_000_000i64);
+        assert_eq!(json["source"]["position"], "00000000016b3748");
         assert_eq!(json["ts_ms"], 5);
         assert_eq!(
             (json["ts_us"].clone(), json["ts_ns"].clone()),
             (5_000.into(), 5_000_000.into())
         );
-        // No commit seen yet in the session: Debezium's `[null,"<lsn>"]`.
-        assert_eq!(json["source"]["sequence"], "[null,\"23803720\"]");
-        assert_eq!(json["source"]["xmin"], serde_json::Value::Null);
-        let mut later = event.clone();
-        later.source.last_commit_lsn = Some(23_803_000);
-        let json: serde_json::Value =
-            serde_json::from_str(&value_json(&later, 5)).expect("valid json");
-        let sequence: Vec<String> =
-            serde_json::from_str(json["source"]["sequence"].as_str().unwrap_or_default())
-                .expect("a JSON array of strings");
-        assert_eq!(sequence, ["23803000", "23803720"]);
         let key = event.key.as_ref().map(key_json).unwrap_or_default();
         assert_eq!(key, br#"{"id":1}"#);
     }
@@ -700,7 +645,7 @@ mod tests {
                 (0..3)
                     .map(|i| Arc::from((0..=i).map(|c| format!("c{c}\"{i}")).collect::<Vec<_>>()))
                     .collect(),
-                Arc::new(SourceMeta { connector: "postgresql", name: "cdc".into(), db: "app".into() }),
+                Arc::new(SourceMeta { connector: "postgresql", name: "cdc".into(), db: "app".into(), block: &crate::PLAIN_BLOCK }),
             );
         }
         POOLS.with(|(tables, column_sets, meta)| {
@@ -720,11 +665,11 @@ mod tests {
                 source: SourceInfo {
                     meta: meta.clone(),
                     position: Position::from_u64(position),
-                    lsn: Some(position),
+                    offset: Some(position),
                     tx_id: Some(position / 2),
                     ts_ms,
                     ts_us: ts_ms * 1000,
-                    last_commit_lsn: None,
+                    last_commit: None,
                     snapshot: if incremental {
                         SnapshotFlag::Incremental
                     } else {

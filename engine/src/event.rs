@@ -9,6 +9,7 @@ use cdc_signal::TableRef;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::schema::TableSchema;
+use crate::source_block::SourceBlock;
 use crate::value::Row;
 
 /// An opaque, totally ordered source position: an LSN for PostgreSQL, a
@@ -149,14 +150,38 @@ impl SnapshotFlag {
 }
 
 /// What every event of one source shares.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone)]
 pub struct SourceMeta {
     /// `postgresql`, `mongodb`.
     pub connector: &'static str,
     /// The logical name of this capture (Debezium's `topic.prefix`).
     pub name: String,
     pub db: String,
+    /// Renders what only this kind of source knows (`source_block.rs`).
+    pub block: &'static dyn SourceBlock,
 }
+
+impl fmt::Debug for SourceMeta {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SourceMeta")
+            .field("connector", &self.connector)
+            .field("name", &self.name)
+            .field("db", &self.db)
+            .field("block", &self.block.schema_name())
+            .finish()
+    }
+}
+
+impl PartialEq for SourceMeta {
+    fn eq(&self, other: &Self) -> bool {
+        self.connector == other.connector
+            && self.name == other.name
+            && self.db == other.db
+            && self.block.schema_name() == other.block.schema_name()
+    }
+}
+
+impl Eq for SourceMeta {}
 
 /// Where an event came from.
 #[derive(Debug, Clone, PartialEq)]
@@ -164,8 +189,10 @@ pub struct SourceInfo {
     pub meta: Arc<SourceMeta>,
     /// Ordering and acknowledgement position of the event's transaction.
     pub position: Position,
-    /// PostgreSQL's LSN of the change's transaction commit (Debezium `lsn`).
-    pub lsn: Option<u64>,
+    /// The change's place in the source's log, in the source's own
+    /// numbering, for its [`SourceBlock`] to render (PostgreSQL: the
+    /// change's LSN, Debezium's `lsn`).
+    pub offset: Option<u64>,
     pub tx_id: Option<u64>,
     /// Commit time of the transaction, milliseconds since the Unix epoch.
     pub ts_ms: i64,
@@ -173,9 +200,10 @@ pub struct SourceInfo {
     /// written from it). A source with only milliseconds gives `ts_ms × 1000`.
     pub ts_us: i64,
     /// The end of the last commit the log reader passed before this
-    /// event's transaction, when known in this session: with `lsn`,
-    /// Debezium's `source.sequence`.
-    pub last_commit_lsn: Option<u64>,
+    /// event's transaction, when known in this session, in the same
+    /// numbering as `offset` (PostgreSQL: with `offset`, Debezium's
+    /// `source.sequence`).
+    pub last_commit: Option<u64>,
     pub snapshot: SnapshotFlag,
 }
 
@@ -186,11 +214,11 @@ impl SourceInfo {
         SourceInfo {
             meta,
             position,
-            lsn: None,
+            offset: None,
             tx_id: None,
             ts_ms: 0,
             ts_us: 0,
-            last_commit_lsn: None,
+            last_commit: None,
             snapshot: SnapshotFlag::No,
         }
     }
@@ -208,8 +236,8 @@ pub struct LogicalMessage {
 /// "Transaction metadata").
 #[derive(Debug, Clone, PartialEq)]
 pub enum TransactionInfo {
-    /// The `transaction` block of a data event: `id` is
-    /// `"<txId>:<the event's lsn>"`, as Debezium writes it.
+    /// The `transaction` block of a data event: `id` as the source's
+    /// [`SourceBlock::transaction_id`] writes it.
     Order {
         id: String,
         total_order: u64,

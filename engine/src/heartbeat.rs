@@ -91,6 +91,7 @@ mod tests {
             connector: "postgresql",
             name: "dbz".into(),
             db: "app".into(),
+            block: &crate::PLAIN_BLOCK,
         })
     }
 

@@ -247,6 +247,7 @@ mod tests {
                 connector: "test",
                 name: "t".into(),
                 db: "db".into(),
+                block: &crate::PLAIN_BLOCK,
             });
             let table = Arc::new(TableRef::new("public", "t"));
             let columns: Arc<[String]> = vec!["id".to_string()].into();
@@ -263,11 +264,11 @@ mod tests {
                     source: SourceInfo {
                         meta: meta.clone(),
                         position: position.clone(),
-                        lsn: Some(i),
+                        offset: Some(i),
                         tx_id: Some(i),
                         ts_ms: 0,
                         ts_us: 0,
-                        last_commit_lsn: None,
+                        last_commit: None,
                         snapshot: SnapshotFlag::No,
                     },
                     message: None,

@@ -274,6 +274,7 @@ mod tests {
                     connector: "postgresql",
                     name: "cdc".into(),
                     db: "app".into(),
+                    block: &crate::PLAIN_BLOCK,
                 }),
                 Position::from_u64(1),
             ),

@@ -12,13 +12,14 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use crate::event::{Event, Op, SnapshotFlag, SourceInfo, TransactionInfo};
+use crate::event::{Event, Op, Position, SnapshotFlag, SourceInfo, TransactionInfo};
 use crate::pipeline::Stage;
 use crate::source::LogItem;
 use crate::value::{Row, Value};
 
 /// The transaction whose events are passing.
 struct Open {
+    /// The source's number of the transaction, shared by its events.
     tx_id: u64,
     total: u64,
     /// `schema.table` → events so far.
@@ -29,9 +30,9 @@ struct Open {
 
 pub struct TransactionMetadata {
     open: Option<Open>,
-    /// The end LSN of the commit being processed, seen before the inner
+    /// The position of the commit being processed, seen before the inner
     /// processor took it.
-    committing: Option<Option<u64>>,
+    committing: Option<Position>,
     key_columns: Arc<[String]>,
 }
 
@@ -61,12 +62,15 @@ impl TransactionMetadata {
         }
     }
 
-    fn end(&mut self, commit_lsn: Option<u64>, out: &mut Vec<Event>) {
+    fn end(&mut self, commit: Option<&Position>, out: &mut Vec<Event>) {
         let Some(open) = self.open.take() else {
             return;
         };
-        let lsn = commit_lsn.or(open.source.lsn).unwrap_or_default();
-        let id = format!("{}:{lsn}", open.tx_id);
+        let id = open
+            .source
+            .meta
+            .block
+            .closing_transaction_id(&open.source, commit);
         let info = TransactionInfo::Boundary {
             end: true,
             id: id.clone(),
@@ -82,9 +86,11 @@ impl TransactionMetadata {
     fn annotate(&mut self, start: usize, out: &mut Vec<Event>) {
         let tail = out.split_off(start);
         for mut event in tail {
-            let (Some(tx_id), Some(table), Some(lsn)) =
-                (event.source.tx_id, event.table.as_ref(), event.source.lsn)
-            else {
+            let (Some(tx_id), Some(table), Some(id)) = (
+                event.source.tx_id,
+                event.table.as_ref(),
+                event.source.meta.block.transaction_id(&event.source),
+            ) else {
                 out.push(event);
                 continue;
             };
@@ -103,7 +109,6 @@ impl TransactionMetadata {
                 self.end(None, out);
             }
             if self.open.is_none() {
-                let id = format!("{tx_id}:{lsn}");
                 let begin = TransactionInfo::Boundary {
                     end: false,
                     id: id.clone(),
@@ -111,7 +116,7 @@ impl TransactionMetadata {
                     data_collections: Vec::new(),
                     ts_ms: event.source.ts_ms,
                 };
-                out.push(self.record(&event.source, id, begin));
+                out.push(self.record(&event.source, id.clone(), begin));
                 self.open = Some(Open {
                     tx_id,
                     total: 0,
@@ -127,7 +132,7 @@ impl TransactionMetadata {
                     .or_default();
                 *in_table += 1;
                 event.transaction = Some(Box::new(TransactionInfo::Order {
-                    id: format!("{tx_id}:{lsn}"),
+                    id,
                     total_order: open.total,
                     data_collection_order: *in_table,
                 }));
@@ -140,7 +145,7 @@ impl TransactionMetadata {
 impl Stage for TransactionMetadata {
     fn before(&mut self, item: &LogItem) {
         if let LogItem::Commit { position, .. } = item {
-            self.committing = Some(position.as_u64());
+            self.committing = Some(position.clone());
         }
     }
 
@@ -148,8 +153,8 @@ impl Stage for TransactionMetadata {
         if out.len() > start {
             self.annotate(start, out);
         }
-        if let Some(lsn) = self.committing.take() {
-            self.end(lsn, out);
+        if let Some(commit) = self.committing.take() {
+            self.end(Some(&commit), out);
         }
     }
 }

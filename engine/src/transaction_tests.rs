@@ -13,6 +13,7 @@ fn meta() -> Arc<SourceMeta> {
         connector: "postgresql",
         name: "cdc".into(),
         db: "app".into(),
+        block: &crate::PLAIN_BLOCK,
     })
 }
 
@@ -37,7 +38,7 @@ fn change(
         before: None,
         after: Some(row),
         source: SourceInfo {
-            lsn: Some(lsn),
+            offset: Some(lsn),
             tx_id: Some(tx),
             ts_ms: 1_000 + tx as i64,
             snapshot,
@@ -80,27 +81,27 @@ fn a_transaction_is_framed_by_begin_and_end_as_debezium_writes_them() {
     assert_eq!(values.len(), 5);
     assert_eq!(
         values[0],
-        serde_json::json!({"status": "BEGIN", "id": "731:100", "event_count": null,
+        serde_json::json!({"status": "BEGIN", "id": "731", "event_count": null,
                            "data_collections": null, "ts_ms": 1731})
     );
     assert_eq!(
         values[2]["transaction"],
-        serde_json::json!({"id": "731:200", "total_order": 2, "data_collection_order": 1})
+        serde_json::json!({"id": "731", "total_order": 2, "data_collection_order": 1})
     );
     assert_eq!(
         values[3]["transaction"],
-        serde_json::json!({"id": "731:300", "total_order": 3, "data_collection_order": 2})
+        serde_json::json!({"id": "731", "total_order": 3, "data_collection_order": 2})
     );
     assert_eq!(
         values[4],
-        serde_json::json!({"status": "END", "id": "731:400", "event_count": 3,
+        serde_json::json!({"status": "END", "id": "731", "event_count": 3,
                            "data_collections": [{"data_collection": "public.t", "event_count": 2},
                                                 {"data_collection": "public.u", "event_count": 1}],
                            "ts_ms": 1731})
     );
     let mut key = Vec::new();
     EnvelopeWriter::default().write_row(out[4].key.as_ref().unwrap(), &mut key);
-    assert_eq!(key, br#"{"id":"731:400"}"#);
+    assert_eq!(key, br#"{"id":"731"}"#);
 }
 
 #[test]

@@ -119,6 +119,7 @@ impl Sim {
                 connector: "postgresql",
                 name: "sim".into(),
                 db: "db".into(),
+                block: &cdc_engine::PLAIN_BLOCK,
             }),
             columns: Arc::from(vec!["v".to_string(), "w".to_string()]),
             rows: Vec::new(),
@@ -158,11 +159,11 @@ impl Sim {
         SourceInfo {
             meta: self.meta.clone(),
             position: Position::from_u64(self.lsn),
-            lsn: Some(self.lsn),
+            offset: Some(self.lsn),
             tx_id: Some(self.lsn),
             ts_ms: 0,
             ts_us: 0,
-            last_commit_lsn: None,
+            last_commit: None,
             snapshot: SnapshotFlag::No,
         }
     }

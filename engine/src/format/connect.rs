@@ -59,7 +59,7 @@ impl SchemaCache {
                 let stale = !matches!(&self.message, Some((m, _)) if Arc::ptr_eq(m, meta));
                 if stale {
                     let mut json = Vec::with_capacity(2048);
-                    write_message_schema(meta.connector, &mut json);
+                    write_message_schema(meta, &mut json);
                     self.message = Some((meta.clone(), json));
                 }
                 return self.message.as_ref().map_or(&[], |(_, j)| j.as_slice());
@@ -211,7 +211,7 @@ fn write_envelope_schema(
         &mut members,
     );
     members.push(b',');
-    write_source_schema(event.source.meta.connector, &mut members);
+    write_source_schema(&event.source.meta, &mut members);
     members.push(b',');
     members.extend_from_slice(TRANSACTION_BLOCK_SCHEMA.as_bytes());
     members.push(b',');
@@ -470,9 +470,10 @@ pub fn write_struct(
     out.push(b'}');
 }
 
-/// The `source` block's schema: Debezium's PostgreSQL `Source`, with cdc's
-/// `position` last (optional, so a consumer of Debezium's schema ignores it).
-pub fn write_source_schema(connector: &str, out: &mut Vec<u8>) {
+/// The `source` block's schema: the members every connector shares, the
+/// source's own (its [`crate::SourceBlock`]), and cdc's `position` last
+/// (optional, so a consumer of Debezium's schema ignores it).
+pub fn write_source_schema(meta: &SourceMeta, out: &mut Vec<u8>) {
     out.extend_from_slice(
         concat!(
             "{\"type\":\"struct\",\"fields\":[",
@@ -483,23 +484,15 @@ pub fn write_source_schema(connector: &str, out: &mut Vec<u8>) {
             "{\"type\":\"string\",\"optional\":true,\"name\":\"io.debezium.data.Enum\",\"version\":1,",
             "\"parameters\":{\"allowed\":\"true,first,first_in_data_collection,last_in_data_collection,last,false,incremental\"},",
             "\"default\":\"false\",\"field\":\"snapshot\"},",
-            "{\"type\":\"string\",\"optional\":false,\"field\":\"db\"},",
-            "{\"type\":\"string\",\"optional\":true,\"field\":\"sequence\"},",
-            "{\"type\":\"int64\",\"optional\":true,\"field\":\"ts_us\"},",
-            "{\"type\":\"int64\",\"optional\":true,\"field\":\"ts_ns\"},",
-            "{\"type\":\"string\",\"optional\":false,\"field\":\"schema\"},",
-            "{\"type\":\"string\",\"optional\":false,\"field\":\"table\"},",
-            "{\"type\":\"int64\",\"optional\":true,\"field\":\"txId\"},",
-            "{\"type\":\"int64\",\"optional\":true,\"field\":\"lsn\"},",
-            "{\"type\":\"int64\",\"optional\":true,\"field\":\"xmin\"},",
-            "{\"type\":\"string\",\"optional\":true,\"field\":\"origin\"},",
-            "{\"type\":\"int64\",\"optional\":true,\"field\":\"origin_lsn\"},",
-            "{\"type\":\"string\",\"optional\":true,\"field\":\"position\"}",
-            "],\"optional\":false,\"name\":"
+            "{\"type\":\"string\",\"optional\":false,\"field\":\"db\"}",
         )
         .as_bytes(),
     );
-    write_str(&format!("io.debezium.connector.{connector}.Source"), out);
+    meta.block.write_member_schemas(out);
+    out.extend_from_slice(
+        b",{\"type\":\"string\",\"optional\":true,\"field\":\"position\"}],\"optional\":false,\"name\":",
+    );
+    write_str(meta.block.schema_name(), out);
     out.extend_from_slice(b",\"version\":1,\"field\":\"source\"}");
 }
 
@@ -543,11 +536,11 @@ pub const HEARTBEAT_VALUE_SCHEMA: &str = "{\"type\":\"struct\",\"fields\":[{\"ty
 pub const MESSAGE_KEY_SCHEMA: &str = "{\"type\":\"struct\",\"fields\":[{\"type\":\"string\",\"optional\":true,\"field\":\"prefix\"}],\"optional\":false,\"name\":\"io.debezium.connector.postgresql.MessageKey\",\"version\":1}";
 
 /// A logical message's value schema: its members in Debezium's order.
-pub fn write_message_schema(connector: &str, out: &mut Vec<u8>) {
+pub fn write_message_schema(meta: &SourceMeta, out: &mut Vec<u8>) {
     out.extend_from_slice(
         b"{\"type\":\"struct\",\"fields\":[{\"type\":\"string\",\"optional\":false,\"field\":\"op\"},{\"type\":\"int64\",\"optional\":true,\"field\":\"ts_ms\"},",
     );
-    write_source_schema(connector, out);
+    write_source_schema(meta, out);
     out.push(b',');
     out.extend_from_slice(TRANSACTION_BLOCK_SCHEMA.as_bytes());
     out.extend_from_slice(
@@ -633,13 +626,14 @@ mod tests {
                     connector: "postgresql",
                     name: "dbz".into(),
                     db: "app".into(),
+                    block: &crate::PLAIN_BLOCK,
                 }),
                 position: Position::from_u64(7),
-                lsn: Some(7),
+                offset: Some(7),
                 tx_id: Some(3),
                 ts_ms: 1,
                 ts_us: 1000,
-                last_commit_lsn: None,
+                last_commit: None,
                 snapshot: SnapshotFlag::No,
             },
             message: None,
@@ -726,7 +720,13 @@ mod tests {
     #[test]
     fn fixed_schemas_are_json() {
         let mut message = Vec::new();
-        write_message_schema("postgresql", &mut message);
+        let meta = SourceMeta {
+            connector: "postgresql",
+            name: "cdc".into(),
+            db: "app".into(),
+            block: &crate::PLAIN_BLOCK,
+        };
+        write_message_schema(&meta, &mut message);
         for text in [
             TRANSACTION_KEY_SCHEMA.as_bytes(),
             TRANSACTION_VALUE_SCHEMA.as_bytes(),

@@ -41,6 +41,7 @@ impl H {
                 connector: "postgresql",
                 name: "test".into(),
                 db: "db".into(),
+                block: &crate::PLAIN_BLOCK,
             }),
             key_cols: names(&["id"]),
             cols: names(&["id", "v", "doc"]),
@@ -55,11 +56,11 @@ impl H {
         SourceInfo {
             meta: self.meta.clone(),
             position: Position::from_u64(self.lsn),
-            lsn: Some(self.lsn),
+            offset: Some(self.lsn),
             tx_id: Some(self.lsn),
             ts_ms: 0,
             ts_us: 0,
-            last_commit_lsn: None,
+            last_commit: None,
             snapshot: SnapshotFlag::No,
         }
     }

@@ -65,6 +65,7 @@ impl Log {
                 connector: "postgresql",
                 name: "sim".into(),
                 db: "db".into(),
+                block: &cdc_engine::PLAIN_BLOCK,
             }),
             key_cols: Arc::from(vec!["id".to_string()]),
             row_cols: Arc::from(vec!["id".to_string(), "v".to_string(), "doc".to_string()]),
@@ -77,11 +78,11 @@ impl Log {
         SourceInfo {
             meta: self.meta.clone(),
             position: Position::from_u64(self.lsn),
-            lsn: Some(self.lsn),
+            offset: Some(self.lsn),
             tx_id: xid.map(|x| x & XID32),
             ts_ms: 0,
             ts_us: 0,
-            last_commit_lsn: None,
+            last_commit: None,
             snapshot: SnapshotFlag::No,
         }
     }

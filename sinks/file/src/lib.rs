@@ -326,6 +326,7 @@ mod tests {
                     connector: "postgresql",
                     name: "t".into(),
                     db: "db".into(),
+                    block: &cdc_engine::PLAIN_BLOCK,
                 }),
                 Position::from_u64(id as u64),
             ),

@@ -36,6 +36,7 @@ fn events(n: usize, name: &str) -> Vec<Event> {
         connector: "postgresql",
         name: name.into(),
         db: "bench".into(),
+        block: &cdc_engine::PLAIN_BLOCK,
     });
     let table = Arc::new(TableRef::new("public", "rows"));
     let columns: Arc<[String]> = Arc::from(
@@ -69,11 +70,11 @@ fn events(n: usize, name: &str) -> Vec<Event> {
                 source: SourceInfo {
                     meta: meta.clone(),
                     position: Position::from_u64(i as u64 + 1),
-                    lsn: Some(i as u64 + 1),
+                    offset: Some(i as u64 + 1),
                     tx_id: Some(i as u64 / 10),
                     ts_ms: 1_700_000_000_000,
                     ts_us: 1_700_000_000_000_000,
-                    last_commit_lsn: None,
+                    last_commit: None,
                     snapshot: SnapshotFlag::No,
                 },
                 message: None,

@@ -683,11 +683,11 @@ impl Decoder {
         SourceInfo {
             meta: self.meta.clone(),
             position: Position::from_bytes(position),
-            lsn: Some(change_lsn),
+            offset: Some(change_lsn),
             tx_id: xid,
             ts_ms,
             ts_us,
-            last_commit_lsn: self.last_commit_end,
+            last_commit: self.last_commit_end,
             snapshot: SnapshotFlag::No,
         }
     }

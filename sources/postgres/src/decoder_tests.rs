@@ -78,6 +78,7 @@ fn decoder(late: &LateTables) -> Decoder {
         connector: "postgresql",
         name: "cdc".into(),
         db: "db".into(),
+        block: &crate::source_block::POSTGRES_BLOCK,
     });
     Decoder::new(
         meta,
@@ -238,6 +239,7 @@ fn a_composite_key_out_of_column_order_is_no_schema_change() {
         connector: "postgresql",
         name: "cdc".into(),
         db: "db".into(),
+        block: &crate::source_block::POSTGRES_BLOCK,
     });
     let mut decoder = Decoder::new(meta, vec![table], TableRef::new("cdc", "signal"), late);
     let LogicalMessage::Relation(mut both_keyed) = relation("ck", 9) else {

@@ -28,6 +28,7 @@ pub mod positions;
 pub mod replication;
 pub mod setup;
 pub mod snapshot;
+pub mod source_block;
 mod stream;
 pub mod streamed;
 pub mod types;
@@ -125,6 +126,7 @@ impl PostgresSource {
             connector: "postgresql",
             name: config.name.clone(),
             db: config.connect.dbname.clone(),
+            block: &source_block::POSTGRES_BLOCK,
         });
         Ok(PostgresSource {
             config,

@@ -16,6 +16,7 @@ pub fn meta(name: &str) -> Arc<SourceMeta> {
         connector: "postgresql",
         name: name.into(),
         db: "app".into(),
+        block: &cdc_engine::PLAIN_BLOCK,
     })
 }
 
@@ -55,11 +56,11 @@ pub fn source(meta: &Arc<SourceMeta>, position: u64) -> SourceInfo {
     SourceInfo {
         meta: meta.clone(),
         position: Position::from_u64(position),
-        lsn: Some(position),
+        offset: Some(position),
         tx_id: Some(position),
         ts_ms: 1_700_000_000_000,
         ts_us: 1_700_000_000_000_000,
-        last_commit_lsn: None,
+        last_commit: None,
         snapshot: SnapshotFlag::No,
     }
 }
