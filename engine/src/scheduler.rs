@@ -7,6 +7,7 @@
 //! so a crash at any point resumes at the last completed chunk.
 
 use std::collections::{BTreeSet, VecDeque};
+use std::sync::Arc;
 
 use cdc_signal::{Command, TableRef};
 use serde::{Deserialize, Serialize};
@@ -77,12 +78,32 @@ impl TableProgress {
     }
 }
 
-/// The rows of both filters (`None`: every row).
-fn either(a: Option<String>, b: Option<String>) -> Option<String> {
-    match (a, b) {
-        (Some(a), Some(b)) if a == b => Some(a),
-        (Some(a), Some(b)) => Some(format!("({a}) OR ({b})")),
-        _ => None,
+/// Combines two filters in the source's filter language (see
+/// `ChunkSource::union_filters`); `None`: it cannot.
+type UnionFn = dyn Fn(&str, &str) -> Option<String> + Send + Sync;
+
+#[derive(Clone, Default)]
+struct FilterUnion(Option<Arc<UnionFn>>);
+
+impl std::fmt::Debug for FilterUnion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "FilterUnion(source)"
+        } else {
+            "FilterUnion(none)"
+        })
+    }
+}
+
+impl FilterUnion {
+    /// The rows of both filters (`None`: every row, also when the source
+    /// cannot combine them).
+    fn either(&self, a: Option<String>, b: Option<String>) -> Option<String> {
+        match (a, b) {
+            (Some(a), Some(b)) if a == b => Some(a),
+            (Some(a), Some(b)) => self.0.as_ref().and_then(|union| union(&a, &b)),
+            _ => None,
+        }
     }
 }
 
@@ -162,6 +183,7 @@ pub struct Scheduler {
     dirty: bool,
     /// Chunks dropped by a stop, for the caller to cancel in the merger.
     cancelled: Vec<u64>,
+    filter_union: FilterUnion,
 }
 
 impl Scheduler {
@@ -175,7 +197,18 @@ impl Scheduler {
             attempt: 0,
             dirty: false,
             cancelled: Vec::new(),
+            filter_union: FilterUnion::default(),
         }
+    }
+
+    /// How two filters of one table combine (the source's language);
+    /// without it such a table is read whole.
+    pub fn with_filter_union(
+        mut self,
+        union: impl Fn(&str, &str) -> Option<String> + Send + Sync + 'static,
+    ) -> Self {
+        self.filter_union = FilterUnion(Some(Arc::new(union)));
+        self
     }
 
     /// Snapshot up to `n` tables at once (at least one), each with its own
@@ -336,7 +369,7 @@ impl Scheduler {
                         // queued resync must stay whole) and take the
                         // newest order.
                         if queued.chunks == 0 && !queued.max_key_read {
-                            queued.filter = either(queued.filter.take(), filter);
+                            queued.filter = self.filter_union.either(queued.filter.take(), filter);
                             queued.surrogate_key = surrogate_key.clone();
                         }
                         continue;
@@ -814,15 +847,24 @@ mod tests {
             };
             (id.to_string(), cmd)
         };
+        // A source that cannot combine filters: the table is read whole.
         let mut s = Scheduler::new(SnapshotState::default(), 10);
         s.state.paused = true;
         for (id, cmd) in [filtered("1", Some("x = 1")), filtered("2", Some("x = 2"))] {
             s.apply(&id, &cmd, ok).unwrap();
         }
-        assert_eq!(
-            s.state.queue[0].filter.as_deref(),
-            Some("(x = 1) OR (x = 2)")
-        );
+        assert_eq!(s.state.queue[0].filter, None);
+        let mut s = Scheduler::new(SnapshotState::default(), 10)
+            .with_filter_union(|a, b| Some(format!("{a} | {b}")));
+        s.state.paused = true;
+        for (id, cmd) in [filtered("1", Some("x = 1")), filtered("2", Some("x = 2"))] {
+            s.apply(&id, &cmd, ok).unwrap();
+        }
+        assert_eq!(s.state.queue[0].filter.as_deref(), Some("x = 1 | x = 2"));
+        // The same filter twice is kept as it is.
+        let (id, cmd) = filtered("2b", Some("x = 1 | x = 2"));
+        s.apply(&id, &cmd, ok).unwrap();
+        assert_eq!(s.state.queue[0].filter.as_deref(), Some("x = 1 | x = 2"));
         let (id, cmd) = filtered("3", None);
         s.apply(&id, &cmd, ok).unwrap();
         assert_eq!(

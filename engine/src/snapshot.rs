@@ -22,7 +22,7 @@ use cdc_signal::{Command, TableRef};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::event::{Event, Op};
-use crate::merger::{Chunk, ChunkRow, Outcome, Visibility, WindowMerger};
+use crate::merger::{Chunk, ChunkRow, Outcome, ReadSnapshot, WindowMerger};
 use crate::pipeline::Processor;
 use crate::scheduler::{Applied, ChunkRequest, Scheduler, Selected, SnapshotState};
 use crate::source::LogItem;
@@ -55,7 +55,8 @@ pub struct SelectedChunk {
     /// The largest key, when the request asked for it (table start).
     pub max_key: Option<Vec<String>>,
     pub estimate: Option<u64>,
-    pub visibility: Option<Visibility>,
+    /// What the read could see (see [`ReadSnapshot`]).
+    pub visibility: Option<Arc<dyn ReadSnapshot>>,
 }
 
 impl SelectedChunk {
@@ -63,7 +64,7 @@ impl SelectedChunk {
     pub fn empty(
         max_key: Option<Vec<String>>,
         estimate: Option<u64>,
-        visibility: Option<Visibility>,
+        visibility: Option<Arc<dyn ReadSnapshot>>,
     ) -> Self {
         SelectedChunk {
             rows: Vec::new(),
@@ -98,6 +99,14 @@ pub trait ChunkSource: Send + Sync {
     /// chunk is selected.
     fn check_filter(&self, _filter: &str) -> Result<(), String> {
         Ok(())
+    }
+
+    /// One filter for the rows of both `a` and `b` (a table asked for
+    /// twice before it started), in the source's own filter language;
+    /// `None` when the source cannot combine them: the table is then read
+    /// whole, which covers both.
+    fn union_filters(&self, _a: &str, _b: &str) -> Option<String> {
+        None
     }
 }
 
@@ -205,10 +214,13 @@ impl SnapshotProcessor {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_millis())
             .unwrap_or_default();
+        let union_source = source.clone();
         let processor = SnapshotProcessor {
             source,
             merger: WindowMerger::new(),
-            scheduler: Scheduler::new(state, chunk_size).with_parallel_tables(lanes.len()),
+            scheduler: Scheduler::new(state, chunk_size)
+                .with_parallel_tables(lanes.len())
+                .with_filter_union(move |a, b| union_source.union_filters(a, b)),
             tables,
             lanes,
             lane_of: HashMap::new(),

@@ -7,7 +7,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
-use super::visibility::Visibility;
+use super::read_snapshot::ReadSnapshot;
 
 /// Default number of remembered commits: about 3 MB, seconds of a busy server's commits,
 /// while a transaction stays invisible after its commit record only for a replication wait.
@@ -66,31 +66,32 @@ impl CommitMemory {
         self.next_seq
     }
 
-    /// A transaction committed before `mark` that `visibility` does not see, if any.
-    /// Costs one lookup per `xip` entry plus the remembered ids at or above `xmax`
-    /// (transactions that started after the snapshot, mostly the window's own).
-    pub(crate) fn invisible_before(&mut self, visibility: &Visibility, mark: u64) -> Option<u64> {
+    /// A transaction committed before `mark` that `read` does not see, if any.
+    /// Costs one lookup per candidate id plus the remembered ids in the
+    /// candidate ranges (PostgreSQL: the in-progress xids, and the ids at or
+    /// above `xmax`, mostly the window's own transactions).
+    pub(crate) fn invisible_before(&mut self, read: &dyn ReadSnapshot, mark: u64) -> Option<u64> {
         // A committed transaction once visible stays visible, so seen suspects are settled.
-        self.suspects.retain(|&xid| visibility.is_invisible(xid));
+        self.suspects.retain(|&xid| read.is_invisible(xid));
         if let Some(&xid) = self.suspects.front() {
             return Some(xid);
         }
         let by_xid = &self.by_xid;
         let committed_before = |raw: u64| by_xid.get(&raw).is_some_and(|&seq| seq < mark);
-        let found = visibility
-            .xip
+        let candidates = read.candidates();
+        let found = candidates
+            .ids
             .iter()
-            .flat_map(|&xid| Visibility::raw_ids(xid))
-            .find(|&raw| committed_before(raw) && visibility.is_invisible(raw))
+            .copied()
+            .find(|&raw| committed_before(raw) && read.is_invisible(raw))
             .or_else(|| {
-                visibility
-                    .ahead_ranges()
+                candidates
+                    .ranges
                     .into_iter()
-                    .flatten()
                     .find_map(|range| {
                         by_xid
                             .range(range)
-                            .find(|(&raw, &seq)| seq < mark && visibility.is_invisible(raw))
+                            .find(|(&raw, &seq)| seq < mark && read.is_invisible(raw))
                     })
                     .map(|(&raw, _)| raw)
             });
@@ -107,10 +108,36 @@ impl CommitMemory {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::merger::Candidates;
 
-    fn vis(xmin: u64, xmax: u64, xip: &[u64]) -> Visibility {
-        Visibility {
-            xmin,
+    /// An MVCC snapshot of 64-bit ids: every transaction below `xmax` seen
+    /// except those in `xip`, none at or above (PostgreSQL's own, with its
+    /// 32-bit log xids, is tested in the PostgreSQL crate).
+    #[derive(Debug)]
+    struct Snapshot {
+        xmax: u64,
+        xip: Vec<u64>,
+    }
+
+    impl ReadSnapshot for Snapshot {
+        fn is_invisible(&self, tx_id: u64) -> bool {
+            tx_id >= self.xmax || self.xip.contains(&tx_id)
+        }
+
+        fn candidates(&self) -> Candidates {
+            Candidates {
+                ids: self.xip.clone(),
+                ranges: vec![self.xmax..=u64::MAX],
+            }
+        }
+
+        fn brief(&self) -> String {
+            format!("{}:{:?}", self.xmax, self.xip)
+        }
+    }
+
+    fn vis(_xmin: u64, xmax: u64, xip: &[u64]) -> Snapshot {
+        Snapshot {
             xmax,
             xip: xip.to_vec(),
         }

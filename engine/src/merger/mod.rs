@@ -32,7 +32,9 @@
 //! wait). If such a transaction committed before the LW and the chunk's snapshot did not
 //! see it, the chunk holds rows older than events already emitted: the chunk is *torn*
 //! and is discarded whole, to be selected again. The merger remembers recent commits'
-//! xids for this (see `commits`).
+//! xids for this (see `commits`); what the read could see comes from the source with the
+//! chunk ([`ReadSnapshot`]: PostgreSQL's `pg_current_snapshot()`; none for a source whose
+//! reads cannot miss a committed transaction).
 //!
 //! The chunk may be registered before or after the log shows its LW; for the latter the
 //! scheduler announces the window first ([`WindowMerger::expect_window`]), which is also
@@ -42,10 +44,10 @@
 
 mod commits;
 mod keyless;
+mod read_snapshot;
 #[cfg(test)]
 mod tests;
 mod toast;
-mod visibility;
 mod window;
 
 use std::collections::VecDeque;
@@ -59,7 +61,7 @@ use crate::source::LogItem;
 use crate::value::Row;
 
 pub use commits::DEFAULT_COMMIT_MEMORY;
-pub use visibility::{Visibility, VisibilityParseError};
+pub use read_snapshot::{Candidates, ReadSnapshot};
 use window::InFlight;
 
 /// One selected row.
@@ -72,7 +74,7 @@ pub struct ChunkRow {
 }
 
 /// A chunk selected between a low and a high watermark.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct Chunk {
     /// The scheduler's id for this chunk, handed back in its [`Outcome`].
     pub token: u64,
@@ -81,9 +83,10 @@ pub struct Chunk {
     pub table: Arc<TableRef>,
     /// In primary-key order.
     pub rows: Vec<ChunkRow>,
-    /// The snapshot the `SELECT` ran in; `None` for sources without the torn-snapshot
-    /// hazard (MongoDB), which turns the check off.
-    pub visibility: Option<Visibility>,
+    /// What the read could see, from the source (PostgreSQL: the snapshot the `SELECT`
+    /// ran in); `None` for sources without the torn-snapshot hazard (MongoDB), which turns
+    /// the check off.
+    pub visibility: Option<Arc<dyn ReadSnapshot>>,
 }
 
 /// What became of a chunk. Every window handed in (by `expect_window` or `on_chunk`)

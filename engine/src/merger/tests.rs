@@ -1,5 +1,5 @@
 //! The reads owed for unchanged TOAST columns, rule by rule. The merger's other rules are
-//! tested against a model of the table in `engine/tests/merger_props.rs`.
+//! tested against a model of the table in `sources/postgres/tests/merger_props.rs` (with PostgreSQL's visibility).
 
 use std::sync::Arc;
 

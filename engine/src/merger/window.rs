@@ -9,7 +9,7 @@ use cdc_signal::TableRef;
 use super::commits::CommitMemory;
 use super::keyless::{self, Images};
 use super::toast::Newest;
-use super::{ChunkRow, Visibility};
+use super::{ChunkRow, ReadSnapshot};
 use crate::envelope::key_json;
 use crate::event::{Event, Op};
 use crate::value::{Row, Value};
@@ -57,7 +57,11 @@ impl InFlight {
     }
 
     /// The chunk arrived: what the window already saw applies to it.
-    pub(super) fn attach(&mut self, rows: Vec<ChunkRow>, visibility: Option<Visibility>) {
+    pub(super) fn attach(
+        &mut self,
+        rows: Vec<ChunkRow>,
+        visibility: Option<Arc<dyn ReadSnapshot>>,
+    ) {
         let mut chunk = Selected::new(rows, visibility);
         self.touched_hashes = HashSet::new();
         if self.truncated {
@@ -183,7 +187,7 @@ impl InFlight {
             return Err(reason);
         }
         if let Some(visibility) = &chunk.visibility {
-            if let Some(xid) = commits.invisible_before(visibility, opened_at) {
+            if let Some(xid) = commits.invisible_before(visibility.as_ref(), opened_at) {
                 return Err(format!(
                     "torn chunk: transaction {xid} was streamed as committed before the low \
                      watermark of window {window} but snapshot {} does not see it",
@@ -218,7 +222,7 @@ pub(super) struct Selected {
     scans: usize,
     /// Row position by key hash, built once scans stop paying.
     index: Option<KeyIndex>,
-    visibility: Option<Visibility>,
+    visibility: Option<Arc<dyn ReadSnapshot>>,
 }
 
 /// Scans before the chunk's keys are indexed: a scan compares values only,
@@ -233,7 +237,7 @@ struct KeyIndex {
 }
 
 impl Selected {
-    fn new(rows: Vec<ChunkRow>, visibility: Option<Visibility>) -> Self {
+    fn new(rows: Vec<ChunkRow>, visibility: Option<Arc<dyn ReadSnapshot>>) -> Self {
         Selected {
             removed: vec![false; rows.len()],
             newest: HashMap::new(),

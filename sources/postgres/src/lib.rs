@@ -32,6 +32,7 @@ pub mod source_block;
 mod stream;
 pub mod streamed;
 pub mod types;
+pub mod visibility;
 pub mod wal_watch;
 
 use std::sync::Arc;

@@ -15,7 +15,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use cdc_engine::merger::{ChunkRow, Visibility};
+use cdc_engine::merger::ChunkRow;
 use cdc_engine::scheduler::{ChunkRequest, SnapshotState};
 use cdc_engine::snapshot::{ChunkSource, SelectedChunk, SnapshotError};
 use cdc_engine::TableRef;
@@ -29,25 +29,11 @@ use crate::chunk_rows::{key_texts, read_and_commit};
 use crate::chunk_sql::{check_filter, ChunkOrder, TableSql};
 use crate::connect::{describe_pg_error, ConnectConfig};
 use crate::physical::{parse_page, Densities, PageRange};
+use crate::visibility::Visibility;
 
 /// The table holding snapshot progress, next to the signal table.
 pub fn state_table(signal_table: &TableRef) -> TableRef {
     TableRef::new(signal_table.schema.clone(), "snapshot_state")
-}
-
-/// `726:730:726,728` → visibility.
-pub fn parse_snapshot(text: &str) -> Option<Visibility> {
-    let mut parts = text.splitn(3, ':');
-    let xmin = parts.next()?.parse().ok()?;
-    let xmax = parts.next()?.parse().ok()?;
-    let xip = match parts.next() {
-        Some("") | None => Vec::new(),
-        Some(list) => list
-            .split(',')
-            .map(|x| x.parse().ok())
-            .collect::<Option<Vec<u64>>>()?,
-    };
-    Some(Visibility { xmin, xmax, xip })
 }
 
 pub struct PgChunkSource {
@@ -470,7 +456,7 @@ impl PgChunkSource {
             let Some(upper) = &max_key else {
                 // Empty table (or nothing matches the filter): done.
                 client.batch_execute("COMMIT").await.map_err(transient)?;
-                let chunk = SelectedChunk::empty(None, estimate, Some(visibility));
+                let chunk = SelectedChunk::empty(None, estimate, Some(Arc::new(visibility)));
                 return Ok((chunk, sql.info.signature()));
             };
             let (params, pages) = bounds(upper, estimate)?;
@@ -518,7 +504,7 @@ impl PgChunkSource {
             last_key,
             max_key,
             estimate,
-            visibility: Some(visibility),
+            visibility: Some(Arc::new(visibility)),
         }
     }
 
@@ -600,8 +586,10 @@ fn visibility_of(row: tokio_postgres::Row) -> Result<Visibility, SnapshotError> 
     let text: String = row
         .try_get(0)
         .map_err(|e| SnapshotError::Transient(e.to_string()))?;
-    parse_snapshot(&text)
-        .ok_or_else(|| SnapshotError::Transient(format!("unreadable snapshot {text:?}")))
+    text.parse()
+        .map_err(|e: crate::visibility::VisibilityParseError| {
+            SnapshotError::Transient(e.to_string())
+        })
 }
 
 /// The table's SQL for the order `request` asks for: its key, else the
@@ -688,6 +676,11 @@ impl ChunkSource for PgChunkSource {
         check_filter(filter)
     }
 
+    /// SQL: rows matching either condition.
+    fn union_filters(&self, a: &str, b: &str) -> Option<String> {
+        Some(format!("({a}) OR ({b})"))
+    }
+
     async fn save_state(&self, state: &SnapshotState) -> Result<(), SnapshotError> {
         if !self.lease.is_fresh() {
             return Err(SnapshotError::Definite(
@@ -731,31 +724,5 @@ impl ChunkSource for PgChunkSource {
             )));
         }
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn snapshots_parse() {
-        assert_eq!(
-            parse_snapshot("726:730:726,728"),
-            Some(Visibility {
-                xmin: 726,
-                xmax: 730,
-                xip: vec![726, 728]
-            })
-        );
-        assert_eq!(
-            parse_snapshot("726:726:"),
-            Some(Visibility {
-                xmin: 726,
-                xmax: 726,
-                xip: vec![]
-            })
-        );
-        assert_eq!(parse_snapshot("x"), None);
     }
 }

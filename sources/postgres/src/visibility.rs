@@ -1,9 +1,12 @@
 //! PostgreSQL snapshot visibility (`pg_current_snapshot()`), used to tell whether a
-//! transaction the log already streamed as committed was visible to a chunk's `SELECT`.
+//! transaction the log already streamed as committed was visible to a chunk's `SELECT`:
+//! the merger's torn-chunk check asks it through [`ReadSnapshot`].
 
 use std::fmt;
 use std::ops::RangeInclusive;
 use std::str::FromStr;
+
+use cdc_engine::merger::{Candidates, ReadSnapshot};
 
 /// Size of one xid epoch: the log carries 32-bit xids, snapshots 64-bit ones.
 const EPOCH: u64 = 1 << 32;
@@ -62,7 +65,7 @@ impl Visibility {
     /// The raw log tx ids that may resolve to `xmax` or above: a superset, each hit still
     /// goes through [`Self::is_invisible`]. Lets the commit memory look up a few ranges
     /// instead of scanning everything it remembers.
-    pub(crate) fn ahead_ranges(&self) -> [Option<RangeInclusive<u64>>; 3] {
+    fn ahead_ranges(&self) -> [Option<RangeInclusive<u64>>; 3] {
         let wide = Some(self.xmax.max(EPOCH)..=u64::MAX);
         let low = self.xmax & XID32_MAX;
         let top = self.xmax.saturating_add(AHEAD) - 1;
@@ -80,12 +83,12 @@ impl Visibility {
     }
 
     /// The raw log tx ids that may stand for `xid` (a 64-bit xid from `xip`).
-    pub(crate) fn raw_ids(xid: u64) -> [u64; 2] {
+    fn raw_ids(xid: u64) -> [u64; 2] {
         [xid & XID32_MAX, xid]
     }
 
     /// A one-line description for discard reasons: the full text unless `xip` is long.
-    pub(crate) fn brief(&self) -> String {
+    pub fn brief(&self) -> String {
         const SHOWN: usize = 8;
         if self.xip.len() <= SHOWN {
             return self.to_string();
@@ -98,6 +101,29 @@ impl Visibility {
             shown.join(","),
             self.xip.len()
         )
+    }
+}
+
+impl ReadSnapshot for Visibility {
+    fn is_invisible(&self, tx_id: u64) -> bool {
+        Visibility::is_invisible(self, tx_id)
+    }
+
+    /// Each in-progress xid in both forms the log may carry it (32-bit,
+    /// 64-bit), and the ids that may resolve to `xmax` or above.
+    fn candidates(&self) -> Candidates {
+        Candidates {
+            ids: self
+                .xip
+                .iter()
+                .flat_map(|&xid| Self::raw_ids(xid))
+                .collect(),
+            ranges: self.ahead_ranges().into_iter().flatten().collect(),
+        }
+    }
+
+    fn brief(&self) -> String {
+        Visibility::brief(self)
     }
 }
 

@@ -19,8 +19,9 @@ mod sim;
 
 use std::collections::BTreeMap;
 
-use cdc_engine::merger::{Outcome, Visibility, WindowMerger};
+use cdc_engine::merger::{Outcome, WindowMerger};
 use cdc_engine::{Event, LogItem, Op, Position, SnapshotFlag};
+use cdc_postgres::visibility::Visibility;
 use cdc_signal::Command;
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;

@@ -3,10 +3,11 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use cdc_engine::merger::{Chunk, ChunkRow, Visibility};
+use cdc_engine::merger::{Chunk, ChunkRow};
 use cdc_engine::{
     Event, LogItem, Op, Position, Row, SnapshotFlag, SourceInfo, SourceMeta, TableRef, Value,
 };
+use cdc_postgres::visibility::Visibility;
 use cdc_signal::Command;
 
 pub const KEYS: i64 = 12;
@@ -205,7 +206,7 @@ impl Log {
                     after: self.row_of(k, s, false),
                 })
                 .collect(),
-            visibility: vis,
+            visibility: vis.map(|v| std::sync::Arc::new(v) as _),
         }
     }
 }

@@ -3,8 +3,9 @@
 
 use std::collections::BTreeMap;
 
-use cdc_engine::merger::{Outcome, Visibility, WindowMerger};
+use cdc_engine::merger::{Outcome, WindowMerger};
 use cdc_engine::{Event, LogItem};
+use cdc_postgres::visibility::Visibility;
 use proptest::prelude::*;
 
 use super::model::{
