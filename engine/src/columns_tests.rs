@@ -61,6 +61,7 @@ fn insert(values: Vec<Value>) -> LogItem {
     );
     let row = Row::new(columns, values);
     LogItem::Event(Event {
+        update: None,
         schema: None,
         op: Op::Create,
         table: Some(Arc::new(TableRef::new("public", "c"))),

@@ -8,10 +8,13 @@ use std::sync::Arc;
 
 use cdc_signal::TableRef;
 
-use crate::event::{Event, Op, Position, SnapshotFlag, SourceMeta, TransactionInfo};
+use crate::event::{
+    Event, Op, Position, SnapshotFlag, SourceMeta, TransactionInfo, UpdateDescription,
+};
 use crate::format::connect::SchemaCache;
 use crate::format::Format;
 use crate::schema::{ColumnKind, TableSchema};
+use crate::source_block::EnvelopeLayout;
 use crate::value::{Row, Value, UNAVAILABLE_VALUE_PLACEHOLDER};
 
 const VERSION: &str = concat!("cdc-", env!("CARGO_PKG_VERSION"));
@@ -28,6 +31,8 @@ pub struct EnvelopeWriter {
     columns: Vec<RenderedColumns>,
     format: Format,
     schemas: SchemaCache,
+    /// A document rendered before it is written as a string.
+    document: Vec<u8>,
 }
 
 /// What the rendered `source` block depends on. Holding the `Arc`s keeps
@@ -174,6 +179,9 @@ impl EnvelopeWriter {
             write_boundary(*end, id, *event_count, data_collections, *ts_ms, out);
             return;
         }
+        if event.source.meta.block.layout() == EnvelopeLayout::Documents {
+            return self.write_document_payload(event, ts_ms, out);
+        }
         out.push(b'{');
         if event.op == Op::Message {
             if let Some(message) = &event.message {
@@ -199,22 +207,7 @@ impl EnvelopeWriter {
         }
         self.write_source(event, out);
         out.extend_from_slice(b",\"transaction\":");
-        match event.transaction.as_deref() {
-            Some(TransactionInfo::Order {
-                id,
-                total_order,
-                data_collection_order,
-            }) => {
-                out.extend_from_slice(b"{\"id\":");
-                write_str(id, out);
-                out.extend_from_slice(b",\"total_order\":");
-                write_display(*total_order, out);
-                out.extend_from_slice(b",\"data_collection_order\":");
-                write_display(*data_collection_order, out);
-                out.push(b'}');
-            }
-            _ => out.extend_from_slice(b"null"),
-        }
+        write_transaction_block(event, out);
         out.extend_from_slice(b",\"op\":\"");
         out.extend_from_slice(event.op.code().as_bytes());
         out.extend_from_slice(b"\",\"ts_ms\":");
@@ -225,6 +218,43 @@ impl EnvelopeWriter {
         out.extend_from_slice(b",\"ts_ns\":");
         write_display(ts_ms.saturating_mul(1_000_000), out);
         out.push(b'}');
+    }
+
+    /// The documents layout (Debezium's MongoDB envelope): `before` and
+    /// `after` are JSON strings holding the document, then
+    /// `updateDescription`, `source`, `op`, `ts_ms`, `transaction`.
+    fn write_document_payload(&mut self, event: &Event, ts_ms: i64, out: &mut Vec<u8>) {
+        out.extend_from_slice(b"{\"before\":");
+        self.write_document(event.before.as_ref(), out);
+        out.extend_from_slice(b",\"after\":");
+        self.write_document(event.after.as_ref(), out);
+        out.extend_from_slice(b",\"updateDescription\":");
+        write_update_description(event.update.as_deref(), out);
+        out.push(b',');
+        self.write_source(event, out);
+        out.extend_from_slice(b",\"op\":\"");
+        out.extend_from_slice(event.op.code().as_bytes());
+        out.extend_from_slice(b"\",\"ts_ms\":");
+        write_display(ts_ms, out);
+        out.extend_from_slice(b",\"transaction\":");
+        write_transaction_block(event, out);
+        out.push(b'}');
+    }
+
+    /// A row written as the JSON text of a string (`null` for none).
+    fn write_document(&mut self, row: Option<&Row>, out: &mut Vec<u8>) {
+        let Some(row) = row else {
+            return out.extend_from_slice(b"null");
+        };
+        let mut document = std::mem::take(&mut self.document);
+        document.clear();
+        self.write_row_of(row, None, &mut document);
+        // Rows render from strings and escapes only, so this holds.
+        match std::str::from_utf8(&document) {
+            Ok(text) => write_str(text, out),
+            Err(_) => out.extend_from_slice(b"null"),
+        }
+        self.document = document;
     }
 
     /// A row as a JSON object (the key of a record is the key row).
@@ -302,6 +332,72 @@ impl EnvelopeWriter {
             }
         }
     }
+}
+
+/// A data event's `transaction` member: its block, or `null`.
+fn write_transaction_block(event: &Event, out: &mut Vec<u8>) {
+    match event.transaction.as_deref() {
+        Some(TransactionInfo::Order {
+            id,
+            total_order,
+            data_collection_order,
+        }) => {
+            out.extend_from_slice(b"{\"id\":");
+            write_str(id, out);
+            out.extend_from_slice(b",\"total_order\":");
+            write_display(*total_order, out);
+            out.extend_from_slice(b",\"data_collection_order\":");
+            write_display(*data_collection_order, out);
+            out.push(b'}');
+        }
+        _ => out.extend_from_slice(b"null"),
+    }
+}
+
+/// Debezium's MongoDB `updateDescription`: `removedFields`,
+/// `updatedFields` (a JSON string), `truncatedArrays`; `null` for none.
+fn write_update_description(update: Option<&UpdateDescription>, out: &mut Vec<u8>) {
+    let Some(update) = update else {
+        return out.extend_from_slice(b"null");
+    };
+    out.extend_from_slice(b"{\"removedFields\":");
+    match &update.removed_fields {
+        Some(fields) => {
+            out.push(b'[');
+            for (i, field) in fields.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_str(field, out);
+            }
+            out.push(b']');
+        }
+        None => out.extend_from_slice(b"null"),
+    }
+    out.extend_from_slice(b",\"updatedFields\":");
+    match &update.updated_fields {
+        Some(json) => write_str(json, out),
+        None => out.extend_from_slice(b"null"),
+    }
+    out.extend_from_slice(b",\"truncatedArrays\":");
+    match &update.truncated_arrays {
+        Some(arrays) => {
+            out.push(b'[');
+            for (i, (field, size)) in arrays.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                out.extend_from_slice(b"{\"field\":");
+                write_str(field, out);
+                out.extend_from_slice(b",\"size\":");
+                write_display(*size, out);
+                out.push(b'}');
+            }
+            out.push(b']');
+        }
+        None => out.extend_from_slice(b"null"),
+    }
+    out.push(b'}');
 }
 
 /// Serialise `event` as its envelope JSON, appending to `out` (a one-off
@@ -527,6 +623,10 @@ pub fn write_display(n: impl itoa::Integer, out: &mut Vec<u8>) {
 }
 
 #[cfg(test)]
+#[path = "envelope_documents_tests.rs"]
+mod documents_tests;
+
+#[cfg(test)]
 mod tests {
     use std::sync::Arc;
 
@@ -542,6 +642,7 @@ mod tests {
     fn update_envelope_is_debezium_shaped() {
         let cols: Arc<[String]> = Arc::from(vec!["id".to_string(), "name".to_string()]);
         let event = Event {
+            update: None,
             schema: None,
             op: Op::Update,
             table: Some(Arc::new(TableRef::new("public", "orders"))),
@@ -656,6 +757,7 @@ mod tests {
             };
             let row = Row::new(names, values.into_iter().map(Value::Int).collect());
             Event {
+                update: None,
                 schema: None,
                 op: Op::Update,
                 table: (table < tables.len()).then(|| tables[table].clone()),

@@ -273,4 +273,20 @@ pub struct Event {
     /// The shape of the table the row has, when Connect schemas are
     /// written (set by [`crate::schema::SchemaStamp`]).
     pub schema: Option<Arc<TableSchema>>,
+    /// What an update changed, from a source that says (MongoDB's
+    /// `updateDescription`); written by the documents layout only.
+    pub update: Option<Box<UpdateDescription>>,
+}
+
+/// The fields an update set and removed, as a document source describes
+/// them (Debezium's MongoDB `updateDescription`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UpdateDescription {
+    /// The fields set and their new values, as one JSON document in the
+    /// source's rendering (`None`: none set).
+    pub updated_fields: Option<String>,
+    /// Dotted paths of the fields removed (`None`: none).
+    pub removed_fields: Option<Vec<String>>,
+    /// Arrays the update truncated: their path and new size (`None`: none).
+    pub truncated_arrays: Option<Vec<(String, u32)>>,
 }

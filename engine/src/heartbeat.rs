@@ -40,6 +40,7 @@ impl Heartbeats {
         }
         self.last = Some(now);
         out.push(Event {
+            update: None,
             schema: None,
             op: Op::Heartbeat,
             table: None,

@@ -255,6 +255,7 @@ mod tests {
                 let position = Position::from_u64(i);
                 let row = Row::new(columns.clone(), vec![Value::Int(i as i64)]);
                 let event = Event {
+                    update: None,
                     schema: None,
                     op: Op::Create,
                     table: Some(table.clone()),

@@ -263,6 +263,7 @@ mod tests {
         v2.version = 2;
         let v2 = Arc::new(v2);
         let event = || Event {
+            update: None,
             schema: None,
             op: Op::Create,
             table: Some(Arc::new(TableRef::new("public", "t"))),

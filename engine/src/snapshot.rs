@@ -291,6 +291,7 @@ impl SnapshotProcessor {
             return None;
         }
         Some(Event {
+            update: None,
             schema: None,
             op: Op::Truncate,
             table: Some(Arc::new(table)),

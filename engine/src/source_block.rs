@@ -14,7 +14,24 @@
 use crate::envelope::{write_display, write_str};
 use crate::event::{Event, Position, SourceInfo};
 
+/// The envelope's shape: Debezium's two families.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EnvelopeLayout {
+    /// Its relational connectors: `before` and `after` as objects of
+    /// columns, `source`, `transaction`, `op`, `ts_ms`, `ts_us`, `ts_ns`.
+    Rows,
+    /// Its MongoDB connector: `before` and `after` as JSON strings holding
+    /// the document, `updateDescription`, `source`, `op`, `ts_ms`,
+    /// `transaction`.
+    Documents,
+}
+
 pub trait SourceBlock: Send + Sync {
+    /// The envelope the source's events are written in.
+    fn layout(&self) -> EnvelopeLayout {
+        EnvelopeLayout::Rows
+    }
+
     /// The members after `db`, each led by a comma (`,"name":value`), in
     /// the connector's order. On every event's path: no allocation.
     fn write_members(&self, event: &Event, out: &mut Vec<u8>);

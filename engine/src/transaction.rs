@@ -50,6 +50,7 @@ impl TransactionMetadata {
     /// A BEGIN or END record, keyed by its id as Debezium keys them.
     fn record(&self, source: &SourceInfo, id: String, info: TransactionInfo) -> Event {
         Event {
+            update: None,
             schema: None,
             op: Op::Transaction,
             table: None,

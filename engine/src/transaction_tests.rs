@@ -27,6 +27,7 @@ fn change(
     let columns: Arc<[String]> = Arc::from(vec!["id".to_string()]);
     let row = Row::new(columns, vec![Value::Int(lsn as i64)]);
     LogItem::Event(Event {
+        update: None,
         schema: None,
         op: if snapshot == SnapshotFlag::No {
             Op::Create

@@ -232,6 +232,7 @@ impl Sim {
             }
         };
         let event = Event {
+            update: None,
             schema: None,
             op,
             table: Some(self.table.clone()),

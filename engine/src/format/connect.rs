@@ -14,6 +14,7 @@ use crate::envelope::write_str;
 use crate::event::{Event, Op, SourceMeta, TransactionInfo};
 use crate::format::{BinaryMode, DecimalMode, Format, IntervalMode, TimePrecisionMode};
 use crate::schema::{ColumnKind, ColumnSchema, TableSchema};
+use crate::source_block::EnvelopeLayout;
 use crate::value::{Row, Value};
 
 /// The schemas a writer rendered, per table shape and column set: a
@@ -71,6 +72,11 @@ impl SchemaCache {
             .as_ref()
             .or(event.before.as_ref())
             .map(|r| &r.columns);
+        if event.source.meta.block.layout() == EnvelopeLayout::Documents {
+            return self.cached(false, event, columns, |json| {
+                write_document_envelope_schema(event, json)
+            });
+        }
         self.cached(false, event, columns, |json| {
             write_envelope_schema(format, event, columns, json)
         })
@@ -168,6 +174,44 @@ fn write_fields(
         }
     }
 }
+
+/// The documents layout's envelope schema (Debezium's MongoDB
+/// `MongoDbSchema`): `before` and `after` as Json strings,
+/// `updateDescription`, `source`, `op`, `ts_ms`, `transaction`; the
+/// envelope struct has no version there.
+fn write_document_envelope_schema(event: &Event, out: &mut Vec<u8>) {
+    let mut members = Vec::with_capacity(4096);
+    members.extend_from_slice(DOCUMENT_SCHEMAS.as_bytes());
+    write_source_schema(&event.source.meta, &mut members);
+    members.extend_from_slice(
+        b",{\"type\":\"string\",\"optional\":false,\"field\":\"op\"},{\"type\":\"int64\",\"optional\":true,\"field\":\"ts_ms\"},",
+    );
+    members.extend_from_slice(TRANSACTION_BLOCK_SCHEMA.as_bytes());
+    write_struct(
+        &members,
+        false,
+        &record_name(event, "Envelope"),
+        None,
+        None,
+        out,
+    );
+}
+
+/// `before`, `after` and `updateDescription` of the documents layout,
+/// each followed by a comma.
+const DOCUMENT_SCHEMAS: &str = concat!(
+    "{\"type\":\"string\",\"optional\":true,\"name\":\"io.debezium.data.Json\",\"version\":1,\"field\":\"before\"},",
+    "{\"type\":\"string\",\"optional\":true,\"name\":\"io.debezium.data.Json\",\"version\":1,\"field\":\"after\"},",
+    "{\"type\":\"struct\",\"fields\":[",
+    "{\"type\":\"array\",\"items\":{\"type\":\"string\",\"optional\":false},\"optional\":true,\"field\":\"removedFields\"},",
+    "{\"type\":\"string\",\"optional\":true,\"name\":\"io.debezium.data.Json\",\"version\":1,\"field\":\"updatedFields\"},",
+    "{\"type\":\"array\",\"items\":{\"type\":\"struct\",\"fields\":[",
+    "{\"type\":\"string\",\"optional\":false,\"field\":\"field\"},",
+    "{\"type\":\"int32\",\"optional\":false,\"field\":\"size\"}",
+    "],\"optional\":false,\"name\":\"io.debezium.connector.mongodb.changestream.truncatedarray\",\"version\":1},",
+    "\"optional\":true,\"field\":\"truncatedArrays\"}",
+    "],\"optional\":true,\"name\":\"io.debezium.connector.mongodb.changestream.updatedescription\",\"version\":1,\"field\":\"updateDescription\"},"
+);
 
 /// A row event's envelope schema: `before` and `after` of the row's
 /// columns (the shape's, when the event has no row), then Debezium's
@@ -612,6 +656,7 @@ mod tests {
     fn event(schema: Option<Arc<TableSchema>>, after: Row) -> Event {
         use crate::event::{Position, SnapshotFlag, SourceInfo};
         Event {
+            update: None,
             schema,
             op: Op::Update,
             table: Some(Arc::new(cdc_signal::TableRef::new("public", "t"))),

@@ -372,6 +372,7 @@ impl WindowMerger {
                 // power of two of a few hundred bytes per event.
                 out.reserve(rows.size_hint().1.unwrap_or(0));
                 out.extend(rows.map(|row| Event {
+                    update: None,
                     schema: None,
                     op: Op::Read,
                     table: Some(table.clone()),

@@ -83,6 +83,7 @@ impl H {
     fn event(&mut self, op: Op, k: i64, after: Option<Row>) {
         let source = self.source();
         let event = Event {
+            update: None,
             schema: None,
             op,
             table: Some(self.table.clone()),
@@ -294,6 +295,7 @@ fn events_before_the_chunk_arrives_fill_its_reads() {
     h.update(1, 11, None);
     let source = h.source();
     let truncate = Event {
+        update: None,
         schema: None,
         op: Op::Truncate,
         table: Some(h.table.clone()),

@@ -32,6 +32,7 @@ fn names_follow_the_prometheus_conventions() {
 fn event(op: Op, snapshot: SnapshotFlag) -> Event {
     use crate::event::{Position, SourceInfo, SourceMeta};
     Event {
+        update: None,
         schema: None,
         op,
         table: Some(Arc::new(TableRef::parse("public.t").unwrap())),

@@ -312,6 +312,7 @@ mod tests {
 
     fn event(id: i64) -> Event {
         Event {
+            update: None,
             schema: None,
             op: Op::Create,
             table: Some(Arc::new(TableRef::new("public", "t"))),

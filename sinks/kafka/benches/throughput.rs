@@ -61,6 +61,7 @@ fn events(n: usize, name: &str) -> Vec<Event> {
                 ],
             );
             Event {
+                update: None,
                 schema: None,
                 op: Op::Update,
                 table: Some(table.clone()),

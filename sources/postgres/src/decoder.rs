@@ -361,6 +361,7 @@ impl Decoder {
                 }
                 let source = self.source_info(lsn);
                 out.push(LogItem::Event(Event {
+                    update: None,
                     schema: None,
                     op: Op::Message,
                     table: None,
@@ -702,6 +703,7 @@ impl Decoder {
         change_lsn: u64,
     ) -> Event {
         Event {
+            update: None,
             schema: None,
             op,
             table: Some(rel.table.clone()),

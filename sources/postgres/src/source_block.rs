@@ -109,6 +109,7 @@ mod tests {
     fn update() -> Event {
         let cols: Arc<[String]> = Arc::from(vec!["id".to_string(), "name".to_string()]);
         Event {
+            update: None,
             schema: None,
             op: Op::Update,
             table: Some(Arc::new(TableRef::new("public", "orders"))),

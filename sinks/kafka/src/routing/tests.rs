@@ -24,6 +24,7 @@ fn cols(names: &[&str]) -> Arc<[String]> {
 
 fn event(op: Op, table: Option<(&str, &str)>, key: Option<Row>, after: Option<Row>) -> Event {
     Event {
+        update: None,
         schema: None,
         op,
         table: table.map(|(s, t)| Arc::new(TableRef::new(s, t))),

@@ -40,6 +40,7 @@ pub fn change(
         _ => (None, Some(row)),
     };
     Event {
+        update: None,
         schema: None,
         op,
         table: Some(Arc::new(TableRef::new("public", table))),
@@ -86,6 +87,7 @@ pub fn outbox_insert(
         ],
     );
     Event {
+        update: None,
         schema: None,
         op: Op::Create,
         table: Some(Arc::new(TableRef::new("public", "outbox"))),

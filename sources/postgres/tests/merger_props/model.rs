@@ -137,6 +137,7 @@ impl Log {
             (Some(_), None) => Op::Delete,
         };
         LogItem::Event(Event {
+            update: None,
             schema: None,
             op,
             table: Some(table),
@@ -155,6 +156,7 @@ impl Log {
 
     pub fn truncate(&mut self, xid: u64) -> LogItem {
         LogItem::Event(Event {
+            update: None,
             schema: None,
             op: Op::Truncate,
             table: Some(self.table.clone()),
