@@ -108,6 +108,12 @@ pub trait ChunkSource: Send + Sync {
     fn union_filters(&self, _a: &str, _b: &str) -> Option<String> {
         None
     }
+
+    /// The namespace a bare table name in a signal is in (PostgreSQL:
+    /// `public`); `None`: signals must name it (`database.collection`).
+    fn namespace(&self) -> Option<&str> {
+        None
+    }
 }
 
 /// Prefix of the log messages that bracket a resync snapshot of a table
@@ -412,7 +418,7 @@ impl SnapshotProcessor {
 
     /// A signal row the merger did not consume: an operator's command.
     fn on_command(&mut self, row: &cdc_signal::SignalRow) {
-        let command = match cdc_signal::parse(row) {
+        let command = match cdc_signal::parse_in(row, self.source.namespace()) {
             Ok(command) => command,
             Err(err) => {
                 tracing::warn!("signal '{}' ignored: {err}", row.id);

@@ -20,7 +20,7 @@ pub use command::{
     WINDOW_CLOSE_SUFFIX, WINDOW_OPEN_SUFFIX,
 };
 pub use error::SignalError;
-pub use parse::parse;
+pub use parse::{parse, parse_in};
 pub use table::{TableRef, TableRefError, DEFAULT_SCHEMA};
 
 /// A raw row of the signal table, as read from the log.
@@ -103,5 +103,34 @@ mod tests {
                 "{name}"
             );
         }
+    }
+
+    #[test]
+    fn a_signal_names_tables_in_the_sources_namespace() {
+        let row = SignalRow {
+            id: "s1".into(),
+            kind: "execute-snapshot".into(),
+            data: Some(r#"{"data-collections": ["orders", "shop.items"]}"#.into()),
+        };
+        let tables = |command: Command| match command {
+            Command::ExecuteSnapshot { tables, .. } => tables,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            tables(parse_in(&row, Some("shop")).unwrap()),
+            [
+                TableRef::new("shop", "orders"),
+                TableRef::new("shop", "items")
+            ]
+        );
+        assert_eq!(
+            tables(parse(&row).unwrap())[0],
+            TableRef::new(DEFAULT_SCHEMA, "orders")
+        );
+        let err = parse_in(&row, None).unwrap_err().to_string();
+        assert!(
+            err.contains("orders") && err.contains("database.collection"),
+            "{err}"
+        );
     }
 }

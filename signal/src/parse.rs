@@ -15,13 +15,22 @@ use crate::SignalRow;
 
 type Object = Map<String, Value>;
 
-/// Parses a signal row into a command.
+/// Parses a signal row into a command, a bare table name being in the
+/// PostgreSQL convention's schema ([`crate::DEFAULT_SCHEMA`]); see
+/// [`parse_in`].
+pub fn parse(row: &SignalRow) -> Result<Command, SignalError> {
+    parse_in(row, Some(crate::DEFAULT_SCHEMA))
+}
+
+/// Parses a signal row into a command. A bare table name (no schema or
+/// database part) is in `namespace`, the source's default; without one it
+/// is an error naming the name.
 ///
 /// Type names match Debezium's spelling, ignoring ASCII case and surrounding whitespace.
 /// `data` must be absent, empty, JSON `null` or a JSON object for every type, as Debezium
 /// requires. Unknown fields inside it are ignored (Debezium adds some), but known fields of
 /// the wrong JSON type are errors.
-pub fn parse(row: &SignalRow) -> Result<Command, SignalError> {
+pub fn parse_in(row: &SignalRow, namespace: Option<&str>) -> Result<Command, SignalError> {
     let kind = row.kind.trim();
     let is = |name: &str| kind.eq_ignore_ascii_case(name);
     // Check the type before the data so an unknown type is reported as such, not as bad data.
@@ -40,9 +49,9 @@ pub fn parse(row: &SignalRow) -> Result<Command, SignalError> {
     let data = parse_data(row.data.as_deref())?;
     let data = data.as_ref();
     if is(EXECUTE_SNAPSHOT) {
-        parse_execute(data)
+        parse_execute(data, namespace)
     } else if is(STOP_SNAPSHOT) {
-        parse_stop(data)
+        parse_stop(data, namespace)
     } else if is(PAUSE_SNAPSHOT) {
         Ok(Command::PauseSnapshot)
     } else if is(RESUME_SNAPSHOT) {
@@ -119,7 +128,10 @@ fn required_str<'a>(
 }
 
 /// Parses `data-collections` if present: an array of table names, de-duplicated.
-fn data_collections(obj: &Object) -> Result<Option<Vec<TableRef>>, SignalError> {
+fn data_collections(
+    obj: &Object,
+    namespace: Option<&str>,
+) -> Result<Option<Vec<TableRef>>, SignalError> {
     let Some(value) = field(obj, DATA_COLLECTIONS) else {
         return Ok(None);
     };
@@ -137,13 +149,13 @@ fn data_collections(obj: &Object) -> Result<Option<Vec<TableRef>>, SignalError> 
                 json_type(item)
             )));
         };
-        tables.push(parse_table(name)?);
+        tables.push(parse_table(name, namespace)?);
     }
     Ok(Some(dedup_tables(tables)))
 }
 
-fn parse_table(name: &str) -> Result<TableRef, SignalError> {
-    TableRef::parse(name).map_err(|reason| SignalError::BadTable {
+fn parse_table(name: &str, namespace: Option<&str>) -> Result<TableRef, SignalError> {
+    TableRef::parse_in(name, namespace).map_err(|reason| SignalError::BadTable {
         table: name.to_owned(),
         reason,
     })
@@ -164,7 +176,10 @@ fn snapshot_kind(obj: &Object) -> Result<SnapshotKind, SignalError> {
 }
 
 /// Parses `additional-conditions`, keeping each table name as written for error messages.
-fn additional_conditions(obj: &Object) -> Result<Vec<(String, AdditionalCondition)>, SignalError> {
+fn additional_conditions(
+    obj: &Object,
+    namespace: Option<&str>,
+) -> Result<Vec<(String, AdditionalCondition)>, SignalError> {
     let Some(value) = field(obj, ADDITIONAL_CONDITIONS) else {
         return Ok(Vec::new());
     };
@@ -187,7 +202,7 @@ fn additional_conditions(obj: &Object) -> Result<Vec<(String, AdditionalConditio
         let name = required_str(c, DATA_COLLECTION, &format!("{path}{DATA_COLLECTION}"))?;
         let filter = required_str(c, FILTER, &format!("{path}{FILTER}"))?;
         let condition = AdditionalCondition {
-            table: parse_table(name)?,
+            table: parse_table(name, namespace)?,
             filter: filter.to_owned(),
         };
         out.push((name.to_owned(), condition));
@@ -195,17 +210,18 @@ fn additional_conditions(obj: &Object) -> Result<Vec<(String, AdditionalConditio
     Ok(out)
 }
 
-fn parse_execute(data: Option<&Object>) -> Result<Command, SignalError> {
+fn parse_execute(data: Option<&Object>, namespace: Option<&str>) -> Result<Command, SignalError> {
     let obj = data.ok_or(SignalError::MissingField(DATA_COLLECTIONS))?;
     if field(obj, LEGACY_ADDITIONAL_CONDITION).is_some() {
         return Err(SignalError::LegacyAdditionalCondition);
     }
-    let tables = data_collections(obj)?.ok_or(SignalError::MissingField(DATA_COLLECTIONS))?;
+    let tables =
+        data_collections(obj, namespace)?.ok_or(SignalError::MissingField(DATA_COLLECTIONS))?;
     if tables.is_empty() {
         return Err(SignalError::EmptyCollections);
     }
     let kind = snapshot_kind(obj)?;
-    let conditions = check_conditions(&tables, additional_conditions(obj)?)?;
+    let conditions = check_conditions(&tables, additional_conditions(obj, namespace)?)?;
     let surrogate_key = optional_str(obj, SURROGATE_KEY, SURROGATE_KEY)?
         .map(check_surrogate_key)
         .transpose()?;
@@ -217,13 +233,13 @@ fn parse_execute(data: Option<&Object>) -> Result<Command, SignalError> {
     })
 }
 
-fn parse_stop(data: Option<&Object>) -> Result<Command, SignalError> {
+fn parse_stop(data: Option<&Object>, namespace: Option<&str>) -> Result<Command, SignalError> {
     let Some(obj) = data else {
         return Ok(Command::StopSnapshot { tables: Vec::new() });
     };
     // Validated, not stored: stopping a blocking snapshot is as unsupported as starting one.
     snapshot_kind(obj)?;
-    let tables = data_collections(obj)?.unwrap_or_default();
+    let tables = data_collections(obj, namespace)?.unwrap_or_default();
     Ok(Command::StopSnapshot { tables })
 }
 

@@ -4,7 +4,10 @@ use std::fmt::{self, Write as _};
 use std::iter::Peekable;
 use std::str::{Chars, FromStr};
 
-/// Schema used when a name has no schema part, as PostgreSQL's default search path would.
+/// Schema used when a name has no schema part, as PostgreSQL's default
+/// search path would: the PostgreSQL source's namespace, and the default of
+/// [`TableRef::parse`]. Other sources parse with their own
+/// ([`TableRef::parse_in`]).
 pub const DEFAULT_SCHEMA: &str = "public";
 
 /// A table named by a signal or config: schema-qualified.
@@ -44,6 +47,10 @@ pub enum TableRefError {
     UnexpectedAfterQuote(char),
     #[error("whitespace inside an unquoted identifier (double-quote names that contain spaces)")]
     UnquotedWhitespace,
+    #[error(
+        "the name has no namespace part: write it as `database.collection` (or `schema.table`)"
+    )]
+    Unqualified,
 }
 
 impl TableRef {
@@ -57,8 +64,15 @@ impl TableRef {
     /// Parses `table`, `schema.table` or their double-quoted forms.
     ///
     /// Whitespace around a part is ignored (as in SQL); whitespace inside an unquoted part is
-    /// rejected because it almost always means a missing quote or comma.
+    /// rejected because it almost always means a missing quote or comma. A bare `table` is in
+    /// [`DEFAULT_SCHEMA`].
     pub fn parse(s: &str) -> Result<TableRef, TableRefError> {
+        TableRef::parse_in(s, Some(DEFAULT_SCHEMA))
+    }
+
+    /// As [`TableRef::parse`], a bare `table` being in `namespace`; without one a bare name
+    /// is [`TableRefError::Unqualified`].
+    pub fn parse_in(s: &str, namespace: Option<&str>) -> Result<TableRef, TableRefError> {
         if s.trim().is_empty() {
             return Err(TableRefError::Empty);
         }
@@ -92,7 +106,10 @@ impl TableRef {
         }
         let mut parts = parts.into_iter();
         match (parts.next(), parts.next()) {
-            (Some(name), None) => Ok(TableRef::new(DEFAULT_SCHEMA, name)),
+            (Some(name), None) => match namespace {
+                Some(namespace) => Ok(TableRef::new(namespace, name)),
+                None => Err(TableRefError::Unqualified),
+            },
             (Some(schema), Some(name)) => Ok(TableRef::new(schema, name)),
             // Unreachable: the loop pushes at least one part before breaking.
             (None, _) => Err(TableRefError::Empty),
@@ -182,6 +199,22 @@ mod tests {
 
     fn ok(s: &str) -> TableRef {
         TableRef::parse(s).unwrap_or_else(|e| panic!("{s:?} should parse: {e}"))
+    }
+
+    #[test]
+    fn a_bare_name_is_in_the_given_namespace_or_refused_without_one() {
+        assert_eq!(
+            TableRef::parse_in("orders", Some("shop")),
+            Ok(TableRef::new("shop", "orders"))
+        );
+        assert_eq!(
+            TableRef::parse_in("orders", None),
+            Err(TableRefError::Unqualified)
+        );
+        assert_eq!(
+            TableRef::parse_in("shop.orders", None),
+            Ok(TableRef::new("shop", "orders"))
+        );
     }
 
     #[test]

@@ -225,7 +225,8 @@ impl WindowMerger {
             LogItem::Commit {
                 tx_id: Some(tx_id), ..
             } => self.commits.record(*tx_id),
-            LogItem::Signal { row, source } => match cdc_signal::parse(row) {
+            // Watermarks name no table, so no namespace is needed.
+            LogItem::Signal { row, source } => match cdc_signal::parse_in(row, None) {
                 Ok(Command::WindowOpen { window }) => self.open(&window, outcomes),
                 Ok(Command::WindowClose { window }) => self.close(&window, source, out, outcomes),
                 // Operators' commands and bad signals are the caller's.

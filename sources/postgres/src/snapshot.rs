@@ -681,6 +681,11 @@ impl ChunkSource for PgChunkSource {
         Some(format!("({a}) OR ({b})"))
     }
 
+    /// The default search path's schema.
+    fn namespace(&self) -> Option<&str> {
+        Some(cdc_signal::DEFAULT_SCHEMA)
+    }
+
     async fn save_state(&self, state: &SnapshotState) -> Result<(), SnapshotError> {
         if !self.lease.is_fresh() {
             return Err(SnapshotError::Definite(
