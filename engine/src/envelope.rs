@@ -14,7 +14,7 @@ use crate::event::{
 use crate::format::connect::SchemaCache;
 use crate::format::Format;
 use crate::schema::{ColumnKind, TableSchema};
-use crate::source_block::EnvelopeLayout;
+use crate::source_block::{EnvelopeLayout, DOCUMENT_COLUMN};
 use crate::value::{Row, Value, UNAVAILABLE_VALUE_PLACEHOLDER};
 
 const VERSION: &str = concat!("cdc-", env!("CARGO_PKG_VERSION"));
@@ -246,6 +246,11 @@ impl EnvelopeWriter {
         let Some(row) = row else {
             return out.extend_from_slice(b"null");
         };
+        if let ([name], [Value::Json(text)]) = (&row.columns[..], &row.values[..]) {
+            if name == DOCUMENT_COLUMN {
+                return write_str(text, out);
+            }
+        }
         let mut document = std::mem::take(&mut self.document);
         document.clear();
         self.write_row_of(row, None, &mut document);
@@ -478,7 +483,7 @@ fn write_source(event: &Event, out: &mut Vec<u8>) {
     out.extend_from_slice(b",\"snapshot\":\"");
     out.extend_from_slice(s.snapshot.as_str().as_bytes());
     out.extend_from_slice(b"\",\"db\":");
-    write_str(&s.meta.db, out);
+    write_str(s.meta.block.db(event).unwrap_or(&s.meta.db), out);
     s.meta.block.write_members(event, out);
     out.extend_from_slice(b",\"position\":\"");
     s.position.write_hex(out);

@@ -288,5 +288,5 @@ pub struct UpdateDescription {
     /// Dotted paths of the fields removed (`None`: none).
     pub removed_fields: Option<Vec<String>>,
     /// Arrays the update truncated: their path and new size (`None`: none).
-    pub truncated_arrays: Option<Vec<(String, u32)>>,
+    pub truncated_arrays: Option<Vec<(String, i32)>>,
 }

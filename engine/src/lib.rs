@@ -34,6 +34,6 @@ pub use lease::Lease;
 pub use schema::{ColumnKind, ColumnSchema, TableSchema};
 pub use sink::{Sink, SinkError};
 pub use source::{LogItem, Source, SourceError, StreamContext};
-pub use source_block::{EnvelopeLayout, SourceBlock, PLAIN_BLOCK};
+pub use source_block::{EnvelopeLayout, SourceBlock, DOCUMENT_COLUMN, PLAIN_BLOCK};
 pub use telemetry::Telemetry;
 pub use value::{Row, TextType, Value, DEFAULT_TIME_PRECISION, UNAVAILABLE_VALUE_PLACEHOLDER};

@@ -26,10 +26,21 @@ pub enum EnvelopeLayout {
     Documents,
 }
 
+/// The one column of a document row the source rendered whole: the
+/// documents layout writes its `Value::Json` text as the string, byte for
+/// byte (a BSON field name cannot hold the NUL it starts with).
+pub const DOCUMENT_COLUMN: &str = "\0document";
+
 pub trait SourceBlock: Send + Sync {
     /// The envelope the source's events are written in.
     fn layout(&self) -> EnvelopeLayout {
         EnvelopeLayout::Rows
+    }
+
+    /// The event's `db` when it is not the source's one (a deployment of
+    /// many databases); `None`: [`crate::SourceMeta::db`].
+    fn db<'a>(&self, _event: &'a Event) -> Option<&'a str> {
+        None
     }
 
     /// The members after `db`, each led by a comma (`,"name":value`), in

@@ -26,6 +26,7 @@
 //! (checked on Java 25); Java 17 prints a few differently (`java_text.rs`).
 
 pub mod change;
+pub mod event;
 pub mod extjson;
 mod java_text;
 pub mod resume;

@@ -13,7 +13,9 @@ use std::sync::Arc;
 
 use cdc_engine::envelope::{write_display, write_str};
 use cdc_engine::source_block::{write_ts_members, SEQUENCE_AND_TS_SCHEMAS};
-use cdc_engine::{Event, Position, SnapshotFlag, SourceBlock, SourceInfo, SourceMeta, TableRef};
+use cdc_engine::{
+    EnvelopeLayout, Event, Position, SnapshotFlag, SourceBlock, SourceInfo, SourceMeta, TableRef,
+};
 
 use crate::change::{Change, RowChange};
 use crate::resume::ClusterTime;
@@ -42,14 +44,23 @@ use crate::resume::ClusterTime;
 ///   (Debezium's snapshot sets no wall time). MongoDB 6.0 and later put
 ///   `wallTime` on every change event; from an older server Debezium writes
 ///   null there, where this block would write the cluster time's seconds.
-/// * `db` is written by the engine from [`SourceMeta::db`], one per source;
-///   Debezium writes each event's own database (`ns.db`).
+/// * `db` is each event's own database (`ns.db`, the table's schema), as
+///   Debezium writes it ([`SourceBlock::db`]).
 #[derive(Debug)]
 pub struct MongoBlock;
 
 pub static MONGO_BLOCK: MongoBlock = MongoBlock;
 
 impl SourceBlock for MongoBlock {
+    /// Debezium's MongoDB envelope: documents as JSON strings.
+    fn layout(&self) -> EnvelopeLayout {
+        EnvelopeLayout::Documents
+    }
+
+    fn db<'a>(&self, event: &'a Event) -> Option<&'a str> {
+        event.table.as_deref().map(|t| t.schema.as_str())
+    }
+
     fn write_members(&self, event: &Event, out: &mut Vec<u8>) {
         let s = &event.source;
         out.extend_from_slice(b",\"sequence\":null");
@@ -173,6 +184,7 @@ mod tests {
             message: None,
             transaction: None,
             schema: None,
+            update: None,
         }
     }
 
