@@ -44,6 +44,7 @@ struct SourceKey {
     position: Position,
     offset: Option<u64>,
     last_commit: Option<u64>,
+    session: Option<Arc<str>>,
     tx_id: Option<u64>,
     ts_ms: i64,
     ts_us: i64,
@@ -59,6 +60,7 @@ impl SourceKey {
             position: s.position.clone(),
             offset: s.offset,
             last_commit: s.last_commit,
+            session: s.session.clone(),
             tx_id: s.tx_id,
             ts_ms: s.ts_ms,
             ts_us: s.ts_us,
@@ -79,6 +81,7 @@ impl SourceKey {
             && self.ts_us == s.ts_us
             && self.offset == s.offset
             && self.last_commit == s.last_commit
+            && self.session == s.session
             && self.tx_id == s.tx_id
             && self.snapshot == s.snapshot
             && self.position == s.position

@@ -23,6 +23,7 @@ fn update_envelope_is_debezium_shaped() {
         before: None,
         after: Some(Row::new(cols, vec![Value::Int(1), Value::Text("a".into())])),
         source: SourceInfo {
+            session: None,
             meta: Arc::new(SourceMeta {
                 connector: "postgresql",
                 name: "cdc".into(),
@@ -134,6 +135,7 @@ fn pooled_event(
             before: None,
             after: Some(row),
             source: SourceInfo {
+                session: None,
                 meta: meta.clone(),
                 position: Position::from_u64(position),
                 offset: Some(position),

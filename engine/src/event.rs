@@ -204,6 +204,10 @@ pub struct SourceInfo {
     /// numbering as `offset` (PostgreSQL: with `offset`, Debezium's
     /// `source.sequence`).
     pub last_commit: Option<u64>,
+    /// The session whose transaction `tx_id` numbers, for a source that
+    /// numbers transactions per session (MongoDB: the `lsid`, as Debezium
+    /// writes it); `None` where `tx_id` alone is unique.
+    pub session: Option<Arc<str>>,
     pub snapshot: SnapshotFlag,
 }
 
@@ -219,6 +223,7 @@ impl SourceInfo {
             ts_ms: 0,
             ts_us: 0,
             last_commit: None,
+            session: None,
             snapshot: SnapshotFlag::No,
         }
     }

@@ -263,6 +263,7 @@ mod tests {
                     before: None,
                     after: Some(row),
                     source: SourceInfo {
+                        session: None,
                         meta: meta.clone(),
                         position: position.clone(),
                         offset: Some(i),

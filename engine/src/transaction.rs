@@ -19,8 +19,10 @@ use crate::value::{Row, Value};
 
 /// The transaction whose events are passing.
 struct Open {
-    /// The source's number of the transaction, shared by its events.
+    /// The source's number of the transaction, shared by its events, and
+    /// the session it counts in.
     tx_id: u64,
+    session: Option<Arc<str>>,
     total: u64,
     /// `schema.table` → events so far.
     per_table: BTreeMap<String, u64>,
@@ -104,7 +106,11 @@ impl TransactionMetadata {
                 out.push(event);
                 continue;
             }
-            if self.open.as_ref().is_some_and(|o| o.tx_id != tx_id) {
+            if self
+                .open
+                .as_ref()
+                .is_some_and(|o| o.tx_id != tx_id || o.session != event.source.session)
+            {
                 // Its commit never came through (it cannot, in log
                 // order); closed so that BEGIN and END always pair.
                 self.end(None, out);
@@ -120,6 +126,7 @@ impl TransactionMetadata {
                 out.push(self.record(&event.source, id.clone(), begin));
                 self.open = Some(Open {
                     tx_id,
+                    session: event.source.session.clone(),
                     total: 0,
                     per_table: BTreeMap::new(),
                     source: event.source.clone(),

@@ -168,3 +168,27 @@ proptest! {
         prop_assert_eq!(boundaries, txs.iter().filter(|t| !t.is_empty()).count());
     }
 }
+
+#[test]
+fn the_same_number_in_another_session_is_another_transaction() {
+    let meta = meta();
+    let mut p = Staged::new(Passthrough, TransactionMetadata::default());
+    let mut out = Vec::new();
+    let in_session = |lsn: u64, session: &str| {
+        let LogItem::Event(mut event) = change(&meta, "t", 4, lsn, SnapshotFlag::No) else {
+            unreachable!()
+        };
+        event.source.session = Some(Arc::from(session));
+        LogItem::Event(event)
+    };
+    // txnNumber 4 of two sessions, back to back: two BEGIN/END pairs.
+    for item in [in_session(100, "a"), in_session(200, "b")] {
+        p.process(item, &mut out);
+    }
+    let statuses: Vec<String> = out
+        .iter()
+        .map(json)
+        .map(|v| v["status"].as_str().unwrap_or("change").to_string())
+        .collect();
+    assert_eq!(statuses, ["BEGIN", "change", "END", "BEGIN", "change"]);
+}

@@ -157,6 +157,7 @@ impl Sim {
     fn source(&mut self) -> SourceInfo {
         self.lsn += 1;
         SourceInfo {
+            session: None,
             meta: self.meta.clone(),
             position: Position::from_u64(self.lsn),
             offset: Some(self.lsn),

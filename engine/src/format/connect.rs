@@ -667,6 +667,7 @@ mod tests {
             before: None,
             after: Some(after),
             source: SourceInfo {
+                session: None,
                 meta: Arc::new(SourceMeta {
                     connector: "postgresql",
                     name: "dbz".into(),

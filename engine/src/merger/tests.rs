@@ -54,6 +54,7 @@ impl H {
     fn source(&mut self) -> SourceInfo {
         self.lsn += 1;
         SourceInfo {
+            session: None,
             meta: self.meta.clone(),
             position: Position::from_u64(self.lsn),
             offset: Some(self.lsn),

@@ -40,6 +40,7 @@ fn event(op: Op, snapshot: SnapshotFlag) -> Event {
         before: None,
         after: None,
         source: SourceInfo {
+            session: None,
             meta: Arc::new(SourceMeta {
                 connector: "postgresql",
                 name: "cdc".into(),

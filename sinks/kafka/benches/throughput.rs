@@ -69,6 +69,7 @@ fn events(n: usize, name: &str) -> Vec<Event> {
                 before: None,
                 after: Some(row),
                 source: SourceInfo {
+                    session: None,
                     meta: meta.clone(),
                     position: Position::from_u64(i as u64 + 1),
                     offset: Some(i as u64 + 1),

@@ -30,16 +30,10 @@ use crate::resume::ClusterTime;
 ///   without one ([`Change::ts_ms`]).
 /// * `event.table` — `TableRef { schema: db, name: collection }`.
 ///
-/// Limitations of the engine's model (not changed here):
-/// * `lsid` is written `null`: neither [`SourceInfo`] nor [`Event`] has a
-///   place for the session id's text. Debezium's transaction id is
-///   `<lsid>:<txnNumber>`; without the lsid this block gives what Debezium's
-///   `MongoDbEventMetadataProvider` gives when `lsid` is null, the
-///   txnNumber alone, so two sessions' transactions with the same
-///   txnNumber share an id (and the engine's transaction stage, which
-///   splits on `tx_id`, would merge back-to-back ones). Smallest fix: a
-///   `SourceInfo.session: Option<Arc<str>>` the block writes as `lsid` and
-///   puts in front of the transaction id.
+/// * `session` — the `lsid`, as Debezium writes it (the transaction stage
+///   groups by session and `txnNumber`, which counts per session).
+///
+/// Differences left:
 /// * `wallTime` is `ts_ms` for streamed events and null for snapshot reads
 ///   (Debezium's snapshot sets no wall time). MongoDB 6.0 and later put
 ///   `wallTime` on every change event; from an older server Debezium writes
@@ -77,7 +71,12 @@ impl SourceBlock for MongoBlock {
         // no position at all is its initial `Timestamp(0, 0)`.
         let increment = s.offset.map_or(0, |t| ClusterTime::from_u64(t).increment);
         write_display(increment as i32, out);
-        out.extend_from_slice(b",\"lsid\":null,\"txnNumber\":");
+        out.extend_from_slice(b",\"lsid\":");
+        match &s.session {
+            Some(lsid) => write_str(lsid, out),
+            None => out.extend_from_slice(b"null"),
+        }
+        out.extend_from_slice(b",\"txnNumber\":");
         match s.tx_id {
             Some(txn) => write_display(txn, out),
             None => out.extend_from_slice(b"null"),
@@ -108,13 +107,18 @@ impl SourceBlock for MongoBlock {
         "io.debezium.connector.mongo.Source"
     }
 
-    /// The txnNumber (see the type's doc for the missing lsid).
+    /// `<lsid>:<txnNumber>` (`MongoDbEventMetadataProvider.getTransactionId`;
+    /// the txnNumber alone without a session, as there).
     fn transaction_id(&self, source: &SourceInfo) -> Option<String> {
-        source.tx_id.map(|txn| txn.to_string())
+        let txn = source.tx_id?;
+        Some(match &source.session {
+            Some(lsid) => format!("{lsid}:{txn}"),
+            None => txn.to_string(),
+        })
     }
 
     fn closing_transaction_id(&self, opened: &SourceInfo, _commit: Option<&Position>) -> String {
-        opened.tx_id.unwrap_or_default().to_string()
+        self.transaction_id(opened).unwrap_or_default()
     }
 }
 
@@ -130,6 +134,7 @@ pub fn source_info(change: &Change, row: &RowChange, meta: Arc<SourceMeta>) -> S
             .and_then(|t| u64::try_from(t.txn_number).ok()),
         ts_ms,
         ts_us: ts_ms.saturating_mul(1000),
+        session: row.transaction.as_ref().map(|t| Arc::from(t.lsid.as_str())),
         ..SourceInfo::new(meta, change.position.clone())
     }
 }
@@ -202,7 +207,7 @@ mod tests {
             String::from_utf8(out).unwrap(),
             concat!(
                 r#","sequence":null,"ts_us":1666194988456000,"ts_ns":1666194988456000000,"#,
-                r#""collection":"orders","ord":3,"lsid":null,"txnNumber":9,"wallTime":1666194988456"#
+                r#""collection":"orders","ord":3,"lsid":"{\"id\": 1}","txnNumber":9,"wallTime":1666194988456"#
             )
         );
         let source = source(&event);
@@ -238,13 +243,22 @@ mod tests {
     }
 
     #[test]
-    fn transaction_ids_are_the_txn_number() {
+    fn transaction_ids_are_the_session_and_txn_number() {
+        let outside = event(SnapshotFlag::No, false);
         let event = event(SnapshotFlag::No, true);
         assert_eq!(
             MONGO_BLOCK.transaction_id(&event.source).as_deref(),
-            Some("9")
+            Some(r#"{"id": 1}:9"#)
         );
-        assert_eq!(MONGO_BLOCK.closing_transaction_id(&event.source, None), "9");
+        assert_eq!(
+            MONGO_BLOCK.closing_transaction_id(&event.source, None),
+            r#"{"id": 1}:9"#
+        );
+        // Outside a session (none in a change event): the number alone.
+        let mut source = event.source.clone();
+        source.session = None;
+        assert_eq!(MONGO_BLOCK.transaction_id(&source).as_deref(), Some("9"));
+        assert_eq!(MONGO_BLOCK.transaction_id(&outside.source), None);
     }
 
     #[test]

@@ -682,6 +682,7 @@ impl Decoder {
         position.extend_from_slice(&commit_lsn.to_be_bytes());
         position.extend_from_slice(&change_lsn.to_be_bytes());
         SourceInfo {
+            session: None,
             meta: self.meta.clone(),
             position: Position::from_bytes(position),
             offset: Some(change_lsn),

@@ -120,6 +120,7 @@ mod tests {
             before: None,
             after: Some(Row::new(cols, vec![Value::Int(1), Value::Text("a".into())])),
             source: SourceInfo {
+                session: None,
                 meta: Arc::new(SourceMeta {
                     connector: "postgresql",
                     name: "cdc".into(),

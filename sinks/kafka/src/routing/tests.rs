@@ -32,6 +32,7 @@ fn event(op: Op, table: Option<(&str, &str)>, key: Option<Row>, after: Option<Ro
         before: None,
         after,
         source: SourceInfo {
+            session: None,
             meta: Arc::new(SourceMeta {
                 connector: "postgresql",
                 name: "shop".into(),

@@ -55,6 +55,7 @@ pub fn change(
 
 pub fn source(meta: &Arc<SourceMeta>, position: u64) -> SourceInfo {
     SourceInfo {
+        session: None,
         meta: meta.clone(),
         position: Position::from_u64(position),
         offset: Some(position),

@@ -77,6 +77,7 @@ impl Log {
     pub fn source(&mut self, xid: Option<u64>) -> SourceInfo {
         self.lsn += 1;
         SourceInfo {
+            session: None,
             meta: self.meta.clone(),
             position: Position::from_u64(self.lsn),
             offset: Some(self.lsn),
