@@ -30,8 +30,6 @@ const WORKER_GRACE: Duration = Duration::from_secs(10);
 pub enum RunError {
     #[error("runner: {0} is missing")]
     Missing(&'static str),
-    #[error("this instance's lease is not held: {0}")]
-    NoLease(String),
     // The inner error follows in the chain (`source()`), where callers
     // look for a `SourceError`.
     #[error("pipeline")]
@@ -169,12 +167,15 @@ impl Runner {
             pipeline: pipeline_config,
             channel_capacity,
         } = self;
+        // Lost (or not confirmed lately) between taking it and starting:
+        // the caller stands by again, as when it is lost while streaming.
         if !lease.is_fresh() {
-            return Err(RunError::NoLease(
-                lease
-                    .lost()
-                    .unwrap_or_else(|| "not confirmed lately".into()),
-            ));
+            let why = lease
+                .lost()
+                .unwrap_or_else(|| "its lock connection has not answered lately".into());
+            return Err(RunError::Source(SourceError::LeaseLost(format!(
+                "this instance's lease is not held: {why}"
+            ))));
         }
         let (items_tx, items_rx) = mpsc::channel(channel_capacity);
         let (acks_tx, acks_rx) = watch::channel(None);
@@ -407,10 +408,15 @@ mod tests {
             Memory::default(),
             lease,
         );
-        let err = run.run(&stop, shutdown).await.err().map(|e| e.to_string());
-        assert_eq!(
-            err.as_deref(),
-            Some("this instance's lease is not held: lock connection closed")
+        let err = run.run(&stop, shutdown).await.err();
+        // A lost lease, for the caller to stand by again.
+        assert!(
+            matches!(
+                err.as_ref().and_then(RunError::source_error),
+                Some(SourceError::LeaseLost(why))
+                    if why == "this instance's lease is not held: lock connection closed"
+            ),
+            "{err:?}"
         );
     }
 
