@@ -65,6 +65,19 @@ pub trait SourceBlock: Send + Sync {
     fn closing_transaction_id(&self, opened: &SourceInfo, commit: Option<&Position>) -> String;
 }
 
+/// The `field` names of `block`'s member schemas, in order (`None`: they
+/// are not comma-led JSON objects), for a block's own tests.
+pub fn member_schema_fields(block: &dyn SourceBlock) -> Option<Vec<String>> {
+    let mut out = b"[{}".to_vec();
+    block.write_member_schemas(&mut out);
+    out.push(b']');
+    let fields: Vec<serde_json::Value> = serde_json::from_slice(&out).ok()?;
+    fields[1..]
+        .iter()
+        .map(|f| f["field"].as_str().map(str::to_owned))
+        .collect()
+}
+
 /// Writes `,"ts_us":…,"ts_ns":…`, which every Debezium connector has after
 /// `sequence`.
 pub fn write_ts_members(source: &SourceInfo, out: &mut Vec<u8>) {
