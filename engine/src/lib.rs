@@ -14,6 +14,7 @@ pub mod lease;
 pub mod merger;
 pub mod offsets;
 pub mod pipeline;
+pub mod position_store;
 pub mod runner;
 pub mod scheduler;
 pub mod schema;
@@ -31,6 +32,7 @@ pub use event::{
     UpdateDescription,
 };
 pub use lease::Lease;
+pub use position_store::{PositionStore, PositionWriter};
 pub use schema::{ColumnKind, ColumnSchema, TableSchema};
 pub use sink::{Sink, SinkError};
 pub use source::{LogItem, Source, SourceError, StreamContext};

@@ -16,8 +16,7 @@
 
 use std::time::Duration;
 
-use cdc_engine::TableRef;
-use tokio::sync::watch;
+use cdc_engine::{Position, PositionStore, PositionWriter, TableRef};
 use tokio_postgres::Client;
 
 use crate::catalog::quote_table;
@@ -422,110 +421,92 @@ async fn write(
         .await
 }
 
-/// The running engine's side: the log reader hands acknowledged LSNs over a
-/// watch channel (never waiting), a task writes the latest every few
-/// seconds on its own connection.
-pub(crate) struct Writer {
-    tx: watch::Sender<(u64, bool)>,
-    task: tokio::task::JoinHandle<()>,
+/// The record as the engine's [`PositionStore`]: one row of
+/// `cdc.positions`, written on a connection of its own.
+struct PgPositionStore {
+    connect: ConnectConfig,
+    signal_table: TableRef,
+    slot: String,
+    server: Server,
+    client: tokio::sync::Mutex<Option<Client>>,
 }
+
+#[async_trait::async_trait]
+impl PositionStore for PgPositionStore {
+    async fn write(&self, position: &Position, clean: bool) -> Result<(), String> {
+        let lsn = position
+            .as_u64()
+            .ok_or_else(|| "not an LSN position".to_string())?;
+        let mut client = self.client.lock().await;
+        if client.as_ref().is_none_or(Client::is_closed) {
+            *client = Some(
+                self.connect
+                    .connect_sql()
+                    .await
+                    .map_err(|e| format!("cannot connect: {e}"))?,
+            );
+        }
+        let Some(c) = client.as_ref() else {
+            return Err("cannot connect".into());
+        };
+        match write(c, &self.signal_table, &self.slot, lsn, clean, &self.server).await {
+            Ok(0) => Err(format!(
+                "the server is no longer system {} timeline {} (a failover?)",
+                self.server.0, self.server.1
+            )),
+            Ok(_) => Ok(()),
+            Err(e) => Err(describe_pg_error(&e)),
+        }
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "{} for slot '{}'",
+            positions_table(&self.signal_table),
+            self.slot
+        )
+    }
+}
+
+/// The running engine's side: the log reader hands acknowledged LSNs to the
+/// engine's [`PositionWriter`], which writes the latest every few seconds.
+pub(crate) struct Writer(PositionWriter);
 
 impl Writer {
     pub(crate) fn spawn(config: &PostgresConfig, start: u64, server: &Server) -> Writer {
-        let (tx, rx) = watch::channel((start, false));
-        let task = tokio::spawn(write_loop(
-            config.connect.clone(),
-            config.signal_table.clone(),
-            config.slot.clone(),
-            server.clone(),
-            rx,
-        ));
-        Writer { tx, task }
+        let store = PgPositionStore {
+            connect: config.connect.clone(),
+            signal_table: config.signal_table.clone(),
+            slot: config.slot.clone(),
+            server: server.clone(),
+            client: tokio::sync::Mutex::new(None),
+        };
+        Writer(PositionWriter::spawn(
+            store,
+            Some(Position::from_u64(start)),
+            WRITE_INTERVAL,
+        ))
     }
 
     /// The pipeline made `lsn` durable and it was acknowledged.
     pub(crate) fn acknowledged(&self, lsn: u64) {
-        self.tx.send_if_modified(|(cur, _)| {
-            let moved = lsn > *cur;
-            *cur = (*cur).max(lsn);
-            moved
-        });
+        self.0.acknowledged(&Position::from_u64(lsn));
     }
 
     /// Stop writing at once: this instance lost its lease, and the record
     /// is the new holder's to write.
     pub(crate) fn abandon(self) {
-        self.task.abort();
+        self.0.abandon();
     }
 
     /// Write the final, exact record and wait (briefly) for it.
     pub(crate) async fn finish(self, lsn: Option<u64>) {
-        if let Some(lsn) = lsn {
-            self.tx.send_modify(|(cur, clean)| {
-                *cur = (*cur).max(lsn);
-                *clean = true;
-            });
-        }
-        drop(self.tx);
-        if tokio::time::timeout(Duration::from_secs(5), self.task)
+        if !self
+            .0
+            .finish(lsn.map(Position::from_u64), Duration::from_secs(5))
             .await
-            .is_err()
         {
             tracing::warn!("cdc.positions not written at shutdown in 5s: the next start will not check whether the slot was advanced");
-        }
-    }
-}
-
-async fn write_loop(
-    connect: ConnectConfig,
-    signal_table: TableRef,
-    slot: String,
-    server: Server,
-    mut rx: watch::Receiver<(u64, bool)>,
-) {
-    let mut client: Option<Client> = None;
-    let mut written = (0u64, false);
-    let mut warned = false;
-    let mut next = tokio::time::Instant::now();
-    let mut closed = false;
-    while !closed {
-        closed = rx.changed().await.is_err();
-        // At most one write per interval, whatever the ack rate; a closed
-        // channel (shutdown) writes at once.
-        while !closed {
-            tokio::select! {
-                _ = tokio::time::sleep_until(next) => break,
-                changed = rx.changed() => closed = changed.is_err(),
-            }
-        }
-        let latest = *rx.borrow_and_update();
-        if latest == written {
-            continue;
-        }
-        if client.as_ref().is_none_or(Client::is_closed) {
-            client = connect.connect_sql().await.ok();
-        }
-        let result = match &client {
-            Some(c) => match write(c, &signal_table, &slot, latest.0, latest.1, &server).await {
-                Ok(0) => Err(format!(
-                    "the server is no longer system {} timeline {} (a failover?)",
-                    server.0, server.1
-                )),
-                Ok(n) => Ok(n),
-                Err(e) => Err(describe_pg_error(&e)),
-            },
-            None => Err("cannot connect".into()),
-        };
-        next = tokio::time::Instant::now() + WRITE_INTERVAL;
-        match result {
-            Ok(_) => written = latest,
-            Err(reason) if !warned => {
-                warned = true;
-                tracing::warn!(
-                    "cannot write cdc.positions for slot '{slot}': {reason}; the slot guards work from its last row"
-                );
-            }
-            Err(_) => {}
         }
     }
 }
