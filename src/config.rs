@@ -364,6 +364,51 @@ fn default_chunk_size() -> usize {
 #[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
 pub enum SourceConfig {
     Postgres(PostgresSettings),
+    Mongodb(MongoSettings),
+}
+
+/// `[source] type = "mongodb"` (README, "MongoDB").
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MongoSettings {
+    /// `mongodb://…/?replicaSet=rs0` or `mongodb+srv://…`; TLS and SCRAM
+    /// as the URL says.
+    pub url: String,
+    /// `database.collection`, `*` allowed in the collection.
+    pub collections: Vec<String>,
+    #[serde(default = "default_signal_collection")]
+    pub signal_collection: String,
+    /// The logical name of the capture (`source.name`, topic prefix), and
+    /// the key of its stored position and snapshot progress.
+    #[serde(default = "default_cdc")]
+    pub name: String,
+    /// `fullDocumentBeforeChange`: `when_available` (default), `required`
+    /// or `off`.
+    #[serde(default)]
+    pub pre_images: PreImagesSetting,
+    /// When the stored resume token is no longer in the oplog.
+    #[serde(default)]
+    pub on_history_lost: OnSlotLost,
+    /// How long an idle `getMore` waits: the idle stream's heartbeat.
+    #[serde(default = "default_max_await_ms")]
+    pub max_await_ms: u64,
+}
+
+#[derive(Debug, Default, Clone, Copy, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PreImagesSetting {
+    #[default]
+    WhenAvailable,
+    Required,
+    Off,
+}
+
+fn default_signal_collection() -> String {
+    "cdc.signal".into()
+}
+
+fn default_max_await_ms() -> u64 {
+    1000
 }
 
 #[derive(Debug, Deserialize)]
@@ -551,17 +596,23 @@ impl Config {
     }
 
     fn validate(&self) -> Result<()> {
-        let SourceConfig::Postgres(pg) = &self.source;
-        for table in &pg.tables {
-            TablePattern::parse(table)
-                .with_context(|| format!("source.tables: invalid table name '{table}'"))?;
+        match &self.source {
+            SourceConfig::Postgres(pg) => {
+                for table in &pg.tables {
+                    TablePattern::parse(table)
+                        .with_context(|| format!("source.tables: invalid table name '{table}'"))?;
+                }
+                TableRef::parse(&pg.signal_table).with_context(|| {
+                    format!(
+                        "source.signal_table: invalid table name '{}'",
+                        pg.signal_table
+                    )
+                })?;
+            }
+            SourceConfig::Mongodb(mongo) => {
+                crate::run_mongodb::mongo_config(mongo)?;
+            }
         }
-        TableRef::parse(&pg.signal_table).with_context(|| {
-            format!(
-                "source.signal_table: invalid table name '{}'",
-                pg.signal_table
-            )
-        })?;
         if !self.observe.listen.is_empty()
             && self.observe.listen.parse::<std::net::SocketAddr>().is_err()
         {
@@ -585,13 +636,24 @@ impl Config {
             if let Some(outbox) = &kafka.outbox {
                 // Rows of an uncaptured table never reach the sink.
                 let table = TableRef::parse(&outbox.table)?;
-                if !pg
-                    .tables
-                    .iter()
-                    .filter_map(|t| TablePattern::parse(t).ok())
-                    .any(|p| p.matches(&table))
-                {
-                    bail!("sink.outbox.table {table} must be listed in source.tables");
+                match &self.source {
+                    SourceConfig::Postgres(pg) => {
+                        if !pg
+                            .tables
+                            .iter()
+                            .filter_map(|t| TablePattern::parse(t).ok())
+                            .any(|p| p.matches(&table))
+                        {
+                            bail!("sink.outbox.table {table} must be listed in source.tables");
+                        }
+                    }
+                    SourceConfig::Mongodb(mongo) => {
+                        if !crate::run_mongodb::mongo_config(mongo)?
+                            .captures(&table.schema, &table.name)
+                        {
+                            bail!("sink.outbox.table {table} must be listed in source.collections");
+                        }
+                    }
                 }
             }
         }

@@ -6,6 +6,7 @@ mod observe;
 mod operator;
 mod redact;
 mod run;
+mod run_mongodb;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

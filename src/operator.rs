@@ -10,7 +10,7 @@ use cdc_engine::scheduler::TableProgress;
 use cdc_engine::TableRef;
 use cdc_signal::{new_signal_id, AdditionalCondition, Command};
 
-use crate::config::Config;
+use crate::config::{Config, SourceConfig};
 use crate::run::postgres_config;
 
 #[derive(Debug, Clone, Copy)]
@@ -34,7 +34,6 @@ pub async fn snapshot(
     execute: Execute<'_>,
 ) -> Result<ExitCode> {
     let config = Config::load(path)?;
-    let pg = postgres_config(&config)?;
     let tables = tables
         .iter()
         .map(|t| TableRef::parse(t).with_context(|| format!("table '{t}'")))
@@ -61,13 +60,19 @@ pub async fn snapshot(
         Some(SnapshotAction::Resume) => Command::ResumeSnapshot,
     };
     let row = command.to_row(new_signal_id());
-    cdc_postgres::operator::send_signal(&pg, &row)
-        .await
-        .context("sending the signal")?;
-    println!(
-        "signal {} ({}) written to {}",
-        row.id, row.kind, pg.signal_table
-    );
+    let written_to = match &config.source {
+        SourceConfig::Mongodb(mongo) => crate::run_mongodb::send_signal(mongo, &row)
+            .await
+            .context("sending the signal")?,
+        SourceConfig::Postgres(_) => {
+            let pg = postgres_config(&config)?;
+            cdc_postgres::operator::send_signal(&pg, &row)
+                .await
+                .context("sending the signal")?;
+            pg.signal_table.to_string()
+        }
+    };
+    println!("signal {} ({}) written to {written_to}", row.id, row.kind);
     Ok(ExitCode::SUCCESS)
 }
 
@@ -105,6 +110,11 @@ fn describe(progress: &TableProgress, state: &str, tty: bool) -> String {
 
 pub async fn status(path: &Path) -> Result<ExitCode> {
     let config = Config::load(path)?;
+    if let SourceConfig::Mongodb(mongo) = &config.source {
+        let state = crate::run_mongodb::status(mongo).await.context("status")?;
+        print_snapshots(&config, state);
+        return Ok(ExitCode::SUCCESS);
+    }
     let pg = postgres_config(&config)?;
     let status = cdc_postgres::operator::status(&pg)
         .await
@@ -134,8 +144,13 @@ pub async fn status(path: &Path) -> Result<ExitCode> {
             .as_deref()
             .unwrap_or("none (no cdc run holds the lease of this slot)")
     );
+    print_snapshots(&config, status.snapshot);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_snapshots(config: &Config, snapshot: Option<cdc_engine::scheduler::SnapshotState>) {
     let tty = std::io::stdout().is_terminal();
-    match status.snapshot {
+    match snapshot {
         None => println!("snapshots: none"),
         Some(state) => {
             if state.queue.is_empty() && state.completed.is_empty() {
@@ -156,5 +171,4 @@ pub async fn status(path: &Path) -> Result<ExitCode> {
             }
         }
     }
-    Ok(ExitCode::SUCCESS)
 }

@@ -30,7 +30,9 @@ use tokio::sync::watch;
 use crate::config::{Config, OnSlotLost, SinkConfig, SourceConfig};
 
 pub fn postgres_config(config: &Config) -> Result<PostgresConfig> {
-    let SourceConfig::Postgres(pg) = &config.source;
+    let SourceConfig::Postgres(pg) = &config.source else {
+        anyhow::bail!("this command needs a PostgreSQL source ([source] type = \"postgres\")");
+    };
     let connect = ConnectConfig::parse(&pg.url).context("source.url")?;
     // Exact names and patterns (README, "Table patterns").
     let mut tables = Vec::new();
@@ -89,6 +91,9 @@ pub fn postgres_config(config: &Config) -> Result<PostgresConfig> {
 
 pub async fn check(path: &Path) -> Result<ExitCode> {
     let config = Config::load(path)?;
+    if let SourceConfig::Mongodb(mongo) = &config.source {
+        return crate::run_mongodb::check(mongo).await;
+    }
     let pg = postgres_config(&config)?;
     let findings = cdc_postgres::check(&pg).await.context("preflight")?;
     let mut failed = false;
@@ -103,7 +108,7 @@ pub async fn check(path: &Path) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn open_sink(config: &SinkConfig, format: Format) -> Result<Box<dyn Sink>> {
+pub(crate) fn open_sink(config: &SinkConfig, format: Format) -> Result<Box<dyn Sink>> {
     Ok(match config {
         SinkConfig::File { path } => Box::new(FileSink::open(path)?.with_format(format)),
         SinkConfig::Stdout {} => Box::new(StdoutSink::new().with_format(format)),
@@ -132,7 +137,16 @@ pub async fn run(path: &Path, telemetry: Telemetry) -> Result<ExitCode> {
             return Err(err);
         }
     }
-    let SourceConfig::Postgres(settings) = &config.source;
+    let settings = match &config.source {
+        SourceConfig::Postgres(settings) => settings,
+        SourceConfig::Mongodb(mongo) => {
+            let result =
+                crate::run_mongodb::run(&config, mongo, &shutdown_tx, shutdown_rx, &telemetry)
+                    .await;
+            signals.abort();
+            return result;
+        }
+    };
     let heal = matches!(settings.on_slot_lost, crate::config::OnSlotLost::Resnapshot);
     // What a run ended by a failover had read from the old server.
     let mut carried = None;
@@ -239,8 +253,7 @@ async fn run_once(
         // rows changed in the gap the log no longer holds. Saved at once:
         // the guard will not fire again, so a crash before the first chunk
         // must not forget the snapshot.
-        let SourceConfig::Postgres(settings) = &config.source;
-        if settings.resync_truncate {
+        if matches!(&config.source, SourceConfig::Postgres(s) if s.resync_truncate) {
             processor.truncate_before_resync();
         }
         processor.enqueue_resync(lost);

@@ -17,7 +17,7 @@ use std::hash::Hash;
 use std::sync::Arc;
 
 use cdc_engine::envelope::{self, EnvelopeWriter};
-use cdc_engine::{Event, Op, Row, TableRef, Value};
+use cdc_engine::{Event, Op, Row, TableRef, Value, DOCUMENT_COLUMN};
 
 use crate::config::{ConfigError, KafkaSinkConfig, OutboxConfig, Templates};
 use crate::record::{Batch, HEADER_ID, HEADER_OP, HEADER_POSITION, HEADER_TYPE};
@@ -253,6 +253,19 @@ impl Router {
             return Ok(());
         };
         let config = &outbox.config;
+        // A collection's insert (MongoDB): its fields are the columns.
+        let fields;
+        let row = match row.get(DOCUMENT_COLUMN) {
+            Some(Value::Json(document)) => {
+                fields = document_fields(document).map_err(|e| {
+                    RouteError(format!(
+                        "outbox document of {table} is not a JSON object: {e}"
+                    ))
+                })?;
+                &fields
+            }
+            _ => row,
+        };
         let column = |name: &str, key: &str| {
             row.get(name).ok_or_else(|| {
                 RouteError(format!(
@@ -305,6 +318,39 @@ impl Router {
             .push();
         Ok(())
     }
+}
+
+/// A document's top-level fields as a row: strings as text, a wrapped
+/// extended-JSON scalar (`{"$oid": "…"}`, `{"$numberLong": "…"}`) as its
+/// text, everything else (documents, arrays, numbers) as its JSON text,
+/// exactly as the source wrote it (field order kept).
+fn document_fields(document: &str) -> Result<Row, serde_json::Error> {
+    use serde_json::value::RawValue;
+    let fields: std::collections::BTreeMap<String, Box<RawValue>> = serde_json::from_str(document)?;
+    let mut columns = Vec::with_capacity(fields.len());
+    let mut values = Vec::with_capacity(fields.len());
+    for (name, raw) in fields {
+        let text = raw.get();
+        let value = if text == "null" {
+            Value::Null
+        } else if text.starts_with('"') {
+            Value::Text(serde_json::from_str(text)?)
+        } else {
+            let wrapped: Option<std::collections::BTreeMap<String, String>> = text
+                .starts_with('{')
+                .then(|| serde_json::from_str(text).ok())
+                .flatten();
+            match wrapped {
+                Some(one) if one.len() == 1 && one.keys().all(|k| k.starts_with('$')) => {
+                    Value::Text(one.into_values().next().unwrap_or_default())
+                }
+                _ => Value::Json(text.to_string()),
+            }
+        };
+        columns.push(name);
+        values.push(value);
+    }
+    Ok(Row::new(Arc::from(columns), values))
 }
 
 /// The outbox payload as bytes: JSON documents as their text, text as is,

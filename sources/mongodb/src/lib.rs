@@ -26,11 +26,19 @@
 //! (checked on Java 25); Java 17 prints a few differently (`java_text.rs`).
 
 pub mod change;
+pub mod client;
+pub mod config;
 pub mod event;
 pub mod extjson;
 mod java_text;
+pub mod keys;
+pub mod positions;
+pub mod preflight;
 pub mod resume;
+pub mod snapshot;
 pub mod source_block;
+pub mod stream;
+pub mod translate;
 
 pub use change::{parse_change, Change, ChangeError, ChangeKind, RowChange, RowOp};
 pub use resume::{position_of, token_of, ClusterTime, PositionError, ResumeTokenError};

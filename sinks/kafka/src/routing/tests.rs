@@ -225,6 +225,45 @@ fn outbox_skips_rows_without_aggregate_type_and_refuses_missing_columns() {
 }
 
 #[test]
+fn outbox_routes_a_collections_inserts_by_their_fields() {
+    // The seeds' connector: MongoDB's order.outbox_events, Debezium's
+    // MongoDB outbox field names, the document as the source renders it.
+    let mut config = KafkaSinkConfig::new("b:9092");
+    config.outbox = Some(
+        serde_json::from_value(serde_json::json!({
+            "table": "order.outbox_events",
+            "id_column": "_id",
+            "aggregate_type_column": "aggregatetype",
+        }))
+        .unwrap(),
+    );
+    let document = r#"{"_id": {"$oid": "65f0c0ffee0000000000000a"}, "aggregatetype": "Order", "aggregateid": {"$numberLong": "42"}, "type": "OrderCreated", "payload": {"total": 12.5, "lines": [1, 2]}}"#;
+    let insert = event(
+        Op::Create,
+        Some(("order", "outbox_events")),
+        None,
+        Some(Row::new(
+            cols(&[DOCUMENT_COLUMN]),
+            vec![Value::Json(document.into())],
+        )),
+    );
+    let batch = route(&config, &[insert]).unwrap();
+    assert_eq!(batch.len(), 1);
+    let r = batch.get(0).unwrap();
+    assert_eq!(&*r.topic, "shop.outbox.Order");
+    assert_eq!(key(&batch, r), Some(&b"42"[..]));
+    assert_eq!(
+        value(&batch, r),
+        Some(&br#"{"total": 12.5, "lines": [1, 2]}"#[..])
+    );
+    assert_eq!(
+        batch.header(r, HEADER_ID),
+        Some(&b"65f0c0ffee0000000000000a"[..])
+    );
+    assert_eq!(batch.header(r, HEADER_TYPE), Some(&b"OrderCreated"[..]));
+}
+
+#[test]
 fn key_bytes_match_the_envelope_key() {
     let key = id_key(7);
     assert_eq!(key_bytes(&key), envelope::key_json(&key));

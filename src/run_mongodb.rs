@@ -1,0 +1,257 @@
+//! `cdc run`, `check`, `snapshot` and `status` for `[source] type = "mongodb"`:
+//! config to the MongoDB source, chunk source and engine.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use bson::doc;
+use cdc_engine::heartbeat::Heartbeats;
+use cdc_engine::pipeline::{PipelineConfig, Processor, Staged};
+use cdc_engine::runner::Runner;
+use cdc_engine::snapshot::{ChunkSource, SnapshotProcessor, SnapshotTables};
+use cdc_engine::telemetry::Component;
+use cdc_engine::transaction::TransactionMetadata;
+use cdc_engine::{Lease, SignalRow, SourceError, TableRef, Telemetry};
+use cdc_mongodb::config::{CollectionPattern, HistoryLostPolicy, MongoConfig, PreImages};
+use cdc_mongodb::preflight::Severity;
+use cdc_mongodb::snapshot::MongoChunkSource;
+use cdc_mongodb::stream::MongoSource;
+use tokio::sync::watch;
+
+use crate::config::{Config, MongoSettings, OnSlotLost, PreImagesSetting};
+
+pub fn mongo_config(settings: &MongoSettings) -> Result<MongoConfig> {
+    if settings.collections.is_empty() {
+        bail!("source.collections is empty: name at least one collection (shop.orders, shop.*)");
+    }
+    let collections = settings
+        .collections
+        .iter()
+        .map(|c| CollectionPattern::parse(c).with_context(|| format!("source.collections: '{c}'")))
+        .collect::<Result<Vec<_>>>()?;
+    let mut config = MongoConfig::new(settings.url.clone(), collections);
+    let signal = CollectionPattern::parse(&settings.signal_collection)
+        .ok()
+        .and_then(|p| p.exact())
+        .with_context(|| {
+            format!(
+                "source.signal_collection: '{}' is not database.collection",
+                settings.signal_collection
+            )
+        })?;
+    config.signal_collection = signal;
+    config.name = settings.name.clone();
+    config.pre_images = match settings.pre_images {
+        PreImagesSetting::WhenAvailable => PreImages::WhenAvailable,
+        PreImagesSetting::Required => PreImages::Required,
+        PreImagesSetting::Off => PreImages::Off,
+    };
+    config.on_history_lost = match settings.on_history_lost {
+        OnSlotLost::Fail => HistoryLostPolicy::Fail,
+        OnSlotLost::Resnapshot => HistoryLostPolicy::Resnapshot,
+    };
+    config.max_await = Duration::from_millis(settings.max_await_ms.max(10));
+    Ok(config)
+}
+
+pub async fn check(settings: &MongoSettings) -> Result<ExitCode> {
+    let config = mongo_config(settings)?;
+    let findings = cdc_mongodb::preflight::check(&config).await;
+    let mut failed = false;
+    for finding in &findings {
+        println!("{finding}");
+        failed |= finding.severity == Severity::Error;
+    }
+    if failed {
+        return Ok(ExitCode::FAILURE);
+    }
+    println!("ok");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The operator's signal, as the document an operator would insert.
+pub async fn send_signal(settings: &MongoSettings, row: &SignalRow) -> Result<String> {
+    let config = mongo_config(settings)?;
+    let client = cdc_mongodb::client::connect(&config.url).await?;
+    let data = match &row.data {
+        Some(text) => {
+            let json: serde_json::Value =
+                serde_json::from_str(text).context("the signal's data")?;
+            bson::Bson::try_from(json).context("the signal's data")?
+        }
+        None => bson::Bson::Null,
+    };
+    let signal = &config.signal_collection;
+    client
+        .database(&signal.schema)
+        .collection::<bson::Document>(&signal.name)
+        .insert_one(doc! { "_id": &row.id, "type": &row.kind, "data": data })
+        .await
+        .map_err(|e| anyhow::anyhow!(cdc_mongodb::client::describe(&e)))
+        .context("writing the signal document")?;
+    Ok(signal.to_string())
+}
+
+pub async fn status(
+    settings: &MongoSettings,
+) -> Result<Option<cdc_engine::scheduler::SnapshotState>> {
+    let config = Arc::new(mongo_config(settings)?);
+    println!("{}", cdc_mongodb::stream::describe_position(&config).await?);
+    let client = cdc_mongodb::client::connect(&config.url).await?;
+    let chunks = MongoChunkSource::new(client, config);
+    chunks
+        .load_state()
+        .await
+        .map_err(|e| anyhow::anyhow!("reading the snapshot progress: {e}"))
+}
+
+/// The captured collections that exist now (patterns expanded).
+async fn collections(config: &MongoConfig, client: &mongodb::Client) -> Result<SnapshotTables> {
+    let mut tables = SnapshotTables::new();
+    for db in config.databases() {
+        let names = client
+            .database(&db)
+            .list_collection_names()
+            .await
+            .map_err(|e| anyhow::anyhow!(cdc_mongodb::client::describe(&e)))
+            .with_context(|| format!("listing the collections of database {db}"))?;
+        for name in names {
+            if config.captures(&db, &name) {
+                tables.insert(TableRef::new(&db, &name), vec!["_id".to_string()]);
+            }
+        }
+    }
+    Ok(tables)
+}
+
+pub async fn run(
+    config: &Config,
+    settings: &MongoSettings,
+    shutdown_tx: &watch::Sender<bool>,
+    shutdown_rx: watch::Receiver<bool>,
+    telemetry: &Telemetry,
+) -> Result<ExitCode> {
+    let heal = matches!(settings.on_history_lost, OnSlotLost::Resnapshot);
+    loop {
+        telemetry.set_down(Component::Reader, "starting");
+        let result = run_once(
+            config,
+            settings,
+            shutdown_tx,
+            shutdown_rx.clone(),
+            telemetry,
+        )
+        .await;
+        // Lost while streaming, with `resnapshot`: the guards at the next
+        // start restart the stream and snapshot every collection.
+        let lost = result.as_ref().err().is_some_and(|e| {
+            e.chain().any(|c| {
+                matches!(
+                    c.downcast_ref::<SourceError>(),
+                    Some(SourceError::PositionLost(_))
+                )
+            })
+        });
+        if lost && heal && !*shutdown_rx.borrow() {
+            if let Err(e) = &result {
+                tracing::warn!("{e:#}; starting over");
+            }
+            continue;
+        }
+        return result;
+    }
+}
+
+async fn run_once(
+    config: &Config,
+    settings: &MongoSettings,
+    shutdown_tx: &watch::Sender<bool>,
+    shutdown_rx: watch::Receiver<bool>,
+    telemetry: &Telemetry,
+) -> Result<ExitCode> {
+    let mongo = mongo_config(settings)?;
+    if !config.format.column_rules()?.is_empty() {
+        bail!("format column rules are not supported for a MongoDB source (documents have no columns): remove them");
+    }
+    // No lease yet: one instance per capture name (README, "MongoDB").
+    telemetry.set_active(true);
+    let format = config.format.format()?;
+    let sink = crate::run::open_sink(&config.sink, format)?;
+    let source = MongoSource::prepare(mongo)
+        .await
+        .context("source not ready")?;
+    let chunks = Arc::new(MongoChunkSource::new(
+        source.client().clone(),
+        source.config().clone(),
+    ));
+    let state = chunks
+        .load_state()
+        .await
+        .map_err(|e| anyhow::anyhow!("reading the snapshot progress: {e}"))?;
+    let first_start = state.is_none();
+    let tables = collections(source.config(), source.client()).await?;
+    tracing::info!(
+        server = %cdc_mongodb::client::redact(&source.config().url),
+        collections = tables.len(),
+        sink = %sink.describe(),
+        "cdc starting"
+    );
+    let mut lanes: Vec<Arc<dyn ChunkSource>> = vec![chunks.clone()];
+    for _ in 1..config.snapshot.max_parallel_tables.clamp(1, 16) {
+        lanes.push(Arc::new(chunks.another()));
+    }
+    let (mut processor, worker) = SnapshotProcessor::start_lanes(
+        lanes,
+        state.unwrap_or_default(),
+        tables,
+        config.snapshot.chunk_size,
+        source.config().name.clone(),
+    )
+    .context("starting the snapshot worker")?;
+    processor.set_telemetry(telemetry.clone());
+    if config.snapshot.initial && first_start {
+        processor.enqueue_all();
+    }
+    if let Some(lost) = source.lost_range() {
+        processor.enqueue_resync(&lost);
+    }
+    if first_start || source.needs_resnapshot() {
+        // Saved at once: a crash before the first chunk must not forget
+        // the queue (the guard will not fire again).
+        chunks
+            .save_state(processor.state())
+            .await
+            .map_err(|e| anyhow::anyhow!("saving the snapshot queue: {e}"))?;
+    }
+    let mut processor: Box<dyn Processor> = Box::new(processor);
+    if config.format.transaction_metadata()? {
+        processor = Box::new(Staged::new(processor, TransactionMetadata::default()));
+    }
+    if let Some(every) = config.format.heartbeat_interval()? {
+        processor = Box::new(Staged::new(
+            processor,
+            Heartbeats::new(every, source.meta()),
+        ));
+    }
+    if *shutdown_rx.borrow() {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let runner = Runner::builder()
+        .source(Arc::new(source))
+        .processor(processor, Some(worker))
+        .sink(sink)
+        .telemetry(telemetry.clone())
+        .lease(Lease::sole())
+        .pipeline(PipelineConfig {
+            max_batch_events: config.pipeline.max_batch_events,
+            flush_interval: Duration::from_millis(config.pipeline.flush_interval_ms),
+            ..PipelineConfig::default()
+        })
+        .channel_capacity(config.pipeline.channel_capacity)
+        .build()?;
+    let stats = runner.run(shutdown_tx, shutdown_rx).await?;
+    tracing::info!(events = stats.events, "stopped cleanly");
+    Ok(ExitCode::SUCCESS)
+}
