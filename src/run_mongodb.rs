@@ -255,3 +255,49 @@ async fn run_once(
     tracing::info!(events = stats.events, "stopped cleanly");
     Ok(ExitCode::SUCCESS)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(collections: &[&str], signal: &str) -> MongoSettings {
+        MongoSettings {
+            url: "mongodb://db1/?replicaSet=rs0".into(),
+            collections: collections.iter().map(|c| c.to_string()).collect(),
+            signal_collection: signal.into(),
+            name: "shop".into(),
+            pre_images: PreImagesSetting::Required,
+            on_history_lost: OnSlotLost::Resnapshot,
+            max_await_ms: 0,
+        }
+    }
+
+    #[test]
+    fn settings_map_to_the_source_config() {
+        let config = mongo_config(&settings(&["shop.orders", "shop.order_*"], "shop.cdc_signal"))
+            .unwrap_or_else(|e| panic!("{e:#}"));
+        assert!(config.captures("shop", "orders") && config.captures("shop", "order_lines"));
+        assert!(!config.captures("shop", "carts"));
+        assert_eq!(config.signal_collection, TableRef::new("shop", "cdc_signal"));
+        assert_eq!(config.pre_images, PreImages::Required);
+        assert_eq!(config.on_history_lost, HistoryLostPolicy::Resnapshot);
+        // One database: a database stream, not the deployment's.
+        assert_eq!(config.databases(), vec!["shop".to_string()]);
+        assert_eq!(config.max_await, Duration::from_millis(10));
+    }
+
+    #[test]
+    fn bad_settings_name_the_setting() {
+        for (collections, signal, culprit) in [
+            (&[][..], "cdc.signal", "source.collections is empty"),
+            (&["orders"][..], "cdc.signal", "source.collections: 'orders'"),
+            (&["shop.orders"][..], "signal", "source.signal_collection: 'signal'"),
+            (&["shop.orders"][..], "cdc.sig*", "source.signal_collection: 'cdc.sig*'"),
+        ] {
+            let err = mongo_config(&settings(collections, signal))
+                .err()
+                .unwrap_or_else(|| panic!("{collections:?} {signal} accepted"));
+            assert!(format!("{err:#}").contains(culprit), "{err:#}");
+        }
+    }
+}

@@ -259,7 +259,8 @@ pub async fn check(config: &MongoConfig) -> Vec<Finding> {
     check_with(config, Duration::from_secs(10)).await
 }
 
-/// [`check`], giving up on reaching a server after `timeout`.
+/// [`check`], giving up on reaching a server after `timeout` (unless the
+/// URL sets its own `serverSelectionTimeoutMS` and `connectTimeoutMS`).
 pub async fn check_with(config: &MongoConfig, timeout: Duration) -> Vec<Finding> {
     let url = redact(&config.url);
     let mut options = match mongodb::options::ClientOptions::parse(&config.url).await {
@@ -271,8 +272,8 @@ pub async fn check_with(config: &MongoConfig, timeout: Duration) -> Vec<Finding>
             ))]
         }
     };
-    options.server_selection_timeout = Some(timeout);
-    options.connect_timeout = Some(timeout);
+    options.server_selection_timeout.get_or_insert(timeout);
+    options.connect_timeout.get_or_insert(timeout);
     options.app_name = Some("cdc check".into());
     let client = match Client::with_options(options) {
         Ok(client) => client,
