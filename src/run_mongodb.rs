@@ -274,11 +274,17 @@ mod tests {
 
     #[test]
     fn settings_map_to_the_source_config() {
-        let config = mongo_config(&settings(&["shop.orders", "shop.order_*"], "shop.cdc_signal"))
-            .unwrap_or_else(|e| panic!("{e:#}"));
+        let config = mongo_config(&settings(
+            &["shop.orders", "shop.order_*"],
+            "shop.cdc_signal",
+        ))
+        .unwrap_or_else(|e| panic!("{e:#}"));
         assert!(config.captures("shop", "orders") && config.captures("shop", "order_lines"));
         assert!(!config.captures("shop", "carts"));
-        assert_eq!(config.signal_collection, TableRef::new("shop", "cdc_signal"));
+        assert_eq!(
+            config.signal_collection,
+            TableRef::new("shop", "cdc_signal")
+        );
         assert_eq!(config.pre_images, PreImages::Required);
         assert_eq!(config.on_history_lost, HistoryLostPolicy::Resnapshot);
         // One database: a database stream, not the deployment's.
@@ -290,9 +296,21 @@ mod tests {
     fn bad_settings_name_the_setting() {
         for (collections, signal, culprit) in [
             (&[][..], "cdc.signal", "source.collections is empty"),
-            (&["orders"][..], "cdc.signal", "source.collections: 'orders'"),
-            (&["shop.orders"][..], "signal", "source.signal_collection: 'signal'"),
-            (&["shop.orders"][..], "cdc.sig*", "source.signal_collection: 'cdc.sig*'"),
+            (
+                &["orders"][..],
+                "cdc.signal",
+                "source.collections: 'orders'",
+            ),
+            (
+                &["shop.orders"][..],
+                "signal",
+                "source.signal_collection: 'signal'",
+            ),
+            (
+                &["shop.orders"][..],
+                "cdc.sig*",
+                "source.signal_collection: 'cdc.sig*'",
+            ),
         ] {
             let err = mongo_config(&settings(collections, signal))
                 .err()
