@@ -96,16 +96,23 @@ pub async fn check(path: &Path) -> Result<ExitCode> {
     }
     let pg = postgres_config(&config)?;
     let findings = cdc_postgres::check(&pg).await.context("preflight")?;
-    let mut failed = false;
-    for finding in &findings {
+    Ok(report(&findings, |f| f.severity == Severity::Error))
+}
+
+/// `cdc check`'s output, whatever the source: one line per finding, then
+/// `ok` unless one is an error, which fails the command.
+pub(crate) fn report<F: std::fmt::Display>(
+    findings: &[F],
+    is_error: impl Fn(&F) -> bool,
+) -> ExitCode {
+    for finding in findings {
         println!("{finding}");
-        failed |= finding.severity == Severity::Error;
     }
-    if failed {
-        return Ok(ExitCode::FAILURE);
+    if findings.iter().any(is_error) {
+        return ExitCode::FAILURE;
     }
     println!("ok");
-    Ok(ExitCode::SUCCESS)
+    ExitCode::SUCCESS
 }
 
 pub(crate) fn open_sink(config: &SinkConfig, format: Format) -> Result<Box<dyn Sink>> {

@@ -59,16 +59,9 @@ pub fn mongo_config(settings: &MongoSettings) -> Result<MongoConfig> {
 pub async fn check(settings: &MongoSettings) -> Result<ExitCode> {
     let config = mongo_config(settings)?;
     let findings = cdc_mongodb::preflight::check(&config).await;
-    let mut failed = false;
-    for finding in &findings {
-        println!("{finding}");
-        failed |= finding.severity == Severity::Error;
-    }
-    if failed {
-        return Ok(ExitCode::FAILURE);
-    }
-    println!("ok");
-    Ok(ExitCode::SUCCESS)
+    Ok(crate::run::report(&findings, |f| {
+        f.severity == Severity::Error
+    }))
 }
 
 /// The operator's signal, as the document an operator would insert.
@@ -98,8 +91,11 @@ pub async fn status(
     settings: &MongoSettings,
 ) -> Result<Option<cdc_engine::scheduler::SnapshotState>> {
     let config = Arc::new(mongo_config(settings)?);
-    println!("{}", cdc_mongodb::stream::describe_position(&config).await?);
     let client = cdc_mongodb::client::connect(&config.url).await?;
+    println!(
+        "{}",
+        cdc_mongodb::positions::describe_record(&client, &config).await?
+    );
     let chunks = MongoChunkSource::new(client, config);
     chunks
         .load_state()

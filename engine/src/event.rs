@@ -283,6 +283,24 @@ pub struct Event {
     pub update: Option<Box<UpdateDescription>>,
 }
 
+impl Event {
+    /// A logical message, which belongs to no table and carries no row.
+    pub fn message(source: SourceInfo, message: LogicalMessage) -> Event {
+        Event {
+            op: Op::Message,
+            table: None,
+            key: None,
+            before: None,
+            after: None,
+            source,
+            message: Some(message),
+            transaction: None,
+            schema: None,
+            update: None,
+        }
+    }
+}
+
 /// The fields an update set and removed, as a document source describes
 /// them (Debezium's MongoDB `updateDescription`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

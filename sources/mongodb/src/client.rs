@@ -21,19 +21,25 @@ const NOT_A_REPLICA_SET: i32 = 40573;
 /// only on a URL that does not parse (or an SRV name that does not
 /// resolve); servers are found lazily.
 pub async fn connect(url: &str) -> Result<Client, SourceError> {
-    let mut options = ClientOptions::parse(url).await.map_err(|e| {
-        SourceError::Fatal(format!("source.url ({}): {}", redact(url), describe(&e)))
-    })?;
-    if options.app_name.is_none() {
-        options.app_name = Some("cdc".into());
-    }
-    if options.server_selection_timeout.is_none() {
-        // A down server is reported (and retried) within this, not after
-        // the driver's 30 s.
-        options.server_selection_timeout = Some(Duration::from_secs(10));
-    }
-    Client::with_options(options)
-        .map_err(|e| SourceError::Fatal(format!("source.url ({}): {}", redact(url), describe(&e))))
+    // A down server is reported (and retried) within this, not after the
+    // driver's 30 s.
+    connect_with(url, "cdc", Duration::from_secs(10)).await
+}
+
+/// [`connect`] as `app_name`, giving up on finding a server (and on a
+/// connection) after `timeout`, unless the URL says otherwise.
+pub async fn connect_with(
+    url: &str,
+    app_name: &str,
+    timeout: Duration,
+) -> Result<Client, SourceError> {
+    let bad_url =
+        |e: Error| SourceError::Fatal(format!("source.url ({}): {}", redact(url), describe(&e)));
+    let mut options = ClientOptions::parse(url).await.map_err(bad_url)?;
+    options.app_name.get_or_insert_with(|| app_name.into());
+    options.server_selection_timeout.get_or_insert(timeout);
+    options.connect_timeout.get_or_insert(timeout);
+    Client::with_options(options).map_err(bad_url)
 }
 
 /// The server's error code, when the error carries one.

@@ -71,6 +71,22 @@ pub async fn load(client: &Client, config: &MongoConfig) -> Result<Option<Record
     }))
 }
 
+/// For `cdc status`: the stored position, in one line.
+pub async fn describe_record(client: &Client, config: &MongoConfig) -> Result<String, SourceError> {
+    Ok(match load(client, config).await? {
+        Some(record) => format!(
+            "position of '{}': {}{}",
+            config.name,
+            show_time(record.cluster_time),
+            if record.clean { " (clean stop)" } else { "" }
+        ),
+        None => format!(
+            "position of '{}': none stored (not started yet)",
+            config.name
+        ),
+    })
+}
+
 /// Writes the record; `clean` only at a clean stop.
 pub async fn write(
     client: &Client,

@@ -10,9 +10,8 @@ use std::fmt;
 use std::time::Duration;
 
 use bson::{doc, Bson, Document};
-use mongodb::Client;
 
-use crate::client::{describe, redact};
+use crate::client::{connect_with, describe, redact};
 use crate::config::{MongoConfig, PreImages};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -263,26 +262,9 @@ pub async fn check(config: &MongoConfig) -> Vec<Finding> {
 /// URL sets its own `serverSelectionTimeoutMS` and `connectTimeoutMS`).
 pub async fn check_with(config: &MongoConfig, timeout: Duration) -> Vec<Finding> {
     let url = redact(&config.url);
-    let mut options = match mongodb::options::ClientOptions::parse(&config.url).await {
-        Ok(options) => options,
-        Err(e) => {
-            return vec![Finding::error(format!(
-                "source.url ({url}): {}",
-                describe(&e)
-            ))]
-        }
-    };
-    options.server_selection_timeout.get_or_insert(timeout);
-    options.connect_timeout.get_or_insert(timeout);
-    options.app_name = Some("cdc check".into());
-    let client = match Client::with_options(options) {
+    let client = match connect_with(&config.url, "cdc check", timeout).await {
         Ok(client) => client,
-        Err(e) => {
-            return vec![Finding::error(format!(
-                "source.url ({url}): {}",
-                describe(&e)
-            ))]
-        }
+        Err(e) => return vec![Finding::error(e.to_string())],
     };
     let admin = client.database("admin");
     let hello = match admin.run_command(doc! { "hello": 1 }).await {

@@ -25,7 +25,7 @@ use cdc_signal::{SNAPSHOT_WINDOW_CLOSE, SNAPSHOT_WINDOW_OPEN};
 use futures_util::TryStreamExt;
 use mongodb::options::{ReadConcern, WriteConcern};
 use mongodb::{Client, ClientSession, Collection};
-use tokio::sync::Mutex;
+use tokio::sync::{MappedMutexGuard, Mutex, MutexGuard};
 
 use crate::client::describe;
 use crate::config::MongoConfig;
@@ -76,7 +76,8 @@ impl MongoChunkSource {
             .collection("snapshots")
     }
 
-    async fn lane(&self) -> Result<tokio::sync::MutexGuard<'_, Option<Lane>>, SnapshotError> {
+    /// This lane's session, started on first use.
+    async fn lane(&self) -> Result<MappedMutexGuard<'_, Lane>, SnapshotError> {
         let mut lane = self.lane.lock().await;
         if lane.is_none() {
             let session = self
@@ -90,7 +91,8 @@ impl MongoChunkSource {
                 low_watermark: None,
             });
         }
-        Ok(lane)
+        MutexGuard::try_map(lane, Option::as_mut)
+            .map_err(|_| SnapshotError::Transient("no snapshot session".into()))
     }
 
     /// The stored progress of this capture.
@@ -111,21 +113,21 @@ impl MongoChunkSource {
         })
     }
 
-    async fn insert_signal(&self, document: Document, what: &str) -> Result<(), SnapshotError> {
-        let mut guard = self.lane().await?;
-        let Some(lane) = guard.as_mut() else {
-            return Err(SnapshotError::Transient("no snapshot session".into()));
-        };
+    /// Inserts a signal document in this lane's session (majority); the
+    /// cluster time it was written at.
+    async fn insert_signal(
+        &self,
+        document: Document,
+        what: &str,
+    ) -> Result<Option<Timestamp>, SnapshotError> {
+        let mut lane = self.lane().await?;
         self.signals()
             .insert_one(document)
             .write_concern(WriteConcern::majority())
             .session(&mut lane.session)
             .await
             .map_err(|e| transient(what, &e))?;
-        if what == "writing the low watermark" {
-            lane.low_watermark = lane.session.operation_time();
-        }
-        Ok(())
+        Ok(lane.session.operation_time())
     }
 
     fn collection(&self, table: &TableRef) -> Collection<Document> {
@@ -179,20 +181,21 @@ pub fn chunk_row(document: &Document) -> ChunkRow {
 #[async_trait]
 impl ChunkSource for MongoChunkSource {
     async fn open_window(&self, window: &str) -> Result<(), SnapshotError> {
-        self.insert_signal(
-            doc! { "_id": format!("{window}-open"), "type": SNAPSHOT_WINDOW_OPEN },
-            "writing the low watermark",
-        )
-        .await
+        let written_at = self
+            .insert_signal(
+                doc! { "_id": format!("{window}-open"), "type": SNAPSHOT_WINDOW_OPEN },
+                "writing the low watermark",
+            )
+            .await?;
+        self.lane().await?.low_watermark = written_at;
+        Ok(())
     }
 
     async fn select_chunk(&self, request: &ChunkRequest) -> Result<SelectedChunk, SnapshotError> {
         let collection = self.collection(&request.table);
         let filter = Self::filter_of(request)?;
-        let mut guard = self.lane().await?;
-        let Some(lane) = guard.as_mut() else {
-            return Err(SnapshotError::Transient("no snapshot session".into()));
-        };
+        let mut lane = self.lane().await?;
+        let lane = &mut *lane;
         let table = &request.table;
         let decode = |bound: &Option<Vec<String>>| -> Result<Option<Bson>, SnapshotError> {
             match bound.as_ref().and_then(|b| b.first()) {
@@ -325,6 +328,7 @@ impl ChunkSource for MongoChunkSource {
             "writing a resync marker",
         )
         .await
+        .map(|_| ())
     }
 
     fn check_filter(&self, filter: &str) -> Result<(), String> {

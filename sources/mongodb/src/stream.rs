@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use bson::{Document, Timestamp};
+use bson::Document;
 use cdc_engine::telemetry::{Component, ErrorKind};
 use cdc_engine::{
     LogItem, Position, PositionWriter, Source, SourceError, SourceMeta, StreamContext,
@@ -28,19 +28,19 @@ const BATCH: usize = 1024;
 /// Where the stream starts.
 #[derive(Debug, Clone)]
 enum Start {
-    /// After this token (the stored position, or the one taken at first
-    /// start).
+    /// After this token.
     After(Document),
-    /// Where the stream opened a moment ago (first start, or after a lost
-    /// position): `startAtOperationTime`.
-    At(Timestamp),
+    /// At the present (a first start, or after a lost position).
+    Now,
 }
 
 pub struct MongoSource {
     config: Arc<MongoConfig>,
     client: Client,
     meta: Arc<SourceMeta>,
-    start: Start,
+    /// The token the stream resumes after (stored, or taken at a first
+    /// start).
+    start: Document,
     /// The range the stream did not capture, when the stored position was
     /// lost and the policy is to snapshot again.
     lost: Option<String>,
@@ -70,22 +70,15 @@ impl MongoSource {
                         at = %show_time(record.cluster_time),
                         "resuming the change stream from the stored position"
                     );
-                    Start::After(record.token)
+                    record.token
                 }
                 Err(err) if crate::client::is_history_lost(&err) => {
-                    let now = open(
-                        &client,
-                        &config,
-                        &Start::At(Timestamp {
-                            time: 0,
-                            increment: 0,
-                        }),
-                    )
-                    .await
-                    .ok()
-                    .and_then(|s| s.resume_token())
-                    .and_then(|t| token_document(&t))
-                    .and_then(|t| cluster_time_of(&t).ok());
+                    let now = open(&client, &config, &Start::Now)
+                        .await
+                        .ok()
+                        .and_then(|s| s.resume_token())
+                        .and_then(|t| token_document(&t))
+                        .and_then(|t| cluster_time_of(&t).ok());
                     let range = format!(
                         "from {} to {}",
                         show_time(record.cluster_time),
@@ -151,17 +144,10 @@ impl MongoSource {
 /// A first start: open the stream now, and store where it opened before
 /// anything else, so that a crash before the first acknowledgement cannot
 /// start the next run later and skip what happened in between.
-async fn first_start(client: &Client, config: &Arc<MongoConfig>) -> Result<Start, SourceError> {
-    let stream = open(
-        client,
-        config,
-        &Start::At(Timestamp {
-            time: 0,
-            increment: 0,
-        }),
-    )
-    .await
-    .map_err(|e| classify(&e, "opening the change stream"))?;
+async fn first_start(client: &Client, config: &Arc<MongoConfig>) -> Result<Document, SourceError> {
+    let stream = open(client, config, &Start::Now)
+        .await
+        .map_err(|e| classify(&e, "opening the change stream"))?;
     let token = stream
         .resume_token()
         .and_then(|t| token_document(&t))
@@ -182,7 +168,7 @@ async fn first_start(client: &Client, config: &Arc<MongoConfig>) -> Result<Start
         at = %cluster_time_of_position(&position).map_or("?".into(), show_time),
         "first start: the change stream starts now"
     );
-    Ok(Start::After(token))
+    Ok(token)
 }
 
 /// The token as a document (the server's `{_data: "…"}`).
@@ -194,8 +180,7 @@ fn resume_token(document: &Document) -> Option<ResumeToken> {
     bson::from_document(document.clone()).ok()
 }
 
-/// Opens the deployment's change stream. `Start::At` with a zero time
-/// starts at the present.
+/// Opens the deployment's change stream.
 async fn open(
     client: &Client,
     config: &MongoConfig,
@@ -236,8 +221,7 @@ async fn open(
                 )))
             }
         },
-        Start::At(time) if time.time == 0 => watch,
-        Start::At(time) => watch.start_at_operation_time(*time),
+        Start::Now => watch,
     };
     Ok(watch.await?.with_type::<Document>())
 }
@@ -251,10 +235,7 @@ impl Source for MongoSource {
             mut shutdown,
             telemetry,
         } = ctx;
-        let start_position = match &self.start {
-            Start::After(token) => position_of(token).ok(),
-            Start::At(_) => None,
-        };
+        let start_position = position_of(&self.start).ok();
         let writer = PositionWriter::spawn(
             MongoPositionStore {
                 client: self.client.clone(),
@@ -297,7 +278,7 @@ impl MongoSource {
         telemetry: &cdc_engine::Telemetry,
     ) -> Result<(), SourceError> {
         let mut translator = Translator::new(self.config.clone(), self.meta.clone());
-        let mut start = self.start.clone();
+        let mut start = Start::After(self.start.clone());
         let mut attempt = 0u32;
         'connect: loop {
             if *shutdown.borrow() {
@@ -305,24 +286,13 @@ impl MongoSource {
             }
             let mut stream = match open(&self.client, &self.config, &start).await {
                 Ok(stream) => stream,
-                Err(err) => match classify(&err, "opening the change stream") {
-                    SourceError::Transient(line) => {
-                        telemetry.error(ErrorKind::Replication);
-                        telemetry.set_down(Component::Reader, line.clone());
-                        if attempt == 0 {
-                            tracing::warn!("{line}; retrying");
-                        }
-                        attempt += 1;
-                        if wait_or_stop(shutdown, backoff(attempt)).await {
-                            return Ok(());
-                        }
+                Err(err) => {
+                    let error = classify(&err, "opening the change stream");
+                    if retry(error, &mut attempt, shutdown, telemetry).await? {
                         continue 'connect;
                     }
-                    definite => {
-                        telemetry.error(ErrorKind::SourceFatal);
-                        return Err(definite);
-                    }
-                },
+                    return Ok(());
+                }
             };
             if attempt > 0 {
                 telemetry.reconnect();
@@ -333,9 +303,7 @@ impl MongoSource {
             let mut batch: Vec<LogItem> = Vec::new();
             loop {
                 if *shutdown.borrow() {
-                    if !batch.is_empty() {
-                        let _ = items.send(batch).await;
-                    }
+                    send(items, &mut batch).await;
                     return Ok(());
                 }
                 match stream.next_if_any().await {
@@ -345,9 +313,7 @@ impl MongoSource {
                             Ok(Some(notice)) => {
                                 if let Some(restart) = self.notice(notice) {
                                     start = restart;
-                                    if !batch.is_empty()
-                                        && items.send(std::mem::take(&mut batch)).await.is_err()
-                                    {
+                                    if !send(items, &mut batch).await {
                                         return Ok(());
                                     }
                                     continue 'connect;
@@ -364,9 +330,7 @@ impl MongoSource {
                         {
                             start = Start::After(token);
                         }
-                        if batch.len() >= BATCH
-                            && items.send(std::mem::take(&mut batch)).await.is_err()
-                        {
+                        if batch.len() >= BATCH && !send(items, &mut batch).await {
                             return Ok(());
                         }
                     }
@@ -375,45 +339,24 @@ impl MongoSource {
                         // far the stream has read, also with nothing to read.
                         if let Some(token) = stream.resume_token().as_ref().and_then(token_document)
                         {
-                            if let (Ok(position), Ok(time)) =
-                                (position_of(&token), cluster_time_of(&token))
-                            {
-                                translator.idle(position, time, &mut batch);
+                            if let Ok(position) = position_of(&token) {
+                                translator.idle(position, &mut batch);
                             }
                             start = Start::After(token);
                         }
-                        if !batch.is_empty()
-                            && items.send(std::mem::take(&mut batch)).await.is_err()
-                        {
+                        if !send(items, &mut batch).await {
                             return Ok(());
                         }
                     }
                     Err(err) => {
-                        if !batch.is_empty()
-                            && items.send(std::mem::take(&mut batch)).await.is_err()
-                        {
+                        if !send(items, &mut batch).await {
                             return Ok(());
                         }
-                        match classify(&err, "reading the change stream") {
-                            SourceError::Transient(line) => {
-                                telemetry.error(ErrorKind::Replication);
-                                telemetry.set_down(Component::Reader, line.clone());
-                                tracing::warn!("{line}; resuming after the last event read");
-                                attempt = 1;
-                                if wait_or_stop(shutdown, backoff(attempt)).await {
-                                    return Ok(());
-                                }
-                                continue 'connect;
-                            }
-                            SourceError::PositionLost(line) => {
-                                telemetry.error(ErrorKind::PositionLost);
-                                return Err(SourceError::PositionLost(line));
-                            }
-                            definite => {
-                                telemetry.error(ErrorKind::SourceFatal);
-                                return Err(definite);
-                            }
+                        let error = classify(&err, "reading the change stream");
+                        if retry(error, &mut attempt, shutdown, telemetry).await? {
+                            continue 'connect;
                         }
+                        return Ok(());
                     }
                 }
             }
@@ -439,6 +382,36 @@ impl MongoSource {
     }
 }
 
+/// Sends what the batch holds; `false` when the pipeline is gone.
+async fn send(items: &tokio::sync::mpsc::Sender<Vec<LogItem>>, batch: &mut Vec<LogItem>) -> bool {
+    batch.is_empty() || items.send(std::mem::take(batch)).await.is_ok()
+}
+
+/// A stream error, counted under its kind: a transient one waits to
+/// reopen the stream after the last event read (`Ok(true)`; `Ok(false)`:
+/// stopped meanwhile), a definite one ends the stream.
+async fn retry(
+    error: SourceError,
+    attempt: &mut u32,
+    shutdown: &mut tokio::sync::watch::Receiver<bool>,
+    telemetry: &cdc_engine::Telemetry,
+) -> Result<bool, SourceError> {
+    telemetry.error(match &error {
+        SourceError::Transient(_) => ErrorKind::Replication,
+        SourceError::PositionLost(_) => ErrorKind::PositionLost,
+        _ => ErrorKind::SourceFatal,
+    });
+    let SourceError::Transient(line) = error else {
+        return Err(error);
+    };
+    telemetry.set_down(Component::Reader, line.clone());
+    if *attempt == 0 {
+        tracing::warn!("{line}; reopening the stream after the last event read");
+    }
+    *attempt += 1;
+    Ok(!wait_or_stop(shutdown, backoff(*attempt)).await)
+}
+
 fn backoff(attempt: u32) -> Duration {
     Duration::from_millis(250u64.saturating_mul(1 << attempt.min(5)).min(5_000))
 }
@@ -449,21 +422,4 @@ async fn wait_or_stop(shutdown: &mut tokio::sync::watch::Receiver<bool>, delay: 
         _ = tokio::time::sleep(delay) => *shutdown.borrow(),
         _ = shutdown.changed() => true,
     }
-}
-
-/// For `cdc status`: the stored position, in one line.
-pub async fn describe_position(config: &MongoConfig) -> Result<String, SourceError> {
-    let client = connect(&config.url).await?;
-    Ok(match positions::load(&client, config).await? {
-        Some(record) => format!(
-            "position of '{}': {}{}",
-            config.name,
-            show_time(record.cluster_time),
-            if record.clean { " (clean stop)" } else { "" }
-        ),
-        None => format!(
-            "position of '{}': none stored (not started yet)",
-            config.name
-        ),
-    })
 }

@@ -18,13 +18,13 @@ use std::sync::Arc;
 use bson::{Bson, Document};
 use bytes::Bytes;
 use cdc_engine::snapshot::RESYNC_PREFIX;
-use cdc_engine::{Event, LogItem, LogicalMessage, Op, Position, SignalRow, SourceInfo, SourceMeta};
+use cdc_engine::{Event, LogItem, LogicalMessage, Position, SignalRow, SourceInfo, SourceMeta};
 
 use crate::change::{parse_change, Change, ChangeError, ChangeKind, DdlKind, RowOp};
 use crate::config::MongoConfig;
 use crate::event::row_event;
 use crate::extjson;
-use crate::resume::ClusterTime;
+use crate::resume::{cluster_time_of_position, ClusterTime};
 
 /// The `type` of the signal documents that carry the engine's resync
 /// markers (written by the chunk source, ordered in the stream).
@@ -93,11 +93,11 @@ impl Translator {
                 let signal = &self.config.signal_collection;
                 if row.db == signal.schema && row.collection == signal.name {
                     let notice = self.signal(raw, change, out);
-                    self.settle(change, None, out);
+                    self.settle(change, out);
                     return notice;
                 }
                 if !self.config.captures(&row.db, &row.collection) {
-                    self.settle(change, None, out);
+                    self.settle(change, out);
                     return None;
                 }
                 let event = row_event(change, &self.meta)?;
@@ -111,12 +111,12 @@ impl Translator {
                         tx_id,
                     });
                 } else {
-                    self.settle(change, None, out);
+                    self.settle(change, out);
                 }
                 None
             }
             ChangeKind::Ddl(ddl) => {
-                self.settle(change, None, out);
+                self.settle(change, out);
                 let what = match (&ddl.collection, &ddl.kind) {
                     (_, DdlKind::DropDatabase) => format!("database {} dropped", ddl.db),
                     (Some(coll), kind) => {
@@ -142,10 +142,14 @@ impl Translator {
         }
     }
 
-    /// The stream is idle at `token` (a post-batch resume token): a
+    /// The stream is idle at `position` (a post-batch resume token's): a
     /// transaction before it is complete, and with none open the position
     /// may be acknowledged.
-    pub fn idle(&mut self, position: Position, cluster_time: ClusterTime, out: &mut Vec<LogItem>) {
+    pub fn idle(&mut self, position: Position, out: &mut Vec<LogItem>) {
+        // Positions are made from tokens (`position_of`): they all parse.
+        let Ok(cluster_time) = cluster_time_of_position(&position) else {
+            return;
+        };
         if self
             .open
             .as_ref()
@@ -171,7 +175,7 @@ impl Translator {
 
     /// A change outside a transaction is complete: its token may be
     /// acknowledged once it is durable.
-    fn settle(&mut self, change: &Change, tx_id: Option<u64>, out: &mut Vec<LogItem>) {
+    fn settle(&mut self, change: &Change, out: &mut Vec<LogItem>) {
         if self.open.is_some() {
             // Inside a transaction's run (a signal written in one): its
             // commit settles it.
@@ -186,7 +190,7 @@ impl Translator {
         }
         self.checkpoint = Some(change.position.clone());
         out.push(LogItem::Commit {
-            tx_id,
+            tx_id: None,
             position: change.position.clone(),
         });
     }
@@ -222,22 +226,14 @@ impl Translator {
         match signal_row(document) {
             Ok(signal) if signal.kind == RESYNC_MARKER_TYPE => {
                 let content = signal.data.unwrap_or_default();
-                out.push(LogItem::Event(Event {
-                    op: Op::Message,
-                    table: None,
-                    key: None,
-                    before: None,
-                    after: None,
+                out.push(LogItem::Event(Event::message(
                     source,
-                    message: Some(LogicalMessage {
+                    LogicalMessage {
                         prefix: RESYNC_PREFIX.into(),
                         content: Bytes::from(content.into_bytes()),
                         transactional: true,
-                    }),
-                    transaction: None,
-                    schema: None,
-                    update: None,
-                }));
+                    },
+                )));
                 None
             }
             Ok(row) => {

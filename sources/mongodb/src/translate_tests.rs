@@ -113,20 +113,12 @@ fn a_transaction_commits_once_when_a_later_cluster_time_shows_it_complete() {
     // the next batch.
     t.idle(
         crate::resume::position_of(&token(200, 5, 2)).unwrap_or_else(|e| panic!("{e}")),
-        ClusterTime {
-            seconds: 200,
-            increment: 5,
-        },
         &mut items,
     );
     assert_eq!(items.len(), 2);
     let later = token(200, 6, 0);
     t.idle(
         crate::resume::position_of(&later).unwrap_or_else(|e| panic!("{e}")),
-        ClusterTime {
-            seconds: 200,
-            increment: 6,
-        },
         &mut items,
     );
     assert_eq!(
@@ -323,19 +315,9 @@ fn ddl_of_captured_collections_is_one_line_each_and_no_event() {
 fn checkpoints_never_repeat_or_go_back() {
     let mut t = translator();
     let mut out = Vec::new();
-    let at = |s, i| {
-        (
-            crate::resume::position_of(&token(s, i, 0)).unwrap_or_else(|e| panic!("{e}")),
-            ClusterTime {
-                seconds: s,
-                increment: i,
-            },
-        )
-    };
-    let (p, c) = at(800, 2);
-    t.idle(p.clone(), c, &mut out);
-    t.idle(p, c, &mut out);
-    let (p, c) = at(800, 1);
-    t.idle(p, c, &mut out);
+    let at = |s, i| crate::resume::position_of(&token(s, i, 0)).unwrap_or_else(|e| panic!("{e}"));
+    t.idle(at(800, 2), &mut out);
+    t.idle(at(800, 2), &mut out);
+    t.idle(at(800, 1), &mut out);
     assert_eq!(shape(&out), ["heartbeat"]);
 }

@@ -360,22 +360,14 @@ impl Decoder {
                     return Ok(());
                 }
                 let source = self.source_info(lsn);
-                out.push(LogItem::Event(Event {
-                    update: None,
-                    schema: None,
-                    op: Op::Message,
-                    table: None,
-                    key: None,
-                    before: None,
-                    after: None,
+                out.push(LogItem::Event(Event::message(
                     source,
-                    message: Some(MessagePayload {
+                    MessagePayload {
                         prefix,
                         content,
                         transactional,
-                    }),
-                    transaction: None,
-                }));
+                    },
+                )));
             }
             LogicalMessage::Origin { .. } | LogicalMessage::Type { .. } => {}
         }
