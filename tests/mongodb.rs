@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use bson::{doc, Bson, Document};
-use common::{cdc_bin, read_events, wait_until, Engine};
+use common::{cdc_output, read_events, wait_until, Engine};
 use mongodb::Client;
 use serde_json::Value;
 
@@ -430,11 +430,7 @@ fn check_passes_on_a_replica_set_and_names_an_unknown_collection() {
     mongo.insert("orders", vec![doc! { "_id": 1 }]);
     let dir = tempfile::tempdir().unwrap();
     let (config, _) = mongo.config(dir.path(), &["orders"], "pre_images = \"off\"");
-    let out = std::process::Command::new(cdc_bin())
-        .args(["check", "--config"])
-        .arg(&config)
-        .output()
-        .unwrap();
+    let out = cdc_output(&["check"], &config);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -443,11 +439,7 @@ fn check_passes_on_a_replica_set_and_names_an_unknown_collection() {
     );
     assert!(stdout.ends_with("ok\n"), "{stdout}");
     let (config, _) = mongo.config(dir.path(), &["orders", "missing"], "");
-    let out = std::process::Command::new(cdc_bin())
-        .args(["check", "--config"])
-        .arg(&config)
-        .output()
-        .unwrap();
+    let out = cdc_output(&["check"], &config);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(!out.status.success());
     assert!(
@@ -475,11 +467,7 @@ fn check_names_an_unreachable_server_in_one_line_without_its_password() {
         ),
     )
     .unwrap();
-    let out = std::process::Command::new(cdc_bin())
-        .args(["check", "--config"])
-        .arg(&config)
-        .output()
-        .unwrap();
+    let out = cdc_output(&["check"], &config);
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");

@@ -148,11 +148,7 @@ fn patterns_expand_to_matching_tables_quoted_names_stay_exact_partitions_through
     }
     engine.terminate();
     // `cdc check` says the same.
-    let out = std::process::Command::new(cdc_bin())
-        .args(["check", "--config"])
-        .arg(&config)
-        .output()
-        .unwrap();
+    let out = cdc_output(&["check"], &config);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         stdout.contains("warning: source.tables pattern 'nosuch.*' matches no table"),

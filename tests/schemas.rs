@@ -78,11 +78,7 @@ fn an_existing_publication_without_partition_root_is_refused_with_the_fix() {
         &["public.m"],
         "",
     );
-    let out = std::process::Command::new(cdc_bin())
-        .args(["check", "--config"])
-        .arg(&config)
-        .output()
-        .unwrap();
+    let out = cdc_output(&["check"], &config);
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{text}");
     assert!(

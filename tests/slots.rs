@@ -6,7 +6,6 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 use cdc_testcontainers::Postgres;
@@ -330,11 +329,7 @@ fn failover_slots_on_17_and_a_clear_refusal_before() {
         .unwrap()
         .parse()
         .unwrap();
-    let out = Command::new(cdc_bin())
-        .args(["check", "--config"])
-        .arg(&config)
-        .output()
-        .unwrap();
+    let out = cdc_output(&["check"], &config);
     let text = String::from_utf8_lossy(&out.stdout);
     eprintln!("{text}");
     if version < 170_000 {

@@ -15,15 +15,20 @@ pub fn cdc_bin() -> &'static str {
     env!("CARGO_BIN_EXE_cdc")
 }
 
-/// `cdc <args> --config <config>`, which must succeed (its stderr shown
-/// when not): its stdout.
-pub fn cdc_ok(args: &[&str], config: &Path) -> String {
-    let out = Command::new(cdc_bin())
+/// `cdc <args> --config <config>`, run to its end.
+pub fn cdc_output(args: &[&str], config: &Path) -> std::process::Output {
+    Command::new(cdc_bin())
         .args(args)
         .arg("--config")
         .arg(config)
         .output()
-        .unwrap();
+        .unwrap()
+}
+
+/// `cdc <args> --config <config>`, which must succeed (its stderr shown
+/// when not): its stdout.
+pub fn cdc_ok(args: &[&str], config: &Path) -> String {
+    let out = cdc_output(args, config);
     assert!(
         out.status.success(),
         "cdc {args:?}: {}",
