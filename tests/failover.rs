@@ -187,14 +187,75 @@ fn cdc_follows_a_failover_to_the_promoted_standby_with_nothing_lost() {
 /// Without `synchronized_standby_slots`, cdc can read changes the standby
 /// never received. After the promotion those changes exist nowhere but in
 /// the sink: the guard compares what cdc read with the switch point and
-/// calls it a loss (here under `fail`: one line, a non-zero exit).
+/// calls it a loss: under `fail` one line and a non-zero exit, noted for
+/// `cdc status`.
 #[test]
 fn reading_past_the_promotion_point_is_a_loss() {
-    let Some((primary, standby, hosts)) = primary_and_standby() else {
+    let Some((standby, mut engine, dir)) = read_past_the_promotion_point("fail") else {
         return;
     };
+    let config = dir.path().join("cdc.toml");
+    let status = engine.wait_exit(Duration::from_secs(120));
+    let log = engine.log_text();
+    let line = log
+        .lines()
+        .find(|l| l.contains("exist only there"))
+        .unwrap_or_else(|| panic!("no divergence line:\n{log}"));
+    eprintln!("{line}");
+    assert_ne!(status.code(), Some(0), "{log}");
+    assert!(
+        line.contains("replication slot 'cdc' was synchronized to this server, promoted at")
+            && line.contains("on_slot_lost"),
+        "{line}"
+    );
+    let status_text = cdc_ok(&["status"], &config);
+    assert!(
+        status_text.contains("last slot loss: diverged"),
+        "{status_text}"
+    );
+    drop(standby);
+}
+
+/// The same divergence under `resnapshot`: the run starts over on the
+/// promoted server and snapshots the table, so the output folds to the
+/// promoted server's table (the changes only the old primary had are
+/// overwritten by the snapshot's rows).
+#[test]
+fn reading_past_the_promotion_point_is_healed_by_resnapshot() {
+    let Some((standby, mut engine, dir)) = read_past_the_promotion_point("resnapshot") else {
+        return;
+    };
+    let events = dir.path().join("events.jsonl");
+    let expected = contents(&standby, "t", &["id"]);
+    wait_until(
+        "the output to fold to the promoted server's table",
+        Duration::from_secs(120),
+        || {
+            assert!(engine.is_running(), "cdc exited:\n{}", engine.log_text());
+            fold(&read_events(&events), "t", &["id"]) == expected
+        },
+    );
+    let log = engine.log_text();
+    let line = log
+        .lines()
+        .find(|l| l.contains("exist only there") && l.contains("were not captured"))
+        .unwrap_or_else(|| panic!("no divergence warning:\n{log}"));
+    eprintln!("{line}");
+    assert_eq!(engine.terminate().code(), Some(0), "{}", engine.log_text());
+}
+
+/// cdc streams through a synchronized failover slot whose standby stopped
+/// receiving; cdc reads changes past it, then the primary dies and the
+/// standby is promoted. `None` before PostgreSQL 17.
+fn read_past_the_promotion_point(policy: &str) -> Option<(Postgres, Engine, tempfile::TempDir)> {
+    let (primary, standby, hosts) = primary_and_standby()?;
     let dir = tempfile::tempdir().unwrap();
-    let config = write_config(dir.path(), &hosts, &["public.t"], "failover_slot = true");
+    let config = write_config(
+        dir.path(),
+        &hosts,
+        &["public.t"],
+        &format!("failover_slot = true\non_slot_lost = \"{policy}\""),
+    );
     let events = dir.path().join("events.jsonl");
     let mut engine = Engine::start(&config);
     wait_streaming(&mut engine);
@@ -220,17 +281,186 @@ fn reading_past_the_promotion_point_is_a_loss() {
 
     primary.kill().unwrap();
     standby.promote().unwrap();
+    Some((standby, engine, dir))
+}
+
+/// A promoted standby without the slot (not a failover slot, or before
+/// PostgreSQL 17): the same system on a new timeline, the slot gone. A
+/// loss: `fail` stops with the line and notes it, `resnapshot` recreates
+/// the slot on the promoted server and the output folds to its table.
+/// Runs on every version (physical standbys need no slot sync).
+#[test]
+fn a_promotion_without_the_slot_is_a_loss() {
+    let primary = postgres_with(DDL);
+    let standby = primary.start_standby("standby1", &[]).unwrap();
+    let hosts = format!(
+        "postgresql://postgres@127.0.0.1:{},127.0.0.1:{}/postgres?target_session_attrs=read-write",
+        primary.port(),
+        standby.port()
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let events = dir.path().join("events.jsonl");
+    let with_policy = |policy: &str| {
+        write_config(
+            dir.path(),
+            &hosts,
+            &["public.t"],
+            &format!("on_slot_lost = \"{policy}\"\n\n[snapshot]\ninitial = true\n"),
+        )
+    };
+    let fail = with_policy("fail");
+    let mut engine = Engine::start(&fail);
+    wait_streaming(&mut engine);
+    primary.psql("UPDATE t SET v = 1 WHERE id <= 50;").unwrap();
+    wait_until("the table in the output", Duration::from_secs(60), || {
+        assert!(engine.is_running(), "cdc exited:\n{}", engine.log_text());
+        fold(&read_events(&events), "t", &["id"]) == contents(&primary, "t", &["id"])
+    });
+    assert_eq!(engine.terminate().code(), Some(0));
+    // Changes the standby receives, and cdc never reads.
+    primary.psql("UPDATE t SET v = 2 WHERE id <= 50;").unwrap();
+    let replayed = primary.psql("SELECT pg_current_wal_lsn()").unwrap();
+    wait_until(
+        "the standby to replay them",
+        Duration::from_secs(60),
+        || {
+            standby
+                .psql(&format!(
+                    "SELECT pg_last_wal_replay_lsn() >= '{replayed}'::pg_lsn"
+                ))
+                .unwrap()
+                == "t"
+        },
+    );
+    primary.kill().unwrap();
+    standby.promote().unwrap();
+
+    let mut engine = Engine::start(&fail);
     let status = engine.wait_exit(Duration::from_secs(120));
+    let log = engine.log_text();
+    assert_ne!(status.code(), Some(0), "{log}");
+    let line = log
+        .lines()
+        .find(|l| l.contains("timeline 1, but the server is system") && l.contains("timeline 2"))
+        .unwrap_or_else(|| panic!("no timeline line:\n{log}"));
+    assert!(
+        line.contains("replication slot 'cdc'") && line.contains("are lost"),
+        "{line}"
+    );
+    eprintln!("fail: {line}");
+    let status_text = cdc_ok(&["status"], &fail);
+    assert!(
+        status_text.contains("last slot loss: different server"),
+        "{status_text}"
+    );
+
+    let resnapshot = with_policy("resnapshot");
+    let mut engine = Engine::start(&resnapshot);
+    wait_streaming(&mut engine);
+    standby.psql("UPDATE t SET v = 3 WHERE id = 7;").unwrap();
+    let expected = contents(&standby, "t", &["id"]);
+    wait_until(
+        "the output to fold to the promoted server's table",
+        Duration::from_secs(120),
+        || {
+            assert!(engine.is_running(), "cdc exited:\n{}", engine.log_text());
+            fold(&read_events(&events), "t", &["id"]) == expected
+        },
+    );
     let log = engine.log_text();
     let line = log
         .lines()
-        .find(|l| l.contains("exist only there"))
-        .unwrap_or_else(|| panic!("no divergence line:\n{log}"));
-    eprintln!("{line}");
-    assert_ne!(status.code(), Some(0), "{log}");
+        .find(|l| l.contains("timeline 2") && l.contains("were not captured"))
+        .unwrap_or_else(|| panic!("no resnapshot warning:\n{log}"));
+    eprintln!("resnapshot: {line}");
+    assert_eq!(engine.terminate().code(), Some(0));
+}
+
+/// `cdc check` with `failover_slot` reads both sides of slot
+/// synchronization: the primary's `synchronized_standby_slots` and each
+/// standby of the URL's host list, with a line for what is right and the
+/// fix for what is not.
+#[test]
+fn check_reports_the_failover_setup_of_the_primary_and_each_standby() {
+    let Some((primary, standby, hosts)) = primary_and_standby() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &hosts, &["public.t"], "failover_slot = true");
+    let check = || {
+        let out = cdc_output(&["check"], &config);
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        eprintln!("{text}");
+        (out.status.code(), text)
+    };
+    let standby_at = format!("standby 127.0.0.1:{}", standby.port());
+
+    // Nothing named on the primary: the standby's slot is not waited for.
+    let (_, text) = check();
     assert!(
-        line.contains("replication slot 'cdc' was synchronized to this server, promoted at")
-            && line.contains("on_slot_lost"),
-        "{line}"
+        text.contains("warning: failover slot 'cdc': synchronized_standby_slots is empty"),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "warning: {standby_at} streams through physical slot 'standby1', which synchronized_standby_slots on the primary does not name"
+        )),
+        "{text}"
+    );
+
+    // Set up right: a line for each side.
+    primary
+        .psql("ALTER SYSTEM SET synchronized_standby_slots = 'standby1'; SELECT pg_reload_conf();")
+        .unwrap();
+    wait_until("the standby to stream", Duration::from_secs(60), || {
+        primary
+            .psql("SELECT active FROM pg_replication_slots WHERE slot_name = 'standby1'")
+            .unwrap()
+            == "t"
+    });
+    let (code, text) = check();
+    assert_eq!(code, Some(0), "{text}");
+    assert!(
+        text.contains("info: failover slot 'cdc': the primary holds changes back until the standbys' slots standby1 have them"),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("info: {standby_at} keeps failover slot 'cdc' (sync_replication_slots = on, hot_standby_feedback = on, its slot 'standby1' in synchronized_standby_slots)")),
+        "{text}"
+    );
+
+    // The standby stops synchronizing slots; a second named slot has no
+    // standby streaming through it.
+    standby
+        .psql("ALTER SYSTEM SET sync_replication_slots = off; SELECT pg_reload_conf();")
+        .unwrap();
+    primary
+        .psql("SELECT pg_create_physical_replication_slot('spare'); ALTER SYSTEM SET synchronized_standby_slots = 'standby1, spare'; SELECT pg_reload_conf();")
+        .unwrap();
+    wait_until(
+        "the standby's setting to apply",
+        Duration::from_secs(30),
+        || standby.psql("SHOW sync_replication_slots").unwrap() == "off",
+    );
+    let (_, text) = check();
+    assert!(
+        text.contains(&format!(
+            "warning: {standby_at}: sync_replication_slots is off, so it does not keep failover slot 'cdc'"
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains("warning: synchronized_standby_slots names 'spare', but no standby streams through it now"),
+        "{text}"
+    );
+
+    // A slot cdc created earlier without FAILOVER.
+    primary
+        .psql("SELECT pg_create_logical_replication_slot('cdc', 'pgoutput')")
+        .unwrap();
+    let (_, text) = check();
+    assert!(
+        text.contains("warning: replication slot 'cdc' exists without FAILOVER"),
+        "{text}"
     );
 }

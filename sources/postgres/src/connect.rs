@@ -342,6 +342,47 @@ impl ConnectConfig {
         out
     }
 
+    /// The same settings for `endpoint` alone, whatever its role (no
+    /// `target_session_attrs`): to look at one host of a host list, such
+    /// as a standby.
+    pub fn at(&self, endpoint: &Endpoint) -> ConnectConfig {
+        let mut out = self.clone();
+        let mut pg = tokio_postgres::Config::new();
+        match endpoint {
+            Endpoint::Tcp { host, port } => pg.host(host).port(*port),
+            Endpoint::Unix { dir, port } => pg.host_path(dir).port(*port),
+        };
+        pg.user(self.user.clone()).dbname(self.dbname.clone());
+        if let Some(password) = &self.password {
+            pg.password(password.clone());
+        }
+        if let Some(options) = self.pg.get_options() {
+            pg.options(options);
+        }
+        if let Some(name) = self.pg.get_application_name() {
+            pg.application_name(name);
+        }
+        if let Some(timeout) = self.pg.get_connect_timeout() {
+            pg.connect_timeout(*timeout);
+        }
+        pg.keepalives(self.pg.get_keepalives())
+            .keepalives_idle(self.pg.get_keepalives_idle());
+        if let Some(interval) = self.pg.get_keepalives_interval() {
+            pg.keepalives_interval(interval);
+        }
+        if let Some(retries) = self.pg.get_keepalives_retries() {
+            pg.keepalives_retries(retries);
+        }
+        if let Some(timeout) = self.pg.get_tcp_user_timeout() {
+            pg.tcp_user_timeout(*timeout);
+        }
+        pg.ssl_mode(self.pg.get_ssl_mode());
+        out.pg = pg;
+        out.endpoints = vec![endpoint.clone()];
+        out.read_write = false;
+        out
+    }
+
     /// Sets `application_name` of SQL connections.
     pub fn with_application_name(&self, name: &str) -> ConnectConfig {
         let mut out = self.clone();

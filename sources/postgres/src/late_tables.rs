@@ -187,6 +187,7 @@ impl Adder<'_> {
                     return Ok(Added::Refused);
                 }
                 Severity::Warning => tracing::warn!("{}", finding.message),
+                Severity::Info => tracing::info!("{}", finding.message),
             }
         }
         // A table without a replica identity goes to the insert-only

@@ -14,10 +14,12 @@ mod chunk_sql;
 pub mod config;
 pub mod connect;
 pub mod decoder;
+mod failover_check;
 mod kinds;
 pub mod late_tables;
 pub mod lease;
 mod liveness;
+mod losses;
 pub mod operator;
 pub mod partitions;
 pub mod patterns;
@@ -93,6 +95,7 @@ impl PostgresSource {
         for finding in findings {
             match (finding.severity, &finding.table) {
                 (Severity::Warning, _) => tracing::warn!("{}", finding.message),
+                (Severity::Info, _) => tracing::info!("{}", finding.message),
                 // One table cannot be captured: say so and capture the rest.
                 (Severity::Error, Some(table)) => {
                     tracing::error!("{}", finding.message);

@@ -386,6 +386,24 @@ async fn note_loss(
     Ok(())
 }
 
+/// [`note_loss`] on a connection of its own, for a loss the running stream
+/// found: `cdc status` then names it before the next start. A failure is
+/// one warning; the next start's guard notes it again.
+pub(crate) async fn note_loss_now(config: &PostgresConfig, guard: &str) {
+    let noted = match config.connect.connect_sql().await {
+        Ok(client) => note_loss(&client, config, guard)
+            .await
+            .map_err(|e| e.to_string()),
+        Err(e) => Err(e.to_string()),
+    };
+    if let Err(e) = noted {
+        tracing::warn!(
+            "the loss of replication slot '{}' ({guard}) is not noted in cdc.positions: {e}",
+            config.slot
+        );
+    }
+}
+
 async fn create_slot(config: &PostgresConfig) -> Result<u64, SetupError> {
     let what = || format!("replication slot '{}'", config.slot);
     let mut conn = ReplicationConnection::connect(&config.connect)

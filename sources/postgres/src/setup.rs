@@ -22,6 +22,9 @@ use crate::connect::describe_pg_error;
 pub enum Severity {
     Error,
     Warning,
+    /// What was checked and found right: printed by `cdc check`, logged at
+    /// info by `cdc run`.
+    Info,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,25 +41,44 @@ impl fmt::Display for Finding {
         let label = match self.severity {
             Severity::Error => "error",
             Severity::Warning => "warning",
+            Severity::Info => "info",
         };
         write!(f, "{label}: {}", self.message)
     }
 }
 
-fn error(message: String) -> Finding {
-    Finding {
-        severity: Severity::Error,
-        message,
-        table: None,
+impl Finding {
+    pub(crate) fn error(message: String) -> Finding {
+        Finding {
+            severity: Severity::Error,
+            message,
+            table: None,
+        }
+    }
+
+    pub(crate) fn warning(message: String) -> Finding {
+        Finding {
+            severity: Severity::Warning,
+            message,
+            table: None,
+        }
+    }
+
+    pub(crate) fn info(message: String) -> Finding {
+        Finding {
+            severity: Severity::Info,
+            message,
+            table: None,
+        }
     }
 }
 
+fn error(message: String) -> Finding {
+    Finding::error(message)
+}
+
 fn warning(message: String) -> Finding {
-    Finding {
-        severity: Severity::Warning,
-        message,
-        table: None,
-    }
+    Finding::warning(message)
 }
 
 /// An error that leaves one table out of the capture.
@@ -207,7 +229,7 @@ pub async fn preflight(
         findings.push(finding);
     }
     if config.failover_slot {
-        findings.extend(failover_findings(client, config).await?);
+        findings.extend(crate::failover_check::findings(client, config).await?);
     }
     if let Some(row) = client
         .query_opt(
@@ -368,52 +390,6 @@ async fn spill_dir_finding(config: &PostgresConfig) -> Option<Finding> {
         "source.spill_dir '{}' cannot hold streamed transactions ({why}): point it at a writable directory, or set source.streaming = \"off\"",
         config.spill_dir.display()
     )))
-}
-
-/// A failover slot needs PostgreSQL 17, and standbys that keep it.
-async fn failover_findings(
-    client: &Client,
-    config: &PostgresConfig,
-) -> Result<Vec<Finding>, SetupError> {
-    let read = |e| sql_err("reading failover settings")(e);
-    let row = client
-        .query_one(
-            "SELECT current_setting('server_version_num')::int, current_setting('server_version')",
-            &[],
-        )
-        .await
-        .map_err(read)?;
-    let version: i32 = row.try_get(0).map_err(read)?;
-    let version_text: String = row.try_get(1).map_err(read)?;
-    if version < 170_000 {
-        return Ok(vec![error(format!(
-            "source.failover_slot needs PostgreSQL 17 or later, the server is {version_text}: unset it, or upgrade"
-        ))]);
-    }
-    // Columns and settings of PostgreSQL 17.
-    let row = client
-        .query_one(
-            "SELECT current_setting('synchronized_standby_slots'), \
-             (SELECT failover::text FROM pg_replication_slots WHERE slot_name = $1)",
-            &[&config.slot],
-        )
-        .await
-        .map_err(read)?;
-    let standby_slots: String = row.try_get(0).map_err(read)?;
-    let slot_failover: Option<String> = row.try_get(1).map_err(read)?;
-    let slot = &config.slot;
-    let mut findings = Vec::new();
-    if slot_failover.as_deref() == Some("false") {
-        findings.push(warning(format!(
-            "replication slot '{slot}' exists without FAILOVER: standbys will not keep it; run ALTER_REPLICATION_SLOT \"{slot}\" (FAILOVER true) on a replication connection while cdc is stopped"
-        )));
-    }
-    if standby_slots.trim().is_empty() {
-        findings.push(warning(format!(
-            "failover slot '{slot}': synchronized_standby_slots is empty, so cdc may receive changes a promoted standby never had: run ALTER SYSTEM SET synchronized_standby_slots = '<the standby's physical slot>' and SELECT pg_reload_conf(), and set sync_replication_slots = on (with hot_standby_feedback = on) on the standby"
-        )));
-    }
-    Ok(findings)
 }
 
 /// The tables one publication should hold, and the captured tables it must

@@ -38,6 +38,9 @@ enum Exit {
     LeaseLost(String),
     /// A binary session met a value it cannot read: start again in text.
     NeedsText(String),
+    /// The slot was dropped, invalidated or advanced while the connection
+    /// was down (`losses.rs`): the changes in between are lost.
+    Lost(crate::losses::Lost),
 }
 
 struct Acks {
@@ -50,6 +53,9 @@ struct Acks {
     /// Highest WAL position of a change read (keepalives aside).
     read_data: u64,
     last_sent_flush: u64,
+    /// The slot's confirmed position when this run began: with
+    /// `last_sent_flush`, the most the server can have confirmed for it.
+    start: u64,
     /// Remembers acknowledged positions in `cdc.positions`.
     positions: Writer,
     lease: cdc_engine::Lease,
@@ -59,6 +65,12 @@ struct Acks {
 }
 
 impl Acks {
+    /// The most the server can have confirmed for this run: where the slot
+    /// was when it began, or the last flush position sent since.
+    fn acknowledged(&self) -> u64 {
+        self.start.max(self.last_sent_flush)
+    }
+
     fn refresh(&mut self) {
         let latest = self
             .rx
@@ -113,6 +125,7 @@ pub(crate) async fn run(
         received: 0,
         read_data: 0,
         last_sent_flush: 0,
+        start: start_lsn,
         positions: Writer::spawn(config, start_lsn, server),
         lease: config.lease.clone(),
         server: server.clone(),
@@ -173,10 +186,35 @@ pub(crate) async fn run(
                 acks.positions.finish(None).await;
                 return Err(SourceError::ServerChanged(what));
             }
+            Exit::Lost(lost) => {
+                // Exact, so the restart's guards judge the slot against
+                // what this run acknowledged (positions.rs).
+                let acknowledged = acks.acknowledged();
+                acks.positions.finish(Some(acknowledged)).await;
+                crate::positions::note_loss_now(config, lost.guard).await;
+                telemetry.error(ErrorKind::PositionLost);
+                telemetry.set_down(Component::Reader, "log reader stopped");
+                return Err(SourceError::PositionLost(format!(
+                    "{}: changes after {} are lost; {}",
+                    lost.cause,
+                    format_lsn(acknowledged),
+                    lost_fix(config)
+                )));
+            }
+            Exit::Failed(err) if crate::losses::dropped_publication(&err).is_some() => {
+                let acknowledged = acks.acknowledged();
+                acks.positions.finish(Some(acknowledged)).await;
+                telemetry.error(ErrorKind::PositionLost);
+                telemetry.set_down(Component::Reader, "log reader stopped");
+                return Err(crate::losses::publication_lost(config, &err, acknowledged).await);
+            }
             Exit::Failed(err) => {
                 if let Some(fatal) = fatal(config, &err) {
                     acks.positions.finish(None).await;
                     let lost = invalidated(&err);
+                    if lost {
+                        crate::positions::note_loss_now(config, "slot invalidated").await;
+                    }
                     telemetry.error(if lost {
                         ErrorKind::PositionLost
                     } else {
@@ -288,16 +326,21 @@ fn invalidated(err: &ReplicationError) -> bool {
     }
 }
 
+/// What to do about a slot lost while cdc ran, by policy.
+fn lost_fix(config: &PostgresConfig) -> &'static str {
+    match config.on_slot_lost {
+        SlotLostPolicy::Fail => "set source.on_slot_lost = \"resnapshot\" and run cdc again to recreate the slot and snapshot every table",
+        SlotLostPolicy::Resnapshot => "cdc starts again to recreate the slot and snapshot every table (on_slot_lost = \"resnapshot\")",
+    }
+}
+
 fn fatal(config: &PostgresConfig, err: &ReplicationError) -> Option<String> {
     match (err, err.code()) {
         (ReplicationError::Server { message, .. }, _) if invalidated(err) => {
-            let fix = match config.on_slot_lost {
-                SlotLostPolicy::Fail => "set source.on_slot_lost = \"resnapshot\" and run cdc again to recreate it and snapshot every table",
-                SlotLostPolicy::Resnapshot => "cdc starts again to recreate it and snapshot every table (on_slot_lost = \"resnapshot\")",
-            };
             Some(format!(
-                "replication slot '{}' was invalidated while cdc streamed ({message}): the changes it held are lost; {fix}",
-                config.slot
+                "replication slot '{}' was invalidated while cdc streamed ({message}): the changes it held are lost; {}",
+                config.slot,
+                lost_fix(config)
             ))
         }
         (_, Some("42704")) => Some(format!(
@@ -342,6 +385,17 @@ async fn session(
             ));
         }
         Ok(_) => {}
+        Err(err) => return Exit::Failed(err),
+    }
+    // Dropped or advanced while no session held it: see losses.rs.
+    match crate::losses::read(&mut conn, &config.slot).await {
+        Ok(slot) => {
+            if let Some(lost) =
+                crate::losses::judge(&config.slot, slot.as_ref(), acks.acknowledged())
+            {
+                return Exit::Lost(lost);
+            }
+        }
         Err(err) => return Exit::Failed(err),
     }
     let timeout = match liveness::timeout(config.replication_timeout, &mut conn).await {
