@@ -100,33 +100,28 @@ impl TableInfo {
         cdc_engine::TableSchema {
             table: std::sync::Arc::new(self.table.clone()),
             version: 1,
-            columns: self
-                .columns
-                .iter()
-                .map(|c| {
-                    let kind = crate::kinds::column_kind(
-                        c.value_oid,
-                        c.type_mod,
-                        c.enum_labels.as_deref(),
-                    );
-                    cdc_engine::ColumnSchema {
-                        name: c.name.clone(),
-                        type_name: c.type_sql.clone(),
-                        optional: !c.not_null,
-                        default: c.default_expr.as_deref().and_then(|expr| {
-                            crate::kinds::column_default(
-                                expr,
-                                c.value_oid,
-                                c.type_mod,
-                                self.money_digits,
-                                &kind,
-                            )
-                        }),
-                        kind,
-                    }
-                })
-                .collect(),
+            columns: self.columns.iter().map(|c| self.column_schema(c)).collect(),
             key: self.key.clone(),
+        }
+    }
+
+    /// What the engine knows of column `c` of this table.
+    pub fn column_schema(&self, c: &ColumnInfo) -> cdc_engine::ColumnSchema {
+        let kind = crate::kinds::column_kind(c.value_oid, c.type_mod, c.enum_labels.as_deref());
+        cdc_engine::ColumnSchema {
+            name: c.name.clone(),
+            type_name: c.type_sql.clone(),
+            optional: !c.not_null,
+            default: c.default_expr.as_deref().and_then(|expr| {
+                crate::kinds::column_default(
+                    expr,
+                    c.value_oid,
+                    c.type_mod,
+                    self.money_digits,
+                    &kind,
+                )
+            }),
+            kind,
         }
     }
 }

@@ -98,6 +98,9 @@ pub struct Decoder {
     last_commit_end: Option<u64>,
     /// The session streams with pgoutput's `binary` option.
     binary: bool,
+    /// Tables as the catalog had them when a Relation announced a new
+    /// shape (`shape_refresh.rs`), taken by the next shape change.
+    catalog: HashMap<TableRef, TableInfo>,
 }
 
 impl Shape {
@@ -134,6 +137,7 @@ impl Decoder {
             tx: None,
             last_commit_end: None,
             binary: false,
+            catalog: HashMap::new(),
         };
         for info in captured {
             decoder.add_table(info);
@@ -153,6 +157,38 @@ impl Decoder {
         self.shapes.insert(info.table.clone(), shape);
         self.captured.insert(info.table.clone(), info);
         schema
+    }
+
+    /// The captured table a Relation message in `data` announces with
+    /// another shape than the last one: the stream reads it from the
+    /// catalog and hands it in ([`Decoder::learn_catalog`]) first.
+    pub fn relation_to_refresh(&self, data: &Bytes) -> Option<TableRef> {
+        if data.first() != Some(&b'R') {
+            return None;
+        }
+        let Ok(LogicalMessage::Relation(relation)) = pgoutput::decode(data.clone()) else {
+            return None;
+        };
+        let table = TableRef::new(relation.namespace.clone(), relation.name.clone());
+        let shape = self.shapes.get(&table)?;
+        let same = shape.columns.len() == relation.columns.len()
+            && shape
+                .columns
+                .iter()
+                .zip(&relation.columns)
+                .all(|((n, o, m), c)| *n == c.name && *o == c.type_oid && *m == c.type_modifier);
+        (!same).then_some(table)
+    }
+
+    /// The catalog's view of a table whose shape changes next.
+    pub fn learn_catalog(&mut self, info: TableInfo) {
+        self.value_oids.extend(
+            info.columns
+                .iter()
+                .filter(|c| c.value_oid != c.type_oid)
+                .map(|c| (c.type_oid, c.value_oid)),
+        );
+        self.catalog.insert(info.table.clone(), info);
     }
 
     /// Start capturing a table added while streaming, if the watcher handed
@@ -497,6 +533,7 @@ impl Decoder {
             .iter()
             .filter_map(|&i| columns.get(i).cloned())
             .collect();
+        let catalog = self.catalog.remove(table);
         let Some(shape) = self.shapes.get_mut(table) else {
             return;
         };
@@ -510,15 +547,25 @@ impl Decoder {
                 .iter()
                 .map(|(name, oid, modifier)| {
                     // A column that kept its name and type keeps what the
-                    // catalog said of it; a new one is known by its type
-                    // only (nullable, no default, until the next start).
+                    // catalog said of it; a new one is known from the
+                    // catalog as read at its Relation (shape_refresh.rs),
+                    // else by its type only (nullable, no default).
                     let kept = shape
                         .columns
                         .iter()
                         .zip(&shape.schema.columns)
                         .find(|((n, o, m), _)| n == name && o == oid && m == modifier)
                         .map(|(_, c)| c.clone());
-                    kept.unwrap_or_else(|| {
+                    // Else the catalog's, when it still has the column so.
+                    let fresh = catalog.as_ref().and_then(|info| {
+                        info.columns
+                            .iter()
+                            .find(|c| {
+                                c.name == *name && c.type_oid == *oid && c.type_mod == *modifier
+                            })
+                            .map(|c| info.column_schema(c))
+                    });
+                    kept.or(fresh).unwrap_or_else(|| {
                         let value_oid = self.value_oids.get(oid).copied().unwrap_or(*oid);
                         ColumnSchema::new(
                             name.clone(),

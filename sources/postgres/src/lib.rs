@@ -29,6 +29,7 @@ mod physical;
 pub mod positions;
 pub mod replication;
 pub mod setup;
+mod shape_refresh;
 pub mod snapshot;
 pub mod source_block;
 mod stream;

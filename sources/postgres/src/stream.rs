@@ -20,6 +20,7 @@ use crate::positions::Writer;
 use crate::replication::{
     format_lsn, ReplicationConnection, ReplicationError, ReplicationMessage, ReplicationStream,
 };
+use crate::shape_refresh::ShapeRefresh;
 use crate::streamed::{Replay, Route, RouteError, StreamedTransactions};
 
 /// Items handed over in one channel message.
@@ -58,6 +59,8 @@ struct Acks {
     start: u64,
     /// Remembers acknowledged positions in `cdc.positions`.
     positions: Writer,
+    /// Reads a table's new shape from the catalog (shape_refresh.rs).
+    catalog: ShapeRefresh,
     lease: cdc_engine::Lease,
     /// The server this run started on (system identifier, timeline).
     server: (String, i64),
@@ -127,6 +130,7 @@ pub(crate) async fn run(
         last_sent_flush: 0,
         start: start_lsn,
         positions: Writer::spawn(config, start_lsn, server),
+        catalog: ShapeRefresh::new(config.connect.clone()),
         lease: config.lease.clone(),
         server: server.clone(),
         telemetry: telemetry.clone(),
@@ -506,6 +510,9 @@ async fn session(
                             },
                             None => Route::Decode(data),
                         };
+                        if let Route::Decode(data) = &routed {
+                            refresh_shape(decoder, &mut acks.catalog, data).await;
+                        }
                         let decoded = match routed {
                             Route::Decode(data) => decoder.handle(wal_start, data, &mut pending),
                             Route::Held => Ok(()),
@@ -586,6 +593,16 @@ async fn server_version(conn: &mut ReplicationConnection) -> Result<u32, Replica
         .map_err(|_| ReplicationError::Protocol(format!("server_version_num is '{text}'")))
 }
 
+/// Before a Relation announcing a captured table's new shape: the
+/// catalog's view of the table, for the decoder.
+async fn refresh_shape(decoder: &mut Decoder, catalog: &mut ShapeRefresh, data: &bytes::Bytes) {
+    if let Some(table) = decoder.relation_to_refresh(data) {
+        if let Some(info) = catalog.read(&table).await {
+            decoder.learn_catalog(info);
+        }
+    }
+}
+
 /// How the replay of a streamed transaction ended.
 enum Replayed {
     /// Everything went to the decoder; its result.
@@ -616,6 +633,7 @@ async fn replay_commit(
                 )))
             }
         };
+        refresh_shape(decoder, &mut acks.catalog, &message).await;
         if let Err(err) = decoder.handle(lsn, message, pending) {
             return Replayed::Decoded(Err(err));
         }
