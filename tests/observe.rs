@@ -376,12 +376,19 @@ fn json_logs_are_one_object_per_line_without_the_password() {
     pg.psql(
         "GRANT CREATE ON DATABASE postgres TO app;
          CREATE TABLE t (id int PRIMARY KEY);
-         ALTER TABLE t OWNER TO app;",
+         ALTER TABLE t OWNER TO app;
+         INSERT INTO t VALUES (1);",
     )
     .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let url = pg.url_for("app", "s3cret-pass");
-    let config = write_config(dir.path(), &url, &["public.t"], "");
+    // A snapshot too, for the lines of its chunk span.
+    let config = write_config(
+        dir.path(),
+        &url,
+        &["public.t"],
+        "\n[snapshot]\ninitial = true\n",
+    );
     let events = dir.path().join("events.jsonl");
     let log = dir.path().join("cdc.log");
     let mut child = Command::new(cdc_bin())
@@ -397,9 +404,11 @@ fn json_logs_are_one_object_per_line_without_the_password() {
         read_log().contains("\"streaming\"")
     });
     pg.psql("INSERT INTO t VALUES (7);").unwrap();
-    wait_until("the event", Duration::from_secs(60), || {
-        read_events(&events).len() == 1
-    });
+    wait_until(
+        "the snapshot row and the event",
+        Duration::from_secs(60),
+        || read_events(&events).len() == 2,
+    );
     #[allow(unsafe_code)]
     unsafe {
         libc::kill(child.id() as i32, libc::SIGTERM);
@@ -411,6 +420,35 @@ fn json_logs_are_one_object_per_line_without_the_password() {
         text.contains("app:***@"),
         "the URL is logged masked:\n{text}"
     );
+    // Span fields: the run's on the lease line, the chunk's (and the run's
+    // around it) on the snapshot worker's.
+    let lines: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let line = |message: &str| {
+        lines
+            .iter()
+            .find(|l| {
+                l["message"]
+                    .as_str()
+                    .is_some_and(|m| m.starts_with(message))
+            })
+            .unwrap_or_else(|| panic!("no line '{message}':\n{text}"))
+    };
+    let lease = line("holding the lease");
+    assert_eq!(lease["span"]["name"], "run", "{lease}");
+    assert_eq!(lease["span"]["slot"], "cdc", "{lease}");
+    let instance = lease["span"]["instance"].as_str().unwrap_or_default();
+    assert!(
+        instance.starts_with("cdc:") && instance.ends_with(&format!(":{}", child.id())),
+        "{lease}"
+    );
+    let chunk = line("chunk select");
+    assert_eq!(chunk["span"]["name"], "snapshot", "{chunk}");
+    assert_eq!(chunk["span"]["table"], "public.t", "{chunk}");
+    assert_eq!(chunk["spans"][0]["name"], "run", "{chunk}");
+    assert_eq!(chunk["spans"][0]["slot"], "cdc", "{chunk}");
 
     // A wrong password: the failure is a JSON line too, without it; JSON
     // chosen by the config this time.
