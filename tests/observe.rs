@@ -342,8 +342,43 @@ fn a_reconnect_is_counted_and_ready_comes_back() {
     wait_until("ready", Duration::from_secs(60), || {
         http_get(addr, "/health/ready").0 == 200
     });
-    pg.psql("SELECT pg_terminate_backend(pid) FROM pg_stat_replication")
-        .unwrap();
+    // Each terminated walsender is a reconnect after a growing backoff;
+    // ending them over and over makes the not-ready stretch long enough
+    // to be seen by polling, whatever the machine's speed.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let killer = {
+        let stop = stop.clone();
+        let pg = pg.url();
+        std::thread::spawn(move || {
+            with_client(&pg, async |client| {
+                while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                    client
+                        .execute(
+                            "SELECT pg_terminate_backend(pid) FROM pg_stat_replication",
+                            &[],
+                        )
+                        .await
+                        .unwrap();
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            })
+        })
+    };
+    let mut body = String::new();
+    wait_until(
+        "ready to say it reconnects",
+        Duration::from_secs(60),
+        || {
+            let (status, text) = http_get(addr, "/health/ready");
+            body = text;
+            status == 503
+        },
+    );
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    killer.join().unwrap();
+    assert!(body.starts_with("reconnecting: "), "{body}");
+    assert_eq!(body.trim().lines().count(), 1, "{body}");
+    assert_eq!(http_get(addr, "/health/live").0, 200);
     let mut metrics = String::new();
     wait_until(
         "the reconnect to be counted",
