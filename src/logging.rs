@@ -38,7 +38,7 @@ impl<S: Subscriber> Layer<S> for WarningCounter {
     }
 }
 
-/// stderr, with `scheme://user:secret@host` masked in every line. The fmt
+/// stderr, with every password masked in every line (`crate::redact`). The fmt
 /// layer hands each formatted event over in one `write_all`, so a URL is
 /// never split between two calls.
 #[derive(Clone, Copy, Default)]
@@ -47,7 +47,7 @@ pub struct RedactingStderr;
 impl Write for RedactingStderr {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         let mut stderr = std::io::stderr().lock();
-        if buf.windows(3).any(|w| w == b"://") {
+        if crate::redact::may_hold_password(buf) {
             let text = String::from_utf8_lossy(buf);
             stderr.write_all(crate::redact::redact(&text).as_bytes())?;
         } else {

@@ -26,6 +26,7 @@ use cdc_postgres::{
 };
 use cdc_sink_file::{FileSink, NullSink, StdoutSink};
 use tokio::sync::watch;
+use tracing::Instrument;
 
 use crate::config::{Config, OnSlotLost, SinkConfig, SourceConfig};
 
@@ -155,6 +156,13 @@ pub async fn run(path: &Path, telemetry: Telemetry) -> Result<ExitCode> {
         }
     };
     let heal = matches!(settings.on_slot_lost, crate::config::OnSlotLost::Resnapshot);
+    // Every line of a run (the lease, the snapshot worker, the pipeline)
+    // names the slot and this instance, as the standbys name the holder.
+    let span = tracing::info_span!(
+        "run",
+        slot = %settings.slot,
+        instance = %cdc_postgres::lease::instance_name().await
+    );
     // What a run ended by a failover had read from the old server.
     let mut carried = None;
     let mut restarted = false;
@@ -168,6 +176,7 @@ pub async fn run(path: &Path, telemetry: Telemetry) -> Result<ExitCode> {
             restarted,
             &telemetry,
         )
+        .instrument(span.clone())
         .await;
         // A slot invalidated while streaming, with `resnapshot`, or a
         // failover to another server: start over, and the guards at start

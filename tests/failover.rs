@@ -14,8 +14,13 @@ use std::time::Duration;
 use cdc_testcontainers::Postgres;
 use common::*;
 
+/// Rows at start, in chunks of 10: the snapshot must still run when the
+/// primary is killed, which waits for the slot's first synchronization to
+/// the standby (up to the slot sync worker's 30 s nap). 60 000 rows in
+/// chunks of 50 were done in 23 s, before it.
+const ROWS: i64 = 40_000;
 const DDL: &str = "CREATE TABLE t (id int PRIMARY KEY, v int NOT NULL);\
-                   INSERT INTO t SELECT g, 0 FROM generate_series(1, 3000) g;";
+                   INSERT INTO t SELECT g, 0 FROM generate_series(1, 40000) g;";
 
 fn major(pg: &Postgres) -> i32 {
     pg.psql("SELECT current_setting('server_version_num')")
@@ -34,7 +39,7 @@ fn writer(url: String, stop: Arc<AtomicBool>, committed: Arc<AtomicI64>) {
         .build()
         .unwrap();
     runtime.block_on(async move {
-        let mut next = 3001i64;
+        let mut next = ROWS + 1;
         let mut client: Option<tokio_postgres::Client> = None;
         while !stop.load(Ordering::SeqCst) {
             if client.as_ref().is_none_or(|c| c.is_closed()) {
@@ -129,7 +134,7 @@ fn cdc_follows_a_failover_to_the_promoted_standby_with_nothing_lost() {
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(dir.path(), &hosts, &["public.t"], "failover_slot = true");
     let mut text = std::fs::read_to_string(&config).unwrap();
-    text.push_str("\n[snapshot]\ninitial = true\nchunk_size = 100\n");
+    text.push_str("\n[snapshot]\ninitial = true\nchunk_size = 10\n");
     std::fs::write(&config, text).unwrap();
     let events = dir.path().join("events.jsonl");
 
@@ -145,7 +150,13 @@ fn cdc_follows_a_failover_to_the_promoted_standby_with_nothing_lost() {
     wait_synchronized(&standby);
     let before = committed.load(Ordering::SeqCst);
 
+    // The README says so: the primary dies under a writer and a snapshot.
+    let at_kill = engine.log_text();
     primary.kill().unwrap();
+    assert!(
+        at_kill.contains("initial snapshot queued") && !at_kill.contains("snapshot complete"),
+        "the snapshot was not running at the kill; raise ROWS:\n{at_kill}"
+    );
     standby.promote().unwrap();
     wait_until(
         "writes on the promoted standby",
@@ -177,6 +188,9 @@ fn cdc_follows_a_failover_to_the_promoted_standby_with_nothing_lost() {
         log.contains("synchronized to this server before its promotion"),
         "{log}"
     );
+    // Resumed on the promoted server from the progress saved on the old one.
+    assert!(log.contains("resuming snapshot"), "{log}");
+    assert!(log.contains("snapshot complete"), "{log}");
     assert!(
         !log.contains("are lost") && !log.contains("were not captured"),
         "{log}"

@@ -160,6 +160,7 @@ fn a_standby_takes_over_from_a_killed_active_with_nothing_lost() {
         "{}",
         b.log_text()
     );
+    assert_eq!(gauge(observe, "cdc_active"), Some(0.0));
 
     let stop = Arc::new(AtomicBool::new(false));
     let writing = writer(pg.url(), stop.clone());
@@ -179,6 +180,7 @@ fn a_standby_takes_over_from_a_killed_active_with_nothing_lost() {
         Duration::from_secs(60),
         || http_get(observe, "/health/ready").0 == 200,
     );
+    assert_eq!(gauge(observe, "cdc_active"), Some(1.0));
     std::thread::sleep(Duration::from_secs(1));
     stop.store(true, Ordering::SeqCst);
     writing.join().unwrap();
@@ -186,6 +188,23 @@ fn a_standby_takes_over_from_a_killed_active_with_nothing_lost() {
     let log = b.log_text();
     assert!(log.contains("resuming snapshot"), "{log}");
     assert_eq!(b.terminate().code(), Some(0));
+}
+
+/// What acknowledges on the server: the slot's confirmed position, and
+/// the saved snapshot progress (with when it was saved).
+fn acknowledged_state(pg: &Postgres) -> String {
+    pg.psql(
+        "SELECT concat_ws(' | ', \
+           (SELECT confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = 'cdc'), \
+           (SELECT updated_at::text || ' ' || state::text FROM cdc.snapshot_state WHERE name = 'cdc'))",
+    )
+    .unwrap()
+}
+
+/// The position record (`cdc.positions`): its LSN and when it was written.
+fn position_record(pg: &Postgres) -> String {
+    pg.psql("SELECT lsn::text || ' at ' || written_at::text FROM cdc.positions WHERE slot = 'cdc'")
+        .unwrap()
 }
 
 #[test]
@@ -198,6 +217,11 @@ fn a_frozen_active_cut_off_from_its_lock_stops_without_acknowledging() {
 
     // A frozen host: the process stops, and its lock connection is cut.
     unsafe_signal(a.pid(), "STOP");
+    assert!(
+        !a.log_text().contains("snapshot complete"),
+        "the snapshot finished before the freeze; raise ROWS:\n{}",
+        a.log_text()
+    );
     pg.psql(&format!(
         "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name LIKE 'cdc:%:{active}'"
     ))
@@ -205,10 +229,26 @@ fn a_frozen_active_cut_off_from_its_lock_stops_without_acknowledging() {
     let took_over = wait_for_holder(&pg, Some(active));
     assert_eq!(took_over, b.pid());
     wait_streaming(&mut b);
-    let fenced_at = pg
-        .psql("SELECT confirmed_flush_lsn FROM pg_replication_slots WHERE slot_name = 'cdc'")
-        .unwrap();
-    eprintln!("slot at {fenced_at} when the standby took over");
+    // The successor resumes the snapshot the frozen one left half done.
+    wait_until(
+        "the new active to save snapshot progress",
+        Duration::from_secs(60),
+        || {
+            assert!(b.is_running(), "cdc exited:\n{}", b.log_text());
+            b.log_text().contains("resuming snapshot")
+                && pg
+                    .psql("SELECT count(*) FROM cdc.snapshot_state WHERE updated_at > (SELECT acquired_at FROM cdc.leases WHERE slot = 'cdc')")
+                    .unwrap()
+                    == "1"
+        },
+    );
+    // The new active freezes too, so that anything that moves from now on
+    // is the old one's doing.
+    unsafe_signal(b.pid(), "STOP");
+    std::thread::sleep(Duration::from_millis(500));
+    let fenced = acknowledged_state(&pg);
+    let record = position_record(&pg);
+    eprintln!("when the old active wakes: {fenced}; position record {record}");
 
     // The frozen one wakes: it must notice, acknowledge nothing, stand by.
     unsafe_signal(a.pid(), "CONT");
@@ -223,8 +263,29 @@ fn a_frozen_active_cut_off_from_its_lock_stops_without_acknowledging() {
     wait_until(
         "the resumed instance to stand by again",
         Duration::from_secs(60),
-        || a.log_text().matches("standing by").count() >= 1,
+        || {
+            a.log_text()
+                .contains("standing by: replication slot 'cdc' is held by")
+        },
     );
+    // Past its shutdown and a poll of the lock it cannot take.
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(
+        acknowledged_state(&pg),
+        fenced,
+        "the old active moved the slot or saved progress:\n{}",
+        a.log_text()
+    );
+    // Not asserted yet, a known bug: the old active's position writer may
+    // still write its own (older) position once it has lost the lease,
+    // moving the record back past its successor's (cdc.positions has no
+    // epoch guard). Printed, for whoever fixes it to turn into an assert.
+    let record_now = position_record(&pg);
+    if record_now != record {
+        eprintln!("KNOWN BUG: the old active rewrote cdc.positions: {record} -> {record_now}");
+    }
+    unsafe_signal(b.pid(), "CONT");
+
     let a_log = a.log_text();
     assert!(a.is_running(), "{a_log}");
     for line in a_log.lines().chain(b.log_text().lines()).filter(|l| {
@@ -292,12 +353,136 @@ fn three_instances_survive_repeated_kills() {
     assert_eq!(survivor.terminate().code(), Some(0));
 }
 
+/// The value of an unlabelled metric on `/metrics`.
+fn gauge(observe: std::net::SocketAddr, name: &str) -> Option<f64> {
+    http_get(observe, "/metrics").1.lines().find_map(|line| {
+        line.strip_prefix(name)?
+            .strip_prefix(' ')?
+            .trim()
+            .parse()
+            .ok()
+    })
+}
+
 fn unsafe_signal(pid: i32, signal: &str) {
     let status = std::process::Command::new("kill")
         .args([&format!("-{signal}"), &pid.to_string()])
         .status()
         .unwrap();
     assert!(status.success());
+}
+
+/// A vanished host: every packet to and from the active instance is
+/// dropped (nft, no RST, no FIN), while the standby's path stays. The
+/// server notices the dead lock session (keepalives and `tcp_user_timeout`
+/// on it), the standby takes over and becomes ready, and every row is in
+/// the union of the outputs. The server sits in a namespace of the test's
+/// own: the active reaches it over the veth, where the fault is; the
+/// standby and the writer over its Unix socket. Needs root (`ip netns`).
+#[test]
+fn a_standby_takes_over_from_a_vanished_host() {
+    if !std::fs::metadata("/proc/self").is_ok_and(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
+    {
+        eprintln!("skipped: network namespaces need root");
+        return;
+    }
+    let ns = cdc_testcontainers::Netns::create().unwrap();
+    let pg = Postgres::builder().netns(&ns).start().unwrap();
+    pg.psql(DDL).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let over_the_network = format!(
+        "postgresql://{}@{}:{}/{}",
+        pg.superuser(),
+        ns.address(),
+        pg.port(),
+        pg.database()
+    );
+    let (config_a, events_a) = instance_config(dir.path(), &pg, 1);
+    let text = std::fs::read_to_string(&config_a)
+        .unwrap()
+        .replace(&format!("{:?}", pg.url()), &format!("{over_the_network:?}"));
+    std::fs::write(&config_a, text).unwrap();
+    let (config_b, events_b) = instance_config(dir.path(), &pg, 2);
+    // sslmode=disable: cdc's default (prefer) tries TLS on a Unix socket
+    // too, where the handshake fails ("invalid dns name"); libpq never does.
+    let mut text = std::fs::read_to_string(&config_b).unwrap().replace(
+        &format!("{:?}", pg.url()),
+        &format!("{:?}", format!("{}?sslmode=disable", pg.url())),
+    );
+    text.push_str("\n[observe]\nlisten = \"127.0.0.1:0\"\n");
+    std::fs::write(&config_b, text).unwrap();
+
+    let mut a = Engine::start(&config_a);
+    let active = wait_for_holder(&pg, None);
+    assert_eq!(active, a.pid());
+    wait_streaming(&mut a);
+    let mut b = start_standby(&config_b);
+    let observe = observe_addr(&mut b);
+    let stop = Arc::new(AtomicBool::new(false));
+    let writing = writer(pg.url(), stop.clone());
+    wait_for_events(&events_a, 1000, &mut a);
+
+    ns.blackhole().unwrap();
+    let vanished = std::time::Instant::now();
+    assert!(
+        !a.log_text().contains("snapshot complete"),
+        "the snapshot finished before the fault; raise ROWS:\n{}",
+        a.log_text()
+    );
+    let took_over = wait_for_holder(&pg, Some(active));
+    let locked_after = vanished.elapsed();
+    assert_eq!(took_over, b.pid());
+    wait_until("the standby to be ready", Duration::from_secs(120), || {
+        assert!(b.is_running(), "cdc exited:\n{}", b.log_text());
+        http_get(observe, "/health/ready").0 == 200
+    });
+    let ready_after = vanished.elapsed();
+    let noticed_after = {
+        let mut at = None;
+        wait_until(
+            "the vanished instance to notice",
+            Duration::from_secs(60),
+            || {
+                let log = a.log_text();
+                if at.is_none() && log.contains("lost the lease of replication slot 'cdc'") {
+                    at = Some(vanished.elapsed());
+                }
+                at.is_some()
+            },
+        );
+        at.unwrap()
+    };
+    eprintln!(
+        "vanished host: the standby held the lock after {:.1}s and was ready after {:.1}s; \
+         the vanished one had noticed by {:.1}s",
+        locked_after.as_secs_f64(),
+        ready_after.as_secs_f64(),
+        noticed_after.as_secs_f64()
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    stop.store(true, Ordering::SeqCst);
+    writing.join().unwrap();
+    assert_union_is_the_table(&pg, &[&events_a, &events_b], &mut [&mut a, &mut b]);
+    assert!(
+        b.log_text().contains("resuming snapshot"),
+        "{}",
+        b.log_text()
+    );
+
+    // The path comes back: the old one stays a standby.
+    ns.heal().unwrap();
+    wait_until(
+        "the old active to stand by",
+        Duration::from_secs(60),
+        || {
+            assert!(a.is_running(), "cdc exited:\n{}", a.log_text());
+            a.log_text()
+                .contains("standing by: replication slot 'cdc' is held by")
+        },
+    );
+    assert_eq!(holder_pid(&pg), Some(b.pid()));
+    assert_eq!(b.terminate().code(), Some(0));
+    assert_eq!(a.terminate().code(), Some(0));
 }
 
 /// A PostgreSQL crash ends every instance's lock connection: the active

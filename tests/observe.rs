@@ -287,11 +287,20 @@ fn prometheus_scrapes_as_many_events_as_the_sink_holds() {
 }
 
 /// While the sink fails, ready is 503 naming it, live stays 200, and the
-/// warning the pipeline logs is counted.
+/// warning the pipeline logs is counted. Nothing is acknowledged meanwhile,
+/// so the slot's lag and what is left of `max_slot_wal_keep_size` are the
+/// server's own numbers, which WAL written now moves.
 #[test]
 fn ready_is_503_while_the_sink_fails_and_the_warning_is_counted() {
-    let (pg, _dir, config, events) =
-        prepare("CREATE TABLE t (id int PRIMARY KEY);", &["public.t"], "");
+    let pg = cdc_testcontainers::Postgres::builder()
+        .setting("max_slot_wal_keep_size", "256MB")
+        .start()
+        .unwrap();
+    pg.psql("CREATE TABLE t (id int PRIMARY KEY); CREATE TABLE filler (v text);")
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &pg.url(), &["public.t"], "");
+    let events = dir.path().join("events.jsonl");
     let full = full_sink_config(&config, &events);
     let mut text = std::fs::read_to_string(&full).unwrap();
     text.push_str(LISTEN_ANY);
@@ -326,11 +335,50 @@ fn ready_is_503_while_the_sink_fails_and_the_warning_is_counted() {
     assert!(sample(&metrics, "cdc_errors_total{kind=\"sink\"}").unwrap() >= 1.0);
     // Nothing reached a sink, so nothing was counted as written.
     assert!(sample(&metrics, "cdc_events_total{table=\"public.t\",op=\"c\"}").is_none());
+
+    // 10 MB of WAL the slot must keep (a table not captured: only its
+    // commits reach cdc). The watcher's numbers follow the server's, within
+    // the WAL written between the two reads (a MB is plenty).
+    const MB: f64 = 1024.0 * 1024.0;
+    let server = |sql: &str| -> f64 {
+        pg.psql(&format!(
+            "SELECT ({sql})::float8 FROM pg_replication_slots WHERE slot_name = 'cdc'"
+        ))
+        .unwrap()
+        .parse()
+        .unwrap()
+    };
+    let safe_before = server("safe_wal_size");
+    pg.psql("INSERT INTO filler SELECT repeat('x', 1000) FROM generate_series(1, 10000);")
+        .unwrap();
+    let mut seen = (0.0, 0.0, 0.0, 0.0);
+    wait_until(
+        "the slot metrics to show the WAL kept",
+        Duration::from_secs(60),
+        || {
+            let metrics = http_get(addr, "/metrics").1;
+            let lag = sample(&metrics, "cdc_slot_lag_bytes").unwrap_or(-1.0);
+            let safe = sample(&metrics, "cdc_slot_safe_wal_size_bytes").unwrap_or(-1.0);
+            let server_lag = server("pg_current_wal_lsn() - confirmed_flush_lsn");
+            let server_safe = server("safe_wal_size");
+            seen = (lag, server_lag, safe, server_safe);
+            lag >= 8.0 * MB
+                && (lag - server_lag).abs() < MB
+                && safe > 0.0
+                && safe <= safe_before - 8.0 * MB
+                && (safe - server_safe).abs() < MB
+        },
+    );
+    eprintln!(
+        "slot lag {} (server {}), safe_wal_size {} (server {})",
+        seen.0, seen.1, seen.2, seen.3
+    );
     engine.kill();
 }
 
-/// A walsender terminated under cdc: the reconnect and the error are
-/// counted, and ready comes back once the reader streams again.
+/// Walsenders terminated under cdc: while it reconnects, ready is 503 and
+/// says so; the reconnects and the errors are counted, and ready comes back
+/// once the reader streams again.
 #[test]
 fn a_reconnect_is_counted_and_ready_comes_back() {
     let (pg, _dir, _config, events, mut engine) = capture(
@@ -342,8 +390,43 @@ fn a_reconnect_is_counted_and_ready_comes_back() {
     wait_until("ready", Duration::from_secs(60), || {
         http_get(addr, "/health/ready").0 == 200
     });
-    pg.psql("SELECT pg_terminate_backend(pid) FROM pg_stat_replication")
-        .unwrap();
+    // Each terminated walsender is a reconnect after a growing backoff;
+    // ending them over and over makes the not-ready stretch long enough
+    // to be seen by polling, whatever the machine's speed.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let killer = {
+        let stop = stop.clone();
+        let pg = pg.url();
+        std::thread::spawn(move || {
+            with_client(&pg, async |client| {
+                while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                    client
+                        .execute(
+                            "SELECT pg_terminate_backend(pid) FROM pg_stat_replication",
+                            &[],
+                        )
+                        .await
+                        .unwrap();
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            })
+        })
+    };
+    let mut body = String::new();
+    wait_until(
+        "ready to say it reconnects",
+        Duration::from_secs(60),
+        || {
+            let (status, text) = http_get(addr, "/health/ready");
+            body = text;
+            status == 503
+        },
+    );
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    killer.join().unwrap();
+    assert!(body.starts_with("reconnecting: "), "{body}");
+    assert_eq!(body.trim().lines().count(), 1, "{body}");
+    assert_eq!(http_get(addr, "/health/live").0, 200);
     let mut metrics = String::new();
     wait_until(
         "the reconnect to be counted",
@@ -365,6 +448,134 @@ fn a_reconnect_is_counted_and_ready_comes_back() {
     assert_eq!(engine.terminate().code(), Some(0));
 }
 
+/// A chunk that fails and is selected again counts as discarded with
+/// reason `failed` (and its warning); a snapshot stopped by a definite
+/// error logs an ERROR, counted in `cdc_log_errors_total`. Every reason's
+/// series is there from the start.
+#[test]
+fn discarded_chunks_and_error_lines_are_counted() {
+    let (pg, _dir, _config, events, mut engine) = capture(
+        "CREATE TABLE t (id int PRIMARY KEY);
+         INSERT INTO t SELECT generate_series(1, 100);
+         CREATE TABLE ones (id int PRIMARY KEY);
+         INSERT INTO ones VALUES (1), (2);",
+        &["public.t", "public.ones"],
+        LISTEN_ANY,
+    );
+    let addr = observe_addr(&mut engine);
+    let metrics = http_get(addr, "/metrics").1;
+    for reason in ["window", "failed", "timeout"] {
+        assert_eq!(
+            sample(
+                &metrics,
+                &format!("cdc_snapshot_chunks_discarded_total{{reason=\"{reason}\"}}")
+            ),
+            Some(0.0),
+            "{metrics}"
+        );
+    }
+    assert_eq!(
+        sample(&metrics, "cdc_log_errors_total{target=\"cdc_engine\"}"),
+        Some(0.0)
+    );
+
+    // The chunk's select waits behind a lock; cancelling it fails the
+    // chunk (a transient error: it is selected again).
+    let mut locker = Command::new(pg.bindir().join("psql"))
+        .args(["-X", "-q", "-d", &pg.url()])
+        .args([
+            "-c",
+            "SET application_name = 'locker'; BEGIN; LOCK TABLE t; SELECT pg_sleep(60);",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_until("the lock", Duration::from_secs(30), || {
+        pg.psql("SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid) WHERE a.application_name = 'locker' AND l.relation = 't'::regclass AND l.granted")
+            .unwrap()
+            == "1"
+    });
+    signal(
+        &pg,
+        "all-of-t",
+        "execute-snapshot",
+        r#"{"data-collections": ["public.t"]}"#,
+    );
+    wait_until(
+        "the chunk to wait for the lock",
+        Duration::from_secs(30),
+        || {
+            pg.psql(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' \
+             AND application_name <> 'locker' AND query ILIKE '%FROM%t%'",
+            )
+            .unwrap()
+                != "0"
+        },
+    );
+    pg.psql(
+        "SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE wait_event_type = 'Lock' \
+         AND application_name <> 'locker'",
+    )
+    .unwrap();
+    let mut metrics = String::new();
+    wait_until("the discarded chunk", Duration::from_secs(30), || {
+        metrics = http_get(addr, "/metrics").1;
+        sample(
+            &metrics,
+            "cdc_snapshot_chunks_discarded_total{reason=\"failed\"}",
+        ) >= Some(1.0)
+    });
+    assert!(
+        sample(&metrics, "cdc_warnings_total{target=\"cdc_engine\"}") >= Some(1.0),
+        "{metrics}"
+    );
+    pg.psql(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'locker'",
+    )
+    .unwrap();
+    let _ = locker.wait();
+    wait_until("the snapshot of t", Duration::from_secs(60), || {
+        engine.log_text().contains("snapshot complete")
+    });
+    assert_eq!(
+        read_events(&events)
+            .iter()
+            .filter(|e| e["op"] == "r")
+            .count(),
+        100
+    );
+
+    // A filter that fails on a row: a definite error, the snapshot stops.
+    signal(
+        &pg,
+        "fails-in-chunk",
+        "execute-snapshot",
+        r#"{"data-collections": ["public.ones"], "additional-conditions": [{"data-collection": "public.ones", "filter": "100 / (id - 1) > 0"}]}"#,
+    );
+    wait_until(
+        "the error line to be counted",
+        Duration::from_secs(30),
+        || {
+            metrics = http_get(addr, "/metrics").1;
+            sample(&metrics, "cdc_log_errors_total{target=\"cdc_engine\"}") == Some(1.0)
+        },
+    );
+    assert!(
+        engine
+            .log_text()
+            .contains("snapshot of public.ones (signal 'fails-in-chunk') stopped"),
+        "{}",
+        engine.log_text()
+    );
+    assert!(
+        sample(&metrics, "cdc_errors_total{kind=\"snapshot\"}") >= Some(2.0),
+        "{metrics}"
+    );
+    assert_eq!(engine.terminate().code(), Some(0));
+}
+
 /// `--log-format json`: every stderr line is one JSON object with the usual
 /// fields, and the password of the URL never shows, nor in the final error.
 #[test]
@@ -376,12 +587,19 @@ fn json_logs_are_one_object_per_line_without_the_password() {
     pg.psql(
         "GRANT CREATE ON DATABASE postgres TO app;
          CREATE TABLE t (id int PRIMARY KEY);
-         ALTER TABLE t OWNER TO app;",
+         ALTER TABLE t OWNER TO app;
+         INSERT INTO t VALUES (1);",
     )
     .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let url = pg.url_for("app", "s3cret-pass");
-    let config = write_config(dir.path(), &url, &["public.t"], "");
+    // A snapshot too, for the lines of its chunk span.
+    let config = write_config(
+        dir.path(),
+        &url,
+        &["public.t"],
+        "\n[snapshot]\ninitial = true\n",
+    );
     let events = dir.path().join("events.jsonl");
     let log = dir.path().join("cdc.log");
     let mut child = Command::new(cdc_bin())
@@ -397,9 +615,11 @@ fn json_logs_are_one_object_per_line_without_the_password() {
         read_log().contains("\"streaming\"")
     });
     pg.psql("INSERT INTO t VALUES (7);").unwrap();
-    wait_until("the event", Duration::from_secs(60), || {
-        read_events(&events).len() == 1
-    });
+    wait_until(
+        "the snapshot row and the event",
+        Duration::from_secs(60),
+        || read_events(&events).len() == 2,
+    );
     #[allow(unsafe_code)]
     unsafe {
         libc::kill(child.id() as i32, libc::SIGTERM);
@@ -411,6 +631,35 @@ fn json_logs_are_one_object_per_line_without_the_password() {
         text.contains("app:***@"),
         "the URL is logged masked:\n{text}"
     );
+    // Span fields: the run's on the lease line, the chunk's (and the run's
+    // around it) on the snapshot worker's.
+    let lines: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let line = |message: &str| {
+        lines
+            .iter()
+            .find(|l| {
+                l["message"]
+                    .as_str()
+                    .is_some_and(|m| m.starts_with(message))
+            })
+            .unwrap_or_else(|| panic!("no line '{message}':\n{text}"))
+    };
+    let lease = line("holding the lease");
+    assert_eq!(lease["span"]["name"], "run", "{lease}");
+    assert_eq!(lease["span"]["slot"], "cdc", "{lease}");
+    let instance = lease["span"]["instance"].as_str().unwrap_or_default();
+    assert!(
+        instance.starts_with("cdc:") && instance.ends_with(&format!(":{}", child.id())),
+        "{lease}"
+    );
+    let chunk = line("chunk select");
+    assert_eq!(chunk["span"]["name"], "snapshot", "{chunk}");
+    assert_eq!(chunk["span"]["table"], "public.t", "{chunk}");
+    assert_eq!(chunk["spans"][0]["name"], "run", "{chunk}");
+    assert_eq!(chunk["spans"][0]["slot"], "cdc", "{chunk}");
 
     // A wrong password: the failure is a JSON line too, without it; JSON
     // chosen by the config this time.
@@ -428,6 +677,35 @@ fn json_logs_are_one_object_per_line_without_the_password() {
     let text = String::from_utf8_lossy(&out.stderr).into_owned();
     check_json_log(&text, "Wr0ng-Passw0rd", 1);
     assert!(text.contains("password authentication failed"), "{text}");
+}
+
+/// A password given as a URL's query parameter or in a key/value conninfo
+/// is masked too, in both log formats: here in the error of a URL that
+/// does not parse, which quotes it.
+#[test]
+fn passwords_in_a_query_or_a_conninfo_are_masked_in_both_formats() {
+    let dir = tempfile::tempdir().unwrap();
+    for url in [
+        "postgresql://app@127.0.0.1:notaport/db?sslmode=disable&password=Hunter2-Secret",
+        "host=127.0.0.1 port=notaport user=app password=Hunter2-Secret dbname=db",
+    ] {
+        for format in ["text", "json"] {
+            let config = write_config(dir.path(), url, &["public.t"], "");
+            let out = Command::new(cdc_bin())
+                .args(["run", "--log-format", format, "--config"])
+                .arg(&config)
+                .output()
+                .unwrap();
+            let text = String::from_utf8_lossy(&out.stderr).into_owned();
+            assert_eq!(out.status.code(), Some(2), "{text}");
+            assert!(text.contains("source.url"), "{format}, {url}: {text}");
+            assert!(!text.contains("Hunter2"), "{format}, {url}: {text}");
+            assert!(text.contains("password=***"), "{format}, {url}: {text}");
+            if format == "json" {
+                check_json_log(&text, "Hunter2", 1);
+            }
+        }
+    }
 }
 
 /// A bad or taken `observe.listen` stops `cdc run` at once, saying so.

@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use cdc_signal::{Command, TableRef};
 use tokio::sync::{mpsc, oneshot};
+use tracing::Instrument;
 
 use crate::event::{Event, Op};
 use crate::merger::{Chunk, ChunkRow, Outcome, ReadSnapshot, WindowMerger};
@@ -771,10 +772,12 @@ fn spawn_worker(
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
+    // The thread's lines carry the run's span (slot, instance) too.
+    let span = tracing::Span::current();
     std::thread::Builder::new()
         .name("cdc-snapshot".into())
         .spawn(move || {
-            runtime.block_on(worker(source, requests, reports));
+            runtime.block_on(worker(source, requests, reports).instrument(span));
             let _ = done_tx.send(());
         })?;
     Ok(WorkerDone1(done))
@@ -807,7 +810,13 @@ async fn worker(
                 if request.attempt > 0 {
                     tokio::time::sleep(retry_delay(request.attempt)).await;
                 }
-                let report = select(source.as_ref(), &request, &window, &reports).await;
+                // One span per chunk (not per row): its lines, the
+                // source's too, name the table and the window.
+                let span =
+                    tracing::info_span!("snapshot", table = %request.table, window = %window);
+                let report = select(source.as_ref(), &request, &window, &reports)
+                    .instrument(span)
+                    .await;
                 if let Err(error) = report {
                     let _ = reports.send(Report::Failed {
                         token: request.token,

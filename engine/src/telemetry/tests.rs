@@ -103,3 +103,45 @@ fn readiness_names_the_first_failing_component() {
     assert_eq!(t.ready(), Err("standing by".into()));
     assert!(t.encode().unwrap().contains("cdc_ready 0"));
 }
+
+/// Every crate of the workspace that goes into the binary logs under its
+/// own name: each has its series at 0 from the start.
+#[test]
+fn every_crate_of_the_binary_is_a_log_target_counted_from_zero() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let manifest = std::fs::read_to_string(root.join("Cargo.toml")).unwrap();
+    let members = manifest
+        .split_once("members = [")
+        .and_then(|(_, rest)| rest.split_once(']'))
+        .map(|(list, _)| list)
+        .unwrap();
+    let mut crates = vec!["cdc".to_owned()];
+    for member in members.split(',').map(|m| m.trim().trim_matches('"')) {
+        if member.is_empty() || member == "testcontainers" {
+            continue;
+        }
+        let text = std::fs::read_to_string(root.join(member).join("Cargo.toml")).unwrap();
+        let name = text
+            .lines()
+            .find_map(|l| l.strip_prefix("name = \""))
+            .and_then(|l| l.strip_suffix('"'))
+            .unwrap();
+        crates.push(name.replace('-', "_"));
+    }
+    assert!(crates.len() >= 7, "{crates:?}");
+    let telemetry = Telemetry::new("1.2.3");
+    let text = telemetry.encode().unwrap();
+    for krate in &crates {
+        assert!(LOG_TARGETS.contains(&krate.as_str()), "{krate}");
+        for family in ["cdc_warnings_total", "cdc_log_errors_total"] {
+            let series = format!("{family}{{target=\"{krate}\"}} 0");
+            assert!(text.contains(&series), "{series}:\n{text}");
+        }
+    }
+    // A first warning of the MongoDB source is an increase from 0.
+    telemetry.warning("cdc_mongodb::stream");
+    assert!(telemetry
+        .encode()
+        .unwrap()
+        .contains("cdc_warnings_total{target=\"cdc_mongodb\"} 1"));
+}

@@ -438,25 +438,115 @@ pub fn describe_pg_error(err: &tokio_postgres::Error) -> String {
     }
 }
 
-/// Replace the password of a URL with `***` (best effort, for messages).
+/// Replace the password of a URL or a key/value conninfo with `***` (best
+/// effort, for messages). Anything else is not printed: it may be a URL
+/// without its scheme, password and all.
 pub fn redact_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return "<url>".to_string();
-    };
-    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
-    let (authority, tail) = rest.split_at(authority_end);
-    match authority.rsplit_once('@') {
-        Some((userinfo, host)) => {
-            let user = userinfo.split(':').next().unwrap_or("");
-            let masked = if userinfo.contains(':') {
-                format!("{user}:***")
-            } else {
-                user.to_string()
-            };
-            format!("{scheme}://{masked}@{host}{tail}")
-        }
-        None => url.to_string(),
+    let conninfo = url
+        .split_once('=')
+        .is_some_and(|(key, _)| !key.trim().is_empty() && key.trim().chars().all(is_key_char));
+    if url.contains("://") || conninfo {
+        redact_text(url)
+    } else {
+        "<url>".to_string()
     }
+}
+
+/// Mask every password in free text (a log line, an error): the userinfo
+/// of `scheme://user:secret@host`, and the value of a `password=` (or
+/// `sslpassword=`, any key ending in `password`) in a URL's query or a
+/// key/value conninfo, quoted or not. Text without either comes back as is.
+pub fn redact_text(text: &str) -> String {
+    mask_password_values(&mask_userinfo(text))
+}
+
+fn is_key_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || c == '_'
+}
+
+fn mask_userinfo(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find("://") {
+        let (head, tail) = rest.split_at(i + 3);
+        out.push_str(head);
+        let end = tail
+            .find(|c: char| c.is_whitespace() || matches!(c, '"' | '\'' | '`' | '/' | '?'))
+            .unwrap_or(tail.len());
+        let (authority, after) = tail.split_at(end);
+        match authority.rsplit_once('@') {
+            Some((userinfo, host)) if userinfo.contains(':') => {
+                let user = userinfo.split(':').next().unwrap_or("");
+                out.push_str(user);
+                out.push_str(":***@");
+                out.push_str(host);
+            }
+            _ => out.push_str(authority),
+        }
+        rest = after;
+    }
+    out.push_str(rest);
+    out
+}
+
+/// `…password=secret…` becomes `…password=***…`. A value ends where a URL
+/// parameter or a conninfo word ends (`&`, whitespace, a quote closing
+/// the text around it); a value in single quotes ends at its closing
+/// quote. A backslash escapes the next character, as in conninfo and in
+/// JSON, so an escaped quote does not end the value early.
+fn mask_password_values(text: &str) -> String {
+    const KEY: &str = "password";
+    let lower = text.to_ascii_lowercase();
+    let mut out = String::with_capacity(text.len());
+    let mut copied = 0;
+    let mut from = 0;
+    while let Some(at) = lower.get(from..).and_then(|rest| rest.find(KEY)) {
+        let key_end = from + at + KEY.len();
+        from = key_end;
+        // A word that ends in `password`, not `passwords`.
+        if text[key_end..].starts_with(is_key_char) {
+            continue;
+        }
+        let after_key = &text[key_end..];
+        let spaced = after_key.trim_start_matches([' ', '\t']);
+        let Some(value) = spaced.strip_prefix('=') else {
+            continue;
+        };
+        let value = value.trim_start_matches([' ', '\t']);
+        let value_start = text.len() - value.len();
+        let value_len = password_value_len(value);
+        if value_len == 0 {
+            continue;
+        }
+        out.push_str(&text[copied..value_start]);
+        out.push_str("***");
+        copied = value_start + value_len;
+        from = copied;
+    }
+    out.push_str(&text[copied..]);
+    out
+}
+
+/// The length in bytes of the password value at the start of `value`.
+fn password_value_len(value: &str) -> usize {
+    let mut chars = value.char_indices();
+    let quoted = value.starts_with('\'');
+    if quoted {
+        chars.next();
+    }
+    while let Some((i, c)) = chars.next() {
+        match c {
+            '\\' => {
+                chars.next();
+            }
+            '\'' if quoted => return i + 1,
+            c if !quoted && (c.is_whitespace() || matches!(c, '&' | '"' | '\'' | '`' | '#')) => {
+                return i
+            }
+            _ => {}
+        }
+    }
+    value.len()
 }
 
 fn percent_decode(s: &str) -> String {
@@ -671,6 +761,55 @@ mod tests {
     }
 
     #[test]
+    fn passwords_are_masked_in_urls_queries_and_conninfo() {
+        let cases = [
+            (
+                "postgresql://app:s3cr:et@db:5432/x?sslmode=require",
+                "postgresql://app:***@db:5432/x?sslmode=require",
+            ),
+            (
+                "postgresql://app@db/x?password=s3cret&sslmode=require",
+                "postgresql://app@db/x?password=***&sslmode=require",
+            ),
+            (
+                "postgresql://app@db/x?sslmode=require&password=s3cret",
+                "postgresql://app@db/x?sslmode=require&password=***",
+            ),
+            (
+                "host=db user=app password=s3cret dbname=x",
+                "host=db user=app password=*** dbname=x",
+            ),
+            (
+                "host=db password = 's3 cr\\'et' dbname=x",
+                "host=db password = *** dbname=x",
+            ),
+            (
+                "host=db sslpassword=k3y PASSWORD=s3cret",
+                "host=db sslpassword=*** PASSWORD=***",
+            ),
+            // In a JSON string: the value ends at the closing quote, an
+            // escaped one is part of it.
+            (
+                r#"{"server":"host=db password=s3\"cret","level":"INFO"}"#,
+                r#"{"server":"host=db password=***","level":"INFO"}"#,
+            ),
+            (
+                "password authentication failed; passwords=1; password=",
+                "password authentication failed; passwords=1; password=",
+            ),
+            ("postgresql://app@db/x", "postgresql://app@db/x"),
+        ];
+        for (text, masked) in cases {
+            assert_eq!(redact_text(text), masked, "{text}");
+        }
+        assert_eq!(
+            redact_url("host=db password=s3cret"),
+            "host=db password=***"
+        );
+        assert_eq!(redact_url("app:s3cret@db/x"), "<url>");
+    }
+
+    #[test]
     fn bad_urls_are_reported_without_the_password() {
         let err = ConnectConfig::parse("postgresql://app:s3cret@host:notaport/db")
             .unwrap_err()
@@ -681,5 +820,10 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("unknown sslmode 'sometimes'"), "{err}");
+        let err = ConnectConfig::parse("postgresql://app@host:notaport/db?password=s3cret")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("invalid PostgreSQL URL"), "{err}");
+        assert!(!err.contains("s3cret"), "{err}");
     }
 }

@@ -17,6 +17,7 @@ use cdc_engine::{Lease, TableRef};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_postgres::Client;
+use tracing::Instrument;
 
 use crate::catalog::quote_table;
 use crate::config::PostgresConfig;
@@ -136,7 +137,11 @@ pub async fn acquire(
                 or_reconnect!(fence_walsender(&client, config).await);
                 let lease = Lease::held(epoch);
                 tracing::info!(slot = %config.slot, epoch, "holding the lease: this instance is active");
-                let monitor = tokio::spawn(monitor(client, lease.clone(), config.slot.clone()));
+                // In the caller's span: the lost-lease warning names the run.
+                let monitor = tokio::spawn(
+                    monitor(client, lease.clone(), config.slot.clone())
+                        .instrument(tracing::Span::current()),
+                );
                 return Ok(Some(Acquired { lease, monitor }));
             }
             let (holder, holder_backend) = or_reconnect!(holder(&client, &config.slot).await);
