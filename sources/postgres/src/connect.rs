@@ -396,7 +396,13 @@ impl ConnectConfig {
             target: self.redacted(),
             reason: describe_pg_error(&e),
         };
-        match self.tls_config()? {
+        // As libpq: sslmode does not apply to Unix-domain sockets (a TLS
+        // attempt there fails on the socket's empty server name).
+        let unix_only = self
+            .endpoints
+            .iter()
+            .all(|e| matches!(e, Endpoint::Unix { .. }));
+        match self.tls_config()?.filter(|_| !unix_only) {
             None => {
                 let (client, connection) =
                     self.pg.connect(tokio_postgres::NoTls).await.map_err(fail)?;

@@ -51,13 +51,26 @@ const INSERT_TIMELINE_SQL: &str =
 /// cdc streams from: after a failover the address may lead to another
 /// one, whose history the LSN does not belong to (the guards judge that
 /// at the next start).
-fn upsert_sql(signal_table: &TableRef) -> String {
+fn upsert_sql(signal_table: &TableRef, epoch: i64) -> String {
+    // Under a lease only the current epoch writes, as for snapshot
+    // progress: a holder that lost it (frozen, and not aware yet) cannot
+    // move its successor's record back. FOR SHARE makes a concurrent epoch
+    // bump be seen.
+    let lease = if epoch == 0 {
+        // No group (tests, benchmarks): no leases table either.
+        "$6::bigint = 0".to_owned()
+    } else {
+        format!(
+            "EXISTS (SELECT 1 FROM {} WHERE slot = $1 AND epoch = $6 FOR SHARE)",
+            quote_table(&crate::lease::leases_table(signal_table))
+        )
+    };
     format!(
         "INSERT INTO {} AS p (slot, system_identifier, timeline, lsn, clean, written_at) \
          SELECT $1, s.id, s.tl, $2::text::pg_lsn, $3, now() \
          FROM (SELECT (SELECT system_identifier::text FROM pg_control_system()) AS id, \
                       {INSERT_TIMELINE_SQL} AS tl) s \
-         WHERE s.id = $4 AND s.tl = $5 \
+         WHERE s.id = $4 AND s.tl = $5 AND {lease} \
          ON CONFLICT (slot) DO UPDATE SET system_identifier = excluded.system_identifier, \
            timeline = excluded.timeline, lsn = excluded.lsn, clean = excluded.clean, written_at = now()",
         quote_table(&positions_table(signal_table))
@@ -358,7 +371,7 @@ pub(crate) async fn guard(client: &Client, config: &PostgresConfig) -> Result<Gu
         &config.slot,
         start,
         false,
-        &id,
+        (&id, config.lease.epoch()),
     )
     .await
     .map_err(sql_err("writing cdc.positions"))?;
@@ -429,12 +442,19 @@ async fn write(
     slot: &str,
     lsn: u64,
     clean: bool,
-    server: &Server,
+    (server, epoch): (&Server, i64),
 ) -> Result<u64, tokio_postgres::Error> {
     client
         .execute(
-            &upsert_sql(signal_table),
-            &[&slot, &format_lsn(lsn), &clean, &server.0, &server.1],
+            &upsert_sql(signal_table, epoch),
+            &[
+                &slot,
+                &format_lsn(lsn),
+                &clean,
+                &server.0,
+                &server.1,
+                &epoch,
+            ],
         )
         .await
 }
@@ -446,6 +466,7 @@ struct PgPositionStore {
     signal_table: TableRef,
     slot: String,
     server: Server,
+    lease: cdc_engine::Lease,
     client: tokio::sync::Mutex<Option<Client>>,
 }
 
@@ -455,6 +476,9 @@ impl PositionStore for PgPositionStore {
         let lsn = position
             .as_u64()
             .ok_or_else(|| "not an LSN position".to_string())?;
+        if !self.lease.is_fresh() {
+            return Err("this instance's lease is not confirmed: the record is the active instance's to write".into());
+        }
         let mut client = self.client.lock().await;
         if client.as_ref().is_none_or(Client::is_closed) {
             *client = Some(
@@ -467,9 +491,18 @@ impl PositionStore for PgPositionStore {
         let Some(c) = client.as_ref() else {
             return Err("cannot connect".into());
         };
-        match write(c, &self.signal_table, &self.slot, lsn, clean, &self.server).await {
+        let epoch = self.lease.epoch();
+        let upsert = write(
+            c,
+            &self.signal_table,
+            &self.slot,
+            lsn,
+            clean,
+            (&self.server, epoch),
+        );
+        match upsert.await {
             Ok(0) => Err(format!(
-                "the server is no longer system {} timeline {} (a failover?)",
+                "the server is no longer system {} timeline {} (a failover?), or another instance holds the lease now (epoch {epoch} is over)",
                 self.server.0, self.server.1
             )),
             Ok(_) => Ok(()),
@@ -497,6 +530,7 @@ impl Writer {
             signal_table: config.signal_table.clone(),
             slot: config.slot.clone(),
             server: server.clone(),
+            lease: config.lease.clone(),
             client: tokio::sync::Mutex::new(None),
         };
         Writer(PositionWriter::spawn(
