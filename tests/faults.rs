@@ -16,6 +16,7 @@ use std::os::unix::fs::MetadataExt;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use cdc_testcontainers::netns::Netem;
 use cdc_testcontainers::proxy::Proxy;
 use cdc_testcontainers::{Netns, Postgres};
 use common::*;
@@ -48,29 +49,6 @@ fn network_url(pg: &Postgres, host: &str, port: u16) -> String {
         pg.superuser(),
         pg.database()
     )
-}
-
-/// The line saying a dead path was noticed: the replication stream's
-/// receive timeout, or (first, when the outage outlasts the lease's
-/// freshness) the lease's lock connection.
-fn detection_lines(log: &str) -> Vec<&str> {
-    log.lines()
-        .filter(|l| {
-            l.contains("replication connection lost")
-                || l.contains("stopping before acknowledging anything more")
-        })
-        .collect()
-}
-
-/// The line saying cdc streams again after the fault: the stream
-/// reconnected, or the instance took its lease back.
-fn recovery_lines(log: &str, fault_at: f64) -> Vec<&str> {
-    log.lines()
-        .filter(|l| {
-            l.contains("replication connection restored")
-                || (l.contains("holding the lease") && log_time(l).is_some_and(|t| t > fault_at))
-        })
-        .collect()
 }
 
 #[test]
@@ -185,6 +163,87 @@ fn a_blackhole_while_streaming_is_detected_and_healed_without_loss() {
     }
 }
 
+/// 200 ms delay and 5 % loss each way on cdc's path to `pg` in `ns`: the
+/// kernel's netem on the veth where the kernel has it, else (this
+/// development machine: no `CONFIG_NET_SCH_NETEM`, no modules) the
+/// in-process proxy's delay and an nft loss rule.
+struct DelayAndLoss<'a> {
+    ns: &'a Netns,
+    proxy: Option<Proxy>,
+    url: String,
+}
+
+impl<'a> DelayAndLoss<'a> {
+    fn new(ns: &'a Netns, pg: &Postgres) -> DelayAndLoss<'a> {
+        match ns.netem_support() {
+            Ok(()) => DelayAndLoss {
+                ns,
+                proxy: None,
+                url: network_url(pg, &ns.address().to_string(), pg.port()),
+            },
+            Err(why) => {
+                eprintln!("delay from the proxy, loss from nft: {why}");
+                let proxy = Proxy::start((ns.address(), pg.port()).into()).unwrap();
+                let url = network_url(pg, "127.0.0.1", proxy.port());
+                DelayAndLoss {
+                    ns,
+                    proxy: Some(proxy),
+                    url,
+                }
+            }
+        }
+    }
+
+    fn tool(&self) -> &'static str {
+        if self.proxy.is_some() {
+            "proxy + nft"
+        } else {
+            "netem"
+        }
+    }
+
+    fn start(&self) {
+        match &self.proxy {
+            Some(proxy) => {
+                proxy.set_delay(Duration::from_millis(200));
+                self.ns.loss(5).unwrap();
+            }
+            None => self
+                .ns
+                .netem(&Netem {
+                    delay: Duration::from_millis(200),
+                    loss_percent: 5,
+                    reorder_percent: 0,
+                })
+                .unwrap(),
+        }
+    }
+
+    fn stop(&self) {
+        if let Some(proxy) = &self.proxy {
+            proxy.set_delay(Duration::ZERO);
+        }
+        self.ns.heal().unwrap();
+    }
+}
+
+/// Delay and loss may break nothing; when they do, one line says so and
+/// one says cdc streams again.
+fn at_most_one_outage(log: &str, fault_at: f64) -> usize {
+    let lost: Vec<&str> = detection_lines(log)
+        .into_iter()
+        .filter(|l| log_time(l).is_some_and(|t| t > fault_at))
+        .collect();
+    let restored = recovery_lines(log, fault_at);
+    assert!(lost.len() <= 1, "one line on the fault:\n{log}");
+    assert_eq!(
+        lost.len(),
+        restored.len(),
+        "a line on the recovery for each on a fault:\n{log}"
+    );
+    lost.len()
+}
+
 #[test]
 fn delay_and_loss_while_streaming_lose_nothing() {
     let Some(ns) = namespace() else { return };
@@ -194,31 +253,21 @@ fn delay_and_loss_while_streaming_lose_nothing() {
         .start()
         .unwrap();
     pg.psql(DDL).unwrap();
-    // The kernel has no netem: delay from the proxy, loss from nft.
-    let proxy = Proxy::start((ns.address(), pg.port()).into()).unwrap();
+    let path = DelayAndLoss::new(&ns, &pg);
     let dir = tempfile::tempdir().unwrap();
-    let url = network_url(&pg, "127.0.0.1", proxy.port());
-    let config = write_config(dir.path(), &url, &["public.t"], "");
+    let config = write_config(dir.path(), &path.url, &["public.t"], "");
     let events_path = dir.path().join("events.jsonl");
 
     let plan = Plan {
         prelude: |_: &Engine| {},
-        fault: || {
-            proxy.set_delay(Duration::from_millis(200));
-            ns.loss(5).unwrap();
-        },
+        fault: || path.start(),
         hold: Duration::from_secs(20),
-        heal: || {
-            proxy.set_delay(Duration::ZERO);
-            ns.heal().unwrap();
-        },
+        heal: || path.stop(),
         snapshot: false,
     };
-    let (log, _, _) = under_writer(&pg, &config, &events_path, plan);
-    eprintln!(
-        "delay + loss: {} reconnects",
-        lines_with(&log, "replication connection lost").len()
-    );
+    let (log, fault_at, _) = under_writer(&pg, &config, &events_path, plan);
+    let outages = at_most_one_outage(&log, fault_at);
+    eprintln!("delay + loss ({}): {outages} reconnects", path.tool());
 }
 
 #[test]
@@ -260,24 +309,18 @@ fn delay_and_loss_during_a_snapshot_window_lose_nothing() {
         .setting("wal_sender_timeout", "5s")
         .start()
         .unwrap();
-    let proxy = Proxy::start((ns.address(), pg.port()).into()).unwrap();
-    let url = network_url(&pg, "127.0.0.1", proxy.port());
-    let (log, _, _) = in_snapshot_window(
+    let path = DelayAndLoss::new(&ns, &pg);
+    let (log, fault_at, _) = in_snapshot_window(
         &pg,
-        &url,
-        || {
-            proxy.set_delay(Duration::from_millis(200));
-            ns.loss(5).unwrap();
-        },
+        &path.url,
+        || path.start(),
         Duration::from_secs(20),
-        || {
-            proxy.set_delay(Duration::ZERO);
-            ns.heal().unwrap();
-        },
+        || path.stop(),
     );
+    let outages = at_most_one_outage(&log, fault_at);
     eprintln!(
-        "delay + loss in a snapshot window: {} reconnects",
-        lines_with(&log, "replication connection lost").len()
+        "delay + loss in a snapshot window ({}): {outages} reconnects",
+        path.tool()
     );
 }
 
@@ -321,9 +364,35 @@ fn report_one_outage(log: &str, fault_at: f64, what: &str) {
     );
 }
 
+/// `streaming = "auto"` (pgoutput v2, the default): the transaction is
+/// still open, its changes streamed to cdc (`stream_bytes` > 0), when the
+/// walsender dies; it commits after, and the next session receives it
+/// again from the start.
 #[test]
 fn a_walsender_terminated_mid_large_transaction_loses_nothing() {
-    // A small work_mem: the big transaction spills to disk while decoded.
+    walsender_terminated_mid_large_transaction(false);
+}
+
+/// `streaming = "off"`: the server spills the transaction to disk
+/// (`spill_bytes` > 0) and sends it after its commit; the walsender dies
+/// while it does, with part of it out.
+#[test]
+fn a_walsender_terminated_mid_large_spilled_transaction_loses_nothing() {
+    walsender_terminated_mid_large_transaction(true);
+}
+
+/// The slot's spill and stream counters (`pg_stat_replication_slots`).
+fn spill_and_stream_bytes(pg: &Postgres) -> (i64, i64) {
+    let row = pg
+        .psql("SELECT spill_bytes || ' ' || stream_bytes FROM pg_stat_replication_slots WHERE slot_name = 'cdc'")
+        .unwrap();
+    let (spill, stream) = row.split_once(' ').unwrap();
+    (spill.parse().unwrap(), stream.parse().unwrap())
+}
+
+fn walsender_terminated_mid_large_transaction(streaming_off: bool) {
+    // A small work_mem: the big transaction spills (or is streamed) while
+    // decoded.
     let pg = Postgres::builder()
         .setting("logical_decoding_work_mem", "64kB")
         .start()
@@ -333,41 +402,76 @@ fn a_walsender_terminated_mid_large_transaction_loses_nothing() {
     ))
     .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let config = write_config(dir.path(), &pg.url(), &["public.t", "public.big"], "");
+    let extra = if streaming_off {
+        "streaming = \"off\""
+    } else {
+        ""
+    };
+    let config = write_config(dir.path(), &pg.url(), &["public.t", "public.big"], extra);
     let events_path = dir.path().join("events.jsonl");
     const ROWS: usize = 100_000;
+    // Savepoints rolled back inside: those rows must never appear.
+    let transaction = |then: &str| {
+        format!(
+            "BEGIN;
+             INSERT INTO big SELECT g, repeat('x', 100) FROM generate_series(1, {half}) g;
+             SAVEPOINT a;
+             INSERT INTO big SELECT g, 'rolled back' FROM generate_series({rows} + 1, {rows} + 5000) g;
+             ROLLBACK TO SAVEPOINT a;
+             INSERT INTO big SELECT g, repeat('y', 100) FROM generate_series({half} + 1, {rows}) g;
+             {then}",
+            half = ROWS / 2,
+            rows = ROWS
+        )
+    };
+    let open = std::cell::RefCell::new(None);
     let plan = Plan {
         prelude: |_: &Engine| {
-            // Savepoints rolled back inside: those rows must never appear.
-            pg.psql(&format!(
-                "BEGIN;
-                 INSERT INTO big SELECT g, repeat('x', 100) FROM generate_series(1, {half}) g;
-                 SAVEPOINT a;
-                 INSERT INTO big SELECT g, 'rolled back' FROM generate_series({rows} + 1, {rows} + 5000) g;
-                 ROLLBACK TO SAVEPOINT a;
-                 INSERT INTO big SELECT g, repeat('y', 100) FROM generate_series({half} + 1, {rows}) g;
-                 COMMIT;",
-                half = ROWS / 2,
-                rows = ROWS
-            ))
-            .unwrap();
-            // Wait until the transaction is on its way, not through.
-            wait_until(
-                "the first rows of the transaction",
-                Duration::from_secs(60),
-                || !table_events(&read_events(&events_path), "big").is_empty(),
-            );
+            if streaming_off {
+                pg.psql(&transaction("COMMIT;")).unwrap();
+                // Being sent: its first rows are out.
+                wait_until(
+                    "the first rows of the transaction",
+                    Duration::from_secs(60),
+                    || !table_events(&read_events(&events_path), "big").is_empty(),
+                );
+            } else {
+                let (url, sql) = (pg.url(), transaction("SELECT pg_sleep(3); COMMIT;"));
+                *open.borrow_mut() = Some(std::thread::spawn(move || {
+                    with_client(&url, async |client| {
+                        client.batch_execute(&sql).await.unwrap()
+                    })
+                }));
+                wait_until(
+                    "the open transaction to be streamed",
+                    Duration::from_secs(60),
+                    || spill_and_stream_bytes(&pg).1 > 0,
+                );
+            }
         },
         fault: || {
+            let (spilled, streamed) = spill_and_stream_bytes(&pg);
             terminate_walsender(&pg);
             let seen = table_events(&read_events(&events_path), "big").len();
-            eprintln!("walsender terminated with {seen} of {ROWS} rows of the transaction out");
+            eprintln!(
+                "walsender terminated with {seen} of {ROWS} rows of the transaction out; spill_bytes {spilled}, stream_bytes {streamed}"
+            );
+            if streaming_off {
+                assert!(spilled > 0, "the transaction did not spill");
+                // The pipeline holds at most a few batches: the rest was
+                // still the walsender's to send.
+                assert!(seen < ROWS, "the transaction was out whole before the kill");
+            } else {
+                assert!(streamed > 0, "the transaction was not streamed");
+                assert_eq!(seen, 0, "cdc let out rows of an uncommitted transaction");
+                open.borrow_mut().take().unwrap().join().unwrap();
+            }
         },
         hold: Duration::from_secs(1),
         heal: || {},
         snapshot: false,
     };
-    let (log, _, _) = under_writer(&pg, &config, &events_path, plan);
+    let (log, fault_at, _) = under_writer(&pg, &config, &events_path, plan);
     let events = read_events(&events_path);
     let ids: HashSet<i64> = table_events(&events, "big")
         .iter()
@@ -382,11 +486,60 @@ fn a_walsender_terminated_mid_large_transaction_loses_nothing() {
         &fold(&events, "big", &["id"]),
         &contents(&pg, "big", &["id"]),
     );
-    let lost = lines_with(&log, "replication connection lost");
-    assert_eq!(lost.len(), 1, "{log}");
-    for line in lines_with(&log, "restored") {
-        eprintln!("  {}", strip_ansi(line));
-    }
+    report_one_outage(&log, fault_at, "walsender terminated mid large transaction");
+}
+
+/// Only the replication connection blackholed (nft DROP on its own port
+/// pair), the lease's lock connection to the same server untouched: the
+/// replication stream's receive timeout notices, not the lease.
+#[test]
+fn a_blackhole_on_the_replication_connection_alone_is_noticed_by_its_receive_timeout() {
+    let Some(ns) = namespace() else { return };
+    let pg = Postgres::builder()
+        .netns(&ns)
+        .setting("wal_sender_timeout", "5s")
+        .start()
+        .unwrap();
+    pg.psql(DDL).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let url = network_url(&pg, &ns.address().to_string(), pg.port());
+    let config = write_config(dir.path(), &url, &["public.t"], "");
+    let events_path = dir.path().join("events.jsonl");
+    let plan = Plan {
+        prelude: |_: &Engine| {},
+        fault: || {
+            let port: u16 = pg
+                .psql("SELECT client_port FROM pg_stat_replication WHERE application_name = 'cdc'")
+                .unwrap()
+                .parse()
+                .unwrap();
+            ns.blackhole_connection(port).unwrap();
+        },
+        hold: Duration::from_secs(30),
+        heal: || ns.heal().unwrap(),
+        snapshot: false,
+    };
+    let (log, fault_at, _) = under_writer(&pg, &config, &events_path, plan);
+    let (lost, restored) = one_outage(&log, fault_at);
+    assert!(
+        lost.contains("replication connection lost") && lost.contains("no message from the server"),
+        "the receive timeout did not fire: {lost}\n{log}"
+    );
+    assert!(
+        lines_with(&log, "lost the lease").is_empty(),
+        "the lease's connection was not blackholed:\n{log}"
+    );
+    let detected = log_time(lost).unwrap() - fault_at;
+    assert!(
+        detected < DETECTION_BOUND_SECS,
+        "detected after {detected:.1}s:\n{log}"
+    );
+    eprintln!(
+        "replication connection blackholed alone: detected after {detected:.1}s (receive timeout {RECEIVE_TIMEOUT_SECS}s), streaming again {:.1}s after the fault, while still blackholed (a new connection)\n  {}\n  {}",
+        log_time(restored).unwrap() - fault_at,
+        strip_ansi(lost),
+        strip_ansi(restored)
+    );
 }
 
 /// A blackhole on the PostgreSQL path while a flush waits: the file sink's
@@ -413,6 +566,7 @@ fn a_blackhole_while_a_flush_waits_on_a_full_disk_loses_nothing() {
     disk::write_events_to(&config, &events_path);
     let filler = std::cell::RefCell::new(None);
     let engine_log = std::cell::RefCell::new(None);
+    let acks = std::cell::RefCell::new(AckSamples::default());
     let plan = Plan {
         prelude: |engine: &Engine| *engine_log.borrow_mut() = Some(engine.log.clone()),
         fault: || {
@@ -424,8 +578,11 @@ fn a_blackhole_while_a_flush_waits_on_a_full_disk_loses_nothing() {
                 || std::fs::read_to_string(&log).is_ok_and(|l| l.contains("No space left")),
             );
             ns.blackhole().unwrap();
+            // Over the Unix socket, which the blackhole does not touch.
+            acks.borrow_mut()
+                .over(&pg, &events_path, Duration::from_secs(30));
         },
-        hold: Duration::from_secs(30),
+        hold: Duration::ZERO,
         heal: || {
             ns.heal().unwrap();
             std::fs::remove_file(filler.borrow_mut().take().unwrap()).unwrap();
@@ -434,6 +591,8 @@ fn a_blackhole_while_a_flush_waits_on_a_full_disk_loses_nothing() {
     };
     let (log, fault_at, healed_at) = under_writer(&pg, &config, &events_path, plan);
     disk::assert_whole_lines(&events_path);
+    let checked = acks.borrow().assert_held(&events_path);
+    eprintln!("the slot stayed behind the file at {checked} samples");
     let lost = detection_lines(&log);
     let restored = recovery_lines(&log, fault_at);
     assert_eq!(lost.len(), 1, "one line on detecting the fault:\n{log}");

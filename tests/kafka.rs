@@ -12,89 +12,13 @@ use std::os::unix::fs::MetadataExt;
 
 use cdc_testcontainers::{Kafka, Netns};
 use common::*;
-use harness::kafka::{kafka_config, unique_name, GroupReader, Received};
+use harness::kafka::{
+    assert_in_order, kafka_config, states, tables_ddl, unique_name, writer, GroupReader, History,
+    Received, TABLES, WRITERS,
+};
 use harness::{lines_with, log_time, now_secs, strip_ansi};
 use rand::Rng;
 use serde_json::{json, Value};
-
-const TABLES: [&str; 3] = ["a", "b", "c"];
-const WRITERS: i64 = 3;
-const KEYS_PER_WRITER: i64 = 12;
-
-/// Per (table, key): committed states in commit order (`None`: deleted).
-type History = States<(String, i64)>;
-
-/// One writer: upserts and deletes on its own keys of every table.
-fn writer(url: String, writer: i64, transactions: i64) -> History {
-    with_client(&url, async move |client| {
-        let mut history: History = HashMap::new();
-        let mut rng = rand::rng();
-        for n in 1..=transactions {
-            let table = TABLES[rng.random_range(0..TABLES.len())];
-            let key = writer * 1000 + rng.random_range(0..KEYS_PER_WRITER);
-            let version = writer * 1_000_000 + n;
-            if rng.random_ratio(1, 8) {
-                let deleted = client
-                    .execute(&format!("DELETE FROM {table} WHERE id = $1"), &[&key])
-                    .await
-                    .unwrap();
-                if deleted == 1 {
-                    history
-                        .entry((table.to_string(), key))
-                        .or_default()
-                        .push(None);
-                }
-            } else {
-                client
-                    .execute(
-                        &format!(
-                            "INSERT INTO {table} VALUES ($1, $2) ON CONFLICT (id) DO UPDATE SET v = excluded.v"
-                        ),
-                        &[&key, &version],
-                    )
-                    .await
-                    .unwrap();
-                history
-                    .entry((table.to_string(), key))
-                    .or_default()
-                    .push(Some(version));
-            }
-            if n % 40 == 0 {
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
-        }
-        history
-    })
-}
-
-/// Per (table, key), the row states in the order a consumer saw them.
-fn states(received: &[Received]) -> History {
-    let mut out: History = HashMap::new();
-    for r in received {
-        // Tombstones follow their delete: nothing new.
-        let Some(value) = &r.value else { continue };
-        let table = value["source"]["table"].as_str().unwrap().to_string();
-        match value["op"].as_str().unwrap() {
-            "d" => out
-                .entry((table, value["before"]["id"].as_i64().unwrap()))
-                .or_default()
-                .push(None),
-            _ => out
-                .entry((table, value["after"]["id"].as_i64().unwrap()))
-                .or_default()
-                .push(Some(value["after"]["v"].as_i64().unwrap())),
-        }
-    }
-    out
-}
-
-/// The `TABLES`, each `(id bigint PRIMARY KEY, v bigint)`.
-fn tables_ddl() -> String {
-    TABLES
-        .iter()
-        .map(|t| format!("CREATE TABLE {t} (id bigint PRIMARY KEY, v bigint);"))
-        .collect()
-}
 
 /// Reads the tables' topics of `name` until every key of `history` shows its
 /// last committed state and `also` holds of what was seen.
@@ -157,7 +81,7 @@ fn concurrent_writers_survive_sigkill_and_each_key_arrives_in_commit_order() {
     let received = read_until_last_states(&kafka, &name, &mut engine, &history, 120, |_| true);
     assert_eq!(engine.terminate().code(), Some(0));
 
-    assert_history_kept(&history, &states(&received));
+    assert_in_order(&history, &received);
     // Every record sits on its table's topic, keyed by the primary key, with
     // the op and position headers; every delete has its tombstone.
     for r in &received {
@@ -421,13 +345,20 @@ fn a_missing_topic_stops_the_engine_with_one_clear_line() {
 }
 
 /// The broker frozen (SIGSTOP) for longer than librdkafka's request
-/// timeout (30 s) while writers commit and flushes are in flight: cdc keeps
-/// retrying without acknowledging (the slot does not move while nothing
-/// can be delivered), and once the broker thaws every change arrives in
-/// per-key order.
+/// timeout (30 s) and the server's `wal_sender_timeout` (5 s) while writers
+/// commit and flushes are in flight: cdc keeps retrying without
+/// acknowledging (the slot does not move while nothing can be delivered),
+/// keeps answering the server (the replication connection survives), and
+/// once the broker thaws every change arrives in per-key order.
 #[test]
 fn a_broker_paused_past_every_timeout_is_waited_out_without_acknowledging() {
-    broker_down(Down::Paused, Duration::from_secs(32), false, false, |_| {});
+    broker_down(
+        Down::Paused,
+        Duration::from_secs(32),
+        false,
+        Phase::Streaming,
+        |_| {},
+    );
 }
 
 /// The same pause while an incremental snapshot runs: the windows in
@@ -435,7 +366,28 @@ fn a_broker_paused_past_every_timeout_is_waited_out_without_acknowledging() {
 /// with every row.
 #[test]
 fn a_broker_paused_during_a_snapshot_window_loses_nothing() {
-    broker_down(Down::Paused, Duration::from_secs(10), false, true, |_| {});
+    broker_down(
+        Down::Paused,
+        Duration::from_secs(32),
+        false,
+        Phase::Snapshot,
+        |_| {},
+    );
+}
+
+/// The broker frozen while a large transaction is being flushed to it
+/// (its first records read back, the slot not yet past it), past every
+/// timeout: nothing of it is acknowledged while frozen, all of it arrives
+/// after the thaw.
+#[test]
+fn a_broker_paused_during_a_flush_loses_nothing() {
+    broker_down(
+        Down::Paused,
+        Duration::from_secs(32),
+        false,
+        Phase::Flush,
+        |_| {},
+    );
 }
 
 /// PostgreSQL crashes (immediate stop, start) while a flush waits on the
@@ -443,9 +395,13 @@ fn a_broker_paused_during_a_snapshot_window_loses_nothing() {
 /// again from the slot, and nothing is lost.
 #[test]
 fn a_postgres_crash_during_a_flush_loses_nothing() {
-    broker_down(Down::Paused, Duration::from_secs(5), true, false, |pg| {
-        pg.restart().unwrap()
-    });
+    broker_down(
+        Down::Paused,
+        Duration::from_secs(5),
+        true,
+        Phase::Streaming,
+        |pg| pg.restart().unwrap(),
+    );
 }
 
 /// The broker SIGKILLed while writers commit, restarted 8 s later on its
@@ -455,7 +411,13 @@ fn a_postgres_crash_during_a_flush_loses_nothing() {
 /// naming the missing topic, and this fails.
 #[test]
 fn a_broker_killed_and_restarted_while_streaming_loses_nothing() {
-    broker_down(Down::Killed, Duration::from_secs(5), false, false, |_| {});
+    broker_down(
+        Down::Killed,
+        Duration::from_secs(5),
+        false,
+        Phase::Streaming,
+        |_| {},
+    );
 }
 
 /// The broker frozen until a flush has timed out waiting on it, then
@@ -467,7 +429,7 @@ fn a_broker_killed_during_a_flush_loses_nothing() {
         Down::KilledMidFlush,
         Duration::from_secs(5),
         false,
-        false,
+        Phase::Streaming,
         |_| {},
     );
 }
@@ -481,9 +443,20 @@ fn a_blackhole_to_the_broker_during_a_flush_loses_nothing() {
         Down::Blackholed,
         Duration::from_secs(27),
         false,
-        false,
+        Phase::Streaming,
         |_| {},
     );
+}
+
+/// What else goes on when the broker goes away, besides the writers.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Phase {
+    Streaming,
+    /// An incremental snapshot of table `a` (rows no writer touches).
+    Snapshot,
+    /// A large transaction into table `a` (rows no writer touches) being
+    /// flushed: the fault comes once its first records are read back.
+    Flush,
 }
 
 /// How the broker goes away.
@@ -502,16 +475,17 @@ enum Down {
 /// Writers commit while the broker is down for `hold` (after 3 s of
 /// settling) and `meanwhile` runs (after the writers are done, with
 /// `writers_first`: their connections would not survive a crash); then it
-/// comes back and every change must arrive. With `snapshot`, table `a`
-/// holds rows no writer touches and is snapshotted in small chunks
-/// meanwhile.
+/// comes back and every change must arrive. The server's
+/// `wal_sender_timeout` is 5 s: unless `meanwhile` crashes it, the
+/// replication connection must outlive the outage.
 fn broker_down(
     down: Down,
     hold: Duration,
     writers_first: bool,
-    snapshot: bool,
+    phase: Phase,
     meanwhile: impl FnOnce(&cdc_testcontainers::Postgres),
 ) {
+    let snapshot = phase == Phase::Snapshot;
     let ns = if down == Down::Blackholed {
         if !std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0) {
             eprintln!("skipped: network namespaces need root");
@@ -521,7 +495,11 @@ fn broker_down(
     } else {
         None
     };
-    let pg = postgres_with(&tables_ddl());
+    let pg = cdc_testcontainers::Postgres::builder()
+        .setting("wal_sender_timeout", "5s")
+        .start()
+        .unwrap();
+    pg.psql(&tables_ddl()).unwrap();
     let mut builder = Kafka::builder().durable(matches!(down, Down::Killed | Down::KilledMidFlush));
     if let Some(ns) = &ns {
         builder = builder.netns(ns);
@@ -557,13 +535,31 @@ fn broker_down(
             r#"{"data-collections": ["public.a"], "type": "incremental"}"#,
         );
     }
+    // Below the large transaction's commit: the slot may not pass it
+    // while the transaction is not all delivered.
+    let mut before_commit = None;
+    if phase == Phase::Flush {
+        before_commit = Some(large_transaction(&pg));
+        let probe = GroupReader::start(
+            kafka.bootstrap_servers(),
+            &format!("{name}-probe"),
+            &[format!("{name}.public.a")],
+        );
+        probe.wait_for(
+            "the first records of the large transaction",
+            Duration::from_secs(120),
+            |got| !got.is_empty(),
+        );
+    }
     let writers: Vec<_> = (0..WRITERS)
         .map(|w| {
             let url = pg.url();
             std::thread::spawn(move || writer(url, w, 3000))
         })
         .collect();
-    std::thread::sleep(Duration::from_secs(1));
+    if phase != Phase::Flush {
+        std::thread::sleep(Duration::from_secs(1));
+    }
     let confirmed = || {
         pg.psql("SELECT confirmed_flush_lsn FROM pg_replication_slots WHERE slot_name = 'cdc'")
             .unwrap()
@@ -601,8 +597,17 @@ fn broker_down(
         }
     }
     meanwhile(&pg);
-    std::thread::sleep(hold);
+    // Sampled all along: it may not move at all while the broker is away.
+    let mut samples = vec![frozen_at.clone()];
+    let end = std::time::Instant::now() + hold;
+    while std::time::Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(500));
+        if !writers_first {
+            samples.push(confirmed());
+        }
+    }
     let after = confirmed();
+    samples.push(after.clone());
     match down {
         Down::Paused => kafka.resume().unwrap(),
         Down::Killed | Down::KilledMidFlush => kafka.start_again().unwrap(),
@@ -615,21 +620,44 @@ fn broker_down(
         let (hi, lo) = text.split_once('/').unwrap();
         (u64::from_str_radix(hi, 16).unwrap() << 32) | u64::from_str_radix(lo, 16).unwrap()
     };
-    assert!(
-        lsn(&after) <= lsn(&frozen_at),
-        "the slot moved from {frozen_at} to {after} while the broker could take nothing"
-    );
+    for sample in &samples {
+        assert!(
+            lsn(sample) <= lsn(&frozen_at),
+            "the slot moved from {frozen_at} to {sample} while the broker could take nothing"
+        );
+    }
+    if let Some(bound) = &before_commit {
+        assert!(
+            lsn(&frozen_at) <= lsn(bound),
+            "the large transaction (commit after {bound}) was delivered whole before the fault (slot at {frozen_at}): no flush was in progress"
+        );
+    }
     for w in writers.into_iter().flatten() {
         history.extend(w.join().unwrap());
     }
     let received = read_until_last_states(&kafka, &name, &mut engine, &history, 180, |seen| {
-        !snapshot
-            || (100_000..100_000 + SNAPSHOT_ROWS)
-                .all(|id| seen.contains_key(&("a".to_string(), id)))
+        let rows = match phase {
+            Phase::Streaming => 0,
+            Phase::Snapshot => SNAPSHOT_ROWS,
+            Phase::Flush => LARGE_ROWS,
+        };
+        (100_000..100_000 + rows).all(|id| seen.contains_key(&("a".to_string(), id)))
     });
     let log = engine.log_text();
     assert_eq!(engine.terminate().code(), Some(0), "{log}");
-    assert_history_kept(&history, &states(&received));
+    assert_in_order(&history, &received);
+    if !writers_first {
+        // Keepalive replies went on while the sink stalled.
+        assert!(
+            lines_with(&log, "replication connection lost").is_empty(),
+            "the replication connection dropped while the sink stalled:\n{log}"
+        );
+        let server_log = pg.log();
+        assert!(
+            !server_log.contains("terminating walsender process due to replication timeout"),
+            "the server timed the walsender out:\n{server_log}"
+        );
+    }
     if snapshot {
         assert!(!snapshot_done_before, "the snapshot ended before the fault");
         assert!(log.contains("snapshot complete"), "{log}");
@@ -654,9 +682,10 @@ fn broker_down(
         .find_map(|l| log_time(l).filter(|&t| t > back_at))
         .unwrap_or_else(|| panic!("no line on the sink's recovery:\n{log}"));
     eprintln!(
-        "broker {down:?} {}s: slot held at {after}; detected after {:.1}s; {during} warning line during the outage, {} in all (first: {}); \
+        "broker {down:?} {}s ({phase:?}): slot held at {after} ({} samples); detected after {:.1}s; {during} warning line during the outage, {} in all (first: {}); \
          sink recovered {:.1}s after the broker was back; {} committed changes, {} records read",
         hold.as_secs() + 3,
+        samples.len(),
         log_time(retried[0]).unwrap() - fault_at,
         retried.len(),
         strip_ansi(retried[0]),
@@ -664,4 +693,33 @@ fn broker_down(
         history.values().map(Vec::len).sum::<usize>(),
         received.len(),
     );
+}
+
+/// Rows of the large transaction of [`Phase::Flush`].
+const LARGE_ROWS: i64 = 60_000;
+
+/// Commits [`LARGE_ROWS`] rows into `a` (ids from 100 000, no writer's) in
+/// one transaction, with nothing else committing meanwhile; returns the
+/// WAL insert position just before its commit, which an acknowledgement
+/// of the transaction would pass.
+fn large_transaction(pg: &cdc_testcontainers::Postgres) -> String {
+    with_client(&pg.url(), async |mut client| {
+        let tx = client.transaction().await.unwrap();
+        // A row in b and c first: every topic exists before the fault, so
+        // what waits on the frozen broker is the flush, not a topic's creation.
+        tx.batch_execute(&format!(
+            "INSERT INTO b VALUES (100000, 1); INSERT INTO c VALUES (100000, 1);
+             INSERT INTO a SELECT g, 1 FROM generate_series(100000, {}) g",
+            100_000 + LARGE_ROWS - 1
+        ))
+        .await
+        .unwrap();
+        let at: String = tx
+            .query_one("SELECT pg_current_wal_insert_lsn()::text", &[])
+            .await
+            .unwrap()
+            .get(0);
+        tx.commit().await.unwrap();
+        at
+    })
 }

@@ -32,7 +32,7 @@ use harness::check::{self, Output};
 use harness::disk::{self, SmallDisk};
 use harness::kafka::{kafka_config, unique_name, GroupReader};
 use harness::workload::{self, TABLES};
-use harness::{assert_same, lines_with};
+use harness::{lines_with, same};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -147,6 +147,25 @@ impl World {
     }
 }
 
+thread_local! {
+    static SEED: std::cell::Cell<Option<u64>> = const { std::cell::Cell::new(None) };
+}
+
+/// Adds the seed of this thread's run to any panic message it prints.
+fn with_seed_on_panic(seed: u64) {
+    SEED.with(|s| s.set(Some(seed)));
+    static HOOK: std::sync::Once = std::sync::Once::new();
+    HOOK.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if let Some(seed) = SEED.with(std::cell::Cell::get) {
+                eprintln!("nemesis failed with seed {seed} (replay with CDC_NEMESIS_SEED={seed}):");
+            }
+            previous(info);
+        }));
+    });
+}
+
 fn env_u64(name: &str) -> Option<u64> {
     std::env::var(name).ok().and_then(|v| v.trim().parse().ok())
 }
@@ -160,6 +179,9 @@ fn nemesis(sink: SinkKind) {
     let seed = env_u64("CDC_NEMESIS_SEED").unwrap_or_else(|| rand::rng().random());
     let secs = env_u64("CDC_NEMESIS_SECS").unwrap_or(120);
     eprintln!("nemesis ({sink:?} sink): seed {seed}, {secs} s of faults (replay: CDC_NEMESIS_SEED={seed})");
+    // Every other failure (a fault tool's unwrap, a helper's assert) names
+    // the seed too; per thread, as both runs may share a process.
+    with_seed_on_panic(seed);
     let ns = Netns::create().unwrap();
     let pg = Postgres::builder()
         .netns(&ns)
@@ -255,7 +277,7 @@ fn nemesis(sink: SinkKind) {
     while Instant::now() < deadline {
         assert!(
             world.engine.is_running(),
-            "cdc exited:\n{}",
+            "cdc exited (seed {seed}, replay with CDC_NEMESIS_SEED={seed}):\n{}",
             world.engine.log_text()
         );
         events = match (&events_path, &reader) {
@@ -283,10 +305,12 @@ fn nemesis(sink: SinkKind) {
         ),
     };
     for (table, cols) in TABLES {
-        assert_same(
+        if let Err(differ) = same(
             &fold(&events, table, cols),
             &contents(&world.pg, table, cols),
-        );
+        ) {
+            panic!("nemesis fold mismatch on {table} (seed {seed}, replay with CDC_NEMESIS_SEED={seed}): {differ}");
+        }
     }
     let log = world.engine.log_text();
     assert_eq!(world.engine.terminate().code(), Some(0), "{log}");

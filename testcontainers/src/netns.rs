@@ -8,8 +8,12 @@
 //! Faults are `nft` rules inside the namespace, on its end of the veth
 //! only: [`Netns::blackhole`] drops every packet both ways (a partition that
 //! is not a clean close: no RST, no FIN), [`Netns::loss`] drops a share of
-//! them at random. [`Netns::heal`] removes the rules. The kernel here has no
-//! `netem` qdisc, so delay comes from [`crate::proxy`] instead.
+//! them at random. [`Netns::heal`] removes the rules. [`Netns::netem`] puts
+//! the kernel's `netem` qdisc (delay, loss, reordering) on both ends of the
+//! veth where the kernel has it; [`Netns::netem_support`] says plainly why
+//! not where it does not (the development machine's kernel is built without
+//! `CONFIG_NET_SCH_NETEM` and cannot load modules), and delay then comes from
+//! [`crate::proxy`] instead.
 //!
 //! Only addresses and interfaces this module created are touched: each
 //! namespace reserves one /30 of 10.200.0.0/16 with a file under
@@ -19,8 +23,9 @@
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::process::Command;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::process::{self, RunAs};
 use crate::Error;
@@ -47,6 +52,18 @@ struct Inner {
     host_addr: Ipv4Addr,
     ns_addr: Ipv4Addr,
     reservation: PathBuf,
+    /// A netem qdisc is on the veth, for `heal`.
+    netem: AtomicBool,
+}
+
+/// What [`Netns::netem`] does to every packet leaving either end of the
+/// veth (so each way).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Netem {
+    pub delay: Duration,
+    pub loss_percent: u32,
+    /// Sent at once, ahead of the delayed ones (needs a delay).
+    pub reorder_percent: u32,
 }
 
 impl Netns {
@@ -109,8 +126,101 @@ impl Netns {
         self.set_rules(&rule("i"), &rule("o"))
     }
 
+    /// Drop every packet of one TCP connection only: the one whose host end
+    /// is `host_port` (e.g. a walsender's `client_port`). Other connections
+    /// to the same server stay up.
+    pub fn blackhole_connection(&self, host_port: u16) -> Result<(), Error> {
+        let dev = &self.inner.ns_if;
+        self.set_rules(
+            &format!(r#"iifname "{dev}" tcp sport {host_port} drop"#),
+            &format!(r#"oifname "{dev}" tcp dport {host_port} drop"#),
+        )
+    }
+
+    /// `Ok` where this kernel has the `netem` qdisc; else why not, in one
+    /// line. Probed on the namespace's loopback, which carries no test
+    /// traffic.
+    pub fn netem_support(&self) -> Result<(), Error> {
+        let mut add = Command::new("ip");
+        add.args([
+            "netns",
+            "exec",
+            self.name(),
+            "tc",
+            "qdisc",
+            "add",
+            "dev",
+            "lo",
+        ])
+        .args(["root", "netem", "delay", "1ms"]);
+        match process::run(add) {
+            Ok(_) => {
+                let mut del = Command::new("ip");
+                del.args(["netns", "exec", self.name(), "tc", "qdisc", "del", "dev", "lo"])
+                    .arg("root");
+                process::run(del).map(drop)
+            }
+            Err(Error::Command { stderr, .. }) if stderr.contains("qdisc kind is unknown") => {
+                Err(Error::InvalidArgument(format!(
+                    "this kernel has no netem qdisc (built without CONFIG_NET_SCH_NETEM, and `modprobe sch_netem` is not possible here): tc says {stderr:?}; use cdc_testcontainers::proxy for delay and Netns::loss for loss"
+                )))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Delay, loss and reordering by the kernel's `netem` qdisc on both ends
+    /// of the veth, until [`Netns::heal`]. Fails in one line naming the
+    /// missing qdisc where the kernel has none ([`Netns::netem_support`]).
+    pub fn netem(&self, netem: &Netem) -> Result<(), Error> {
+        self.netem_support()?;
+        let mut args = vec![
+            "root".to_string(),
+            "netem".into(),
+            "delay".into(),
+            format!("{}ms", netem.delay.as_millis()),
+        ];
+        if netem.loss_percent > 0 {
+            args.extend(["loss".into(), format!("{}%", netem.loss_percent)]);
+        }
+        if netem.reorder_percent > 0 {
+            args.extend(["reorder".into(), format!("{}%", netem.reorder_percent)]);
+        }
+        self.inner.netem.store(true, Ordering::SeqCst);
+        let mut inside = Command::new("ip");
+        inside
+            .args([
+                "netns",
+                "exec",
+                self.name(),
+                "tc",
+                "qdisc",
+                "replace",
+                "dev",
+            ])
+            .arg(&self.inner.ns_if)
+            .args(&args);
+        process::run(inside)?;
+        let mut host = Command::new("tc");
+        host.args(["qdisc", "replace", "dev", &self.inner.host_if])
+            .args(&args);
+        process::run(host).map(drop)
+    }
+
     /// Remove every fault.
     pub fn heal(&self) -> Result<(), Error> {
+        if self.inner.netem.swap(false, Ordering::SeqCst) {
+            // Back to the default qdisc on both ends.
+            let mut inside = Command::new("ip");
+            inside
+                .args(["netns", "exec", self.name(), "tc", "qdisc", "del", "dev"])
+                .arg(&self.inner.ns_if)
+                .arg("root");
+            process::run(inside)?;
+            let mut host = Command::new("tc");
+            host.args(["qdisc", "del", "dev", &self.inner.host_if, "root"]);
+            process::run(host)?;
+        }
         // `add` first: deleting a table that is not there is an error.
         self.nft(&format!(
             "add table inet {TABLE}\ndelete table inet {TABLE}\n"
@@ -197,6 +307,7 @@ fn reserve(index: u32) -> Result<Option<Inner>, Error> {
         host_addr: Ipv4Addr::from(base + 1),
         ns_addr: Ipv4Addr::from(base + 2),
         reservation: PathBuf::from(RESERVATIONS).join(index.to_string()),
+        netem: AtomicBool::new(false),
     };
     let claim = || {
         std::fs::OpenOptions::new()

@@ -13,6 +13,9 @@ use rdkafka::message::{Headers, Message};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use serde_json::Value;
 
+use crate::common::{with_client, States};
+use rand::Rng;
+
 /// A config for `cdc run` with the Kafka sink, topics of 3 partitions;
 /// `sink_extra` goes into `[sink]`, `after` after everything.
 pub fn kafka_config(
@@ -189,4 +192,98 @@ impl Drop for GroupReader {
             let _ = t.join();
         }
     }
+}
+
+// The Kafka tests' workload (tests/kafka.rs): writers on keys of their
+// own, and what a consumer saw of them.
+
+pub const TABLES: [&str; 3] = ["a", "b", "c"];
+pub const WRITERS: i64 = 3;
+pub const KEYS_PER_WRITER: i64 = 12;
+
+/// Per (table, key): committed states in commit order (`None`: deleted).
+pub type History = States<(String, i64)>;
+
+/// One writer: upserts and deletes on its own keys of every table.
+pub fn writer(url: String, writer: i64, transactions: i64) -> History {
+    with_client(&url, async move |client| {
+        let mut history: History = HashMap::new();
+        let mut rng = rand::rng();
+        for n in 1..=transactions {
+            let table = TABLES[rng.random_range(0..TABLES.len())];
+            let key = writer * 1000 + rng.random_range(0..KEYS_PER_WRITER);
+            let version = writer * 1_000_000 + n;
+            if rng.random_ratio(1, 8) {
+                let deleted = client
+                    .execute(&format!("DELETE FROM {table} WHERE id = $1"), &[&key])
+                    .await
+                    .unwrap();
+                if deleted == 1 {
+                    history
+                        .entry((table.to_string(), key))
+                        .or_default()
+                        .push(None);
+                }
+            } else {
+                client
+                    .execute(
+                        &format!(
+                            "INSERT INTO {table} VALUES ($1, $2) ON CONFLICT (id) DO UPDATE SET v = excluded.v"
+                        ),
+                        &[&key, &version],
+                    )
+                    .await
+                    .unwrap();
+                history
+                    .entry((table.to_string(), key))
+                    .or_default()
+                    .push(Some(version));
+            }
+            if n % 40 == 0 {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        }
+        history
+    })
+}
+
+/// Per (table, key), the row states in the order a consumer saw them.
+pub fn states(received: &[Received]) -> History {
+    let mut out: History = HashMap::new();
+    for r in received {
+        // Tombstones follow their delete: nothing new.
+        let Some(value) = &r.value else { continue };
+        let table = value["source"]["table"].as_str().unwrap().to_string();
+        match value["op"].as_str().unwrap() {
+            "d" => out
+                .entry((table, value["before"]["id"].as_i64().unwrap()))
+                .or_default()
+                .push(None),
+            _ => out
+                .entry((table, value["after"]["id"].as_i64().unwrap()))
+                .or_default()
+                .push(Some(value["after"]["v"].as_i64().unwrap())),
+        }
+    }
+    out
+}
+
+/// Every committed change of `history` in `received`, in commit order per
+/// key, nothing never committed, no key going back in time (a replay at
+/// the same positions is a duplicate).
+pub fn assert_in_order(history: &History, received: &[Received]) -> super::check::Checked {
+    let tables: Vec<(&str, &[&str])> = TABLES.iter().map(|t| (*t, &["id"][..])).collect();
+    super::check::assert_history_in_order(
+        history,
+        received.iter().filter_map(|r| r.value.as_ref()),
+        &tables,
+    )
+}
+
+/// The `TABLES`, each `(id bigint PRIMARY KEY, v bigint)`.
+pub fn tables_ddl() -> String {
+    TABLES
+        .iter()
+        .map(|t| format!("CREATE TABLE {t} (id bigint PRIMARY KEY, v bigint);"))
+        .collect()
 }

@@ -112,6 +112,15 @@ async fn live<'a>(
     client.as_ref()
 }
 
+/// `history` (of table `table`) keyed by `(table, id)`, as the checks
+/// of [`check`] take it.
+pub fn by_table(table: &str, history: &History) -> HashMap<(String, i64), Vec<Option<i64>>> {
+    history
+        .iter()
+        .map(|(id, h)| ((table.to_string(), *id), h.clone()))
+        .collect()
+}
+
 pub fn states_by_key(events: &[Value]) -> History {
     let mut out: History = HashMap::new();
     for e in events.iter().filter(|e| e["source"]["table"] == "t") {
@@ -150,18 +159,30 @@ pub fn assert_nothing_lost(
                 .all(|(k, h)| seen.get(k).and_then(|s| s.last()) == h.last())
         },
     );
-    assert_history_kept(history, &states_by_key(&events));
+    let checked =
+        check::assert_history_in_order(&by_table("t", history), &events, &[("t", &["id"])]);
     assert_same(&fold(&events, "t", &["id"]), &contents(pg, "t", &["id"]));
     eprintln!(
-        "{} committed changes, {} events written",
-        history.values().map(Vec::len).sum::<usize>(),
-        events.len()
+        "{} committed changes, {} events written, {} duplicates",
+        checked.changes,
+        events.len(),
+        checked.duplicates
     );
 }
 
 /// The fold equals the table; else name a few keys that differ (the whole
 /// maps are too large to print).
 pub fn assert_same(folded: &BTreeMap<String, Value>, table: &BTreeMap<String, Value>) {
+    if let Err(differ) = same(folded, table) {
+        panic!("{differ}");
+    }
+}
+
+/// [`assert_same`] as a result, for callers that add context (a seed).
+pub fn same(
+    folded: &BTreeMap<String, Value>,
+    table: &BTreeMap<String, Value>,
+) -> Result<(), String> {
     let differ: Vec<_> = table
         .keys()
         .chain(folded.keys())
@@ -169,12 +190,14 @@ pub fn assert_same(folded: &BTreeMap<String, Value>, table: &BTreeMap<String, Va
         .take(5)
         .map(|k| format!("{k}: output {:?}, table {:?}", folded.get(k), table.get(k)))
         .collect();
-    assert!(
-        differ.is_empty(),
+    if differ.is_empty() {
+        return Ok(());
+    }
+    Err(format!(
         "the fold of the output is not the table ({} rows vs {}): {differ:#?}",
         folded.len(),
         table.len()
-    );
+    ))
 }
 
 /// Seconds since the epoch of a log line's leading RFC 3339 UTC timestamp
@@ -228,6 +251,166 @@ pub fn now_secs() -> f64 {
 
 pub fn lines_with<'a>(log: &'a str, needle: &str) -> Vec<&'a str> {
     log.lines().filter(|l| l.contains(needle)).collect()
+}
+
+/// The line saying a dead path was noticed: the replication stream's
+/// receive timeout, or (first, when the outage outlasts the lease's
+/// freshness) the lease's lock connection.
+pub fn detection_lines(log: &str) -> Vec<&str> {
+    log.lines()
+        .filter(|l| {
+            l.contains("replication connection lost")
+                || l.contains("stopping before acknowledging anything more")
+        })
+        .collect()
+}
+
+/// The line saying cdc streams again after the fault: the stream
+/// reconnected, or the instance took its lease back.
+pub fn recovery_lines(log: &str, fault_at: f64) -> Vec<&str> {
+    log.lines()
+        .filter(|l| {
+            l.contains("replication connection restored")
+                || (l.contains("holding the lease") && log_time(l).is_some_and(|t| t > fault_at))
+        })
+        .collect()
+}
+
+/// Exactly one line on noticing an outage that began at `fault_at` and
+/// one on the recovery from it ([`detection_lines`], [`recovery_lines`]);
+/// returns them.
+pub fn one_outage(log: &str, fault_at: f64) -> (&str, &str) {
+    let lost: Vec<&str> = detection_lines(log)
+        .into_iter()
+        .filter(|l| log_time(l).is_some_and(|t| t > fault_at))
+        .collect();
+    let restored = recovery_lines(log, fault_at);
+    assert_eq!(lost.len(), 1, "one line on what happened:\n{log}");
+    assert_eq!(restored.len(), 1, "one line on the recovery:\n{log}");
+    (lost[0], restored[0])
+}
+
+/// An LSN (`16/B374D848`) as a number.
+pub fn parse_lsn(text: &str) -> u64 {
+    let (hi, lo) = text
+        .trim()
+        .split_once('/')
+        .unwrap_or_else(|| panic!("not an LSN: {text:?}"));
+    (u64::from_str_radix(hi, 16).unwrap() << 32) | u64::from_str_radix(lo, 16).unwrap()
+}
+
+/// The `confirmed_flush_lsn` of cdc's slot (over the Unix socket).
+pub fn confirmed_flush_lsn(pg: &Postgres) -> u64 {
+    parse_lsn(
+        &pg.psql("SELECT confirmed_flush_lsn FROM pg_replication_slots WHERE slot_name = 'cdc'")
+            .unwrap(),
+    )
+}
+
+/// The slot's `confirmed_flush_lsn` beside how many whole lines the file
+/// sink held then, sampled while it cannot write, to check that cdc never
+/// acknowledges what no sink holds.
+#[derive(Debug, Default)]
+pub struct AckSamples(Vec<(u64, usize)>);
+
+impl AckSamples {
+    /// One sample: the slot first, then the file, so the file holds at
+    /// least what it held when the slot was read.
+    pub fn take(&mut self, pg: &Postgres, events: &Path) {
+        let confirmed = confirmed_flush_lsn(pg);
+        self.0.push((confirmed, read_lines(events).len()));
+    }
+
+    /// A sample every 500 ms for `time`.
+    pub fn over(&mut self, pg: &Postgres, events: &Path, time: Duration) {
+        let end = std::time::Instant::now() + time;
+        while std::time::Instant::now() < end {
+            self.take(pg, events);
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    }
+
+    /// After the run, `events` whole: at each sample the slot stood no
+    /// further than the commit before the first event the file did not
+    /// hold yet (its `source.sequence` names that commit's end). Returns
+    /// how many samples had such an event after them; at least one must.
+    pub fn assert_held(&self, events: &Path) -> usize {
+        let lines = read_lines(events);
+        // The end of the last commit before this event's transaction.
+        let before = |line: &str| -> Option<u64> {
+            let e: Value = serde_json::from_str(line).ok()?;
+            let sequence: Value = serde_json::from_str(e["source"]["sequence"].as_str()?).ok()?;
+            sequence[0].as_str()?.parse().ok()
+        };
+        let mut checked = 0;
+        for &(confirmed, held) in &self.0 {
+            let Some((n, bound)) = lines
+                .iter()
+                .enumerate()
+                .skip(held)
+                .find_map(|(n, l)| before(l).map(|b| (n, b)))
+            else {
+                continue;
+            };
+            checked += 1;
+            assert!(
+                confirmed <= bound,
+                "the slot confirmed {confirmed:X} while the file held {held} lines: line {} (not yet written then) comes after the commit ending at {bound:X}, so cdc acknowledged what no sink held: {}",
+                n + 1,
+                &lines[n][..lines[n].len().min(300)]
+            );
+        }
+        assert!(
+            checked > 0,
+            "no sample was taken while an event was undelivered ({} samples)",
+            self.0.len()
+        );
+        checked
+    }
+}
+
+/// A server crash ends both of cdc's sessions, each noticed by its own
+/// part: the replication stream and the lease's lock connection (polled
+/// once a second, so often after the stream is back). Each says once what
+/// happened and once that it recovered: at most one `replication
+/// connection lost` and one `lost the lease` warning, at least one of them,
+/// each answered by one `replication connection restored` (unless the lost
+/// lease restarted the stream first) or `holding the lease`, the last
+/// after the last warning. Returns (what happened, recovery) lines.
+pub fn one_line_each(log: &str, fault_at: f64) -> (Vec<&str>, Vec<&str>) {
+    let after = |needle: &str| -> Vec<&str> {
+        lines_with(log, needle)
+            .into_iter()
+            .filter(|l| log_time(l).is_some_and(|t| t > fault_at))
+            .collect()
+    };
+    let stream_lost = after("replication connection lost");
+    let stream_back = after("replication connection restored");
+    let lease_lost = after("stopping before acknowledging anything more");
+    let lease_back = after("holding the lease");
+    assert!(
+        stream_lost.len() <= 1
+            && lease_lost.len() <= 1
+            && !(stream_lost.is_empty() && lease_lost.is_empty()),
+        "one line on what happened to each connection:\n{log}"
+    );
+    assert_eq!(
+        lease_back.len(),
+        lease_lost.len(),
+        "one line on taking the lease back:\n{log}"
+    );
+    assert!(stream_back.len() <= stream_lost.len(), "{log}");
+    if lease_lost.is_empty() {
+        assert_eq!(stream_back.len(), 1, "one line on the recovery:\n{log}");
+    }
+    let happened: Vec<&str> = stream_lost.into_iter().chain(lease_lost).collect();
+    let recovered: Vec<&str> = stream_back.into_iter().chain(lease_back).collect();
+    let last = |lines: &[&str]| lines.iter().filter_map(|l| log_time(l)).fold(0.0, f64::max);
+    assert!(
+        last(&recovered) > last(&happened),
+        "no line on the recovery after the last fault line:\n{log}"
+    );
+    (happened, recovered)
 }
 
 /// What a fault test does, in order, under a steady writer.
@@ -322,6 +505,7 @@ pub fn in_snapshot_window_at(
     );
     disk::write_events_to(&config, events_path);
     let running = Mutex::new(false);
+    let window = Mutex::new(None);
     let plan = Plan {
         prelude: |engine: &Engine| {
             signal(
@@ -334,8 +518,16 @@ pub fn in_snapshot_window_at(
                 read_events(events_path).iter().any(|e| e["op"] == "r")
             });
             *running.lock().unwrap() = !engine.log_text().contains("snapshot complete");
+            *window.lock().unwrap() = Some(WindowHeld::open(pg));
         },
-        fault,
+        fault: || {
+            // The fault lands inside a window; after it the window may go
+            // on (or fail, and be opened again).
+            fault();
+            let held = window.lock().unwrap().take().unwrap();
+            eprintln!("the fault came in window {}", held.low_watermark);
+            held.release();
+        },
         hold,
         heal,
         snapshot: true,
@@ -349,6 +541,62 @@ pub fn in_snapshot_window_at(
         eprintln!("  warning: {}", strip_ansi(line));
     }
     (log, fault_at, healed_at)
+}
+
+/// A snapshot window held open: the test locks the low watermark row of
+/// the window in flight, so the high watermark's transaction (which
+/// deletes that row) waits until [`WindowHeld::release`]. Proof that a
+/// fault came mid-window: a low watermark in the log, its high one not.
+pub struct WindowHeld {
+    pub low_watermark: String,
+    release: std::sync::mpsc::Sender<()>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl WindowHeld {
+    pub fn open(pg: &Postgres) -> WindowHeld {
+        let (locked_tx, locked) = std::sync::mpsc::channel();
+        let (release, released) = std::sync::mpsc::channel::<()>();
+        let url = pg.url();
+        let thread = std::thread::spawn(move || {
+            with_client(&url, async move |mut client| {
+                loop {
+                    let tx = client.transaction().await.unwrap();
+                    let rows = tx
+                        .query(
+                            "SELECT id FROM cdc.signal WHERE type = 'snapshot-window-open' FOR UPDATE SKIP LOCKED LIMIT 1",
+                            &[],
+                        )
+                        .await
+                        .unwrap();
+                    if let Some(row) = rows.first() {
+                        locked_tx.send(row.get::<_, String>(0)).unwrap();
+                        // Blocks this runtime: its connection has nothing
+                        // to do while the lock is held.
+                        let _ = released.recv();
+                        // A crash may have ended the session already.
+                        let _ = tx.rollback().await;
+                        return;
+                    }
+                    drop(tx);
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+            })
+        });
+        let low_watermark = locked
+            .recv_timeout(Duration::from_secs(60))
+            .expect("a snapshot window to hold open");
+        WindowHeld {
+            low_watermark,
+            release,
+            thread,
+        }
+    }
+
+    pub fn release(self) {
+        let _ = self.release.send(());
+        self.thread.join().unwrap();
+    }
 }
 
 /// `fault` (held 1 s) under the writer while cdc streams `t` of `pg`; the
