@@ -7,16 +7,11 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use std::sync::Arc;
 
-use cdc_engine::columns::ColumnFilter;
+use cdc_engine::assembly::{run_with_restarts, SnapshotPlan, SnapshotSettings, Stages};
 use cdc_engine::format::Format;
-use cdc_engine::heartbeat::Heartbeats;
 use cdc_engine::pipeline::PipelineConfig;
-use cdc_engine::pipeline::{Processor, Staged};
 use cdc_engine::runner::Runner;
-use cdc_engine::schema::SchemaStamp;
-use cdc_engine::snapshot::{ChunkSource, SnapshotProcessor, SnapshotTables, WorkerDone};
 use cdc_engine::telemetry::Component;
-use cdc_engine::transaction::TransactionMetadata;
 use cdc_engine::{Sink, SourceError, TableRef, TableSchema, Telemetry};
 use cdc_postgres::patterns::TablePattern;
 use cdc_postgres::snapshot::PgChunkSource;
@@ -164,47 +159,50 @@ pub async fn run(path: &Path, telemetry: Telemetry) -> Result<ExitCode> {
         instance = %cdc_postgres::lease::instance_name().await
     );
     // What a run ended by a failover had read from the old server.
-    let mut carried = None;
-    let mut restarted = false;
-    let result = loop {
+    let carried = std::sync::Mutex::new(None);
+    // A lost slot with `resnapshot`, a failover to another server, a lost
+    // lease: the run starts over, and the guards at start judge the slot
+    // there (recreating it and snapshotting every table when it is lost
+    // and the policy says so).
+    let result = run_with_restarts(heal, &shutdown_rx, source_error, |restarted| {
         telemetry.set_down(Component::Reader, "starting");
-        let result = run_once(
+        run_once(
             &config,
             &shutdown_tx,
             shutdown_rx.clone(),
-            &mut carried,
+            &carried,
             restarted,
             &telemetry,
         )
         .instrument(span.clone())
-        .await;
-        // A slot invalidated while streaming, with `resnapshot`, or a
-        // failover to another server: start over, and the guards at start
-        // judge the slot there (recreating it and snapshotting every table
-        // when it is lost and the policy says so).
-        let restart = result.as_ref().err().and_then(|e| {
-            e.chain()
-                .find_map(|c| c.downcast_ref::<SourceError>())
-                .filter(|e| match e {
-                    SourceError::PositionLost(_) => heal,
-                    SourceError::ServerChanged(_) | SourceError::LeaseLost(_) => true,
-                    _ => false,
-                })
-        });
-        if let (Some(why), false) = (restart, *shutdown_rx.borrow()) {
-            if matches!(why, SourceError::LeaseLost(_)) {
-                // Already said, as a warning, where the lease was lost.
-                tracing::info!("{why}; standing by again");
-            } else {
-                tracing::warn!("{why}; starting over");
-            }
-            restarted = true;
-            continue;
-        }
-        break result;
-    };
+    })
+    .await;
     signals.abort();
     result
+}
+
+/// The source's error that ended a run, when one did.
+pub(crate) fn source_error(err: &anyhow::Error) -> Option<&SourceError> {
+    err.chain().find_map(|c| c.downcast_ref::<SourceError>())
+}
+
+/// `[pipeline]` as the engine takes it.
+pub(crate) fn pipeline_config(config: &Config) -> PipelineConfig {
+    PipelineConfig {
+        max_batch_events: config.pipeline.max_batch_events,
+        flush_interval: Duration::from_millis(config.pipeline.flush_interval_ms),
+        ..PipelineConfig::default()
+    }
+}
+
+/// `[snapshot]` as the engine takes it.
+pub(crate) fn snapshot_settings(config: &Config) -> SnapshotSettings {
+    SnapshotSettings {
+        chunk_size: config.snapshot.chunk_size,
+        max_parallel_tables: config.snapshot.max_parallel_tables,
+        initial: config.snapshot.initial,
+        new_tables: config.snapshot.new_tables,
+    }
 }
 
 /// One run: set up, stream until stopped or failed.
@@ -212,12 +210,12 @@ async fn run_once(
     config: &Config,
     shutdown_tx: &watch::Sender<bool>,
     shutdown_rx: watch::Receiver<bool>,
-    carried: &mut Option<cdc_postgres::positions::ReadBeforeFailover>,
+    carried: &std::sync::Mutex<Option<cdc_postgres::positions::ReadBeforeFailover>>,
     restarted: bool,
     telemetry: &Telemetry,
 ) -> Result<ExitCode> {
     let mut pg = postgres_config(config)?;
-    pg.read_before_failover = carried.take();
+    pg.read_before_failover = carried.lock().ok().and_then(|mut read| read.take());
     // One active instance per slot: the others wait here, live but not
     // ready.
     telemetry.set_active(false);
@@ -236,10 +234,7 @@ async fn run_once(
         .await
         .context("source not ready")?;
     let handoff = source.handoff();
-    let snapshots = Snapshots::load(&source).await?;
-    let resnapshot = source
-        .needs_resnapshot()
-        .then(|| source.lost_range().unwrap_or_else(|| "unknown".into()));
+    let plan = snapshot_plan(&source, config).await?;
     if *shutdown_rx.borrow() {
         tracing::info!("stopped before streaming");
         return Ok(ExitCode::SUCCESS);
@@ -250,70 +245,41 @@ async fn run_once(
         sink = %sink.describe(),
         "cdc starting"
     );
-
-    let pipeline_config = PipelineConfig {
-        max_batch_events: config.pipeline.max_batch_events,
-        flush_interval: Duration::from_millis(config.pipeline.flush_interval_ms),
-        ..PipelineConfig::default()
-    };
-    let chunks = snapshots.chunks.clone();
-    let (mut processor, worker, remember) = snapshots.start(config)?;
-    processor.set_telemetry(telemetry.clone());
-    if remember {
-        if let Err(err) = chunks.save_state(processor.state()).await {
-            tracing::warn!("captured tables not saved yet (saved with the next progress): {err}");
-        }
-    }
-    if let Some(lost) = &resnapshot {
-        // The slot was lost and recreated: the snapshot brings back the
-        // rows changed in the gap the log no longer holds. Saved at once:
-        // the guard will not fire again, so a crash before the first chunk
-        // must not forget the snapshot.
-        if matches!(&config.source, SourceConfig::Postgres(s) if s.resync_truncate) {
-            processor.truncate_before_resync();
-        }
-        processor.enqueue_resync(lost);
-        chunks
-            .save_state(processor.state())
-            .await
-            .context("saving the snapshot queue after a lost slot")?;
-    }
-    // Debezium's extras, each a stage on the processor's output; column
-    // rules first, so nothing after them sees a masked value.
-    let mut processor: Box<dyn Processor> = Box::new(processor);
+    let snapshots = plan
+        .start(&snapshot_settings(config), telemetry)
+        .await
+        .context("snapshots")?;
     let schemas: Vec<Arc<TableSchema>> = source
         .tables()
         .iter()
         .map(|t| Arc::new(t.schema()))
         .collect();
-    if format.schemas {
+    let stages = Stages {
         // Connect schemas are written from each row's table shape.
-        processor = Box::new(Staged::new(processor, SchemaStamp::new(schemas.clone())));
-    }
-    let rules = config.format.column_rules()?;
-    if !rules.is_empty() {
-        processor = Box::new(Staged::new(processor, ColumnFilter::new(rules, schemas)));
-    }
-    if config.format.transaction_metadata()? {
-        processor = Box::new(Staged::new(processor, TransactionMetadata::default()));
-    }
-    if let Some(every) = config.format.heartbeat_interval()? {
-        processor = Box::new(Staged::new(
-            processor,
-            Heartbeats::new(every, source.meta()),
-        ));
-    }
+        connect_schemas: format.schemas.then(|| schemas.clone()),
+        column_rules: Some((config.format.column_rules()?, schemas)),
+        transaction_metadata: config.format.transaction_metadata()?,
+        heartbeat: config
+            .format
+            .heartbeat_interval()?
+            .map(|every| (every, source.meta())),
+    };
     let runner = Runner::builder()
         .source(Arc::new(source))
-        .processor(processor, Some(worker))
+        .processor(
+            stages.wrap(Box::new(snapshots.processor)),
+            Some(snapshots.worker),
+        )
         .sink(sink)
         .telemetry(telemetry.clone())
         .lease(lease.lease.clone())
-        .pipeline(pipeline_config)
+        .pipeline(pipeline_config(config))
         .channel_capacity(config.pipeline.channel_capacity)
         .build()?;
     let outcome = runner.run(shutdown_tx, shutdown_rx).await;
-    *carried = handoff.lock().ok().and_then(|mut read| read.take());
+    if let (Ok(mut slot), Ok(mut read)) = (carried.lock(), handoff.lock()) {
+        *slot = read.take();
+    }
     drop(lease);
     let stats = outcome?;
     tracing::info!(events = stats.events, "stopped cleanly");
@@ -336,77 +302,48 @@ async fn wait_for_signal(shutdown: watch::Sender<bool>) {
     let _ = shutdown.send(true);
 }
 
-/// Snapshot machinery of one run: the chunk source, its saved progress.
-struct Snapshots {
-    chunks: Arc<PgChunkSource>,
-    state: Option<cdc_engine::scheduler::SnapshotState>,
-    tables: SnapshotTables,
-    slot: String,
-    added_while_running: Vec<TableRef>,
-}
-
-impl Snapshots {
-    async fn load(source: &PostgresSource) -> Result<Snapshots> {
-        let pg = source.config();
-        let chunks = Arc::new(
-            PgChunkSource::new(
-                pg.connect.clone(),
-                source.tables(),
-                pg.signal_table.clone(),
-                pg.slot.clone(),
-            )
-            .with_lease(pg.lease.clone()),
+/// The snapshot side of a run: the chunk source, its saved progress, and
+/// what this start must snapshot.
+async fn snapshot_plan(source: &PostgresSource, config: &Config) -> Result<SnapshotPlan> {
+    let pg = source.config();
+    let chunks = Arc::new(
+        PgChunkSource::new(
+            pg.connect.clone(),
+            source.tables(),
+            pg.signal_table.clone(),
+            pg.slot.clone(),
+        )
+        .with_lease(pg.lease.clone()),
+    );
+    let state = chunks
+        .load_state()
+        .await
+        .context("reading the snapshot progress")?;
+    if let Some(current) = state.as_ref().and_then(|s| s.queue.front().map(|c| (s, c))) {
+        let (state, current) = current;
+        tracing::info!(
+            table = %current.table,
+            rows = current.rows_emitted,
+            paused = state.paused,
+            "resuming snapshot"
         );
-        let state = chunks
-            .load_state()
-            .await
-            .context("reading the snapshot progress")?;
-        if let Some(state) = &state {
-            if let Some(current) = state.queue.front() {
-                tracing::info!(
-                    table = %current.table,
-                    rows = current.rows_emitted,
-                    paused = state.paused,
-                    "resuming snapshot"
-                );
-            }
-        }
-        let tables = source
+    }
+    // The slot was lost and recreated: the snapshot brings back the rows
+    // changed in the gap the log no longer holds.
+    let resync = source
+        .needs_resnapshot()
+        .then(|| source.lost_range().unwrap_or_else(|| "unknown".into()));
+    Ok(SnapshotPlan {
+        chunks,
+        state,
+        tables: source
             .tables()
             .iter()
             .map(|t| (t.table.clone(), t.key.clone()))
-            .collect();
-        Ok(Snapshots {
-            chunks,
-            state,
-            tables,
-            slot: pg.slot.clone(),
-            added_while_running: source.added_while_running(),
-        })
-    }
-
-    /// Also says whether the captured tables changed: saved at once, so the
-    /// next start knows them even when nothing is ever flushed.
-    fn start(self, config: &Config) -> Result<(SnapshotProcessor, WorkerDone, bool)> {
-        let first_start = self.state.is_none();
-        // One chunk source (connection) per lane.
-        let mut lanes: Vec<Arc<dyn ChunkSource>> = vec![self.chunks.clone()];
-        for _ in 1..config.snapshot.max_parallel_tables.clamp(1, 16) {
-            lanes.push(Arc::new(self.chunks.another()));
-        }
-        let (mut processor, worker) = SnapshotProcessor::start_lanes(
-            lanes,
-            self.state.unwrap_or_default(),
-            self.tables,
-            config.snapshot.chunk_size,
-            self.slot,
-        )
-        .context("starting the snapshot worker")?;
-        if config.snapshot.initial && first_start {
-            processor.enqueue_all();
-        }
-        let new_tables =
-            processor.capture_new_tables(config.snapshot.new_tables, &self.added_while_running);
-        Ok((processor, worker, first_start || !new_tables.is_empty()))
-    }
+            .collect(),
+        window_prefix: pg.slot.clone(),
+        always_snapshot: source.added_while_running(),
+        resync,
+        resync_truncate: matches!(&config.source, SourceConfig::Postgres(s) if s.resync_truncate),
+    })
 }

@@ -7,13 +7,11 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use bson::doc;
-use cdc_engine::heartbeat::Heartbeats;
-use cdc_engine::pipeline::{PipelineConfig, Processor, Staged};
+use cdc_engine::assembly::{run_with_restarts, SnapshotPlan, Stages};
 use cdc_engine::runner::Runner;
-use cdc_engine::snapshot::{ChunkSource, SnapshotProcessor, SnapshotTables};
+use cdc_engine::snapshot::SnapshotTables;
 use cdc_engine::telemetry::Component;
-use cdc_engine::transaction::TransactionMetadata;
-use cdc_engine::{Lease, SignalRow, SourceError, TableRef, Telemetry};
+use cdc_engine::{Lease, SignalRow, TableRef, Telemetry};
 use cdc_mongodb::config::{CollectionPattern, HistoryLostPolicy, MongoConfig, PreImages};
 use cdc_mongodb::preflight::Severity;
 use cdc_mongodb::snapshot::MongoChunkSource;
@@ -130,34 +128,19 @@ pub async fn run(
     telemetry: &Telemetry,
 ) -> Result<ExitCode> {
     let heal = matches!(settings.on_history_lost, OnSlotLost::Resnapshot);
-    loop {
+    // Lost while streaming, with `resnapshot`: the guards at the next start
+    // restart the stream and snapshot every collection.
+    run_with_restarts(heal, &shutdown_rx, crate::run::source_error, |_| {
         telemetry.set_down(Component::Reader, "starting");
-        let result = run_once(
+        run_once(
             config,
             settings,
             shutdown_tx,
             shutdown_rx.clone(),
             telemetry,
         )
-        .await;
-        // Lost while streaming, with `resnapshot`: the guards at the next
-        // start restart the stream and snapshot every collection.
-        let lost = result.as_ref().err().is_some_and(|e| {
-            e.chain().any(|c| {
-                matches!(
-                    c.downcast_ref::<SourceError>(),
-                    Some(SourceError::PositionLost(_))
-                )
-            })
-        });
-        if lost && heal && !*shutdown_rx.borrow() {
-            if let Err(e) = &result {
-                tracing::warn!("{e:#}; starting over");
-            }
-            continue;
-        }
-        return result;
-    }
+    })
+    .await
 }
 
 async fn run_once(
@@ -186,7 +169,6 @@ async fn run_once(
         .load_state()
         .await
         .map_err(|e| anyhow::anyhow!("reading the snapshot progress: {e}"))?;
-    let first_start = state.is_none();
     let tables = collections(source.config(), source.client()).await?;
     tracing::info!(
         server = %cdc_mongodb::client::redact(&source.config().url),
@@ -194,57 +176,43 @@ async fn run_once(
         sink = %sink.describe(),
         "cdc starting"
     );
-    let mut lanes: Vec<Arc<dyn ChunkSource>> = vec![chunks.clone()];
-    for _ in 1..config.snapshot.max_parallel_tables.clamp(1, 16) {
-        lanes.push(Arc::new(chunks.another()));
-    }
-    let (mut processor, worker) = SnapshotProcessor::start_lanes(
-        lanes,
-        state.unwrap_or_default(),
+    let plan = SnapshotPlan {
+        chunks,
+        state,
         tables,
-        config.snapshot.chunk_size,
-        source.config().name.clone(),
-    )
-    .context("starting the snapshot worker")?;
-    processor.set_telemetry(telemetry.clone());
-    if config.snapshot.initial && first_start {
-        processor.enqueue_all();
-    }
-    if let Some(lost) = source.lost_range() {
-        processor.enqueue_resync(&lost);
-    }
-    if first_start || source.needs_resnapshot() {
-        // Saved at once: a crash before the first chunk must not forget
-        // the queue (the guard will not fire again).
-        chunks
-            .save_state(processor.state())
-            .await
-            .map_err(|e| anyhow::anyhow!("saving the snapshot queue: {e}"))?;
-    }
-    let mut processor: Box<dyn Processor> = Box::new(processor);
-    if config.format.transaction_metadata()? {
-        processor = Box::new(Staged::new(processor, TransactionMetadata::default()));
-    }
-    if let Some(every) = config.format.heartbeat_interval()? {
-        processor = Box::new(Staged::new(
-            processor,
-            Heartbeats::new(every, source.meta()),
-        ));
-    }
+        window_prefix: source.config().name.clone(),
+        always_snapshot: Vec::new(),
+        resync: source.lost_range(),
+        resync_truncate: false,
+    };
+    let snapshots = plan
+        .start(&crate::run::snapshot_settings(config), telemetry)
+        .await
+        .context("snapshots")?;
+    // Documents carry their own Connect schema; there are no columns to
+    // filter (refused above).
+    let stages = Stages {
+        connect_schemas: None,
+        column_rules: None,
+        transaction_metadata: config.format.transaction_metadata()?,
+        heartbeat: config
+            .format
+            .heartbeat_interval()?
+            .map(|every| (every, source.meta())),
+    };
     if *shutdown_rx.borrow() {
         return Ok(ExitCode::SUCCESS);
     }
     let runner = Runner::builder()
         .source(Arc::new(source))
-        .processor(processor, Some(worker))
+        .processor(
+            stages.wrap(Box::new(snapshots.processor)),
+            Some(snapshots.worker),
+        )
         .sink(sink)
         .telemetry(telemetry.clone())
         .lease(Lease::sole())
-        .pipeline(PipelineConfig {
-            max_batch_events: config.pipeline.max_batch_events,
-            flush_interval: Duration::from_millis(config.pipeline.flush_interval_ms),
-            ..PipelineConfig::default()
-        })
+        .pipeline(crate::run::pipeline_config(config))
         .channel_capacity(config.pipeline.channel_capacity)
         .build()?;
     let stats = runner.run(shutdown_tx, shutdown_rx).await?;

@@ -655,6 +655,10 @@ fn json_logs_are_one_object_per_line_without_the_password() {
         instance.starts_with("cdc:") && instance.ends_with(&format!(":{}", child.id())),
         "{lease}"
     );
+    // The log reader's task runs in the run's span too.
+    let streaming = line("streaming");
+    assert_eq!(streaming["span"]["name"], "run", "{streaming}");
+    assert_eq!(streaming["span"]["slot"], "cdc", "{streaming}");
     let chunk = line("chunk select");
     assert_eq!(chunk["span"]["name"], "snapshot", "{chunk}");
     assert_eq!(chunk["span"]["table"], "public.t", "{chunk}");

@@ -5,6 +5,7 @@
 //! sources and sinks are adapters behind [`source::Source`] and
 //! [`sink::Sink`], and depend on this crate, never the other way round.
 
+pub mod assembly;
 pub mod columns;
 pub mod envelope;
 pub mod event;

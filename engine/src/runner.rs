@@ -3,6 +3,8 @@
 //! tears them down in the order that keeps acknowledgements safe
 //! (docs/architecture.md, "Data flow"). A binary maps its configuration to
 //! a [`RunnerBuilder`]; a second source plugs in here, not into the binary.
+//! What every run is assembled from before (the snapshot processor and its
+//! queue, the stages, the restarts) is `crate::assembly`.
 //!
 //! ```text
 //!  source.stream ──items──► pipeline(processor) ──► sink
@@ -185,7 +187,11 @@ impl Runner {
             shutdown: shutdown.clone(),
             telemetry: telemetry.clone(),
         };
-        let reader = tokio::spawn(async move { source.stream(ctx).await });
+        // In the caller's span: the reader's lines name the run too.
+        let reader = tokio::spawn(tracing::Instrument::instrument(
+            async move { source.stream(ctx).await },
+            tracing::Span::current(),
+        ));
         let outcome = pipeline::run(
             items_rx,
             processor.as_mut(),

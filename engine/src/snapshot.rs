@@ -110,6 +110,13 @@ pub trait ChunkSource: Send + Sync {
         None
     }
 
+    /// Another chunk source like this one, on a connection of its own: a
+    /// lane for tables snapshotted at once (`snapshot.max_parallel_tables`);
+    /// `None`: one lane only.
+    fn lane(&self) -> Option<Arc<dyn ChunkSource>> {
+        None
+    }
+
     /// The namespace a bare table name in a signal is in (PostgreSQL:
     /// `public`); `None`: signals must name it (`database.collection`).
     fn namespace(&self) -> Option<&str> {

@@ -180,6 +180,10 @@ pub fn chunk_row(document: &Document) -> ChunkRow {
 
 #[async_trait]
 impl ChunkSource for MongoChunkSource {
+    fn lane(&self) -> Option<Arc<dyn ChunkSource>> {
+        Some(Arc::new(self.another()))
+    }
+
     async fn open_window(&self, window: &str) -> Result<(), SnapshotError> {
         let written_at = self
             .insert_signal(

@@ -681,6 +681,10 @@ impl ChunkSource for PgChunkSource {
         Some(format!("({a}) OR ({b})"))
     }
 
+    fn lane(&self) -> Option<Arc<dyn ChunkSource>> {
+        Some(Arc::new(self.another()))
+    }
+
     /// The default search path's schema.
     fn namespace(&self) -> Option<&str> {
         Some(cdc_signal::DEFAULT_SCHEMA)
