@@ -181,6 +181,25 @@ pub async fn run(path: &Path, telemetry: Telemetry) -> Result<ExitCode> {
     result
 }
 
+/// A set-up that failed in a run started over (after a failover, a lost
+/// lease, a healed loss): the fault that ended the last run may still be
+/// going on (the server restarting, the path down), so it is tried again,
+/// with backoff, unless a guard fired. A first start fails at once, so a
+/// wrong configuration is said at once.
+fn after_restart(err: anyhow::Error, restarted: bool) -> anyhow::Error {
+    let definite = err.chain().any(|c| {
+        matches!(
+            c.downcast_ref::<cdc_postgres::SetupError>(),
+            Some(cdc_postgres::SetupError::SlotLost(_))
+        )
+    });
+    if restarted && !definite {
+        anyhow::Error::new(SourceError::Transient(format!("{err:#}")))
+    } else {
+        err
+    }
+}
+
 /// The source's error that ended a run, when one did.
 pub(crate) fn source_error(err: &anyhow::Error) -> Option<&SourceError> {
     err.chain().find_map(|c| c.downcast_ref::<SourceError>())
@@ -232,9 +251,12 @@ async fn run_once(
     let sink = open_sink(&config.sink, format)?;
     let source = PostgresSource::prepare(pg)
         .await
-        .context("source not ready")?;
+        .context("source not ready")
+        .map_err(|e| after_restart(e, restarted))?;
     let handoff = source.handoff();
-    let plan = snapshot_plan(&source, config).await?;
+    let plan = snapshot_plan(&source, config)
+        .await
+        .map_err(|e| after_restart(e, restarted))?;
     if *shutdown_rx.borrow() {
         tracing::info!("stopped before streaming");
         return Ok(ExitCode::SUCCESS);
@@ -248,7 +270,8 @@ async fn run_once(
     let snapshots = plan
         .start(&snapshot_settings(config), telemetry)
         .await
-        .context("snapshots")?;
+        .context("snapshots")
+        .map_err(|e| after_restart(e, restarted))?;
     let schemas: Vec<Arc<TableSchema>> = source
         .tables()
         .iter()

@@ -159,13 +159,21 @@ impl Stages {
 
 /// Why a run that ended with `err` starts over, if it does: a lost
 /// position when the policy heals it (`heal`), another server behind the
-/// address, a lost lease (the instance stands by again).
+/// address, a lost lease (the instance stands by again), a transient
+/// failure (tried again with backoff).
 pub fn restart_reason(err: &SourceError, heal: bool) -> Option<&SourceError> {
     match err {
         SourceError::PositionLost(_) => heal.then_some(err),
-        SourceError::ServerChanged(_) | SourceError::LeaseLost(_) => Some(err),
-        _ => None,
+        SourceError::ServerChanged(_) | SourceError::LeaseLost(_) | SourceError::Transient(_) => {
+            Some(err)
+        }
+        SourceError::Fatal(_) => None,
     }
+}
+
+/// How long to wait before the `attempt`th transient restart in a row.
+fn transient_backoff(attempt: u32) -> Duration {
+    (Duration::from_millis(250) * 2u32.saturating_pow(attempt.min(7))).min(Duration::from_secs(30))
 }
 
 /// Run `once` until it ends for good: a run that ended with a source error
@@ -183,8 +191,15 @@ where
     Fut: Future<Output = Result<T, E>>,
 {
     let mut restarted = false;
+    let mut transient_in_a_row = 0;
+    let mut shutdown = shutdown.clone();
     loop {
+        let started = std::time::Instant::now();
         let result = once(restarted).await;
+        if started.elapsed() > Duration::from_secs(60) {
+            // It ran a while: a fault now is a new one.
+            transient_in_a_row = 0;
+        }
         let why = result
             .as_ref()
             .err()
@@ -192,13 +207,26 @@ where
             .and_then(|e| restart_reason(e, heal));
         match why {
             Some(why) if !*shutdown.borrow() => {
-                if matches!(why, SourceError::LeaseLost(_)) {
-                    // Already said, as a warning, where the lease was lost.
-                    tracing::info!("{why}; standing by again");
-                } else {
-                    tracing::warn!("{why}; starting over");
-                }
                 restarted = true;
+                match why {
+                    // Already said, as a warning, where the lease was lost.
+                    SourceError::LeaseLost(_) => tracing::info!("{why}; standing by again"),
+                    SourceError::Transient(_) => {
+                        let wait = transient_backoff(transient_in_a_row);
+                        transient_in_a_row += 1;
+                        tracing::warn!("{why}; trying again in {:.1}s", wait.as_secs_f64());
+                        tokio::select! {
+                            _ = tokio::time::sleep(wait) => {}
+                            _ = shutdown.changed() => {}
+                        }
+                        if *shutdown.borrow() {
+                            return result;
+                        }
+                        continue;
+                    }
+                    _ => tracing::warn!("{why}; starting over"),
+                }
+                transient_in_a_row = 0;
             }
             _ => return result,
         }
@@ -220,6 +248,11 @@ mod tests {
         assert!(restart_reason(&lease, false).is_some());
         let fatal = SourceError::Fatal("auth".into());
         assert!(restart_reason(&fatal, true).is_none());
+        let transient = SourceError::Transient("server starting up".into());
+        assert!(restart_reason(&transient, false).is_some());
+        assert_eq!(transient_backoff(0), Duration::from_millis(250));
+        assert_eq!(transient_backoff(2), Duration::from_secs(1));
+        assert_eq!(transient_backoff(20), Duration::from_secs(30));
     }
 
     #[tokio::test]
@@ -237,6 +270,7 @@ mod tests {
                     match n {
                         1 => Err(SourceError::PositionLost("slot gone".into())),
                         2 => Err(SourceError::ServerChanged("failover".into())),
+                        3 => Err(SourceError::Transient("server starting up".into())),
                         _ => Ok(7),
                     }
                 }
@@ -244,7 +278,7 @@ mod tests {
         )
         .await;
         assert_eq!(result.ok(), Some(7));
-        assert_eq!(calls, [false, true, true]);
+        assert_eq!(calls, [false, true, true, true]);
 
         let (stop, shutdown) = tokio::sync::watch::channel(false);
         let _ = stop.send(true);
