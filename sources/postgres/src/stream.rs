@@ -92,8 +92,14 @@ impl Acks {
     ) -> Result<(), ReplicationError> {
         self.refresh();
         // A holder that could not confirm its lease lately (it was frozen,
-        // or its lock connection is failing) acknowledges nothing.
+        // or its lock connection is slow or failing) acknowledges nothing
+        // new, but still answers: a silent session is timed out by the
+        // server (wal_sender_timeout) while the lease may well come back.
         if !self.lease.is_fresh() {
+            let held = self.last_sent_flush;
+            stream
+                .send_status(self.received.max(held), held, held, reply)
+                .await?;
             return Ok(());
         }
         let write = self.received.max(self.flushed);
