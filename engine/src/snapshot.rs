@@ -795,6 +795,9 @@ async fn worker(
     mut requests: mpsc::UnboundedReceiver<Request>,
     reports: mpsc::UnboundedSender<Report>,
 ) {
+    // One warning per spell of unsaved progress (a lost lease refuses every
+    // flush's save while the run drains): the rest are debug lines.
+    let mut unsaved = false;
     while let Some(request) = requests.recv().await {
         match request {
             Request::Marker(content) => {
@@ -804,13 +807,18 @@ async fn worker(
                     );
                 }
             }
-            Request::Save(state) => {
-                if let Err(err) = source.save_state(&state).await {
+            Request::Save(state) => match source.save_state(&state).await {
+                Ok(()) => unsaved = false,
+                Err(err) if unsaved => {
+                    tracing::debug!("snapshot progress still not saved: {err}");
+                }
+                Err(err) => {
+                    unsaved = true;
                     tracing::warn!(
                         "snapshot progress not saved (kept in memory, saved again later): {err}"
                     );
                 }
-            }
+            },
             Request::Select { request, window } => {
                 // Not even a zero sleep on the first attempt: the timer
                 // wheel rounds it up to a millisecond, per chunk.
