@@ -87,6 +87,12 @@ fn status(config: &Path) -> String {
     cdc_ok(&["status"], config)
 }
 
+/// `cdc status` names `guard` as the last slot loss.
+fn assert_last_loss(config: &Path, guard: &str) {
+    let text = status(config);
+    assert!(text.contains(&format!("last slot loss: {guard}")), "{text}");
+}
+
 /// The number right after `label` in `text` (`replication lag 123 bytes`).
 fn number_after(text: &str, label: &str) -> i64 {
     let at = text
@@ -161,11 +167,7 @@ fn a_slot_advanced_while_the_connection_is_down_is_a_loss() {
     );
     eprintln!("fatal: {line}");
     let fail = config_with(dir.path(), &pg, "fail");
-    let status_text = status(&fail);
-    assert!(
-        status_text.contains("last slot loss: slot advanced"),
-        "{status_text}"
-    );
+    assert_last_loss(&fail, "slot advanced");
     let resnapshot = config_with(dir.path(), &pg, "resnapshot");
     assert_recovers(&pg, &resnapshot, &events, "was advanced");
 }
@@ -203,7 +205,7 @@ fn dropped_slot_fails_then_resnapshots() {
     change_while_stopped(&pg);
 
     assert_fails(&fail, "is gone");
-    assert!(status(&fail).contains("last slot loss: slot missing"));
+    assert_last_loss(&fail, "slot missing");
     let resnapshot = config_with(dir.path(), &pg, "resnapshot");
     assert_recovers(&pg, &resnapshot, &events, "is gone");
     let status = status(&resnapshot);
@@ -269,11 +271,7 @@ fn invalidated_slot_fails_then_resnapshots() {
     write_wal_until_lost(&pg);
 
     assert_fails(&fail, "was invalidated");
-    let status_text = status(&fail);
-    assert!(
-        status_text.contains("last slot loss: slot invalidated"),
-        "{status_text}"
-    );
+    assert_last_loss(&fail, "slot invalidated");
     let resnapshot = config_with(dir.path(), &pg, "resnapshot");
     assert_recovers(&pg, &resnapshot, &events, "was invalidated");
 }
@@ -288,11 +286,7 @@ fn advanced_slot_warns_and_resnapshots() {
         .unwrap();
 
     assert_fails(&fail, "was advanced");
-    let status_text = status(&fail);
-    assert!(
-        status_text.contains("last slot loss: slot advanced"),
-        "{status_text}"
-    );
+    assert_last_loss(&fail, "slot advanced");
     let resnapshot = config_with(dir.path(), &pg, "resnapshot");
     assert_recovers(&pg, &resnapshot, &events, "was advanced");
 }
@@ -312,7 +306,7 @@ fn clean_restart_fires_no_guard() {
     });
     assert_eq!(engine.terminate().code(), Some(0));
     assert!(!engine.log_text().contains("were not captured"));
-    assert!(status(&fail).contains("last slot loss: none"));
+    assert_last_loss(&fail, "none");
 }
 
 #[test]
@@ -353,11 +347,7 @@ fn different_cluster_behind_the_url_is_a_loss() {
         .unwrap()
         .contains(&format!(":{port}/")));
     assert_fails(&fail, "was recorded on system");
-    let status_text = status(&fail);
-    assert!(
-        status_text.contains("last slot loss: different server"),
-        "{status_text}"
-    );
+    assert_last_loss(&fail, "different server");
     let resnapshot = config_with(dir.path(), &second, "resnapshot");
     assert_recovers(&second, &resnapshot, &events, "was recorded on system");
 }
@@ -406,11 +396,7 @@ fn slot_invalidated_while_streaming_is_fatal() {
     assert!(log.matches("reconnecting").count() <= 1, "{log}");
     // Noted as it happened, before any next start.
     let fail = config_with(dir.path(), &pg, "fail");
-    let status_text = status(&fail);
-    assert!(
-        status_text.contains("last slot loss: slot invalidated"),
-        "{status_text}"
-    );
+    assert_last_loss(&fail, "slot invalidated");
     // The next start finds it lost and recovers.
     let resnapshot = config_with(dir.path(), &pg, "resnapshot");
     assert_recovers(&pg, &resnapshot, &events, "was invalidated");
