@@ -12,7 +12,7 @@ use cdc_engine::format::Format;
 use cdc_engine::pipeline::PipelineConfig;
 use cdc_engine::runner::Runner;
 use cdc_engine::telemetry::Component;
-use cdc_engine::{Sink, SourceError, TableRef, TableSchema, Telemetry};
+use cdc_engine::{SharedSink, Sink, SourceError, TableRef, TableSchema, Telemetry};
 use cdc_postgres::patterns::TablePattern;
 use cdc_postgres::snapshot::PgChunkSource;
 use cdc_postgres::{
@@ -122,6 +122,21 @@ pub(crate) fn open_sink(config: &SinkConfig, format: Format) -> Result<Box<dyn S
     })
 }
 
+/// The process's one sink, opened by the first run that holds the lease
+/// and lent to every run after it (see [`SharedSink`] for why).
+#[derive(Default)]
+pub(crate) struct ProcessSink(tokio::sync::OnceCell<SharedSink>);
+
+impl ProcessSink {
+    pub(crate) async fn lend(&self, config: &SinkConfig, format: Format) -> Result<Box<dyn Sink>> {
+        let shared = self
+            .0
+            .get_or_try_init(|| async { open_sink(config, format).map(SharedSink::new) })
+            .await?;
+        Ok(shared.lend().await)
+    }
+}
+
 pub async fn run(path: &Path, telemetry: Telemetry) -> Result<ExitCode> {
     // Handlers first: a SIGTERM while starting up is a clean stop too.
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
@@ -160,6 +175,7 @@ pub async fn run(path: &Path, telemetry: Telemetry) -> Result<ExitCode> {
     );
     // What a run ended by a failover had read from the old server.
     let carried = std::sync::Mutex::new(None);
+    let sink = ProcessSink::default();
     // A lost slot with `resnapshot`, a failover to another server, a lost
     // lease: the run starts over, and the guards at start judge the slot
     // there (recreating it and snapshotting every table when it is lost
@@ -171,6 +187,7 @@ pub async fn run(path: &Path, telemetry: Telemetry) -> Result<ExitCode> {
             &shutdown_tx,
             shutdown_rx.clone(),
             &carried,
+            &sink,
             restarted,
             &telemetry,
         )
@@ -230,6 +247,7 @@ async fn run_once(
     shutdown_tx: &watch::Sender<bool>,
     shutdown_rx: watch::Receiver<bool>,
     carried: &std::sync::Mutex<Option<cdc_postgres::positions::ReadBeforeFailover>>,
+    process_sink: &ProcessSink,
     restarted: bool,
     telemetry: &Telemetry,
 ) -> Result<ExitCode> {
@@ -248,7 +266,7 @@ async fn run_once(
     telemetry.set_active(true);
     pg.lease = lease.lease.clone();
     let format = config.format.format()?;
-    let sink = open_sink(&config.sink, format)?;
+    let sink = process_sink.lend(&config.sink, format).await?;
     let source = PostgresSource::prepare(pg)
         .await
         .context("source not ready")

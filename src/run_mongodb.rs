@@ -128,6 +128,7 @@ pub async fn run(
     telemetry: &Telemetry,
 ) -> Result<ExitCode> {
     let heal = matches!(settings.on_history_lost, OnSlotLost::Resnapshot);
+    let sink = crate::run::ProcessSink::default();
     // Lost while streaming, with `resnapshot`: the guards at the next start
     // restart the stream and snapshot every collection.
     run_with_restarts(heal, &shutdown_rx, crate::run::source_error, |_| {
@@ -137,6 +138,7 @@ pub async fn run(
             settings,
             shutdown_tx,
             shutdown_rx.clone(),
+            &sink,
             telemetry,
         )
     })
@@ -148,6 +150,7 @@ async fn run_once(
     settings: &MongoSettings,
     shutdown_tx: &watch::Sender<bool>,
     shutdown_rx: watch::Receiver<bool>,
+    process_sink: &crate::run::ProcessSink,
     telemetry: &Telemetry,
 ) -> Result<ExitCode> {
     let mongo = mongo_config(settings)?;
@@ -157,7 +160,7 @@ async fn run_once(
     // No lease yet: one instance per capture name (README, "MongoDB").
     telemetry.set_active(true);
     let format = config.format.format()?;
-    let sink = crate::run::open_sink(&config.sink, format)?;
+    let sink = process_sink.lend(&config.sink, format).await?;
     let source = MongoSource::prepare(mongo)
         .await
         .context("source not ready")?;

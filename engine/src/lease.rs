@@ -15,6 +15,11 @@ use tokio::sync::watch;
 /// How recent the last confirmation must be for the holder to act.
 pub const FRESH: Duration = Duration::from_secs(5);
 
+/// Connections that notice an outage within this long of the first are
+/// taken to have noticed the same fault (the lock connection is polled
+/// once a second and gives up after 30 s of silence).
+pub const OUTAGE_SPELL: Duration = Duration::from_secs(40);
+
 #[derive(Clone)]
 pub struct Lease {
     inner: Arc<Inner>,
@@ -24,6 +29,10 @@ struct Inner {
     epoch: i64,
     confirmed: Mutex<Option<Instant>>,
     lost: watch::Sender<Option<String>>,
+    /// When a connection of the source last warned of an outage: one fault
+    /// (a crashed server, a dead path) ends every connection, and gets one
+    /// warning, not one per connection.
+    outage_said_at: Mutex<Option<Instant>>,
 }
 
 impl std::fmt::Debug for Lease {
@@ -45,6 +54,7 @@ impl Lease {
                 epoch,
                 confirmed: Mutex::new(Some(Instant::now())),
                 lost,
+                outage_said_at: Mutex::new(None),
             }),
         }
     }
@@ -58,6 +68,7 @@ impl Lease {
                 epoch: 0,
                 confirmed: Mutex::new(None),
                 lost,
+                outage_said_at: Mutex::new(None),
             }),
         }
     }
@@ -84,6 +95,20 @@ impl Lease {
             }
             first
         });
+    }
+
+    /// A connection of the source noticed an outage: `true` when it is
+    /// the first to within [`OUTAGE_SPELL`], and so the one to warn; the
+    /// others say it at info.
+    pub fn first_to_notice_outage(&self) -> bool {
+        let Ok(mut at) = self.inner.outage_said_at.lock() else {
+            return true;
+        };
+        let first = at.is_none_or(|at| at.elapsed() > OUTAGE_SPELL);
+        if first {
+            *at = Some(Instant::now());
+        }
+        first
     }
 
     pub fn lost(&self) -> Option<String> {

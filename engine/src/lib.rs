@@ -35,7 +35,7 @@ pub use event::{
 pub use lease::Lease;
 pub use position_store::{PositionStore, PositionWriter};
 pub use schema::{ColumnKind, ColumnSchema, TableSchema};
-pub use sink::{Sink, SinkError};
+pub use sink::{SharedSink, Sink, SinkError};
 pub use source::{LogItem, Source, SourceError, StreamContext};
 pub use source_block::{EnvelopeLayout, SourceBlock, DOCUMENT_COLUMN, PLAIN_BLOCK};
 pub use telemetry::Telemetry;

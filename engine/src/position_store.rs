@@ -26,6 +26,13 @@ pub trait PositionStore: Send + Sync + 'static {
 
     /// The store, for log lines (`cdc.positions for slot 'cdc'`).
     fn describe(&self) -> String;
+
+    /// A write failed: whether this is the first notice of its fault, to
+    /// be warned of (a source whose connections all end with one crashed
+    /// server warns once, from whichever notices first).
+    fn first_to_notice_outage(&self) -> bool {
+        true
+    }
 }
 
 /// The running engine's side of a [`PositionStore`]: the log reader hands
@@ -117,10 +124,17 @@ async fn write_loop(
             // carries everything this one would have.
             Err(reason) if !warned => {
                 warned = true;
-                tracing::warn!(
-                    "cannot write {}: {reason}; the next start works from its last record",
-                    store.describe()
-                );
+                if store.first_to_notice_outage() {
+                    tracing::warn!(
+                        "cannot write {}: {reason}; the next start works from its last record",
+                        store.describe()
+                    );
+                } else {
+                    tracing::info!(
+                        "cannot write {}: {reason}; the next start works from its last record",
+                        store.describe()
+                    );
+                }
             }
             Err(_) => {}
         }

@@ -259,10 +259,17 @@ pub fn lines_with<'a>(log: &'a str, needle: &str) -> Vec<&'a str> {
 pub fn detection_lines(log: &str) -> Vec<&str> {
     log.lines()
         .filter(|l| {
-            l.contains("replication connection lost")
-                || l.contains("stopping before acknowledging anything more")
+            is_warning(l)
+                && (l.contains("replication connection lost")
+                    || l.contains("stopping before acknowledging anything more"))
         })
         .collect()
+}
+
+/// A line logged at WARN (the level of a fault's one line; what the other
+/// connection then notices of the same fault is info).
+pub fn is_warning(line: &str) -> bool {
+    strip_ansi(line).split_whitespace().nth(1) == Some("WARN")
 }
 
 /// The line saying cdc streams again after the fault: the stream
@@ -387,7 +394,8 @@ impl AckSamples {
 /// part: the replication stream and the lease's lock connection (polled
 /// once a second, so often after the stream is back). Each says once what
 /// happened and once that it recovered: at most one `replication
-/// connection lost` and one `lost the lease` warning, at least one of them,
+/// connection lost` and one `lost the lease` line, exactly one of them a
+/// warning (the second to notice says it at info),
 /// each answered by one `replication connection restored` (unless the lost
 /// lease restarted the stream first) or `holding the lease`, the last
 /// after the last warning. Returns (what happened, recovery) lines.
@@ -403,11 +411,15 @@ pub fn one_line_each(log: &str, fault_at: f64) -> (Vec<&str>, Vec<&str>) {
     let lease_lost = after("stopping before acknowledging anything more");
     let lease_back = after("holding the lease");
     assert!(
-        stream_lost.len() <= 1
-            && lease_lost.len() <= 1
-            && !(stream_lost.is_empty() && lease_lost.is_empty()),
+        stream_lost.len() <= 1 && lease_lost.len() <= 1,
         "one line on what happened to each connection:\n{log}"
     );
+    let warned = stream_lost
+        .iter()
+        .chain(&lease_lost)
+        .filter(|l| is_warning(l))
+        .count();
+    assert_eq!(warned, 1, "one warning on what happened:\n{log}");
     assert_eq!(
         lease_back.len(),
         lease_lost.len(),

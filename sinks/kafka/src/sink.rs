@@ -370,4 +370,14 @@ impl Sink for KafkaSink {
             let _ = tokio::time::timeout(wait, self.deliveries.changed()).await;
         }
     }
+
+    fn forget_unconfirmed(&mut self) {
+        // What was handed to the producer stays in its queues: the
+        // idempotent producer delivers it, in order, before anything the
+        // new run hands over. The rest the new run sends again.
+        self.base_seq += self.batch.len() as u64;
+        self.batch.clear();
+        self.produced = 0;
+        self.high_water = 0;
+    }
 }

@@ -173,3 +173,77 @@ async fn keys_are_partitioned_as_the_java_client_does() {
         );
     }
 }
+
+/// A run that ends with records on their way (its flush timed out while
+/// the broker was paused) hands the same sink to the next run, which sends
+/// again from the acknowledged position. Nothing the first run had in
+/// flight may land after the second run's newer records: here that would
+/// be the update landing after the delete, bringing the row back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_in_flight_when_a_run_ends_land_before_the_next_runs() {
+    let kafka = Kafka::start().unwrap();
+    let prefix = unique("r");
+    let meta = meta(&prefix);
+    let mut config = KafkaSinkConfig::new(kafka.bootstrap_servers());
+    config.partitions = 1;
+    config.flush_timeout_ms = 1000;
+    let shared = cdc_engine::SharedSink::new(Box::new(KafkaSink::open(config).unwrap()));
+    let mut first = shared.lend().await;
+    first
+        .write(&[change(&meta, "orders", Op::Create, 1, 10, 1)])
+        .await
+        .unwrap();
+    first.flush().await.unwrap();
+    kafka.pause().unwrap();
+    first
+        .write(&[change(&meta, "orders", Op::Update, 1, 11, 2)])
+        .await
+        .unwrap();
+    assert!(
+        first.flush().await.is_err(),
+        "a paused broker confirms nothing"
+    );
+    drop(first);
+
+    let mut second = shared.lend().await;
+    second
+        .write(&[
+            change(&meta, "orders", Op::Update, 1, 11, 2),
+            change(&meta, "orders", Op::Delete, 1, 11, 3),
+        ])
+        .await
+        .unwrap();
+    kafka.resume().unwrap();
+    let mut flushed = second.flush().await;
+    for _ in 0..20 {
+        if flushed.is_ok() {
+            break;
+        }
+        flushed = second.flush().await;
+    }
+    flushed.unwrap();
+
+    let topic = format!("{prefix}.public.orders");
+    let got = read_topic(
+        kafka.bootstrap_servers(),
+        &topic,
+        4,
+        Duration::from_secs(30),
+    );
+    let ops: Vec<String> = got
+        .iter()
+        .map(|g| match &g.value {
+            Some(_) => g.json()["op"].as_str().unwrap_or("?").to_string(),
+            None => "tombstone".to_string(),
+        })
+        .collect();
+    let delete = ops
+        .iter()
+        .position(|op| op == "d")
+        .expect("the delete landed");
+    assert!(
+        ops[delete + 1..].iter().all(|op| op == "tombstone"),
+        "a record of the ended run landed after the next run's delete: {ops:?}"
+    );
+    assert_eq!(ops[0], "c", "{ops:?}");
+}

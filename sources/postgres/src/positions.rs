@@ -517,6 +517,10 @@ impl PositionStore for PgPositionStore {
             self.slot
         )
     }
+
+    fn first_to_notice_outage(&self) -> bool {
+        self.lease.first_to_notice_outage()
+    }
 }
 
 /// The running engine's side: the log reader hands acknowledged LSNs to the

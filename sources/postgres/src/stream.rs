@@ -244,13 +244,23 @@ pub(crate) async fn run(
                 if started.elapsed() > Duration::from_secs(30) {
                     backoff = Duration::from_millis(250);
                 }
-                // One warning per outage; the attempts after it are info.
+                // One warning per outage; the attempts after it are info,
+                // and so is the first when another connection has already
+                // warned of the same fault (the lock connection died first).
                 if lost_at.is_none() {
-                    tracing::warn!(
-                        server = %config.connect.redacted(),
-                        "replication connection lost: {err}; reconnecting in {}ms",
-                        backoff.as_millis()
-                    );
+                    if acks.lease.first_to_notice_outage() {
+                        tracing::warn!(
+                            server = %config.connect.redacted(),
+                            "replication connection lost: {err}; reconnecting in {}ms",
+                            backoff.as_millis()
+                        );
+                    } else {
+                        tracing::info!(
+                            server = %config.connect.redacted(),
+                            "replication connection lost: {err}; reconnecting in {}ms",
+                            backoff.as_millis()
+                        );
+                    }
                     lost_at = Some(Instant::now());
                 } else {
                     tracing::info!(
