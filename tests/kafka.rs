@@ -16,7 +16,7 @@ use harness::kafka::{
     assert_in_order, kafka_config, states, tables_ddl, unique_name, writer, GroupReader, History,
     Received, TABLES, WRITERS,
 };
-use harness::{lines_with, log_time, now_secs, strip_ansi};
+use harness::{lines_with, log_time, now_secs, strip_ansi, WindowHeld};
 use rand::Rng;
 use serde_json::{json, Value};
 
@@ -361,9 +361,10 @@ fn a_broker_paused_past_every_timeout_is_waited_out_without_acknowledging() {
     );
 }
 
-/// The same pause while an incremental snapshot runs: the windows in
-/// flight wait with the sink, and the snapshot completes after the thaw
-/// with every row.
+/// The same pause while an incremental snapshot runs, with one window held
+/// open from before the pause until after the thaw (its high watermark
+/// waits on a lock of its low one): the window's log events wait with the
+/// sink, and the snapshot completes after the thaw with every row.
 #[test]
 fn a_broker_paused_during_a_snapshot_window_loses_nothing() {
     broker_down(
@@ -535,6 +536,9 @@ fn broker_down(
             r#"{"data-collections": ["public.a"], "type": "incremental"}"#,
         );
     }
+    // The fault comes and goes while one window stays open: its high
+    // watermark waits on the test's lock of its low one.
+    let window = snapshot.then(|| WindowHeld::open(&pg));
     // Below the large transaction's commit: the slot may not pass it
     // while the transaction is not all delivered.
     let mut before_commit = None;
@@ -614,6 +618,11 @@ fn broker_down(
         Down::Blackholed => ns.as_ref().unwrap().heal().unwrap(),
     }
     let back_at = now_secs();
+    let low_watermark = window.map(|window| {
+        let id = window.low_watermark.clone();
+        window.release();
+        id
+    });
     // Not forward; a crash may move it back (the server persists a slot's
     // position at checkpoints), which only means resending.
     let lsn = |text: &str| {
@@ -657,6 +666,9 @@ fn broker_down(
             !server_log.contains("terminating walsender process due to replication timeout"),
             "the server timed the walsender out:\n{server_log}"
         );
+    }
+    if let Some(id) = &low_watermark {
+        eprintln!("window {id} was open from before the fault until after the broker was back");
     }
     if snapshot {
         assert!(!snapshot_done_before, "the snapshot ended before the fault");

@@ -7,7 +7,8 @@
 //!
 //! `CDC_NEMESIS_SECS` sets how long faults are injected (default 120);
 //! `CDC_NEMESIS_SEED` replays a run's choices (the seed is always printed;
-//! timing still differs from run to run). Long runs: `cargo test --test
+//! timing still differs from run to run); `CDC_NEMESIS_FAULTS` (names of
+//! [`Fault`], comma-separated) narrows the faults picked from. Long runs: `cargo test --test
 //! nemesis` (nextest stops a test after 15 minutes).
 //!
 //! PostgreSQL runs in a network namespace of the test's own and cdc reaches
@@ -61,6 +62,7 @@ enum Fault {
     Blackhole,
     DelayAndLoss,
     BrokerPaused,
+    BrokerKilled,
     DiskFull,
 }
 
@@ -76,11 +78,7 @@ impl Fault {
         ];
         all.extend(match sink {
             SinkKind::File => vec![DiskFull],
-            // Not BrokerKilled: killed and restarted on SQLite storage
-            // (tests/kafka.rs tests it alone), the broker held every record
-            // but consumers read a few partitions only; in-memory storage
-            // would lose the topics.
-            SinkKind::Kafka => vec![BrokerPaused],
+            SinkKind::Kafka => vec![BrokerPaused, BrokerKilled],
         });
         all
     }
@@ -137,6 +135,12 @@ impl World {
                 kafka.pause().unwrap();
                 hold(rng, 3..12);
                 kafka.resume().unwrap();
+            }
+            Fault::BrokerKilled => {
+                let kafka = self.kafka.as_mut().unwrap();
+                kafka.kill().unwrap();
+                hold(rng, 2..8);
+                kafka.start_again().unwrap();
             }
             Fault::DiskFull => {
                 let filler = self.disk.as_ref().unwrap().fill();
@@ -211,7 +215,8 @@ fn nemesis(sink: SinkKind) {
             (None, Some(disk), config, Some(events))
         }
         SinkKind::Kafka => {
-            let kafka = Kafka::start().unwrap();
+            // Durable: the broker is killed and started again.
+            let kafka = Kafka::builder().durable(true).start().unwrap();
             let bare: Vec<&str> = TABLES.iter().map(|(t, _)| *t).collect();
             let config = kafka_config(dir.path(), &url, &name, &bare, &kafka, "", "");
             (Some(kafka), None, config, None)
@@ -236,7 +241,18 @@ fn nemesis(sink: SinkKind) {
         std::thread::spawn(move || workload::run(url, seed, stop))
     };
     let mut rng = StdRng::seed_from_u64(seed ^ 0x6e656d65);
-    let faults = Fault::all_for(sink);
+    // `CDC_NEMESIS_FAULTS=BrokerKilled,CdcKilled` narrows the choice, to
+    // chase one fault.
+    let only = std::env::var("CDC_NEMESIS_FAULTS").unwrap_or_default();
+    let faults: Vec<Fault> = Fault::all_for(sink)
+        .into_iter()
+        .filter(|f| only.is_empty() || only.split(',').any(|o| o.trim() == format!("{f:?}")))
+        .collect();
+    assert!(
+        !faults.is_empty(),
+        "CDC_NEMESIS_FAULTS={only} names none of {:?}",
+        Fault::all_for(sink)
+    );
     let mut injected: BTreeMap<Fault, u32> = BTreeMap::new();
     let deadline = Instant::now() + Duration::from_secs(secs);
     while Instant::now() < deadline {

@@ -285,6 +285,20 @@ fn a_table_created_later_is_captured_with_nothing_lost_and_a_keyless_one_keeps_i
 
 #[test]
 fn new_tables_snapshots_a_table_added_to_the_config_once() {
+    new_tables_snapshots_once(&["public.a", "public.b"]);
+}
+
+/// The config's `public.a` becomes `public.*`: the pattern now matches the
+/// existing `b` too, which is a table captured for the first time.
+#[test]
+fn new_tables_snapshots_an_existing_table_a_pattern_newly_matches_once() {
+    new_tables_snapshots_once(&["public.*"]);
+}
+
+/// A first run captures `public.a`; the second run's `tables` (`second`)
+/// also captures the existing `public.b`, which `new_tables` snapshots
+/// once, while `a` is not snapshotted again, nor `b` by a third run.
+fn new_tables_snapshots_once(second: &[&str]) {
     let (pg, dir, config, events_path) = prepare(
         "CREATE TABLE a (id int PRIMARY KEY, v text);
          CREATE TABLE b (id int PRIMARY KEY, v text);
@@ -309,7 +323,7 @@ fn new_tables_snapshots_a_table_added_to_the_config_once() {
     write_config(
         dir.path(),
         &pg.url(),
-        &["public.a", "public.b"],
+        second,
         "\n[snapshot]\nnew_tables = true\nchunk_size = 15\n",
     );
     let mut engine = Engine::start(&config);

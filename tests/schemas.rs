@@ -22,6 +22,29 @@ fn a_partitioned_table_is_captured_through_its_root() {
         .psql("SELECT pubviaroot FROM pg_publication WHERE pubname = 'cdc'")
         .unwrap();
     assert_eq!(publication, "t");
+    // A live writer beside the test's own statements, on keys of its own
+    // (≡ 3 mod 7) in both partitions: each write a newer `w<n>`.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let live = {
+        let stop = stop.clone();
+        let url = pg.url();
+        std::thread::spawn(move || {
+            with_client(&url, async |client| {
+                let mut n: u64 = 0;
+                while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                    n += 1;
+                    let id = 3 + 7 * ((n * 37) % 285);
+                    client
+                        .batch_execute(&format!(
+                            "INSERT INTO m VALUES ({id}, 'w{n}') ON CONFLICT (id) DO UPDATE SET v = excluded.v"
+                        ))
+                        .await
+                        .unwrap();
+                    tokio::time::sleep(Duration::from_millis(3)).await;
+                }
+            })
+        })
+    };
     // A snapshot of the root while a writer changes every partition.
     signal(
         &pg,
@@ -55,8 +78,33 @@ fn a_partitioned_table_is_captured_through_its_root() {
         assert!(engine.is_running(), "{}", engine.log_text());
         engine.log_text().contains("snapshot complete")
     });
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    live.join().unwrap();
     wait_for_fold(&pg, &events_path, "m", &["id"], &mut engine);
     let events = read_events(&events_path);
+    // No key of the live writer goes back to an older write, by stream
+    // or by snapshot read.
+    let mut newest: std::collections::HashMap<i64, u64> = Default::default();
+    for e in &events {
+        let Some(n) = e["after"]["v"]
+            .as_str()
+            .and_then(|v| v.strip_prefix('w'))
+            .and_then(|n| n.parse::<u64>().ok())
+        else {
+            continue;
+        };
+        let id = e["after"]["id"].as_i64().unwrap();
+        let before = newest.insert(id, n).unwrap_or(0);
+        assert!(
+            n >= before,
+            "m id {id} went back from w{before} to w{n}: {e}"
+        );
+    }
+    assert!(
+        newest.len() > 50,
+        "the live writer's keys arrived: {}",
+        newest.len()
+    );
     assert!(
         events.iter().all(|e| e["source"]["table"] == "m"),
         "events under a partition's name"

@@ -375,3 +375,57 @@ fn keys_found_by_the_index_are_filled_too() {
     assert_eq!(h.reads(), expected);
     assert_eq!(h.emitted(), keys.len());
 }
+
+fn schema_of(table: Arc<TableRef>, version: u64) -> LogItem {
+    use crate::schema::{ColumnKind, ColumnSchema, TableSchema};
+    LogItem::Schema(Arc::new(TableSchema {
+        table,
+        version,
+        columns: vec![
+            ColumnSchema::new("id", "bigint", ColumnKind::Int64),
+            ColumnSchema::new("v", "bigint", ColumnKind::Int64),
+        ],
+        key: vec!["id".into()],
+    }))
+}
+
+/// A shape change of the window's table between its watermarks: the chunk
+/// may have been read with either shape, so it is discarded (and read again
+/// with the new one), never emitted; its window's events pass as they are.
+#[test]
+fn a_schema_change_inside_the_window_discards_its_chunk() {
+    let mut h = h();
+    h.expect();
+    h.chunk(&[(1, 10, "a"), (2, 20, "b")]);
+    h.mark(true);
+    h.update(1, 11, Some("a2"));
+    let table = h.table.clone();
+    h.feed(schema_of(table, 2));
+    h.update(2, 21, Some("b2"));
+    h.mark(false);
+    assert!(h.reads().is_empty(), "{:?}", h.out);
+    assert_eq!(h.out.len(), 2, "the window's own events pass through");
+    match h.outcomes.as_slice() {
+        [Outcome::ChunkDiscarded { reason, .. }] => {
+            assert!(reason.contains("changed shape inside window w"), "{reason}");
+        }
+        other => panic!("expected the chunk discarded, got {other:?}"),
+    }
+}
+
+/// Another table's change of shape, or one before the window opened (the
+/// chunk is read after the low watermark, with the new shape), spoils
+/// nothing.
+#[test]
+fn a_schema_change_of_another_table_or_before_the_window_keeps_the_chunk() {
+    let mut h = h();
+    h.expect();
+    let table = h.table.clone();
+    h.feed(schema_of(table, 2));
+    h.chunk(&[(1, 10, "a"), (2, 20, "b")]);
+    h.mark(true);
+    h.feed(schema_of(Arc::new(TableRef::new("public", "other")), 2));
+    h.mark(false);
+    assert_eq!(h.reads().len(), 2);
+    assert_eq!(h.emitted(), 2);
+}
