@@ -79,11 +79,11 @@ impl Fault {
         all.extend(match sink {
             SinkKind::File => vec![DiskFull],
             // BrokerKilled only when CDC_NEMESIS_FAULTS names it: tests/kafka.rs
-            // kills the broker alone, and passes; mixed with the other faults,
-            // tansu 0.6 (SQLite storage), restarted, left produce requests
-            // unanswered for 60 s at a time (logging DuplicateSequenceNumber),
-            // and a consumer from the beginning read none of one key's 36
-            // changes, early ones included (seed 208943001053700724).
+            // kills the broker alone, and passes. A kill needs tansu's SQLite
+            // storage, and in nemesis runs a consumer read back none of a
+            // topic's records from it, killed or not (seeds 208943001053700724,
+            // 17124127890232652192); restarted, it also left produce requests
+            // unanswered for 60 s at a time (logging DuplicateSequenceNumber).
             SinkKind::Kafka => vec![BrokerPaused],
         });
         all
@@ -192,6 +192,22 @@ fn nemesis(sink: SinkKind) {
     // Every other failure (a fault tool's unwrap, a helper's assert) names
     // the seed too; per thread, as both runs may share a process.
     with_seed_on_panic(seed);
+    // `CDC_NEMESIS_FAULTS=BrokerKilled,CdcKilled` narrows the choice, to
+    // chase one fault.
+    let only = std::env::var("CDC_NEMESIS_FAULTS").unwrap_or_default();
+    let asked = |f: &Fault| only.split(',').any(|o| o.trim() == format!("{f:?}"));
+    let mut faults: Vec<Fault> = Fault::all_for(sink)
+        .into_iter()
+        .filter(|f| only.is_empty() || asked(f))
+        .collect();
+    if sink == SinkKind::Kafka && asked(&Fault::BrokerKilled) {
+        faults.push(Fault::BrokerKilled);
+    }
+    assert!(
+        !faults.is_empty(),
+        "CDC_NEMESIS_FAULTS={only} names none of {:?}",
+        Fault::all_for(sink)
+    );
     let ns = Netns::create().unwrap();
     let pg = Postgres::builder()
         .netns(&ns)
@@ -225,10 +241,7 @@ fn nemesis(sink: SinkKind) {
             // nemesis runs a consumer of tansu 0.6's SQLite storage read
             // back none of a topic's records (seed 17124127890232652192,
             // no kill), its in-memory storage all of them.
-            let kill = std::env::var("CDC_NEMESIS_FAULTS")
-                .unwrap_or_default()
-                .split(',')
-                .any(|f| f.trim() == "BrokerKilled");
+            let kill = faults.contains(&Fault::BrokerKilled);
             let kafka = Kafka::builder().durable(kill).start().unwrap();
             let bare: Vec<&str> = TABLES.iter().map(|(t, _)| *t).collect();
             let config = kafka_config(dir.path(), &url, &name, &bare, &kafka, "", "");
@@ -254,21 +267,6 @@ fn nemesis(sink: SinkKind) {
         std::thread::spawn(move || workload::run(url, seed, stop))
     };
     let mut rng = StdRng::seed_from_u64(seed ^ 0x6e656d65);
-    // `CDC_NEMESIS_FAULTS=BrokerKilled,CdcKilled` narrows the choice, to
-    // chase one fault.
-    let only = std::env::var("CDC_NEMESIS_FAULTS").unwrap_or_default();
-    let mut faults: Vec<Fault> = Fault::all_for(sink)
-        .into_iter()
-        .filter(|f| only.is_empty() || only.split(',').any(|o| o.trim() == format!("{f:?}")))
-        .collect();
-    if sink == SinkKind::Kafka && only.split(',').any(|o| o.trim() == "BrokerKilled") {
-        faults.push(Fault::BrokerKilled);
-    }
-    assert!(
-        !faults.is_empty(),
-        "CDC_NEMESIS_FAULTS={only} names none of {:?}",
-        Fault::all_for(sink)
-    );
     let mut injected: BTreeMap<Fault, u32> = BTreeMap::new();
     let deadline = Instant::now() + Duration::from_secs(secs);
     while Instant::now() < deadline {

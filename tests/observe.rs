@@ -393,25 +393,9 @@ fn a_reconnect_is_counted_and_ready_comes_back() {
     // Each terminated walsender is a reconnect after a growing backoff;
     // ending them over and over makes the not-ready stretch long enough
     // to be seen by polling, whatever the machine's speed.
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let killer = {
-        let stop = stop.clone();
-        let pg = pg.url();
-        std::thread::spawn(move || {
-            with_client(&pg, async |client| {
-                while !stop.load(std::sync::atomic::Ordering::SeqCst) {
-                    client
-                        .execute(
-                            "SELECT pg_terminate_backend(pid) FROM pg_stat_replication",
-                            &[],
-                        )
-                        .await
-                        .unwrap();
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-            })
-        })
-    };
+    let killer = LiveWriter::start(&pg.url(), Duration::from_millis(50), |_| {
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_replication".to_string()
+    });
     let mut body = String::new();
     wait_until(
         "ready to say it reconnects",
@@ -422,8 +406,7 @@ fn a_reconnect_is_counted_and_ready_comes_back() {
             status == 503
         },
     );
-    stop.store(true, std::sync::atomic::Ordering::SeqCst);
-    killer.join().unwrap();
+    killer.stop();
     assert!(body.starts_with("reconnecting: "), "{body}");
     assert_eq!(body.trim().lines().count(), 1, "{body}");
     assert_eq!(http_get(addr, "/health/live").0, 200);

@@ -5,8 +5,6 @@
 
 mod common;
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
@@ -23,30 +21,15 @@ fn two_tables_are_snapshotted_at_once_under_a_writer_and_each_folds_to_its_table
         &["public.a", "public.b", "public.c"],
         "\n[snapshot]\nchunk_size = 50\nmax_parallel_tables = 2\n",
     );
-    let stop = Arc::new(AtomicBool::new(false));
-    let writer = {
-        let stop = stop.clone();
-        let url = pg.url();
-        std::thread::spawn(move || {
-            with_client(&url, async |client| {
-                let mut n: u64 = 0;
-                while !stop.load(Ordering::SeqCst) {
-                    n += 1;
-                    let table = ["a", "b", "c"][(n % 3) as usize];
-                    let id = (n * 7919) % 3000 + 1;
-                    client
-                        .batch_execute(&format!(
-                            "UPDATE {table} SET v = v + 1 WHERE id = {id}; \
-                             DELETE FROM {table} WHERE id = {} AND v > 3",
-                            (n * 104_729) % 3000 + 1
-                        ))
-                        .await
-                        .unwrap();
-                    tokio::time::sleep(Duration::from_millis(2)).await;
-                }
-            })
-        })
-    };
+    let writer = LiveWriter::start(&pg.url(), Duration::from_millis(2), |n| {
+        let table = ["a", "b", "c"][(n % 3) as usize];
+        let id = (n * 7919) % 3000 + 1;
+        format!(
+            "UPDATE {table} SET v = v + 1 WHERE id = {id}; \
+             DELETE FROM {table} WHERE id = {} AND v > 3",
+            (n * 104_729) % 3000 + 1
+        )
+    });
     signal(
         &pg,
         "all",
@@ -57,8 +40,7 @@ fn two_tables_are_snapshotted_at_once_under_a_writer_and_each_folds_to_its_table
         assert!(engine.is_running(), "{}", engine.log_text());
         engine.log_text().matches("snapshot complete").count() == 3
     });
-    stop.store(true, Ordering::SeqCst);
-    writer.join().unwrap();
+    writer.stop();
     for table in ["a", "b", "c"] {
         wait_for_fold(&pg, &events_path, table, &["id"], &mut engine);
     }

@@ -24,27 +24,10 @@ fn a_partitioned_table_is_captured_through_its_root() {
     assert_eq!(publication, "t");
     // A live writer beside the test's own statements, on keys of its own
     // (≡ 3 mod 7) in both partitions: each write a newer `w<n>`.
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let live = {
-        let stop = stop.clone();
-        let url = pg.url();
-        std::thread::spawn(move || {
-            with_client(&url, async |client| {
-                let mut n: u64 = 0;
-                while !stop.load(std::sync::atomic::Ordering::SeqCst) {
-                    n += 1;
-                    let id = 3 + 7 * ((n * 37) % 285);
-                    client
-                        .batch_execute(&format!(
-                            "INSERT INTO m VALUES ({id}, 'w{n}') ON CONFLICT (id) DO UPDATE SET v = excluded.v"
-                        ))
-                        .await
-                        .unwrap();
-                    tokio::time::sleep(Duration::from_millis(3)).await;
-                }
-            })
-        })
-    };
+    let live = LiveWriter::start(&pg.url(), Duration::from_millis(3), |n| {
+        let id = 3 + 7 * ((n * 37) % 285);
+        format!("INSERT INTO m VALUES ({id}, 'w{n}') ON CONFLICT (id) DO UPDATE SET v = excluded.v")
+    });
     // A snapshot of the root while a writer changes every partition.
     signal(
         &pg,
@@ -78,8 +61,7 @@ fn a_partitioned_table_is_captured_through_its_root() {
         assert!(engine.is_running(), "{}", engine.log_text());
         engine.log_text().contains("snapshot complete")
     });
-    stop.store(true, std::sync::atomic::Ordering::SeqCst);
-    live.join().unwrap();
+    live.stop();
     wait_for_fold(&pg, &events_path, "m", &["id"], &mut engine);
     let events = read_events(&events_path);
     // No key of the live writer goes back to an older write, by stream
@@ -288,27 +270,14 @@ fn unchanged_toast_values_inside_a_window_still_reach_the_consumer() {
         &["public.docs"],
         "\n[snapshot]\nchunk_size = 20\n",
     );
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let writer = {
-        let (url, stop) = (pg.url(), stop.clone());
-        std::thread::spawn(move || {
-            with_client(&url, async |client| {
-                let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
-                let mut n = 0;
-                while !stop.load(std::sync::atomic::Ordering::SeqCst) {
-                    seed ^= seed << 13;
-                    seed ^= seed >> 7;
-                    seed ^= seed << 17;
-                    n += 1;
-                    // Another column only: the body stays TOASTed, unchanged.
-                    let sql = format!("UPDATE docs SET n = {n} WHERE id = {}", seed % 3000 + 1);
-                    client.batch_execute(&sql).await.unwrap();
-                    tokio::time::sleep(Duration::from_millis(1)).await;
-                }
-                n
-            })
-        })
-    };
+    let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
+    let writer = LiveWriter::start(&pg.url(), Duration::from_millis(1), move |n| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        // Another column only: the body stays TOASTed, unchanged.
+        format!("UPDATE docs SET n = {n} WHERE id = {}", seed % 3000 + 1)
+    });
     signal(
         &pg,
         "snap-docs",
@@ -319,8 +288,7 @@ fn unchanged_toast_values_inside_a_window_still_reach_the_consumer() {
         assert!(engine.is_running(), "{}", engine.log_text());
         engine.log_text().contains("snapshot complete")
     });
-    stop.store(true, std::sync::atomic::Ordering::SeqCst);
-    assert!(writer.join().unwrap() > 0);
+    assert!(writer.stop() > 0);
     let expected = contents(&pg, "docs", &["id"]);
     let mut folded = Default::default();
     let matched = (0..600).any(|_| {
@@ -406,26 +374,11 @@ fn a_truncated_or_attached_partition_reaches_consumers_and_a_detached_one_is_nam
         &["public.m"],
         "\n[snapshot]\nchunk_size = 100\n",
     );
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let writer = {
-        let stop = stop.clone();
-        let url = pg.url();
-        std::thread::spawn(move || {
-            with_client(&url, async |client| {
-                let mut id = 2001;
-                while !stop.load(std::sync::atomic::Ordering::SeqCst) {
-                    client
-                        .batch_execute(&format!(
-                            "INSERT INTO m VALUES ({id}, 'live') ON CONFLICT (id) DO UPDATE SET v = 'live'"
-                        ))
-                        .await
-                        .unwrap();
-                    id = if id >= 2998 { 2001 } else { id + 1 };
-                    tokio::time::sleep(Duration::from_millis(5)).await;
-                }
-            })
-        })
-    };
+    // Ids 2001, 2002, …, 2998, then 2001 again.
+    let writer = LiveWriter::start(&pg.url(), Duration::from_millis(5), |n| {
+        let id = 2001 + (n - 1) % 998;
+        format!("INSERT INTO m VALUES ({id}, 'live') ON CONFLICT (id) DO UPDATE SET v = 'live'")
+    });
     wait_for_events(&events_path, 20, &mut engine);
     // A partition truncated: its rows leave without an event, so the root
     // is snapshotted again between resync markers.
@@ -446,8 +399,7 @@ fn a_truncated_or_attached_partition_reaches_consumers_and_a_detached_one_is_nam
             .count()
             == 51
     });
-    stop.store(true, std::sync::atomic::Ordering::SeqCst);
-    writer.join().unwrap();
+    writer.stop();
     // A consumer that follows the resync markers has exactly the table.
     let expected = contents(&pg, "m", &["id"]);
     wait_until(

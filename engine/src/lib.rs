@@ -40,3 +40,17 @@ pub use source::{LogItem, Source, SourceError, StreamContext};
 pub use source_block::{EnvelopeLayout, SourceBlock, DOCUMENT_COLUMN, PLAIN_BLOCK};
 pub use telemetry::Telemetry;
 pub use value::{Row, TextType, Value, DEFAULT_TIME_PRECISION, UNAVAILABLE_VALUE_PLACEHOLDER};
+
+/// `tracing::warn!` when `$warn`, else `tracing::info!`, with the same line:
+/// one fault gets one warning, and the other parts that notice it say so at
+/// info ([`Lease::first_to_notice_outage`]).
+#[macro_export]
+macro_rules! warn_or_info {
+    ($warn:expr, $($arg:tt)+) => {
+        if $warn {
+            ::tracing::warn!($($arg)+)
+        } else {
+            ::tracing::info!($($arg)+)
+        }
+    };
+}

@@ -124,17 +124,11 @@ async fn write_loop(
             // carries everything this one would have.
             Err(reason) if !warned => {
                 warned = true;
-                if store.first_to_notice_outage() {
-                    tracing::warn!(
-                        "cannot write {}: {reason}; the next start works from its last record",
-                        store.describe()
-                    );
-                } else {
-                    tracing::info!(
-                        "cannot write {}: {reason}; the next start works from its last record",
-                        store.describe()
-                    );
-                }
+                crate::warn_or_info!(
+                    store.first_to_notice_outage(),
+                    "cannot write {}: {reason}; the next start works from its last record",
+                    store.describe()
+                );
             }
             Err(_) => {}
         }

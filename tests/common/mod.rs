@@ -303,6 +303,43 @@ pub fn with_client<T>(url: &str, f: impl AsyncFnOnce(tokio_postgres::Client) -> 
     })
 }
 
+/// A thread running `statement(n)` for n = 1, 2, … with `pause` between,
+/// beside the engine, until [`LiveWriter::stop`]. A statement that fails
+/// fails the test.
+pub struct LiveWriter {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<u64>,
+}
+
+impl LiveWriter {
+    pub fn start(
+        url: &str,
+        pause: Duration,
+        mut statement: impl FnMut(u64) -> String + Send + 'static,
+    ) -> LiveWriter {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (url, stopped) = (url.to_string(), stop.clone());
+        let thread = std::thread::spawn(move || {
+            with_client(&url, async |client| {
+                let mut n: u64 = 0;
+                while !stopped.load(std::sync::atomic::Ordering::SeqCst) {
+                    n += 1;
+                    client.batch_execute(&statement(n)).await.unwrap();
+                    tokio::time::sleep(pause).await;
+                }
+                n
+            })
+        });
+        LiveWriter { stop, thread }
+    }
+
+    /// Stops it after its statement in flight; how many it ran.
+    pub fn stop(self) -> u64 {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.thread.join().unwrap()
+    }
+}
+
 /// Fold events by key (last wins, `d` deletes, `t` clears): the table as the
 /// consumer sees it. Keys are the key JSON text.
 pub fn fold(events: &[Value], table: &str, key_cols: &[&str]) -> BTreeMap<String, Value> {

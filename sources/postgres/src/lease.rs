@@ -314,15 +314,10 @@ async fn monitor(client: Client, lease: Lease, slot: String) {
     // The fault that took the lock connection (a crashed server, a dead
     // path) has mostly taken the replication connection first, whose
     // warning is the fault's one.
-    if !lease.first_to_notice_outage() {
-        tracing::info!(
-            "lost the lease of replication slot '{slot}' ({why}): stopping before acknowledging anything more"
-        );
-    } else {
-        tracing::warn!(
-            "lost the lease of replication slot '{slot}' ({why}): stopping before acknowledging anything more"
-        );
-    }
+    cdc_engine::warn_or_info!(
+        lease.first_to_notice_outage(),
+        "lost the lease of replication slot '{slot}' ({why}): stopping before acknowledging anything more"
+    );
     lease.lose(why);
 }
 

@@ -248,19 +248,12 @@ pub(crate) async fn run(
                 // and so is the first when another connection has already
                 // warned of the same fault (the lock connection died first).
                 if lost_at.is_none() {
-                    if acks.lease.first_to_notice_outage() {
-                        tracing::warn!(
-                            server = %config.connect.redacted(),
-                            "replication connection lost: {err}; reconnecting in {}ms",
-                            backoff.as_millis()
-                        );
-                    } else {
-                        tracing::info!(
-                            server = %config.connect.redacted(),
-                            "replication connection lost: {err}; reconnecting in {}ms",
-                            backoff.as_millis()
-                        );
-                    }
+                    cdc_engine::warn_or_info!(
+                        acks.lease.first_to_notice_outage(),
+                        server = %config.connect.redacted(),
+                        "replication connection lost: {err}; reconnecting in {}ms",
+                        backoff.as_millis()
+                    );
                     lost_at = Some(Instant::now());
                 } else {
                     tracing::info!(
