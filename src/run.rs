@@ -252,7 +252,9 @@ async fn run_once(
     telemetry: &Telemetry,
 ) -> Result<ExitCode> {
     let mut pg = postgres_config(config)?;
-    pg.read_before_failover = carried.lock().ok().and_then(|mut read| read.take());
+    // Kept, not taken: a run that fails before streaming (the server still
+    // recovering) must not leave the next one without it.
+    pg.read_before_failover = carried.lock().ok().and_then(|read| read.clone());
     // One active instance per slot: the others wait here, live but not
     // ready.
     telemetry.set_active(false);
@@ -319,7 +321,11 @@ async fn run_once(
         .build()?;
     let outcome = runner.run(shutdown_tx, shutdown_rx).await;
     if let (Ok(mut slot), Ok(mut read)) = (carried.lock(), handoff.lock()) {
-        *slot = read.take();
+        // The newest one wins; an older one is harmless, each guard takes
+        // the furthest of it and the server's own position.
+        if let Some(read) = read.take() {
+            *slot = Some(read);
+        }
     }
     drop(lease);
     let stats = outcome?;

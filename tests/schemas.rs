@@ -147,6 +147,26 @@ fn a_keyless_table_is_never_published_with_updates_so_the_application_keeps_writ
     .unwrap();
     let events = wait_for_events(&events_path, 1, &mut engine);
     assert!(events.iter().all(|e| e["source"]["table"] == "orders"));
+    // Given a key while cdc runs, it is captured without a restart: its
+    // rows by a snapshot, its changes from then on.
+    pg.psql("ALTER TABLE nopk ADD PRIMARY KEY (v)").unwrap();
+    wait_until("nopk captured", Duration::from_secs(60), || {
+        assert!(engine.is_running(), "{}", engine.log_text());
+        engine
+            .log_text()
+            .contains("captured table public.nopk, new to this run")
+    });
+    pg.psql("INSERT INTO nopk VALUES (10)").unwrap();
+    wait_until("nopk's rows", Duration::from_secs(60), || {
+        let events = read_events(&events_path);
+        let nopk = table_events(&events, "nopk");
+        nopk.iter().any(|e| e["op"] == "r" && e["after"]["v"] == 3)
+            && nopk.iter().any(|e| e["after"]["v"] == 10)
+    });
+    assert_eq!(
+        fold(&read_events(&events_path), "nopk", &["v"]),
+        contents(&pg, "nopk", &["v"])
+    );
     engine.terminate();
 }
 
@@ -356,6 +376,79 @@ fn a_publication_this_role_cannot_alter_gets_one_line_with_the_fix() {
         "{line}"
     );
     assert!(!stderr.contains("pw"), "{stderr}");
+}
+
+/// The publication holds the signal table but not every captured table:
+/// the rest streams, one line names the table left out and the fix, and
+/// once the owner runs it the table is captured, its rows by a snapshot.
+#[test]
+fn a_publication_this_role_cannot_alter_leaves_one_table_out_and_captures_it_once_fixed() {
+    let pg = postgres_with(
+        "CREATE TABLE a (id int PRIMARY KEY); CREATE TABLE b (id int PRIMARY KEY, v text);
+         INSERT INTO b SELECT g, 'before' FROM generate_series(1, 30) g;
+         CREATE ROLE app LOGIN REPLICATION PASSWORD 'pw';
+         GRANT SELECT ON a, b TO app;
+         DO $$ BEGIN EXECUTE format('GRANT CREATE ON DATABASE %I TO app', current_database()); END $$;
+         CREATE SCHEMA cdc AUTHORIZATION app;
+         SET ROLE app;
+         CREATE TABLE cdc.signal (id text PRIMARY KEY, type text NOT NULL, data jsonb);
+         RESET ROLE;
+         CREATE PUBLICATION cdc FOR TABLE a, cdc.signal WITH (publish_via_partition_root = true);",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(
+        dir.path(),
+        &pg.url_for("app", "pw"),
+        &["public.a", "public.b"],
+        "",
+    );
+    let events_path = dir.path().join("events.jsonl");
+    let mut engine = Engine::start(&config);
+    wait_streaming(&mut engine);
+    let culprit = "publication 'cdc' cannot be changed by this role";
+    let log = engine.log_text();
+    let lines: Vec<&str> = log.lines().filter(|l| l.contains(culprit)).collect();
+    assert_eq!(lines.len(), 1, "one line:\n{log}");
+    assert!(
+        lines[0].contains("\"public\".\"b\" left out")
+            && lines[0].contains("ALTER PUBLICATION \"cdc\" ADD TABLE \"public\".\"b\""),
+        "{}",
+        lines[0]
+    );
+    assert!(!log.contains("pw@"), "{log}");
+    // The rest streams.
+    pg.psql("INSERT INTO a VALUES (1)").unwrap();
+    wait_for_events(&events_path, 1, &mut engine);
+    // The owner runs the fix: b is captured, its earlier rows by a snapshot,
+    // its later changes from the log.
+    pg.psql("ALTER PUBLICATION cdc ADD TABLE b").unwrap();
+    wait_until("b captured", Duration::from_secs(60), || {
+        assert!(engine.is_running(), "{}", engine.log_text());
+        engine
+            .log_text()
+            .contains("captured table public.b, new to this run")
+    });
+    pg.psql("UPDATE b SET v = 'after' WHERE id = 7; INSERT INTO b VALUES (31, 'streamed')")
+        .unwrap();
+    wait_until("b's rows", Duration::from_secs(60), || {
+        let events = read_events(&events_path);
+        let reads = table_events(&events, "b")
+            .iter()
+            .filter(|e| e["op"] == "r")
+            .count();
+        reads >= 30
+            && table_events(&events, "b")
+                .iter()
+                .any(|e| e["after"]["id"] == 31)
+    });
+    let events = read_events(&events_path);
+    assert_eq!(
+        fold(&events, "b", &["id"]),
+        contents(&pg, "b", &["id"]),
+        "a consumer of b's events has the table"
+    );
+    assert_eq!(engine.log_text().matches(culprit).count(), 1, "one line");
+    engine.terminate();
 }
 
 /// PostgreSQL publishes no event, through the root, for a `TRUNCATE` of one

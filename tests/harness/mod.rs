@@ -146,19 +146,40 @@ pub fn assert_nothing_lost(
     engine: &mut Engine,
     history: &History,
 ) {
-    let mut events = Vec::new();
-    wait_until(
-        "the writer's last changes",
-        Duration::from_secs(180),
-        || {
-            assert!(engine.is_running(), "cdc exited:\n{}", engine.log_text());
-            events = read_events(events_path);
-            let seen = states_by_key(&events);
-            history
-                .iter()
-                .all(|(k, h)| seen.get(k).and_then(|s| s.last()) == h.last())
-        },
-    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(180);
+    let events = loop {
+        assert!(engine.is_running(), "cdc exited:\n{}", engine.log_text());
+        let events = read_events(events_path);
+        let seen = states_by_key(&events);
+        let behind: Vec<_> = history
+            .iter()
+            .filter(|(k, h)| seen.get(*k).and_then(|s| s.last()) != h.last())
+            .collect();
+        if behind.is_empty() {
+            break events;
+        }
+        if std::time::Instant::now() > deadline {
+            // Name the culprit: a stall shows every key behind, a loss a few.
+            let (key, committed) = behind[0];
+            // Where the server and the slot stand: a sender waiting on cdc
+            // or cdc waiting on the server.
+            let server = pg
+                .psql(
+                    "SELECT coalesce(string_agg(format('walsender %s sent %s flushed %s', state, sent_lsn, flush_lsn), '; '), 'no walsender') \
+                     || ' / slot active ' || (SELECT string_agg(format('%s confirmed %s restart %s', active, confirmed_flush_lsn, restart_lsn), '; ') FROM pg_replication_slots) \
+                     || ' / wal ' || pg_current_wal_lsn() FROM pg_stat_replication",
+                )
+                .unwrap_or_else(|e| e.to_string());
+            panic!(
+                "timed out waiting for the writer's last changes: {} of {} keys behind, {} events in the file; key {key}: committed {committed:?}, output {:?}; {server}",
+                behind.len(),
+                history.len(),
+                events.len(),
+                seen.get(key)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
     let checked =
         check::assert_history_in_order(&by_table("t", history), &events, &[("t", &["id"])]);
     assert_same(&fold(&events, "t", &["id"]), &contents(pg, "t", &["id"]));

@@ -119,7 +119,7 @@ pub(crate) fn spawn(
                 }
             };
             for (table, oid) in candidates {
-                if !config.patterns.iter().any(|p| p.matches(&table)) {
+                if !config.lists(&table) {
                     continue;
                 }
                 let again = refused.contains(&table);
@@ -133,6 +133,7 @@ pub(crate) fn spawn(
                     late: &late,
                     shutdown: &mut shutdown,
                     quiet: again,
+                    at_start: known.contains_key(&table),
                 };
                 let added = adder.add(&table).await;
                 if *shutdown.borrow() {
@@ -165,6 +166,8 @@ struct Adder<'a> {
     shutdown: &'a mut watch::Receiver<bool>,
     /// Looked at again after a refusal: say nothing new.
     quiet: bool,
+    /// The table existed when this run started and was left out then.
+    at_start: bool,
 }
 
 impl Adder<'_> {
@@ -223,6 +226,11 @@ impl Adder<'_> {
             .await
             .and_then(|r| r.try_get(0))
             .map_err(|e| describe_pg_error(&e))?;
+        if !all_tables && !member && self.quiet && !self.owns(&publication).await? {
+            // Refused before for want of ownership: the owner has not added
+            // it yet, and trying again would only fill the server's log.
+            return Ok(Added::Refused);
+        }
         if !all_tables && !member {
             let sql = format!(
                 "ALTER PUBLICATION {} ADD TABLE {}",
@@ -253,11 +261,28 @@ impl Adder<'_> {
             )
             .await
             .map_err(|e| describe_pg_error(&e))?;
+        let since = if self.at_start {
+            "new to this run"
+        } else {
+            "created while cdc runs"
+        };
         tracing::info!(
             publication = %publication,
-            "captured table {table}, created while cdc runs: its changes stream, its rows arrive by a snapshot"
+            "captured table {table}, {since}: its changes stream, its rows arrive by a snapshot"
         );
         Ok(Added::Captured)
+    }
+
+    /// Whether this role may alter `publication` (its owner's member).
+    async fn owns(&self, publication: &str) -> Result<bool, String> {
+        self.client
+            .query_one(
+                "SELECT COALESCE((SELECT pg_has_role(pubowner, 'USAGE') FROM pg_publication WHERE pubname = $1), false)",
+                &[&publication],
+            )
+            .await
+            .and_then(|r| r.try_get(0))
+            .map_err(|e| describe_pg_error(&e))
     }
 
     /// Wait until every transaction running now has ended (or shutdown).

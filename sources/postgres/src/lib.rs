@@ -121,7 +121,17 @@ impl PostgresSource {
                 published.extend(setup::publication_tables(&client, &name).await?);
             }
         }
-        let (publications, guarded) = setup::ensure(&client, &config, &tables, &configured).await?;
+        let setup::Ensured {
+            publications,
+            guarded,
+            left_out,
+        } = setup::ensure(&client, &config, &tables, &configured).await?;
+        tables.retain(|t| !left_out.contains(&t.table));
+        if tables.is_empty() && config.patterns.is_empty() {
+            return Err(SetupError::Preflight(
+                "no table can be captured: see the lines above".into(),
+            ));
+        }
         let refused = configured
             .iter()
             .filter(|c| !tables.iter().any(|t| t.table == c.table))
@@ -212,7 +222,9 @@ impl Source for PostgresSource {
             late.clone(),
         );
         let late_watched = late.clone();
-        if !self.config.patterns.is_empty() {
+        // Also for tables left out at start (no key, or a publication this
+        // role cannot alter): each is captured once that is fixed.
+        if !self.config.patterns.is_empty() || !self.refused.is_empty() {
             late_tables::spawn(
                 &self.config,
                 self.publications.clone(),

@@ -102,6 +102,9 @@ pub struct ReadBeforeFailover {
     pub timeline: i64,
     /// The last change read from that server (its WAL position).
     pub lsn: u64,
+    /// What the sink held of it: a slot behind this (the server crashed
+    /// before saving what it had confirmed) resumes from here.
+    pub durable: u64,
 }
 
 /// Filled by the stream when another server answers; read by the caller.
@@ -352,10 +355,13 @@ pub(crate) async fn guard(client: &Client, config: &PostgresConfig) -> Result<Gu
         }
         out.resnapshot = true;
     }
-    let start = match slot.and_then(|s| s.confirmed) {
+    let mut start = match slot.and_then(|s| s.confirmed) {
         Some(lsn) => lsn,
         None => create_slot(config).await?,
     };
+    if loss.is_none() {
+        start = resume_from(config, start, &id);
+    }
     if let Some(loss) = &loss {
         tracing::warn!(
             "{}: changes from {} to {} were not captured; snapshotting every captured table between resync markers (rows deleted in between are in no snapshot: consumers sweep them, see the README)",
@@ -381,6 +387,29 @@ pub(crate) async fn guard(client: &Client, config: &PostgresConfig) -> Result<Gu
     out.start_lsn = start;
     out.server = id;
     Ok(out)
+}
+
+/// The slot's `confirmed` position, or further where this process's last
+/// run on the same server had more in the sink: a server restarted after a
+/// crash has forgotten what it confirmed since its last checkpoint.
+fn resume_from(config: &PostgresConfig, confirmed: u64, server: &(String, i64)) -> u64 {
+    match &config.read_before_failover {
+        Some(read)
+            if read.system_id == server.0
+                && read.timeline == server.1
+                && read.durable > confirmed =>
+        {
+            tracing::info!(
+                "replication slot '{}' confirms {} while the sink holds everything up to {} (the server restarted before saving it): resuming from {}",
+                config.slot,
+                format_lsn(confirmed),
+                format_lsn(read.durable),
+                format_lsn(read.durable)
+            );
+            read.durable
+        }
+        _ => confirmed,
+    }
 }
 
 async fn note_loss(

@@ -400,18 +400,39 @@ struct PublicationPlan<'a> {
     publish: &'static str,
     wanted: Vec<&'a TableRef>,
     unwanted: Vec<&'a TableRef>,
+    /// Wanted, and nothing works without it: the signal table.
+    required: Option<&'a TableRef>,
+}
+
+impl PublicationPlan<'_> {
+    /// The wanted tables that `present` (the publication's list) lacks.
+    fn wanted_unlisted<'p>(
+        &'p self,
+        present: &'p [TableRef],
+    ) -> impl Iterator<Item = &'p TableRef> {
+        self.wanted.iter().copied().filter(|t| !present.contains(t))
+    }
+}
+
+/// What [`ensure`] set up.
+pub struct Ensured {
+    /// The publications to stream.
+    pub publications: Vec<String>,
+    pub guarded: crate::positions::Guarded,
+    /// Tables to capture that a publication lacks and this role cannot add:
+    /// left out of this start, each said in one line.
+    pub left_out: Vec<TableRef>,
 }
 
 /// Create what is missing: the signal table, the publications (or the
 /// tables they lack) and the slot. `tables` are the tables to capture,
 /// `configured` every configured table that exists (captured or left out).
-/// Returns the publications to stream and what the slot guards decided.
 pub async fn ensure(
     client: &Client,
     config: &PostgresConfig,
     tables: &[TableInfo],
     configured: &[TableInfo],
-) -> Result<(Vec<String>, crate::positions::Guarded), SetupError> {
+) -> Result<Ensured, SetupError> {
     let signal = &config.signal_table;
     ensure_signal_table(client, signal).await?;
 
@@ -428,9 +449,10 @@ pub async fn ensure(
             .filter(|t| !t.has_replica_identity())
             .map(|t| &t.table)
             .collect(),
+        required: Some(signal),
     };
     main.wanted.push(signal);
-    ensure_publication(client, &main).await?;
+    let mut left_out = ensure_publication(client, &main).await?;
     let mut publications = vec![main.name];
     // Also when a keyless table opted in may be created later: the
     // publications streamed are fixed when the stream starts.
@@ -441,20 +463,29 @@ pub async fn ensure(
             publish: "insert, truncate",
             wanted: insert_only.iter().map(|t| &t.table).collect(),
             unwanted: Vec::new(),
+            required: None,
         };
-        ensure_publication(client, &plan).await?;
+        left_out.extend(ensure_publication(client, &plan).await?);
         publications.push(plan.name);
     }
 
     // Before a slot is created: a missing one may be a lost one.
     let guarded = crate::positions::guard(client, config).await?;
-    Ok((publications, guarded))
+    Ok(Ensured {
+        publications,
+        guarded,
+        left_out,
+    })
 }
 
 /// Create the publication, or add the tables it lacks and drop the ones it
 /// must not hold. A publication cdc creates publishes partitioned tables
-/// through their root, so events carry the captured table's name.
-async fn ensure_publication(client: &Client, plan: &PublicationPlan<'_>) -> Result<(), SetupError> {
+/// through their root, so events carry the captured table's name. Returns
+/// the wanted tables it lacks and this role cannot add.
+async fn ensure_publication(
+    client: &Client,
+    plan: &PublicationPlan<'_>,
+) -> Result<Vec<TableRef>, SetupError> {
     let name = quote_ident(&plan.name);
     // Not its owner (or not allowed to create one): say who can fix it.
     let alter_err = |sql: String| {
@@ -475,6 +506,7 @@ async fn ensure_publication(client: &Client, plan: &PublicationPlan<'_>) -> Resu
         }
     };
     let all_tables = publication(client, &plan.name).await?.map(|p| p.all_tables);
+    let mut left_out = Vec::new();
     match all_tables {
         None => {
             let list: Vec<String> = plan.wanted.iter().map(|t| quote_table(t)).collect();
@@ -498,19 +530,34 @@ async fn ensure_publication(client: &Client, plan: &PublicationPlan<'_>) -> Resu
         Some(true) => {}
         Some(false) => {
             let present = publication_tables(client, &plan.name).await?;
-            let missing: Vec<String> = plan
-                .wanted
-                .iter()
-                .filter(|t| !present.contains(t))
-                .map(|t| quote_table(t))
-                .collect();
+            let missing: Vec<String> = plan.wanted_unlisted(&present).map(quote_table).collect();
             if !missing.is_empty() {
                 let sql = format!("ALTER PUBLICATION {name} ADD TABLE {}", missing.join(", "));
-                client
-                    .batch_execute(&sql)
-                    .await
-                    .map_err(alter_err(sql.clone()))?;
-                tracing::info!(publication = %plan.name, added = %missing.join(", "), "added tables to publication");
+                match client.batch_execute(&sql).await {
+                    Ok(()) => {
+                        tracing::info!(publication = %plan.name, added = %missing.join(", "), "added tables to publication");
+                    }
+                    // Not its owner: the tables it lacks are left out and
+                    // the rest is captured; the watcher captures each once
+                    // the owner adds it. Not the signal table: without it
+                    // no snapshot can be taken.
+                    Err(err)
+                        if err.code()
+                            == Some(&tokio_postgres::error::SqlState::INSUFFICIENT_PRIVILEGE)
+                            && !plan
+                                .wanted_unlisted(&present)
+                                .any(|t| Some(t) == plan.required) =>
+                    {
+                        left_out = plan.wanted_unlisted(&present).cloned().collect();
+                        tracing::error!(
+                            "publication '{}' cannot be changed by this role ({}): {} left out until its owner runs `{sql}` (cdc captures each at its next check after that), or set source.publication to a publication this role owns",
+                            plan.name,
+                            describe_pg_error(&err),
+                            missing.join(", ")
+                        );
+                    }
+                    Err(err) => return Err(alter_err(sql.clone())(err)),
+                }
             }
             let extra: Vec<String> = plan
                 .unwanted
@@ -528,7 +575,7 @@ async fn ensure_publication(client: &Client, plan: &PublicationPlan<'_>) -> Resu
             }
         }
     }
-    Ok(())
+    Ok(left_out)
 }
 
 /// The tables publication `name` lists by name (none when it does not exist).

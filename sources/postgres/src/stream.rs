@@ -74,6 +74,12 @@ impl Acks {
         self.start.max(self.last_sent_flush)
     }
 
+    /// Everything committed up to here is in the sink: what this run
+    /// started from, sent as flushed, or heard from the pipeline.
+    fn durable(&self) -> u64 {
+        self.acknowledged().max(self.flushed)
+    }
+
     fn refresh(&mut self) {
         let latest = self
             .rx
@@ -286,6 +292,7 @@ fn hand_off(handoff: &crate::positions::Handoff, acks: &Acks) {
             system_id: acks.server.0.clone(),
             timeline: acks.server.1,
             lsn: acks.read_data,
+            durable: acks.durable(),
         });
     }
 }
@@ -424,10 +431,20 @@ async fn session(
     // Held for this session only: a new one receives them again.
     let mut streams = streaming
         .then(|| StreamedTransactions::new(config.streaming_memory, config.spill_dir.clone()));
-    // Start from the slot's confirmed position (0/0): the server resends
-    // every transaction not yet acknowledged.
+    // Start from what the sink holds: the server resends every transaction
+    // committed after it. Not from the slot's own position (0/0): a server
+    // that crashed has forgotten what it confirmed since its last
+    // checkpoint, and its replay of older transactions would show consumers
+    // old states again, cut short if this session is (docs/architecture.md,
+    // "Resuming").
     let mut stream = match conn
-        .start_replication(&config.slot, 0, publications, decoder.binary(), streaming)
+        .start_replication(
+            &config.slot,
+            acks.durable(),
+            publications,
+            decoder.binary(),
+            streaming,
+        )
         .await
     {
         Ok(stream) => stream,

@@ -4,12 +4,13 @@
 //! one line:
 //! - WAL protection: when the server is close to invalidating the slot
 //!   (`safe_wal_size`, under `max_slot_wal_keep_size`), how long is left at
-//!   the current WAL rate, before it happens;
+//!   the rate WAL grew over the last minute, before it happens;
 //! - the optional heartbeat (`source.heartbeat_interval_secs`);
 //! - deleted state: a captured table or the signal table dropped while cdc
 //!   runs (the log carries no DDL, so only the catalog tells).
 
-use std::collections::HashSet;
+use std::collections::{HashSet, VecDeque};
+use std::time::Duration;
 
 use cdc_engine::{TableRef, Telemetry};
 use tokio::sync::watch;
@@ -52,14 +53,44 @@ pub fn seconds_left(safe_bytes: i64, rate: f64) -> Option<f64> {
     (rate > 0.0).then(|| safe_bytes.max(0) as f64 / rate)
 }
 
-/// The warning line, naming the slot and the fixes.
-pub fn warning(slot: &str, safe_bytes: i64, rate: f64) -> String {
-    let left = match seconds_left(safe_bytes, rate) {
-        Some(secs) => format!(
-            "about {secs:.0} s at the current {:.0} bytes/s of WAL",
+/// WAL's growth rate over the last minute of samples: writes come in
+/// bursts, and the rate between two polls alone says "not growing" for a
+/// slot that a burst a second ago brought close to its end.
+#[derive(Default)]
+pub struct WalRate {
+    samples: VecDeque<(i64, tokio::time::Instant)>,
+}
+
+impl WalRate {
+    const WINDOW: Duration = Duration::from_secs(60);
+
+    /// Record the server's WAL position at `at`; returns bytes a second
+    /// over the window, `None` before two samples.
+    pub fn sample(&mut self, position: i64, at: tokio::time::Instant) -> Option<f64> {
+        while self
+            .samples
+            .front()
+            .is_some_and(|(_, t)| at.duration_since(*t) > Self::WINDOW)
+        {
+            self.samples.pop_front();
+        }
+        self.samples.push_back((position, at));
+        let &(first, since) = self.samples.front()?;
+        let secs = at.duration_since(since).as_secs_f64();
+        (secs > 0.0).then(|| (position - first).max(0) as f64 / secs)
+    }
+}
+
+/// The warning line, naming the slot and the fixes. `rate`: `None` when
+/// not measured yet (the first look at the slot).
+pub fn warning(slot: &str, safe_bytes: i64, rate: Option<f64>) -> String {
+    let left = match rate.map(|rate| (rate, seconds_left(safe_bytes, rate))) {
+        Some((rate, Some(secs))) => format!(
+            "about {secs:.0} s at the last minute's {:.0} bytes/s of WAL",
             rate
         ),
-        None => "WAL is not growing right now".to_owned(),
+        Some((_, None)) => "WAL is not growing right now".to_owned(),
+        None => "WAL's rate is not measured yet".to_owned(),
     };
     format!(
         "replication slot '{slot}' has {safe_bytes} bytes of WAL left before the server invalidates it \
@@ -92,7 +123,7 @@ pub(crate) fn spawn(
     let every = heartbeat.map_or(config.status_interval, |h| h.min(config.status_interval));
     tokio::spawn(async move {
         let mut client: Option<Client> = None;
-        let mut last: Option<(i64, tokio::time::Instant)> = None;
+        let mut wal_rate = WalRate::default();
         let mut warned = false;
         loop {
             tokio::select! {
@@ -142,11 +173,7 @@ pub(crate) fn spawn(
             ) else {
                 continue;
             };
-            let now = tokio::time::Instant::now();
-            let rate = last
-                .map(|(before, at)| (position - before) as f64 / (now - at).as_secs_f64().max(1e-3))
-                .unwrap_or(0.0);
-            last = Some((position, now));
+            let rate = wal_rate.sample(position, tokio::time::Instant::now());
             match safe {
                 Some(safe) if safe < threshold => {
                     if !warned {
@@ -169,8 +196,35 @@ mod tests {
         assert_eq!(seconds_left(1000, 10.0), Some(100.0));
         assert_eq!(seconds_left(-5, 10.0), Some(0.0));
         assert_eq!(seconds_left(1000, 0.0), None);
-        let line = warning("cdc", 64, 2.0);
+        let line = warning("cdc", 64, Some(2.0));
         assert!(line.contains("slot 'cdc' has 64 bytes") && line.contains("about 32 s"));
         assert!(!line.contains('\n'));
+    }
+
+    #[test]
+    fn the_rate_spans_the_last_minute_not_the_last_poll() {
+        let start = tokio::time::Instant::now();
+        let mut rate = WalRate::default();
+        assert_eq!(rate.sample(0, start), None);
+        // A burst, then a quiet poll: the burst still counts.
+        assert_eq!(
+            rate.sample(1000, start + Duration::from_secs(10)),
+            Some(100.0)
+        );
+        assert_eq!(
+            rate.sample(1000, start + Duration::from_secs(20)),
+            Some(50.0)
+        );
+        // Past the window the burst's samples drop out.
+        assert_eq!(
+            rate.sample(1000, start + Duration::from_secs(75)),
+            Some(0.0)
+        );
+        assert_eq!(
+            rate.sample(1600, start + Duration::from_secs(81)),
+            Some(100.0)
+        );
+        assert!(warning("cdc", 64, None).contains("not measured yet"));
+        assert!(warning("cdc", 64, Some(0.0)).contains("not growing"));
     }
 }
