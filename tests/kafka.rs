@@ -612,6 +612,9 @@ fn broker_down(
     }
     let after = confirmed();
     samples.push(after.clone());
+    // The sink may recover before the healing call returns (a resumed
+    // broker answers at once): its line counts from the healing on.
+    let healing_at = now_secs();
     match down {
         Down::Paused => kafka.resume().unwrap(),
         Down::Killed | Down::KilledMidFlush => kafka.start_again().unwrap(),
@@ -691,7 +694,7 @@ fn broker_down(
     let recovered = log
         .lines()
         .filter(|l| l.contains("sink recovered"))
-        .find_map(|l| log_time(l).filter(|&t| t > back_at))
+        .find_map(|l| log_time(l).filter(|&t| t > healing_at))
         .unwrap_or_else(|| panic!("no line on the sink's recovery:\n{log}"));
     eprintln!(
         "broker {down:?} {}s ({phase:?}): slot held at {after} ({} samples); detected after {:.1}s; {during} warning line during the outage, {} in all (first: {}); \
@@ -701,7 +704,7 @@ fn broker_down(
         log_time(retried[0]).unwrap() - fault_at,
         retried.len(),
         strip_ansi(retried[0]),
-        recovered - back_at,
+        (recovered - back_at).max(0.0),
         history.values().map(Vec::len).sum::<usize>(),
         received.len(),
     );
