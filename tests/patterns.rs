@@ -428,17 +428,10 @@ fn a_table_an_earlier_run_added_before_its_marker_is_snapshotted_without_new_tab
 #[test]
 fn a_table_this_role_cannot_add_to_the_publication_gets_one_line_and_is_captured_once_its_owner_adds_it(
 ) {
-    let pg = postgres_with(
-        "CREATE TABLE a (id int PRIMARY KEY);
-         CREATE ROLE app LOGIN REPLICATION PASSWORD 'pw';
-         GRANT SELECT ON a TO app;
-         DO $$ BEGIN EXECUTE format('GRANT CREATE ON DATABASE %I TO app', current_database()); END $$;
-         CREATE SCHEMA cdc AUTHORIZATION app;
-         SET ROLE app;
-         CREATE TABLE cdc.signal (id text PRIMARY KEY, type text NOT NULL, data jsonb);
-         RESET ROLE;
-         CREATE PUBLICATION cdc FOR TABLE a, cdc.signal WITH (publish_via_partition_root = true);",
-    );
+    let pg = postgres_with(&format!(
+        "CREATE TABLE a (id int PRIMARY KEY); {}",
+        role_without_the_publication("a")
+    ));
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(dir.path(), &pg.url_for("app", "pw"), &["public.*"], "");
     let events_path = dir.path().join("events.jsonl");

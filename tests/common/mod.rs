@@ -546,3 +546,29 @@ pub fn assert_no_time_travel<'a>(events: impl IntoIterator<Item = &'a Value>) {
         seen.insert((table, id), now);
     }
 }
+
+/// Role `app` (password `pw`) owns schema `cdc` and its signal table but not
+/// publication `cdc`, which holds `public.a` and the signal table: cdc run as
+/// `app` cannot add a table to it. `grants`: the tables `app` may read.
+pub fn role_without_the_publication(grants: &str) -> String {
+    format!(
+        "CREATE ROLE app LOGIN REPLICATION PASSWORD 'pw';
+         GRANT SELECT ON {grants} TO app;
+         DO $$ BEGIN EXECUTE format('GRANT CREATE ON DATABASE %I TO app', current_database()); END $$;
+         CREATE SCHEMA cdc AUTHORIZATION app;
+         SET ROLE app;
+         CREATE TABLE cdc.signal (id text PRIMARY KEY, type text NOT NULL, data jsonb);
+         RESET ROLE;
+         CREATE PUBLICATION cdc FOR TABLE a, cdc.signal WITH (publish_via_partition_root = true);"
+    )
+}
+
+/// Wait until the running engine has logged that it captured `table`, which
+/// it left out when it started.
+pub fn wait_captured_later(engine: &mut Engine, table: &str) {
+    let line = format!("captured table {table}, new to this run");
+    wait_until(&line, Duration::from_secs(60), || {
+        assert!(engine.is_running(), "{}", engine.log_text());
+        engine.log_text().contains(&line)
+    });
+}
