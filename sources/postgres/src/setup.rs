@@ -404,16 +404,6 @@ struct PublicationPlan<'a> {
     required: Option<&'a TableRef>,
 }
 
-impl PublicationPlan<'_> {
-    /// The wanted tables that `present` (the publication's list) lacks.
-    fn wanted_unlisted<'p>(
-        &'p self,
-        present: &'p [TableRef],
-    ) -> impl Iterator<Item = &'p TableRef> {
-        self.wanted.iter().copied().filter(|t| !present.contains(t))
-    }
-}
-
 /// What [`ensure`] set up.
 pub struct Ensured {
     /// The publications to stream.
@@ -530,7 +520,13 @@ async fn ensure_publication(
         Some(true) => {}
         Some(false) => {
             let present = publication_tables(client, &plan.name).await?;
-            let missing: Vec<String> = plan.wanted_unlisted(&present).map(quote_table).collect();
+            let unlisted: Vec<&TableRef> = plan
+                .wanted
+                .iter()
+                .copied()
+                .filter(|t| !present.contains(t))
+                .collect();
+            let missing: Vec<String> = unlisted.iter().map(|t| quote_table(t)).collect();
             if !missing.is_empty() {
                 let sql = format!("ALTER PUBLICATION {name} ADD TABLE {}", missing.join(", "));
                 match client.batch_execute(&sql).await {
@@ -544,11 +540,9 @@ async fn ensure_publication(
                     Err(err)
                         if err.code()
                             == Some(&tokio_postgres::error::SqlState::INSUFFICIENT_PRIVILEGE)
-                            && !plan
-                                .wanted_unlisted(&present)
-                                .any(|t| Some(t) == plan.required) =>
+                            && !unlisted.iter().any(|t| Some(*t) == plan.required) =>
                     {
-                        left_out = plan.wanted_unlisted(&present).cloned().collect();
+                        left_out = unlisted.iter().map(|t| (*t).clone()).collect();
                         tracing::error!(
                             "publication '{}' cannot be changed by this role ({}): {} left out until its owner runs `{sql}` (cdc captures each at its next check after that), or set source.publication to a publication this role owns",
                             plan.name,
