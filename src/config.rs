@@ -5,10 +5,11 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use cdc_engine::columns::{ColumnRules, HashAlgorithm, Mask};
+use cdc_engine::columns::{ColumnPattern, ColumnRules, HashAlgorithm, Mask};
 use cdc_engine::format::{
     BinaryMode, DecimalMode, Format, IntervalMode, JsonMode, ModeError, TimePrecisionMode,
 };
+use cdc_engine::skipped::SkippedOperations;
 use cdc_engine::TableRef;
 use cdc_postgres::patterns::TablePattern;
 use figment::providers::{Env, Format as _, Toml};
@@ -85,6 +86,7 @@ impl FormatSettings {
         for (key, value) in self.flat() {
             if key == TRANSACTION_METADATA
                 || key == HEARTBEAT_INTERVAL
+                || key == SKIPPED_OPERATIONS
                 || key == PRESET
                 || key.starts_with("column.")
             {
@@ -93,6 +95,10 @@ impl FormatSettings {
             }
             if key == SCHEMAS_ENABLE {
                 format.schemas = flag(SCHEMAS_ENABLE, value)?;
+                continue;
+            }
+            if key == SOURCE_POSITION {
+                format.omit_position = !flag(SOURCE_POSITION, value)?;
                 continue;
             }
             if key == "money.fraction.digits" {
@@ -117,7 +123,7 @@ impl FormatSettings {
                 IntervalMode::KEY => format.interval = Some(text.parse().map_err(mode)?),
                 JsonMode::KEY => format.json = Some(text.parse().map_err(mode)?),
                 _ => bail!(
-                    "format.{key} is not a format setting (known: {PRESET}, {SCHEMAS_ENABLE}, {}, {}, {}, {}, {}, money.fraction.digits, {TRANSACTION_METADATA}, {HEARTBEAT_INTERVAL})",
+                    "format.{key} is not a format setting (known: {PRESET}, {SCHEMAS_ENABLE}, {}, {}, {}, {}, {}, money.fraction.digits, {TRANSACTION_METADATA}, {HEARTBEAT_INTERVAL}, {SKIPPED_OPERATIONS}, {SOURCE_POSITION})",
                     DecimalMode::KEY,
                     TimePrecisionMode::KEY,
                     BinaryMode::KEY,
@@ -145,6 +151,31 @@ impl FormatSettings {
 const TRANSACTION_METADATA: &str = "provide.transaction.metadata";
 /// Debezium's property for heartbeat records (README, "Heartbeat records").
 const HEARTBEAT_INTERVAL: &str = "heartbeat.interval.ms";
+/// Debezium's property for the kinds of change left out.
+const SKIPPED_OPERATIONS: &str = "skipped.operations";
+/// cdc's own `source.position` member, on unless the preset is Debezium's.
+const SOURCE_POSITION: &str = "source.position";
+
+impl FormatSettings {
+    /// `skipped.operations`: Debezium's comma list of `c`, `u`, `d`, `t` or
+    /// `none`. Unset: `t` under the `debezium` preset (Debezium's default),
+    /// nothing otherwise (cdc has always written truncates).
+    pub fn skipped_operations(&self) -> Result<SkippedOperations> {
+        match self.get(SKIPPED_OPERATIONS) {
+            Some(value) => {
+                let Some(list) = value.as_str() else {
+                    bail!("format.{SKIPPED_OPERATIONS} must be a string: a comma list of c, u, d, t, or none");
+                };
+                SkippedOperations::parse(list)
+                    .map_err(|e| anyhow::anyhow!("format.{SKIPPED_OPERATIONS}: {e}"))
+            }
+            None if self.get(PRESET).and_then(|v| v.as_str()) == Some("debezium") => {
+                Ok(SkippedOperations::TRUNCATES)
+            }
+            None => Ok(SkippedOperations::NONE),
+        }
+    }
+}
 
 impl FormatSettings {
     /// `provide.transaction.metadata`: `true` or `false` (also as strings,
@@ -178,8 +209,8 @@ impl FormatSettings {
 impl FormatSettings {
     /// Debezium's column filters and masks: `column.exclude.list`,
     /// `column.mask.with.N.chars`, `column.mask.hash[.v2].ALG.with.salt.SALT`,
-    /// each a comma list of `schema.table.column` names (`*` and `?`
-    /// allowed).
+    /// each a comma list of Debezium's regular expressions matching whole
+    /// `schema.table.column` names.
     pub fn column_rules(&self) -> Result<ColumnRules> {
         let mut rules = ColumnRules::default();
         for (key, value) in self.flat() {
@@ -187,18 +218,10 @@ impl FormatSettings {
                 continue;
             };
             let Some(list) = value.as_str() else {
-                bail!("format.{key} must be a string: a comma list of schema.table.column names");
+                bail!("format.{key} must be a string: a comma list of regular expressions matching schema.table.column names");
             };
-            let names: Vec<String> = list
-                .split(',')
-                .map(|n| n.trim().to_string())
-                .filter(|n| !n.is_empty())
-                .collect();
-            for name in &names {
-                if name.split('.').count() != 3 {
-                    bail!("format.{key}: '{name}' is not schema.table.column");
-                }
-            }
+            let names =
+                ColumnPattern::list(list).map_err(|e| anyhow::anyhow!("format.{key}: {e}"))?;
             if rule == "exclude.list" {
                 rules.exclude.extend(names);
                 continue;
@@ -625,6 +648,7 @@ impl Config {
         self.format.transaction_metadata()?;
         self.format.heartbeat_interval()?;
         self.format.column_rules()?;
+        self.format.skipped_operations()?;
         if self.snapshot.chunk_size == 0 {
             bail!("snapshot.chunk_size must be at least 1");
         }

@@ -298,10 +298,12 @@ async fn run_once(
         .map(|t| Arc::new(t.schema()))
         .collect();
     let stages = Stages {
-        // Connect schemas are written from each row's table shape.
-        connect_schemas: format.schemas.then(|| schemas.clone()),
+        // Connect schemas and Debezium's typed TOAST placeholders are
+        // written from each row's table shape.
+        connect_schemas: format.debezium_values().then(|| schemas.clone()),
         column_rules: Some((config.format.column_rules()?, schemas)),
         transaction_metadata: config.format.transaction_metadata()?,
+        skipped: config.format.skipped_operations()?,
         heartbeat: config
             .format
             .heartbeat_interval()?

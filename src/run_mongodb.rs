@@ -198,6 +198,7 @@ async fn run_once(
         connect_schemas: None,
         column_rules: None,
         transaction_metadata: config.format.transaction_metadata()?,
+        skipped: config.format.skipped_operations()?,
         heartbeat: config
             .format
             .heartbeat_interval()?

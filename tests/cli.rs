@@ -133,8 +133,13 @@ fn a_bad_format_mode_is_one_line_naming_the_key_and_the_valid_values() {
         err.contains("hash algorithm 'MD5' is not one of SHA-256, SHA-384, SHA-512"),
         "{err}"
     );
-    let err = with("\"column.exclude.list\" = \"t.a\"");
-    assert!(err.contains("'t.a' is not schema.table.column"), "{err}");
+    let err = with("\"column.exclude.list\" = \"public.t.(a\"");
+    assert!(
+        err.contains(
+            "format.column.exclude.list: 'public.t.(a' is not a regular expression cdc can read"
+        ),
+        "{err}"
+    );
     let err =
         with("\"column.include.list\" = \"public.t.a\"\n\"column.exclude.list\" = \"public.t.b\"");
     assert!(

@@ -97,7 +97,13 @@ fn cdc_connect_time_mode_equals_debezium_for_every_type() {
 #[test]
 fn cdc_debezium_default_modes_equal_debezium_for_every_type() {
     let workload = precise_workload();
-    golden_with(&workload, DEFAULT_MODES, KNOWN_DIFFERENCES);
+    // Without NaN a numeric[] is Debezium's too.
+    let known: Vec<(&str, &str)> = KNOWN_DIFFERENCES
+        .iter()
+        .filter(|(column, _)| *column != "tna")
+        .copied()
+        .collect();
+    golden_with(&workload, DEFAULT_MODES, &known);
 }
 
 /// Run the workload under Debezium and cdc, both in `modes` (cdc also with

@@ -16,6 +16,7 @@ use crate::heartbeat::Heartbeats;
 use crate::pipeline::{Processor, Staged};
 use crate::scheduler::SnapshotState;
 use crate::schema::{SchemaStamp, TableSchema};
+use crate::skipped::SkippedOperations;
 use crate::snapshot::{ChunkSource, SnapshotError, SnapshotProcessor, SnapshotTables, WorkerDone};
 use crate::source::SourceError;
 use crate::telemetry::Telemetry;
@@ -125,12 +126,15 @@ impl SnapshotPlan {
 /// Debezium's extras, each an optional stage on the processor's output.
 #[derive(Default)]
 pub struct Stages {
-    /// Connect schemas: each row is stamped with its table's shape
-    /// (these are the shapes at start; later ones come from the log).
+    /// Each row is stamped with its table's shape, for Connect schemas and
+    /// Debezium's typed TOAST placeholders (these are the shapes at start;
+    /// later ones come from the log).
     pub connect_schemas: Option<Vec<Arc<TableSchema>>>,
     /// Column filters and masks, with the shapes they resolve against.
     pub column_rules: Option<(ColumnRules, Vec<Arc<TableSchema>>)>,
     pub transaction_metadata: bool,
+    /// Debezium's `skipped.operations`.
+    pub skipped: SkippedOperations,
     /// Heartbeat records every interval, in the source's block.
     pub heartbeat: Option<(Duration, Arc<SourceMeta>)>,
 }
@@ -146,6 +150,10 @@ impl Stages {
         }
         if let Some((rules, schemas)) = self.column_rules.filter(|(r, _)| !r.is_empty()) {
             processor = Box::new(Staged::new(processor, ColumnFilter::new(rules, schemas)));
+        }
+        // Before the transaction metadata, so its counts are of what is written.
+        if !self.skipped.is_empty() {
+            processor = Box::new(Staged::new(processor, self.skipped));
         }
         if self.transaction_metadata {
             processor = Box::new(Staged::new(processor, TransactionMetadata::default()));

@@ -6,10 +6,11 @@
 //!
 //! A stage on the snapshot processor's output, so every event passes it, from the log
 //! and from snapshots alike, whatever the sink. The `before` and `after`
-//! rows are rewritten; keys are not (Debezium keeps them too). Rules name
-//! columns as `schema.table.column`, exactly or with `*` and `?`; a rule
-//! applies to a column by the table's current schema, which the log item
-//! stream keeps up to date. Pure logic, no I/O.
+//! rows are rewritten; keys are not (Debezium keeps them too). Rules are
+//! Debezium's: comma lists of regular expressions, each matching a whole
+//! `schema.table.column` name, case-insensitively (`\,` is a comma inside
+//! one); a rule applies to a column by the table's current schema, which
+//! the log item stream keeps up to date. Pure logic, no I/O.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -82,43 +83,121 @@ pub enum Mask {
     },
 }
 
+/// One of a rule's regular expressions, matching whole
+/// `schema.table.column` names regardless of case, as Debezium's
+/// `Pattern.compile(…, CASE_INSENSITIVE).matcher(name).matches()`.
+#[derive(Debug, Clone)]
+pub struct ColumnPattern {
+    source: String,
+    regex: regex::Regex,
+}
+
+/// Why a rule's list was not accepted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("'{pattern}' is not a regular expression cdc can read ({reason}); write one per schema.table.column, for example public\\.users\\.(email|phone)")]
+pub struct PatternError {
+    pub pattern: String,
+    pub reason: String,
+}
+
+impl ColumnPattern {
+    pub fn new(source: &str) -> Result<Self, PatternError> {
+        let regex = regex::RegexBuilder::new(&format!("^(?:{source})$"))
+            .case_insensitive(true)
+            .build()
+            .map_err(|e| PatternError {
+                pattern: source.to_owned(),
+                // The builder's message spans lines; its last line says what.
+                reason: e
+                    .to_string()
+                    .lines()
+                    .map(str::trim)
+                    .rfind(|l| !l.is_empty())
+                    .unwrap_or("invalid")
+                    .trim_start_matches("error: ")
+                    .to_owned(),
+            })?;
+        Ok(ColumnPattern {
+            source: source.to_owned(),
+            regex,
+        })
+    }
+
+    /// A comma list as Debezium splits it (`RegExSplitter`): `\,` is a
+    /// literal comma, each item is trimmed, empty items are skipped.
+    pub fn list(list: &str) -> Result<Vec<Self>, PatternError> {
+        let mut items = Vec::new();
+        let mut current = String::new();
+        let mut chars = list.chars().peekable();
+        while let Some(c) = chars.next() {
+            match c {
+                '\\' if chars.peek() == Some(&',') => {
+                    current.push(',');
+                    chars.next();
+                }
+                ',' => items.push(std::mem::take(&mut current)),
+                _ => current.push(c),
+            }
+        }
+        items.push(current);
+        items
+            .iter()
+            .map(|item| item.trim())
+            .filter(|item| !item.is_empty())
+            .map(ColumnPattern::new)
+            .collect()
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.source
+    }
+
+    pub fn matches(&self, name: &str) -> bool {
+        self.regex.is_match(name)
+    }
+}
+
+impl PartialEq for ColumnPattern {
+    fn eq(&self, other: &Self) -> bool {
+        self.source == other.source
+    }
+}
+
+impl Eq for ColumnPattern {}
+
 /// The rules of a run.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ColumnRules {
     /// When set, only these columns are kept (Debezium's
     /// `column.include.list`; never with `exclude`).
-    pub include: Vec<String>,
-    pub exclude: Vec<String>,
-    pub masks: Vec<(String, Mask)>,
+    pub include: Vec<ColumnPattern>,
+    pub exclude: Vec<ColumnPattern>,
+    pub masks: Vec<(ColumnPattern, Mask)>,
 }
 
 impl ColumnRules {
     pub fn is_empty(&self) -> bool {
         self.include.is_empty() && self.exclude.is_empty() && self.masks.is_empty()
     }
-}
 
-/// `*` any run of characters, `?` one; the rest literal.
-fn glob(pattern: &str, text: &str) -> bool {
-    let (p, t): (Vec<char>, Vec<char>) = (pattern.chars().collect(), text.chars().collect());
-    let (mut pi, mut ti, mut star, mut mark) = (0, 0, None, 0);
-    while ti < t.len() {
-        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
-            pi += 1;
-            ti += 1;
-        } else if pi < p.len() && p[pi] == '*' {
-            star = Some(pi);
-            mark = ti;
-            pi += 1;
-        } else if let Some(s) = star {
-            pi = s + 1;
-            mark += 1;
-            ti = mark;
-        } else {
-            return false;
-        }
+    /// The patterns no column of `schemas` matches: most likely misspelt
+    /// (Debezium takes them silently).
+    pub fn unmatched<'a>(&'a self, schemas: &[Arc<TableSchema>]) -> Vec<&'a ColumnPattern> {
+        let names: Vec<String> = schemas
+            .iter()
+            .flat_map(|s| {
+                s.columns
+                    .iter()
+                    .map(|c| format!("{}.{}.{}", s.table.schema, s.table.name, c.name))
+            })
+            .collect();
+        self.include
+            .iter()
+            .chain(&self.exclude)
+            .chain(self.masks.iter().map(|(p, _)| p))
+            .filter(|p| !names.iter().any(|n| p.matches(n)))
+            .collect()
     }
-    p[pi..].iter().all(|&c| c == '*')
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -158,6 +237,13 @@ impl ColumnFilter {
     /// `schemas`: the captured tables' shapes at start; later shapes come
     /// with the log.
     pub fn new(rules: ColumnRules, schemas: Vec<Arc<TableSchema>>) -> Self {
+        for pattern in rules.unmatched(&schemas) {
+            tracing::warn!(
+                pattern = pattern.as_str(),
+                "column rule '{}' matches no column of the captured tables (a name is schema.table.column, matched whole, as a regular expression): check its spelling; it applies to columns added later",
+                pattern.as_str()
+            );
+        }
         ColumnFilter {
             rules,
             shapes: TableShapes::new(schemas),
@@ -168,11 +254,11 @@ impl ColumnFilter {
     fn action(&self, table: &TableRef, column: &str) -> Action {
         let name = format!("{}.{}.{column}", table.schema, table.name);
         let included =
-            self.rules.include.is_empty() || self.rules.include.iter().any(|p| glob(p, &name));
-        if !included || self.rules.exclude.iter().any(|p| glob(p, &name)) {
+            self.rules.include.is_empty() || self.rules.include.iter().any(|p| p.matches(&name));
+        if !included || self.rules.exclude.iter().any(|p| p.matches(&name)) {
             return Action::Drop;
         }
-        let Some((_, mask)) = self.rules.masks.iter().find(|(p, _)| glob(p, &name)) else {
+        let Some((_, mask)) = self.rules.masks.iter().find(|(p, _)| p.matches(&name)) else {
             return Action::Keep;
         };
         let declared = self

@@ -25,14 +25,18 @@ fn schema() -> Arc<TableSchema> {
     })
 }
 
+fn pattern(source: &str) -> ColumnPattern {
+    ColumnPattern::new(source).unwrap()
+}
+
 fn rules() -> ColumnRules {
     ColumnRules {
         include: Vec::new(),
-        exclude: vec!["public.c.note".into()],
+        exclude: vec![pattern("public.c.note")],
         masks: vec![
-            ("public.c.name".into(), Mask::Chars(5)),
+            (pattern("public.c.name"), Mask::Chars(5)),
             (
-                "public.c.e*".into(),
+                pattern(r"public\.c\.e.*"),
                 Mask::Hash {
                     algorithm: HashAlgorithm::Sha256,
                     salt: "pepper".into(),
@@ -40,14 +44,14 @@ fn rules() -> ColumnRules {
                 },
             ),
             (
-                "public.c.ss?".into(),
+                pattern("PUBLIC.C.SS."),
                 Mask::Hash {
                     algorithm: HashAlgorithm::Sha256,
                     salt: "pepper".into(),
                     v2: false,
                 },
             ),
-            ("public.c.n".into(), Mask::Chars(3)),
+            (pattern("public.c.n"), Mask::Chars(3)),
         ],
     }
 }
@@ -151,12 +155,12 @@ fn excluded_masked_and_hashed_as_debezium_writes_them() {
 fn an_include_list_keeps_only_its_columns_and_truncation_counts_java_chars() {
     let rules = ColumnRules {
         include: vec![
-            "public.c.id".into(),
-            "public.c.name".into(),
-            "public.c.n*".into(),
+            pattern("public.c.id"),
+            pattern("public.c.name"),
+            pattern(r"public\.c\.n.*"),
         ],
         exclude: Vec::new(),
-        masks: vec![("public.c.name".into(), Mask::Truncate(5))],
+        masks: vec![(pattern("public.c.name"), Mask::Truncate(5))],
     };
     let mut filter = filter(rules, vec![schema()]);
     let mut out = Vec::new();
@@ -203,12 +207,33 @@ fn a_new_schema_replans_and_a_table_without_rules_is_untouched() {
 }
 
 #[test]
-fn globs_match_whole_names() {
-    assert!(glob("public.c.*", "public.c.email"));
-    assert!(glob("*.email", "sales.orders.email"));
-    assert!(glob("public.?.n", "public.c.n"));
-    assert!(!glob("public.c.e", "public.c.email"));
-    assert!(!glob("public.c.n", "public.c.name"));
+fn patterns_are_debeziums_regexes_matching_whole_names_regardless_of_case() {
+    assert!(pattern(r"public\.c\..*").matches("public.c.email"));
+    assert!(pattern(r".*\.email").matches("sales.orders.email"));
+    assert!(pattern(r"public\.(c|d)\.n").matches("public.d.n"));
+    assert!(pattern("Public.C.Email").matches("public.c.email"));
+    // Whole names only, as Java's matches().
+    assert!(!pattern("public.c.e").matches("public.c.email"));
+    assert!(!pattern("c.n").matches("public.c.n"));
+    // Debezium's list: trimmed items, `\,` a comma inside one.
+    let list = ColumnPattern::list(r" public.c.a{1\,2} ,, public.c.b ").unwrap();
+    let sources: Vec<&str> = list.iter().map(ColumnPattern::as_str).collect();
+    assert_eq!(sources, ["public.c.a{1,2}", "public.c.b"]);
+    assert!(list[0].matches("public.c.aa"));
+    let unmatched = ColumnRules {
+        include: Vec::new(),
+        exclude: vec![pattern("c.note"), pattern("public.c.note")],
+        masks: vec![(pattern("public.x.name"), Mask::Chars(1))],
+    };
+    let names: Vec<&str> = unmatched
+        .unmatched(&[schema()])
+        .into_iter()
+        .map(ColumnPattern::as_str)
+        .collect();
+    assert_eq!(names, ["c.note", "public.x.name"]);
+    let err = ColumnPattern::list("public.c.(a").unwrap_err();
+    assert_eq!(err.pattern, "public.c.(a");
+    assert!(!err.to_string().contains('\n'), "{err}");
 }
 
 #[test]

@@ -13,7 +13,7 @@ use crate::event::{
 };
 use crate::format::connect::SchemaCache;
 use crate::format::Format;
-use crate::schema::{ColumnKind, TableSchema};
+use crate::schema::{ColumnKind, ColumnSchema, TableSchema};
 use crate::source_block::{EnvelopeLayout, DOCUMENT_COLUMN};
 use crate::value::{Row, Value, UNAVAILABLE_VALUE_PLACEHOLDER};
 
@@ -200,8 +200,12 @@ impl EnvelopeWriter {
                 out.extend_from_slice(b"\"},");
             }
         } else {
-            // The shape only matters to Connect schemas' bytes placeholders.
-            let schema = event.schema.as_deref().filter(|_| self.format.schemas);
+            // The shape only matters to Debezium's typed TOAST placeholders:
+            // cdc's own format writes the text for every type.
+            let schema = event
+                .schema
+                .as_deref()
+                .filter(|_| self.format.debezium_values());
             out.extend_from_slice(b"\"before\":");
             self.write_optional_row(event.before.as_ref(), schema, out);
             out.extend_from_slice(b",\"after\":");
@@ -295,19 +299,36 @@ impl EnvelopeWriter {
         for (i, (&end, value)) in rendered.ends.iter().zip(&row.values).enumerate() {
             out.extend_from_slice(rendered.keys.get(start..end).unwrap_or_default());
             match (value, schema) {
-                // The placeholder in a bytes column is bytes, as Debezium
-                // writes it: a Connect sink could not read the text there.
+                // Debezium's placeholder takes the column's type: bytes in a
+                // bytes column, a list in some array columns
+                // (`UnchangedToastedPlaceholder`); a Connect sink could not
+                // read the text there.
                 (Value::Unchanged, Some(schema)) => {
-                    let kind = row
+                    let column = row
                         .columns
                         .get(i)
-                        .and_then(|name| schema.columns.iter().find(|c| &c.name == name))
-                        .map(|c| &c.kind);
-                    if kind == Some(&ColumnKind::Bytes) {
-                        self.format
-                            .write_bytes(UNAVAILABLE_VALUE_PLACEHOLDER.as_bytes(), out);
-                    } else {
-                        write_value_in(&self.format, value, out);
+                        .and_then(|name| schema.columns.iter().find(|c| &c.name == name));
+                    match column.map(|c| toast_placeholder(&self.format, c)) {
+                        Some(Placeholder::Bytes) => self
+                            .format
+                            .write_bytes(UNAVAILABLE_VALUE_PLACEHOLDER.as_bytes(), out),
+                        Some(Placeholder::TextList) => {
+                            out.push(b'[');
+                            write_str(UNAVAILABLE_VALUE_PLACEHOLDER, out);
+                            out.push(b']');
+                        }
+                        Some(Placeholder::NumberList) => {
+                            out.push(b'[');
+                            for (at, byte) in UNAVAILABLE_VALUE_PLACEHOLDER.bytes().enumerate() {
+                                if at > 0 {
+                                    out.push(b',');
+                                }
+                                write_display(byte, out);
+                            }
+                            out.push(b']');
+                        }
+                        Some(Placeholder::Null) => out.extend_from_slice(b"null"),
+                        Some(Placeholder::Text) | None => write_value_in(&self.format, value, out),
                     }
                 }
                 _ => write_value_in(&self.format, value, out),
@@ -334,7 +355,7 @@ impl EnvelopeWriter {
             Some((key, rendered)) if key.matches(event) => out.extend_from_slice(rendered),
             _ => {
                 let mut rendered = Vec::with_capacity(256);
-                write_source(event, &mut rendered);
+                write_source(event, !self.format.omit_position, &mut rendered);
                 out.extend_from_slice(&rendered);
                 self.source = Some((SourceKey::of(event), rendered));
             }
@@ -472,8 +493,9 @@ pub fn key_json(key: &Row) -> Vec<u8> {
 }
 
 /// Debezium's `source` block: the members every connector shares, the
-/// source's own (its [`crate::SourceBlock`]), then cdc's `position`.
-fn write_source(event: &Event, out: &mut Vec<u8>) {
+/// source's own (its [`crate::SourceBlock`]), then cdc's `position`
+/// (unless the format leaves it out, as the `debezium` preset does).
+fn write_source(event: &Event, position: bool, out: &mut Vec<u8>) {
     let s = &event.source;
     out.extend_from_slice(b"\"source\":{\"version\":");
     write_str(VERSION, out);
@@ -488,9 +510,12 @@ fn write_source(event: &Event, out: &mut Vec<u8>) {
     out.extend_from_slice(b"\",\"db\":");
     write_str(s.meta.block.db(event).unwrap_or(&s.meta.db), out);
     s.meta.block.write_members(event, out);
-    out.extend_from_slice(b",\"position\":\"");
-    s.position.write_hex(out);
-    out.extend_from_slice(b"\"}");
+    if position {
+        out.extend_from_slice(b",\"position\":\"");
+        s.position.write_hex(out);
+        out.push(b'"');
+    }
+    out.push(b'}');
 }
 
 /// A row as a JSON object.
@@ -545,6 +570,57 @@ pub fn write_value_in(format: &Format, value: &Value, out: &mut Vec<u8>) {
             out.push(b']');
         }
         Value::Unchanged => write_str(UNAVAILABLE_VALUE_PLACEHOLDER, out),
+    }
+}
+
+/// How Debezium writes an unchanged TOAST value of a column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Placeholder {
+    Text,
+    Bytes,
+    /// `["__debezium_unavailable_value"]`.
+    TextList,
+    /// The placeholder's bytes as numbers.
+    NumberList,
+    /// What Debezium's converters make of a placeholder they cannot read:
+    /// the only value a Connect schema admits there.
+    Null,
+}
+
+/// Debezium's choice by the column's type (`UnchangedToastedReplicationMessageColumn`
+/// and the converters the placeholder then meets): arrays of text,
+/// varchar, json and jsonb get a list of the text; arrays of integer and
+/// bigint, and of date where dates are epoch days, a list of the text's
+/// bytes as numbers; any other array null; bytes the text's bytes in
+/// `bytes` mode, the text in `hex` and null in the base64 modes; everything
+/// else the text. Without
+/// a `binary.handling.mode` or `time.precision.mode` bytes and dates keep
+/// cdc's own form, and so their placeholder is the text.
+fn toast_placeholder(format: &Format, column: &ColumnSchema) -> Placeholder {
+    use crate::format::{BinaryMode, TimePrecisionMode};
+    if column.kind == ColumnKind::Bytes {
+        return match format.binary {
+            None | Some(BinaryMode::Hex) => Placeholder::Text,
+            Some(BinaryMode::Bytes) => Placeholder::Bytes,
+            Some(BinaryMode::Base64 | BinaryMode::Base64UrlSafe) => Placeholder::Null,
+        };
+    }
+    let Some(element) = column.type_name.strip_suffix("[]") else {
+        return Placeholder::Text;
+    };
+    // `character varying(20)[]`: the element's name without its modifier.
+    let element = element.split('(').next().unwrap_or_default().trim();
+    match element {
+        "text" | "character varying" | "json" | "jsonb" => Placeholder::TextList,
+        "integer" | "bigint" => Placeholder::NumberList,
+        "date" => match format.time {
+            None => Placeholder::Text,
+            Some(TimePrecisionMode::Adaptive | TimePrecisionMode::AdaptiveTimeMicroseconds) => {
+                Placeholder::NumberList
+            }
+            Some(TimePrecisionMode::Connect | TimePrecisionMode::IsoString) => Placeholder::Null,
+        },
+        _ => Placeholder::Null,
     }
 }
 

@@ -62,6 +62,99 @@ fn update_envelope_is_debezium_shaped() {
     assert_eq!(key, br#"{"id":1}"#);
 }
 
+#[test]
+fn unchanged_toast_takes_debeziums_placeholder_for_the_column_type() {
+    use crate::format::{BinaryMode, Format, TimePrecisionMode};
+    use crate::schema::{ColumnKind, ColumnSchema, TableSchema};
+    let types = [
+        ("t", "text", ColumnKind::String),
+        (
+            "ta",
+            "text[]",
+            ColumnKind::Array(Box::new(ColumnKind::String)),
+        ),
+        (
+            "va",
+            "character varying(20)[]",
+            ColumnKind::Array(Box::new(ColumnKind::String)),
+        ),
+        (
+            "ia",
+            "integer[]",
+            ColumnKind::Array(Box::new(ColumnKind::Int32)),
+        ),
+        (
+            "da",
+            "date[]",
+            ColumnKind::Array(Box::new(ColumnKind::Date)),
+        ),
+        (
+            "na",
+            "numeric[]",
+            ColumnKind::Array(Box::new(ColumnKind::Decimal {
+                precision: None,
+                scale: None,
+            })),
+        ),
+        ("b", "bytea", ColumnKind::Bytes),
+    ];
+    let table = Arc::new(TableRef::new("public", "t"));
+    let schema = Arc::new(TableSchema {
+        table: table.clone(),
+        version: 1,
+        columns: types
+            .iter()
+            .map(|(name, type_name, kind)| ColumnSchema::new(*name, *type_name, kind.clone()))
+            .collect(),
+        key: Vec::new(),
+    });
+    let columns: Arc<[String]> =
+        Arc::from(types.iter().map(|t| t.0.to_string()).collect::<Vec<_>>());
+    let mut event = pooled_event(0, 0, true, 1, 0, false, Vec::new());
+    event.table = Some(table);
+    event.schema = Some(schema);
+    event.after = Some(Row::new(columns, vec![Value::Unchanged; types.len()]));
+    let after = |format: Format| -> serde_json::Value {
+        let mut out = Vec::new();
+        EnvelopeWriter::with_format(format).write_value(&event, 0, &mut out);
+        let value: serde_json::Value = serde_json::from_slice(&out).unwrap_or_default();
+        // With Connect schemas the envelope is the payload.
+        match value.get("payload") {
+            Some(payload) => payload["after"].clone(),
+            None => value["after"].clone(),
+        }
+    };
+    let text = serde_json::json!(UNAVAILABLE_VALUE_PLACEHOLDER);
+    let numbers: Vec<u8> = UNAVAILABLE_VALUE_PLACEHOLDER.bytes().collect();
+    // cdc's own format: the text whatever the type.
+    let plain = after(Format::default());
+    assert!(
+        types.iter().all(|(name, _, _)| plain[*name] == text),
+        "{plain}"
+    );
+    let adaptive = after(Format::debezium());
+    assert_eq!(adaptive["t"], text);
+    assert_eq!(adaptive["ta"], serde_json::json!([text]));
+    assert_eq!(adaptive["va"], serde_json::json!([text]));
+    assert_eq!(adaptive["ia"], serde_json::json!(numbers));
+    assert_eq!(adaptive["da"], serde_json::json!(numbers));
+    assert_eq!(adaptive["na"], serde_json::Value::Null);
+    assert_eq!(adaptive["b"], "X19kZWJleml1bV91bmF2YWlsYWJsZV92YWx1ZQ==");
+    let strings = after(Format {
+        time: Some(TimePrecisionMode::IsoString),
+        binary: Some(BinaryMode::Base64),
+        ..Format::default()
+    });
+    assert_eq!(strings["da"], serde_json::Value::Null);
+    assert_eq!(strings["b"], serde_json::Value::Null);
+    assert_eq!(strings["ia"], serde_json::json!(numbers));
+    let hex = after(Format {
+        binary: Some(BinaryMode::Hex),
+        ..Format::default()
+    });
+    assert_eq!(hex["b"], text);
+}
+
 fn escaped(text: &str) -> String {
     let mut out = Vec::new();
     write_str(text, &mut out);

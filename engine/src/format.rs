@@ -110,12 +110,15 @@ pub struct Format {
     /// Connect schemas, as Kafka's `JsonConverter` writes them
     /// ([`connect`]).
     pub schemas: bool,
+    /// Leave cdc's `source.position` out (`"source.position" = false`; the
+    /// `debezium` preset): Debezium's source block has no such member.
+    pub omit_position: bool,
 }
 
 impl Format {
     /// Debezium 3.6's defaults with Kafka Connect's (`format = "debezium"`):
     /// precise decimals, adaptive times, bytes, numeric intervals, json as
-    /// a string, two money digits, and Connect schemas.
+    /// a string, two money digits, Connect schemas, and no `source.position`.
     pub fn debezium() -> Format {
         Format {
             decimal: Some(DecimalMode::Precise),
@@ -125,6 +128,7 @@ impl Format {
             json: Some(JsonMode::String),
             money_fraction_digits: Some(2),
             schemas: true,
+            omit_position: true,
         }
     }
 
@@ -143,7 +147,19 @@ impl Format {
                 .money_fraction_digits
                 .or(defaults.money_fraction_digits),
             schemas: self.schemas,
+            omit_position: self.omit_position,
         }
+    }
+
+    /// Whether any of Debezium's value modes or Connect schemas is on: then
+    /// unchanged TOAST values take Debezium's typed placeholders, which need
+    /// each row's table shape (stamped on the events).
+    pub fn debezium_values(&self) -> bool {
+        self.decimal.is_some()
+            || self.time.is_some()
+            || self.binary.is_some()
+            || self.interval.is_some()
+            || self.schemas
     }
 
     /// Whether `json`/`jsonb` are written as a string.
@@ -657,6 +673,7 @@ mod tests {
             json: Some(JsonMode::String),
             schemas: false,
             money_fraction_digits: None,
+            omit_position: false,
         };
         let precise = Format {
             decimal: Some(DecimalMode::Precise),

@@ -20,6 +20,7 @@ pub mod runner;
 pub mod scheduler;
 pub mod schema;
 pub mod sink;
+pub mod skipped;
 pub mod snapshot;
 pub mod source;
 pub mod source_block;

@@ -25,14 +25,6 @@ pub const KNOWN_DIFFERENCES: &[(&str, &str)] = &[
          +292269055-12-02Z, its log path -5877611-06-22Z; cdc the log's form both ways",
     ),
     (
-        "source.txId",
-        "incremental snapshot rows: Debezium null, cdc the signal's transaction",
-    ),
-    (
-        "source.lsn",
-        "incremental snapshot rows: Debezium null, cdc the signal's LSN",
-    ),
-    (
         "source.ts_ms",
         "incremental snapshot rows: Debezium the read time, cdc the signal's commit time",
     ),
@@ -62,6 +54,12 @@ pub const KNOWN_DIFFERENCES: &[(&str, &str)] = &[
         "nm",
         "name: Debezium writes null, losing the value; cdc the text",
     ),
+    (
+        "tna",
+        "a numeric[] holding NaN in decimal.handling.mode=string or double: Debezium writes \
+         null, losing the array; cdc each element in the mode (not in the default modes' \
+         workload, which has no NaN)",
+    ),
 ];
 
 /// The table: one column per type, some types twice for their edge values
@@ -76,8 +74,16 @@ pub const DDL: &str = "
       tm time, tm3 time(3), tmtz timetz, iv interval, by bytea, ia int[], ta text[],
       mo mood, dom posint, ip inet, net cidr, mac macaddr, x xml, bt bit(3), vb varbit,
       big text, tstz3 timestamptz(3), n0 numeric(10,0), tm0 time(0), ts0 timestamp(0),
-      tstz0 timestamptz(0), tsa timestamp[], na numeric(6,2)[], da date[]
+      tstz0 timestamptz(0), tsa timestamp[], na numeric(6,2)[], da date[],
+      tta text[], tia int[], tba bigint[], tda date[], tva varchar(40)[], tja jsonb[],
+      tna numeric[], tby bytea
     );
+    -- Stored out of line whatever their size after compression, so the
+    -- update of row 1 leaves each unchanged TOAST.
+    ALTER TABLE t ALTER tta SET STORAGE EXTERNAL, ALTER tia SET STORAGE EXTERNAL,
+      ALTER tba SET STORAGE EXTERNAL, ALTER tda SET STORAGE EXTERNAL,
+      ALTER tva SET STORAGE EXTERNAL, ALTER tja SET STORAGE EXTERNAL,
+      ALTER tna SET STORAGE EXTERNAL, ALTER tby SET STORAGE EXTERNAL;
     CREATE TABLE dbz_signal (id varchar(42) PRIMARY KEY, type varchar(32) NOT NULL, data varchar(2048));";
 
 /// Ordinary values, all NULLs, and two rows of edge values; then an update
@@ -92,25 +98,36 @@ pub const WORKLOAD: &str = r#"
        '{"a b","c,d",NULL}', 'happy', 7, '192.168.0.1', '10.0.0.0/8', '08:00:2b:01:02:03',
        '<a>x</a>', B'101', B'10', (SELECT string_agg(md5(g::text), '') FROM generate_series(1, 3200) g),
        '2024-02-29 13:14:15.5+02', 42, '01:02:03', '2024-02-29 13:14:15',
-       '2024-02-29 13:14:15+02', '{"2024-02-29 13:14:15.5",NULL}', '{1.5,-2}', '{2024-02-29}'),
+       '2024-02-29 13:14:15+02', '{"2024-02-29 13:14:15.5",NULL}', '{1.5,-2}', '{2024-02-29}',
+       (SELECT array_agg(md5(g::text)) FROM generate_series(1, 200) g),
+       (SELECT array_agg(g) FROM generate_series(1, 2000) g),
+       (SELECT array_agg(g * 1000000007::bigint) FROM generate_series(1, 1000) g),
+       (SELECT array_agg(date '2024-01-01' + g) FROM generate_series(1, 1000) g),
+       (SELECT array_agg(md5(g::text)::varchar(40)) FROM generate_series(1, 200) g),
+       (SELECT array_agg(jsonb_build_object('k', g)) FROM generate_series(1, 300) g),
+       (SELECT array_agg(g / 7.0) FROM generate_series(1, 300) g),
+       (SELECT string_agg(decode(md5(g::text), 'hex'), '') FROM generate_series(1, 300) g)),
       (2, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
        NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
        NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
-       NULL, NULL),
+       NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL),
       (3, 32767, -2147483648, -9223372036854775808, false, 'NaN', 'Infinity', 'NaN', -0.001,
        -1234567.89, '', '', '', '', '[]', '[1, "x"]', '00000000-0000-0000-0000-000000000000',
        '0044-03-15 BC', '0044-03-15 12:30:00 BC', 'infinity', '-infinity', '24:00:00',
        '23:59:59.999', '00:00:00-14', '-3 days 04:05:06.000007', '', '{}', '{}', 'sad', 1,
        '::1', '2001:db8::/32', 'ff:ff:ff:ff:ff:ff', '<b/>', B'000', B'', 'small',
        '0044-03-15 12:30:00.25+00 BC', -9999999999, '23:59:59', '0044-03-15 12:30:00 BC',
-       '2024-01-15 08:00:00-05', '{}', '{}', '{0044-03-15 BC}'),
+       '2024-01-15 08:00:00-05', '{}', '{}', '{0044-03-15 BC}',
+       '{"",NULL}', '{-1,NULL}', '{-9223372036854775808,9223372036854775807}', '{2024-02-29,NULL}',
+       '{"x y",NULL}', '{"{\"a\": null}",NULL}', '{NaN,-1.5,0}', '\x00'),
       (4, 0, 0, 0, true, '-Infinity', 1e308, 'Infinity', 0, 0, 'x', 'x', 'x', 'x', 'null',
        '"s"', 'ffffffff-ffff-ffff-ffff-ffffffffffff', 'infinity', 'infinity',
        '2024-07-01 12:00:00.5', '2024-01-15 08:00:00-05', '00:00:00', '12:00:00.001',
        '24:00:00+00', '-1 year -2 mons +3 days -04:05:06', '\x', '{{1,2},{3,4}}',
        '{"\"q\""}', 'happy', 2147483647, '10.1.2.3/24', '192.168.0.0/16',
        '00:00:00:00:00:00', '', B'111', B'1', NULL, 'infinity', 0,
-       '24:00:00', 'infinity', '-infinity', '{infinity}', '{0.01}', '{infinity}');
+       '24:00:00', 'infinity', '-infinity', '{infinity}', '{0.01}', '{infinity}',
+       '{}', '{}', '{}', '{}', '{}', '{}', '{}', '\x');
     UPDATE t SET i = 43 WHERE id = 1;
     UPDATE t SET dt = '-infinity', r = -0.0, ts = '-infinity' WHERE id = 3;
     DELETE FROM t WHERE id = 4;"#;
@@ -124,8 +141,13 @@ pub fn precise_workload() -> String {
             "1e308, 'Infinity', 0,",
             "1e308, -123456789012345678901234567890.5, 0,",
             1,
-        );
-    assert!(!workload.contains("'NaN', -0.001") && !workload.contains("'Infinity', 0,"));
+        )
+        .replacen("'{NaN,-1.5,0}'", "'{-1.5,0}'", 1);
+    assert!(
+        !workload.contains("'NaN', -0.001")
+            && !workload.contains("'Infinity', 0,")
+            && !workload.contains("{NaN")
+    );
     workload
 }
 

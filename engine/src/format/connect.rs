@@ -60,7 +60,7 @@ impl SchemaCache {
                 let stale = !matches!(&self.message, Some((m, _)) if Arc::ptr_eq(m, meta));
                 if stale {
                     let mut json = Vec::with_capacity(2048);
-                    write_message_schema(meta, &mut json);
+                    write_message_schema(format, meta, &mut json);
                     self.message = Some((meta.clone(), json));
                 }
                 return self.message.as_ref().map_or(&[], |(_, j)| j.as_slice());
@@ -74,7 +74,7 @@ impl SchemaCache {
             .map(|r| &r.columns);
         if event.source.meta.block.layout() == EnvelopeLayout::Documents {
             return self.cached(false, event, columns, |json| {
-                write_document_envelope_schema(event, json)
+                write_document_envelope_schema(format, event, json)
             });
         }
         self.cached(false, event, columns, |json| {
@@ -179,10 +179,10 @@ fn write_fields(
 /// `MongoDbSchema`): `before` and `after` as Json strings,
 /// `updateDescription`, `source`, `op`, `ts_ms`, `transaction`; the
 /// envelope struct has no version there.
-fn write_document_envelope_schema(event: &Event, out: &mut Vec<u8>) {
+fn write_document_envelope_schema(format: &Format, event: &Event, out: &mut Vec<u8>) {
     let mut members = Vec::with_capacity(4096);
     members.extend_from_slice(DOCUMENT_SCHEMAS.as_bytes());
-    write_source_schema(&event.source.meta, &mut members);
+    write_source_schema(format, &event.source.meta, &mut members);
     members.extend_from_slice(
         b",{\"type\":\"string\",\"optional\":false,\"field\":\"op\"},{\"type\":\"int64\",\"optional\":true,\"field\":\"ts_ms\"},",
     );
@@ -255,7 +255,7 @@ fn write_envelope_schema(
         &mut members,
     );
     members.push(b',');
-    write_source_schema(&event.source.meta, &mut members);
+    write_source_schema(format, &event.source.meta, &mut members);
     members.push(b',');
     members.extend_from_slice(TRANSACTION_BLOCK_SCHEMA.as_bytes());
     members.push(b',');
@@ -516,8 +516,9 @@ pub fn write_struct(
 
 /// The `source` block's schema: the members every connector shares, the
 /// source's own (its [`crate::SourceBlock`]), and cdc's `position` last
-/// (optional, so a consumer of Debezium's schema ignores it).
-pub fn write_source_schema(meta: &SourceMeta, out: &mut Vec<u8>) {
+/// (optional, so a consumer of Debezium's schema ignores it; left out with
+/// [`Format::omit_position`]).
+pub fn write_source_schema(format: &Format, meta: &SourceMeta, out: &mut Vec<u8>) {
     out.extend_from_slice(
         concat!(
             "{\"type\":\"struct\",\"fields\":[",
@@ -533,9 +534,10 @@ pub fn write_source_schema(meta: &SourceMeta, out: &mut Vec<u8>) {
         .as_bytes(),
     );
     meta.block.write_member_schemas(out);
-    out.extend_from_slice(
-        b",{\"type\":\"string\",\"optional\":true,\"field\":\"position\"}],\"optional\":false,\"name\":",
-    );
+    if !format.omit_position {
+        out.extend_from_slice(b",{\"type\":\"string\",\"optional\":true,\"field\":\"position\"}");
+    }
+    out.extend_from_slice(b"],\"optional\":false,\"name\":");
     write_str(meta.block.schema_name(), out);
     out.extend_from_slice(b",\"version\":1,\"field\":\"source\"}");
 }
@@ -580,11 +582,11 @@ pub const HEARTBEAT_VALUE_SCHEMA: &str = "{\"type\":\"struct\",\"fields\":[{\"ty
 pub const MESSAGE_KEY_SCHEMA: &str = "{\"type\":\"struct\",\"fields\":[{\"type\":\"string\",\"optional\":true,\"field\":\"prefix\"}],\"optional\":false,\"name\":\"io.debezium.connector.postgresql.MessageKey\",\"version\":1}";
 
 /// A logical message's value schema: its members in Debezium's order.
-pub fn write_message_schema(meta: &SourceMeta, out: &mut Vec<u8>) {
+pub fn write_message_schema(format: &Format, meta: &SourceMeta, out: &mut Vec<u8>) {
     out.extend_from_slice(
         b"{\"type\":\"struct\",\"fields\":[{\"type\":\"string\",\"optional\":false,\"field\":\"op\"},{\"type\":\"int64\",\"optional\":true,\"field\":\"ts_ms\"},",
     );
-    write_source_schema(meta, out);
+    write_source_schema(format, meta, out);
     out.push(b',');
     out.extend_from_slice(TRANSACTION_BLOCK_SCHEMA.as_bytes());
     out.extend_from_slice(
@@ -772,7 +774,7 @@ mod tests {
             db: "app".into(),
             block: &crate::PLAIN_BLOCK,
         };
-        write_message_schema(&meta, &mut message);
+        write_message_schema(&Format::default(), &meta, &mut message);
         for text in [
             TRANSACTION_KEY_SCHEMA.as_bytes(),
             TRANSACTION_VALUE_SCHEMA.as_bytes(),

@@ -4,7 +4,7 @@
 
 use cdc_engine::envelope::{write_display, write_str};
 use cdc_engine::source_block::{write_ts_members, SEQUENCE_AND_TS_SCHEMAS};
-use cdc_engine::{Event, Position, SourceBlock, SourceInfo};
+use cdc_engine::{Event, Position, SnapshotFlag, SourceBlock, SourceInfo};
 
 #[derive(Debug)]
 pub struct PostgresBlock;
@@ -45,13 +45,17 @@ impl SourceBlock for PostgresBlock {
             // Debezium's, for a logical message: its schema requires strings.
             None => out.extend_from_slice(b",\"schema\":\"\",\"table\":\"\""),
         }
+        // A snapshot row was read, not written by a transaction: Debezium
+        // gives incremental snapshot rows neither (the window's position
+        // stays in `sequence` and in cdc's `position`).
+        let streamed = s.snapshot == SnapshotFlag::No;
         out.extend_from_slice(b",\"txId\":");
-        match s.tx_id {
+        match s.tx_id.filter(|_| streamed) {
             Some(tx) => write_display(tx, out),
             None => out.extend_from_slice(b"null"),
         }
         out.extend_from_slice(b",\"lsn\":");
-        match s.offset {
+        match s.offset.filter(|_| streamed) {
             Some(lsn) => write_display(lsn, out),
             None => out.extend_from_slice(b"null"),
         }
@@ -102,7 +106,7 @@ mod tests {
     use std::sync::Arc;
 
     use cdc_engine::envelope::{key_json, value_json};
-    use cdc_engine::{Op, Row, SnapshotFlag, SourceMeta, TableRef, Value};
+    use cdc_engine::{Op, Row, SourceMeta, TableRef, Value};
 
     use super::*;
 
@@ -193,6 +197,14 @@ mod tests {
         assert_eq!(sequence, ["23803000", "23803720"]);
         let key = event.key.as_ref().map(key_json).unwrap_or_default();
         assert_eq!(key, br#"{"id":1}"#);
+        // A snapshot row: no transaction and no LSN, as Debezium's.
+        let mut read = event.clone();
+        read.source.snapshot = SnapshotFlag::Incremental;
+        let json = value(&read);
+        assert_eq!(json["source"]["txId"], serde_json::Value::Null);
+        assert_eq!(json["source"]["lsn"], serde_json::Value::Null);
+        assert_eq!(json["source"]["snapshot"], "incremental");
+        assert_eq!(json["source"]["sequence"], "[null,\"23803720\"]");
     }
 
     #[test]
