@@ -156,7 +156,7 @@ fn format_debezium_equals_debeziums_defaults_with_connect_schemas() {
                 our["key"], their["key"],
                 "{topic} record {at}: keys differ (schema or payload)"
             );
-            let our_schema = &our["value"]["schema"];
+            let our_schema = &without_unsupported(&our["value"]["schema"], table);
             let their_schema = &their["value"]["schema"];
             if our_schema != their_schema {
                 panic!(
@@ -205,6 +205,34 @@ fn format_debezium_equals_debeziums_defaults_with_connect_schemas() {
         );
     }
     assert_eq!(schemas_compared, total);
+}
+
+/// Columns Debezium leaves out of its schema and its payload, as a type it
+/// does not support (`interval[]`): cdc declares and writes them. Taken out
+/// of cdc's schema for the comparison, after checking they are there.
+const UNSUPPORTED_BY_DEBEZIUM: &[(&str, &str)] = &[("t", "iva")];
+
+fn without_unsupported(schema: &Value, table: &str) -> Value {
+    let mut schema = schema.clone();
+    for (_, column) in UNSUPPORTED_BY_DEBEZIUM.iter().filter(|(t, _)| *t == table) {
+        for row in ["before", "after"] {
+            let Some(fields) = schema["fields"]
+                .as_array_mut()
+                .and_then(|members| members.iter_mut().find(|m| m["field"] == row))
+                .and_then(|member| member["fields"].as_array_mut())
+            else {
+                panic!("cdc's schema has no {row} struct");
+            };
+            let before = fields.len();
+            fields.retain(|f| f["field"] != *column);
+            assert_eq!(
+                fields.len() + 1,
+                before,
+                "cdc's schema declares {table}.{column}"
+            );
+        }
+    }
+    schema
 }
 
 /// The envelope members, and the columns of `after`, that differ.

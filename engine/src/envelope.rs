@@ -12,7 +12,7 @@ use crate::event::{
     Event, Op, Position, SnapshotFlag, SourceMeta, TransactionInfo, UpdateDescription,
 };
 use crate::format::connect::SchemaCache;
-use crate::format::Format;
+use crate::format::{text_types, Format};
 use crate::schema::{ColumnKind, ColumnSchema, TableSchema};
 use crate::source_block::{EnvelopeLayout, DOCUMENT_COLUMN};
 use crate::value::{Row, Value, UNAVAILABLE_VALUE_PLACEHOLDER};
@@ -294,11 +294,36 @@ impl EnvelopeWriter {
         let Some(rendered) = self.columns.first() else {
             return write_row_in(&self.format, row, out);
         };
+        // Points and hstores are Debezium's struct and JSON text in its
+        // modes (`schema` is given only then): looked up only in tables
+        // that have one.
+        let typed_text = schema.filter(|s| {
+            s.columns
+                .iter()
+                .any(|c| matches!(c.kind, ColumnKind::Point | ColumnKind::HStore))
+        });
         out.push(b'{');
         let mut start = 0;
         for (i, (&end, value)) in rendered.ends.iter().zip(&row.values).enumerate() {
             out.extend_from_slice(rendered.keys.get(start..end).unwrap_or_default());
             match (value, schema) {
+                (Value::Text(text), Some(_)) if typed_text.is_some() => {
+                    let kind = row.columns.get(i).and_then(|name| {
+                        typed_text
+                            .and_then(|s| s.columns.iter().find(|c| &c.name == name))
+                            .map(|c| &c.kind)
+                    });
+                    let written = match kind {
+                        Some(ColumnKind::Point) => text_types::write_point(text, out),
+                        Some(ColumnKind::HStore) => {
+                            text_types::write_hstore_json(text, out, write_str)
+                        }
+                        _ => None,
+                    };
+                    if written.is_none() {
+                        write_str(text, out);
+                    }
+                }
                 // Debezium's placeholder takes the column's type: bytes in a
                 // bytes column, a list in some array columns
                 // (`UnchangedToastedPlaceholder`); a Connect sink could not

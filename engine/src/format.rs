@@ -17,6 +17,7 @@ use crate::value::TextType;
 
 pub mod connect;
 mod decimal;
+pub mod text_types;
 #[cfg(test)]
 use crate::value::DEFAULT_TIME_PRECISION;
 

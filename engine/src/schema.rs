@@ -57,6 +57,9 @@ pub enum ColumnKind {
     /// Text, and every type written as its text (network addresses,
     /// unknown types).
     String,
+    /// A type written as its text that Connect schemas name
+    /// (`io.debezium.data.Ltree`, `io.debezium.data.Tsvector`).
+    NamedString(&'static str),
     /// An exact decimal; `scale` `None`: declared without one.
     Decimal {
         precision: Option<u32>,
@@ -88,6 +91,13 @@ pub enum ColumnKind {
     Enum {
         allowed: Vec<String>,
     },
+    /// A geometric point, PostgreSQL's `(x,y)` text: Debezium's
+    /// `io.debezium.data.geometry.Point` struct in its modes.
+    Point,
+    /// A text map, PostgreSQL's `"k"=>"v"` text: a JSON object as a string
+    /// (`io.debezium.data.Json`, Debezium's `hstore.handling.mode=json`) in
+    /// its modes.
+    HStore,
     /// Elements of the kind; each may be null.
     Array(Box<ColumnKind>),
 }

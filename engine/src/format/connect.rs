@@ -283,6 +283,7 @@ enum Connect {
     },
     /// `io.debezium.data.VariableScaleDecimal`: a struct of scale and value.
     VariableScaleDecimal,
+    Point,
     Array(Box<ColumnKind>),
 }
 
@@ -307,6 +308,7 @@ fn connect_type(format: &Format, kind: &ColumnKind) -> Connect {
         K::Float32 => Connect::Plain("float"),
         K::Float64 => Connect::Plain("double"),
         K::String => Connect::Plain("string"),
+        K::NamedString(name) => named("string", name),
         K::Decimal { precision, scale } => match format.decimal.unwrap_or(DecimalMode::Precise) {
             DecimalMode::Double => Connect::Plain("double"),
             DecimalMode::String => Connect::Plain("string"),
@@ -379,6 +381,8 @@ fn connect_type(format: &Format, kind: &ColumnKind) -> Connect {
             name: "io.debezium.data.Enum",
             parameters: vec![("allowed", allowed.join(","))],
         },
+        K::Point => Connect::Point,
+        K::HStore => named("string", "io.debezium.data.Json"),
         K::Array(items) => Connect::Array(items.clone()),
     }
 }
@@ -387,7 +391,7 @@ fn connect_type(format: &Format, kind: &ColumnKind) -> Connect {
 /// the kinds whose Connect value is a struct or bytes it does not parse.
 pub fn default_declared(format: &Format, kind: &ColumnKind) -> bool {
     match connect_type(format, kind) {
-        Connect::VariableScaleDecimal | Connect::Array(_) => false,
+        Connect::VariableScaleDecimal | Connect::Point | Connect::Array(_) => false,
         Connect::Plain("bytes") => false,
         _ => !matches!(kind, ColumnKind::Money | ColumnKind::Bits { .. }),
     }
@@ -438,6 +442,15 @@ fn write_type(format: &Format, kind: &ColumnKind, optional: bool, out: &mut Vec<
             optional_member(out);
             out.extend_from_slice(
                 b",\"name\":\"io.debezium.data.VariableScaleDecimal\",\"version\":1,\"doc\":\"Variable scaled decimal\"",
+            );
+        }
+        Connect::Point => {
+            out.extend_from_slice(
+                b"\"type\":\"struct\",\"fields\":[{\"type\":\"double\",\"optional\":false,\"field\":\"x\"},{\"type\":\"double\",\"optional\":false,\"field\":\"y\"},{\"type\":\"bytes\",\"optional\":true,\"field\":\"wkb\"},{\"type\":\"int32\",\"optional\":true,\"field\":\"srid\"}],",
+            );
+            optional_member(out);
+            out.extend_from_slice(
+                b",\"name\":\"io.debezium.data.geometry.Point\",\"version\":1,\"doc\":\"Geometry (POINT)\"",
             );
         }
         Connect::Array(items) => {

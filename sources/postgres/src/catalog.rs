@@ -107,7 +107,13 @@ impl TableInfo {
 
     /// What the engine knows of column `c` of this table.
     pub fn column_schema(&self, c: &ColumnInfo) -> cdc_engine::ColumnSchema {
-        let kind = crate::kinds::column_kind(c.value_oid, c.type_mod, c.enum_labels.as_deref());
+        let mut kind = crate::kinds::column_kind(c.value_oid, c.type_mod, c.enum_labels.as_deref());
+        // An extension's type has no fixed oid: known by its name.
+        if kind == cdc_engine::ColumnKind::String {
+            if let Some(extension) = crate::kinds::extension_kind(&c.type_sql) {
+                kind = extension;
+            }
+        }
         cdc_engine::ColumnSchema {
             name: c.name.clone(),
             type_name: c.type_sql.clone(),

@@ -67,7 +67,21 @@ pub fn column_kind(value_oid: u32, type_mod: i32, enum_labels: Option<&[String]>
         oid::JSON | oid::JSONB => ColumnKind::Json,
         oid::XML => ColumnKind::Xml,
         oid::UUID => ColumnKind::Uuid,
+        oid::POINT => ColumnKind::Point,
+        oid::TSVECTOR => ColumnKind::NamedString("io.debezium.data.Tsvector"),
         _ => ColumnKind::String,
+    }
+}
+
+/// The kind of an extension's type, which has no fixed oid, by its name as
+/// `format_type` spells it (schema-qualified when its schema is not on the
+/// search path): `hstore` and `ltree`, as Debezium knows them.
+pub fn extension_kind(type_sql: &str) -> Option<ColumnKind> {
+    let name = type_sql.rsplit('.').next().unwrap_or(type_sql);
+    match name {
+        "hstore" => Some(ColumnKind::HStore),
+        "ltree" => Some(ColumnKind::NamedString("io.debezium.data.Ltree")),
+        _ => None,
     }
 }
 
@@ -188,6 +202,18 @@ mod tests {
             column_default("upper('x'::text)", oid::TEXT, -1, 2, &text),
             Some(Value::Text(String::new()))
         );
+    }
+
+    #[test]
+    fn extension_types_are_known_by_name_schema_qualified_or_not() {
+        assert_eq!(extension_kind("hstore"), Some(ColumnKind::HStore));
+        assert_eq!(extension_kind("ext.hstore"), Some(ColumnKind::HStore));
+        assert_eq!(
+            extension_kind("ltree"),
+            Some(ColumnKind::NamedString("io.debezium.data.Ltree"))
+        );
+        assert_eq!(extension_kind("text"), None);
+        assert_eq!(column_kind(oid::POINT, -1, None), ColumnKind::Point);
     }
 
     #[test]

@@ -43,6 +43,8 @@ pub mod oid {
     pub const VARBIT: u32 = 1562;
     pub const NUMERIC: u32 = 1700;
     pub const UUID: u32 = 2950;
+    pub const POINT: u32 = 600;
+    pub const TSVECTOR: u32 = 3614;
     pub const JSONB: u32 = 3802;
     pub const JSONPATH: u32 = 4072;
 }
