@@ -648,7 +648,12 @@ impl Config {
         self.format.transaction_metadata()?;
         self.format.heartbeat_interval()?;
         self.format.column_rules()?;
-        self.format.skipped_operations()?;
+        let skipped = self.format.skipped_operations()?;
+        if let SourceConfig::Postgres(pg) = &self.source {
+            if pg.resync_truncate && skipped.skips(cdc_engine::Op::Truncate) {
+                bail!("source.resync_truncate = true writes a truncate before each re-snapshot, which format.skipped.operations leaves out (it skips t, as the debezium preset does by default): set [format] \"skipped.operations\" = \"none\", or drop resync_truncate");
+            }
+        }
         if self.snapshot.chunk_size == 0 {
             bail!("snapshot.chunk_size must be at least 1");
         }

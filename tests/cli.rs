@@ -78,6 +78,23 @@ fn config_errors_are_one_line_and_never_show_the_password() {
 }
 
 #[test]
+fn a_resync_truncate_the_preset_would_skip_is_refused_in_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(
+        dir.path(),
+        "postgresql://a@127.0.0.1:1/db",
+        &["public.t"],
+        "resync_truncate = true\n\n[format]\npreset = \"debezium\"",
+    );
+    let out = cdc(&["check"], &config);
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains("source.resync_truncate = true"), "{err}");
+    assert!(err.contains("\"skipped.operations\" = \"none\""), "{err}");
+}
+
+#[test]
 fn a_bad_format_mode_is_one_line_naming_the_key_and_the_valid_values() {
     let dir = tempfile::tempdir().unwrap();
     let with = |format: &str| {
@@ -144,6 +161,11 @@ fn a_bad_format_mode_is_one_line_naming_the_key_and_the_valid_values() {
         with("\"column.include.list\" = \"public.t.a\"\n\"column.exclude.list\" = \"public.t.b\"");
     assert!(
         err.contains("format.column.include.list and format.column.exclude.list are both set"),
+        "{err}"
+    );
+    let err = with("\"skipped.operations\" = \"c,r\"");
+    assert!(
+        err.contains("format.skipped.operations: 'r' is not an operation Debezium can skip (known: c, u, d, t, or none)"),
         "{err}"
     );
     let err = with("\"column.truncate.to.x.chars\" = \"public.t.a\"");
