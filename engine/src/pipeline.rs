@@ -12,6 +12,7 @@
 //! reader slows down instead. A checkpoint is published only after a flush
 //! that covers it, so nothing is acknowledged that no sink holds.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, watch};
@@ -73,6 +74,13 @@ pub trait Processor: Send {
         false
     }
 
+    /// Signalled when the processor has work that arrived outside the log
+    /// (a snapshot chunk): the pipeline ticks it at once instead of at the
+    /// next log item or tick.
+    fn wake(&self) -> Option<Arc<tokio::sync::Notify>> {
+        None
+    }
+
     /// Everything emitted so far is durable in the sink.
     fn flushed(&mut self) {}
 }
@@ -124,6 +132,10 @@ impl<P: Processor, S: Stage> Processor for Staged<P, S> {
         self.inner.wants_tick() || self.stage.wants_tick()
     }
 
+    fn wake(&self) -> Option<Arc<tokio::sync::Notify>> {
+        self.inner.wake()
+    }
+
     fn flushed(&mut self) {
         self.inner.flushed();
     }
@@ -141,6 +153,10 @@ impl<P: Processor + ?Sized> Processor for Box<P> {
 
     fn wants_tick(&self) -> bool {
         (**self).wants_tick()
+    }
+
+    fn wake(&self) -> Option<Arc<tokio::sync::Notify>> {
+        (**self).wake()
     }
 
     fn flushed(&mut self) {
@@ -182,6 +198,11 @@ pub async fn run(
     let mut last_flush = Instant::now();
     let mut progress = ProgressLog::new();
     let mut open = true;
+    let processor_wake = processor.wake();
+    let woken = async || match &processor_wake {
+        Some(notify) => notify.notified().await,
+        None => std::future::pending().await,
+    };
 
     while open {
         // Wait for work; if written events are waiting for a flush, wait at
@@ -197,6 +218,7 @@ pub async fn run(
         let received = tokio::select! {
             received = items.recv() => Some(received),
             _ = tokio::time::sleep_until(wake.into()) => None,
+            _ = woken() => None,
         };
         match received {
             Some(Some(chunk)) => {

@@ -175,6 +175,9 @@ pub struct SnapshotProcessor {
     /// window's LW follows the previous HW.
     lane_of: HashMap<TableRef, usize>,
     reports: mpsc::UnboundedReceiver<Report>,
+    /// Signalled by a worker with each report, so the pipeline hands the
+    /// report over at once rather than with the next log item.
+    report_ready: Arc<tokio::sync::Notify>,
     outcomes: Vec<Outcome>,
     last_progress_log: Instant,
     /// The oldest chunk in flight and since when it has been the oldest.
@@ -217,11 +220,16 @@ impl SnapshotProcessor {
             return Err(std::io::Error::other("no chunk source"));
         };
         let (report_tx, reports) = mpsc::unbounded_channel();
+        let report_ready = Arc::new(tokio::sync::Notify::new());
+        let reporter = Reporter {
+            tx: report_tx,
+            ready: report_ready.clone(),
+        };
         let mut lanes = Vec::with_capacity(sources.len());
         let mut done = Vec::with_capacity(sources.len());
         for lane_source in sources {
             let (requests, request_rx) = mpsc::unbounded_channel();
-            done.push(spawn_worker(lane_source, request_rx, report_tx.clone())?);
+            done.push(spawn_worker(lane_source, request_rx, reporter.clone())?);
             lanes.push(requests);
         }
         let started = std::time::SystemTime::now()
@@ -239,6 +247,7 @@ impl SnapshotProcessor {
             lanes,
             lane_of: HashMap::new(),
             reports,
+            report_ready,
             outcomes: Vec::new(),
             last_progress_log: Instant::now(),
             oldest: None,
@@ -731,6 +740,10 @@ impl Processor for SnapshotProcessor {
         true
     }
 
+    fn wake(&self) -> Option<Arc<tokio::sync::Notify>> {
+        Some(self.report_ready.clone())
+    }
+
     fn flushed(&mut self) {
         if self.scheduler.take_dirty() {
             let state = self.scheduler.state().clone();
@@ -747,6 +760,23 @@ fn retry_delay(attempt: u32) -> Duration {
         return Duration::ZERO;
     }
     Duration::from_millis(100u64.saturating_mul(1 << attempt.min(6))).min(Duration::from_secs(5))
+}
+
+/// A worker's side of the report channel: each report also wakes the
+/// pipeline (see [`Processor::wake`]).
+#[derive(Clone)]
+struct Reporter {
+    tx: mpsc::UnboundedSender<Report>,
+    ready: Arc<tokio::sync::Notify>,
+}
+
+impl Reporter {
+    fn send(&self, report: Report) {
+        // An error means the processor is gone: nobody to report to.
+        if self.tx.send(report).is_ok() {
+            self.ready.notify_one();
+        }
+    }
 }
 
 /// Resolves once every worker has finished its last request (the processor
@@ -773,7 +803,7 @@ pub struct WorkerDone1(oneshot::Receiver<()>);
 fn spawn_worker(
     source: Arc<dyn ChunkSource>,
     requests: mpsc::UnboundedReceiver<Request>,
-    reports: mpsc::UnboundedSender<Report>,
+    reports: Reporter,
 ) -> std::io::Result<WorkerDone1> {
     let (done_tx, done) = oneshot::channel();
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -793,7 +823,7 @@ fn spawn_worker(
 async fn worker(
     source: Arc<dyn ChunkSource>,
     mut requests: mpsc::UnboundedReceiver<Request>,
-    reports: mpsc::UnboundedSender<Report>,
+    reports: Reporter,
 ) {
     // One warning per spell of unsaved progress (a lost lease refuses every
     // flush's save while the run drains): the rest are debug lines.
@@ -833,7 +863,7 @@ async fn worker(
                     .instrument(span)
                     .await;
                 if let Err(error) = report {
-                    let _ = reports.send(Report::Failed {
+                    reports.send(Report::Failed {
                         token: request.token,
                         error,
                     });
@@ -847,7 +877,7 @@ async fn select(
     source: &dyn ChunkSource,
     request: &ChunkRequest,
     window: &str,
-    reports: &mpsc::UnboundedSender<Report>,
+    reports: &Reporter,
 ) -> Result<(), SnapshotError> {
     let started = Instant::now();
     source.open_window(window).await?;
@@ -869,8 +899,10 @@ async fn select(
         estimate: selected.estimate,
     };
     let summary_rows = summary.rows;
-    // Before the high watermark: see the module docs.
-    let _ = reports.send(Report::Selected {
+    // Before the high watermark: see the module docs. The pipeline takes
+    // it while the high watermark is written, so the next chunk's request
+    // is queued when the worker is done with this one.
+    reports.send(Report::Selected {
         token: request.token,
         chunk,
         selected: summary,

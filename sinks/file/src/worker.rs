@@ -37,12 +37,22 @@ impl<S: Send + 'static> Worker<S> {
         &self,
         f: impl FnOnce(&mut S) -> R + Send + 'static,
     ) -> Option<R> {
+        self.start(f).await?.await.ok()
+    }
+
+    /// Hand `f` to the thread and return at once with where its result
+    /// will come: the caller goes on while the thread works. `None` if the
+    /// thread is gone.
+    pub(crate) async fn start<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut S) -> R + Send + 'static,
+    ) -> Option<oneshot::Receiver<R>> {
         let (tx, rx) = oneshot::channel();
         let job: Job<S> = Box::new(move |state| {
             let _ = tx.send(f(state));
         });
         self.jobs.send(job).await.ok()?;
-        rx.await.ok()
+        Some(rx)
     }
 }
 
