@@ -125,11 +125,16 @@ pub(crate) fn spawn(
         let mut client: Option<Client> = None;
         let mut wal_rate = WalRate::default();
         let mut warned = false;
+        // The first look is at once: the rate is known one interval later.
+        let mut first = true;
         loop {
-            tokio::select! {
-                _ = tokio::time::sleep(every) => {}
-                _ = shutdown.changed() => return,
+            if !first {
+                tokio::select! {
+                    _ = tokio::time::sleep(every) => {}
+                    _ = shutdown.changed() => return,
+                }
             }
+            first = false;
             if client.as_ref().is_none_or(Client::is_closed) {
                 client = connect.connect_sql().await.ok();
             }
