@@ -10,17 +10,19 @@
 //! it to be in the file, and hands its own to the sink's thread, so the
 //! next batch is encoded while this one is copied out. A batch whose write
 //! failed is kept and written again before anything after it, and `flush`
-//! waits for it, so it can never be acknowledged unwritten. Each written
-//! range is handed to the disk at once (`sync_file_range`), so the fsync of
-//! a flush finds little left to do instead of stalling the pipeline.
+//! waits for it, so it can never be acknowledged unwritten. Whole blocks
+//! go to the disk around the page cache where the file system allows it
+//! (`appender.rs`).
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+mod appender;
 mod worker;
 
+use appender::OpenFile;
 use async_trait::async_trait;
 use cdc_engine::envelope::EnvelopeWriter;
 use cdc_engine::format::Format;
@@ -88,51 +90,6 @@ pub struct FileSink {
 /// A batch's buffer back from the thread, and how its write went.
 type Appended = (Vec<u8>, std::io::Result<()>);
 
-/// The file, owned by the sink's thread.
-struct OpenFile {
-    file: File,
-    /// Length of the file up to the last accepted whole line.
-    len: u64,
-}
-
-impl OpenFile {
-    fn append(&mut self, lines: &[u8]) -> std::io::Result<()> {
-        match self.file.write_all(lines) {
-            Ok(()) => {
-                start_writeback(&self.file, self.len, lines.len());
-                self.len += lines.len() as u64;
-                Ok(())
-            }
-            Err(err) => {
-                // Best effort: if even this fails, the next open cuts the torn line.
-                let _ = self.file.set_len(self.len);
-                let _ = self.file.seek(SeekFrom::Start(self.len));
-                Err(err)
-            }
-        }
-    }
-}
-
-/// Starts the disk write of a range just appended, without waiting for it:
-/// the page cache does not pile up dirty pages for the next fsync to wait
-/// on. Only a hint; the fsync of `flush` is what makes the range durable.
-#[cfg(target_os = "linux")]
-fn start_writeback(file: &File, offset: u64, len: usize) {
-    use std::os::fd::AsRawFd;
-    let (Ok(offset), Ok(len)) = (i64::try_from(offset), i64::try_from(len)) else {
-        return;
-    };
-    // SAFETY: a plain syscall on a file descriptor this `File` owns and
-    // keeps open for the call; no memory is passed.
-    #[allow(unsafe_code)]
-    unsafe {
-        libc::sync_file_range(file.as_raw_fd(), offset, len, libc::SYNC_FILE_RANGE_WRITE);
-    }
-}
-
-#[cfg(not(target_os = "linux"))]
-fn start_writeback(_file: &File, _offset: u64, _len: usize) {}
-
 impl FileSink {
     /// Opens (creating) the file and cuts a torn last line. Called once at
     /// start, before anything streams.
@@ -160,7 +117,8 @@ impl FileSink {
             file.set_len(len).map_err(open_err)?;
         }
         file.seek(SeekFrom::Start(len)).map_err(open_err)?;
-        let worker = Worker::spawn("cdc-file-sink", OpenFile { file, len }).map_err(open_err)?;
+        let appender = OpenFile::open(file, &path, len).map_err(open_err)?;
+        let worker = Worker::spawn("cdc-file-sink", appender).map_err(open_err)?;
         Ok(FileSink {
             path,
             worker,
@@ -265,7 +223,7 @@ impl Sink for FileSink {
     async fn flush(&mut self) -> Result<(), SinkError> {
         self.settle().await?;
         self.worker
-            .run(|file| file.file.sync_data())
+            .run(|file| file.sync())
             .await
             .ok_or_else(|| gone(&self.path))?
             .map_err(|err| SinkError::Retriable(format!("fsync of {}: {err}", self.path.display())))
