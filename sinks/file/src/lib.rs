@@ -148,10 +148,7 @@ impl FileSink {
         if let Some(buf) = self.unwritten.take() {
             let (buf, result) = self
                 .worker
-                .run(move |file| {
-                    let result = file.append(&buf);
-                    (buf, result)
-                })
+                .run(append_job(buf))
                 .await
                 .ok_or_else(|| gone(&self.path))?;
             if let Err(err) = result {
@@ -164,6 +161,15 @@ impl FileSink {
 
     fn write_error(&self, err: std::io::Error) -> SinkError {
         SinkError::Retriable(format!("writing {}: {err}", self.path.display()))
+    }
+}
+
+/// The sink thread's job for one batch: append it, and hand the buffer
+/// back with how it went.
+fn append_job(buf: Vec<u8>) -> impl FnOnce(&mut OpenFile) -> Appended + Send + 'static {
+    move |file| {
+        let result = file.append(&buf);
+        (buf, result)
     }
 }
 
@@ -210,10 +216,7 @@ impl Sink for FileSink {
         self.settle().await?;
         let answer = self
             .worker
-            .start(move |file| {
-                let result = file.append(&buf);
-                (buf, result)
-            })
+            .start(append_job(buf))
             .await
             .ok_or_else(|| gone(&self.path))?;
         self.in_flight = Some((self.run, answer));
